@@ -1,0 +1,959 @@
+//! The FTP control protocol as anonshare speaks it: typed commands parsed from control lines,
+//! replies rendered to RFC 959's grammar (multi-line included), and the small grammars inside
+//! replies (EPSV/PASV addresses, HASH, MLSD facts, LIST lines, MDTM times).
+//!
+//! Pure: bytes in, typed values out, and back. No sockets, no files, no clocks.
+
+use std::fmt;
+use std::net::{Ipv4Addr, SocketAddrV4};
+use std::str::FromStr;
+
+use time::OffsetDateTime;
+
+use crate::digest::Sha256Digest;
+
+/// Longest control line accepted, CRLF included (the server's `--max-line` default).
+pub const MAX_LINE_LEN: usize = 4096;
+
+/// A command from the client, one per control line (RFC 959 §4.1, RFC 2428, RFC 3659,
+/// RFC 2389, draft-bryan-ftpext-hash, and anonshare's `SITE` extensions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    User(String),
+    Pass(String),
+    Syst,
+    Feat,
+    Opts(String),
+    Noop,
+    Quit,
+    Type(TransferType),
+    Mode(String),
+    Stru(String),
+    Pwd,
+    Cwd(String),
+    Cdup,
+    Pasv,
+    Epsv(Option<String>),
+    List(Option<String>),
+    Nlst(Option<String>),
+    Mlsd(Option<String>),
+    Mlst(Option<String>),
+    Size(String),
+    Mdtm(String),
+    Rest(u64),
+    Retr(String),
+    Stor(String),
+    Mkd(String),
+    Hash(String),
+    Abor,
+    Allo,
+    Help,
+    Site(SiteCommand),
+}
+
+/// anonshare's share extensions, sent as `SITE <sub-command> ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SiteCommand {
+    /// `SITE MKSHARE [SECONDS]`: create a share that expires after SECONDS (or the default).
+    Mkshare(Option<u64>),
+    /// `SITE DIGEST <sha256> <path>`: the SHA-256 the next STOR of `path` must have.
+    Digest(Sha256Digest, String),
+    /// `SITE SEAL`: make the current share read-only for good.
+    Seal,
+    /// `SITE INFO [path]`: expiry, state and totals of a share.
+    Info(Option<String>),
+    Help,
+}
+
+/// The representation type set by `TYPE` (RFC 959 §3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransferType {
+    /// `TYPE A` or `TYPE A N`: accepted for listings; file transfers refuse it.
+    Ascii,
+    /// `TYPE I` or `TYPE L 8`: bytes as they are.
+    Image,
+}
+
+/// Why a control line is not a command we run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProtoError {
+    /// The line is longer than the limit; the rest of it is discarded unread.
+    LineTooLong(usize),
+    /// The line is not UTF-8 (RFC 2640).
+    NotUtf8,
+    /// An empty line.
+    Empty,
+    /// A verb we have never heard of (500).
+    UnknownVerb(String),
+    /// A real FTP verb that anonshare refuses, such as PORT (502).
+    NotImplemented(String),
+    /// A verb that needs an argument and got none (501).
+    MissingArgument(&'static str),
+    /// An argument of the wrong shape (501), or a parameter we do not support (504).
+    BadArgument {
+        verb: &'static str,
+        argument: String,
+        expected: &'static str,
+    },
+    /// A TYPE, MODE or STRU we do not support (504).
+    UnsupportedParameter {
+        verb: &'static str,
+        argument: String,
+    },
+}
+
+impl fmt::Display for ProtoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProtoError::LineTooLong(limit) => write!(f, "command line longer than {limit} bytes"),
+            ProtoError::NotUtf8 => f.write_str("command line is not UTF-8"),
+            ProtoError::Empty => f.write_str("empty command line"),
+            ProtoError::UnknownVerb(verb) => write!(f, "unknown command '{verb}'"),
+            ProtoError::NotImplemented(verb) => write!(f, "{verb} is not implemented"),
+            ProtoError::MissingArgument(verb) => write!(f, "{verb} needs an argument"),
+            ProtoError::BadArgument {
+                verb,
+                argument,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "invalid {verb} argument '{argument}': expected {expected}"
+                )
+            }
+            ProtoError::UnsupportedParameter { verb, argument } => {
+                write!(f, "{verb} {argument} is not supported")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProtoError {}
+
+impl ProtoError {
+    /// The reply code RFC 959 gives this error.
+    pub fn reply_code(&self) -> u16 {
+        match self {
+            ProtoError::LineTooLong(_) | ProtoError::Empty | ProtoError::UnknownVerb(_) => 500,
+            ProtoError::NotUtf8
+            | ProtoError::MissingArgument(_)
+            | ProtoError::BadArgument { .. } => 501,
+            ProtoError::NotImplemented(_) => 502,
+            ProtoError::UnsupportedParameter { .. } => 504,
+        }
+    }
+}
+
+/// Verbs of RFC 959 and its extensions that anonshare deliberately does not run.
+/// PORT and EPRT are among them: they let a client aim the server at any host (RFC 2577).
+const REFUSED_VERBS: &[&str] = &[
+    "ACCT", "APPE", "DELE", "EPRT", "LPRT", "LPSV", "PORT", "REIN", "RMD", "RNFR", "RNTO", "SMNT",
+    "STAT", "STOU", "XRMD",
+];
+
+/// Parses one control line, without its CRLF.
+pub fn parse_command(line: &[u8]) -> Result<Command, ProtoError> {
+    let line = std::str::from_utf8(line).map_err(|_| ProtoError::NotUtf8)?;
+    let (verb, argument) = match line.split_once(' ') {
+        Some((verb, argument)) => (verb, Some(argument)),
+        None => (line, None),
+    };
+    if verb.is_empty() {
+        return Err(ProtoError::Empty);
+    }
+    let upper = verb.to_ascii_uppercase();
+    let arg = argument.filter(|a| !a.is_empty()).map(str::to_owned);
+    let required = |name: &'static str| arg.clone().ok_or(ProtoError::MissingArgument(name));
+    let command = match upper.as_str() {
+        "USER" => Command::User(required("USER")?),
+        "PASS" => Command::Pass(arg.unwrap_or_default()),
+        "SYST" => Command::Syst,
+        "FEAT" => Command::Feat,
+        "OPTS" => Command::Opts(required("OPTS")?),
+        "NOOP" => Command::Noop,
+        "QUIT" => Command::Quit,
+        "TYPE" => Command::Type(parse_type(&required("TYPE")?)?),
+        "MODE" => Command::Mode(parse_single_letter("MODE", &required("MODE")?, "S")?),
+        "STRU" => Command::Stru(parse_single_letter("STRU", &required("STRU")?, "F")?),
+        "PWD" | "XPWD" => Command::Pwd,
+        "CWD" | "XCWD" => Command::Cwd(required("CWD")?),
+        "CDUP" | "XCUP" => Command::Cdup,
+        "PASV" => Command::Pasv,
+        "EPSV" => Command::Epsv(arg),
+        "LIST" => Command::List(arg),
+        "NLST" => Command::Nlst(arg),
+        "MLSD" => Command::Mlsd(arg),
+        "MLST" => Command::Mlst(arg),
+        "SIZE" => Command::Size(required("SIZE")?),
+        "MDTM" => Command::Mdtm(required("MDTM")?),
+        "REST" => {
+            let text = required("REST")?;
+            let offset = text.parse().map_err(|_| ProtoError::BadArgument {
+                verb: "REST",
+                argument: clip(&text),
+                expected: "a byte offset",
+            })?;
+            Command::Rest(offset)
+        }
+        "RETR" => Command::Retr(required("RETR")?),
+        "STOR" => Command::Stor(required("STOR")?),
+        "MKD" | "XMKD" => Command::Mkd(required("MKD")?),
+        "HASH" => Command::Hash(required("HASH")?),
+        "ABOR" => Command::Abor,
+        "ALLO" => Command::Allo,
+        "HELP" => Command::Help,
+        "SITE" => Command::Site(parse_site(&required("SITE")?)?),
+        _ if REFUSED_VERBS.contains(&upper.as_str()) => {
+            return Err(ProtoError::NotImplemented(upper));
+        }
+        _ => return Err(ProtoError::UnknownVerb(clip(verb))),
+    };
+    Ok(command)
+}
+
+/// Shortens peer-controlled text before it goes into an error message.
+fn clip(text: &str) -> String {
+    const SHOWN: usize = 64;
+    let mut out: String = text
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(SHOWN)
+        .collect();
+    if text.chars().count() > SHOWN {
+        out.push_str("...");
+    }
+    out
+}
+
+fn parse_type(argument: &str) -> Result<TransferType, ProtoError> {
+    match argument.to_ascii_uppercase().as_str() {
+        "A" | "A N" => Ok(TransferType::Ascii),
+        "I" | "L 8" => Ok(TransferType::Image),
+        _ => Err(ProtoError::UnsupportedParameter {
+            verb: "TYPE",
+            argument: clip(argument),
+        }),
+    }
+}
+
+fn parse_single_letter(
+    verb: &'static str,
+    argument: &str,
+    only: &str,
+) -> Result<String, ProtoError> {
+    if argument.eq_ignore_ascii_case(only) {
+        Ok(only.to_owned())
+    } else {
+        Err(ProtoError::UnsupportedParameter {
+            verb,
+            argument: clip(argument),
+        })
+    }
+}
+
+fn parse_site(argument: &str) -> Result<SiteCommand, ProtoError> {
+    let (sub, rest) = match argument.split_once(' ') {
+        Some((sub, rest)) => (sub, Some(rest).filter(|r| !r.is_empty())),
+        None => (argument, None),
+    };
+    match sub.to_ascii_uppercase().as_str() {
+        "MKSHARE" => match rest {
+            None => Ok(SiteCommand::Mkshare(None)),
+            Some(text) => text
+                .parse()
+                .map(|s| SiteCommand::Mkshare(Some(s)))
+                .map_err(|_| ProtoError::BadArgument {
+                    verb: "SITE MKSHARE",
+                    argument: clip(text),
+                    expected: "a number of seconds",
+                }),
+        },
+        "DIGEST" => {
+            let bad = |text: &str| ProtoError::BadArgument {
+                verb: "SITE DIGEST",
+                argument: clip(text),
+                expected: "a SHA-256 in hex, a space, and a path",
+            };
+            let text = rest.ok_or(ProtoError::MissingArgument("SITE DIGEST"))?;
+            let (hex, path) = text.split_once(' ').ok_or_else(|| bad(text))?;
+            let digest = hex.parse().map_err(|_| bad(text))?;
+            if path.is_empty() {
+                return Err(bad(text));
+            }
+            Ok(SiteCommand::Digest(digest, path.to_owned()))
+        }
+        "SEAL" => Ok(SiteCommand::Seal),
+        "INFO" => Ok(SiteCommand::Info(rest.map(str::to_owned))),
+        "HELP" => Ok(SiteCommand::Help),
+        _ => Err(ProtoError::BadArgument {
+            verb: "SITE",
+            argument: clip(sub),
+            expected: "MKSHARE, DIGEST, SEAL, INFO or HELP",
+        }),
+    }
+}
+
+impl FromStr for Command {
+    type Err = ProtoError;
+
+    fn from_str(line: &str) -> Result<Self, Self::Err> {
+        parse_command(line.as_bytes())
+    }
+}
+
+impl fmt::Display for Command {
+    /// The command as a control line, without CRLF.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let with = |f: &mut fmt::Formatter<'_>, verb: &str, arg: &Option<String>| match arg {
+            Some(arg) => write!(f, "{verb} {arg}"),
+            None => f.write_str(verb),
+        };
+        match self {
+            Command::User(name) => write!(f, "USER {name}"),
+            Command::Pass(word) => write!(f, "PASS {word}"),
+            Command::Syst => f.write_str("SYST"),
+            Command::Feat => f.write_str("FEAT"),
+            Command::Opts(option) => write!(f, "OPTS {option}"),
+            Command::Noop => f.write_str("NOOP"),
+            Command::Quit => f.write_str("QUIT"),
+            Command::Type(TransferType::Ascii) => f.write_str("TYPE A"),
+            Command::Type(TransferType::Image) => f.write_str("TYPE I"),
+            Command::Mode(mode) => write!(f, "MODE {mode}"),
+            Command::Stru(stru) => write!(f, "STRU {stru}"),
+            Command::Pwd => f.write_str("PWD"),
+            Command::Cwd(path) => write!(f, "CWD {path}"),
+            Command::Cdup => f.write_str("CDUP"),
+            Command::Pasv => f.write_str("PASV"),
+            Command::Epsv(arg) => with(f, "EPSV", arg),
+            Command::List(arg) => with(f, "LIST", arg),
+            Command::Nlst(arg) => with(f, "NLST", arg),
+            Command::Mlsd(arg) => with(f, "MLSD", arg),
+            Command::Mlst(arg) => with(f, "MLST", arg),
+            Command::Size(path) => write!(f, "SIZE {path}"),
+            Command::Mdtm(path) => write!(f, "MDTM {path}"),
+            Command::Rest(offset) => write!(f, "REST {offset}"),
+            Command::Retr(path) => write!(f, "RETR {path}"),
+            Command::Stor(path) => write!(f, "STOR {path}"),
+            Command::Mkd(path) => write!(f, "MKD {path}"),
+            Command::Hash(path) => write!(f, "HASH {path}"),
+            Command::Abor => f.write_str("ABOR"),
+            Command::Allo => f.write_str("ALLO"),
+            Command::Help => f.write_str("HELP"),
+            Command::Site(site) => write!(f, "SITE {site}"),
+        }
+    }
+}
+
+impl fmt::Display for SiteCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SiteCommand::Mkshare(None) => f.write_str("MKSHARE"),
+            SiteCommand::Mkshare(Some(seconds)) => write!(f, "MKSHARE {seconds}"),
+            SiteCommand::Digest(digest, path) => write!(f, "DIGEST {digest} {path}"),
+            SiteCommand::Seal => f.write_str("SEAL"),
+            SiteCommand::Info(None) => f.write_str("INFO"),
+            SiteCommand::Info(Some(path)) => write!(f, "INFO {path}"),
+            SiteCommand::Help => f.write_str("HELP"),
+        }
+    }
+}
+
+/// Strips the `ls`-style options (`-la`) that clients put before a LIST or NLST path.
+pub fn listing_path(argument: Option<&str>) -> Option<&str> {
+    let mut rest = argument?.trim_start();
+    while rest.starts_with('-') {
+        match rest.split_once(' ') {
+            Some((_, after)) => rest = after.trim_start(),
+            None => return None,
+        }
+    }
+    Some(rest).filter(|r| !r.is_empty())
+}
+
+/// A reply from the server: a three-digit code and one or more lines of text (RFC 959 §4.2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reply {
+    pub code: u16,
+    pub lines: Vec<String>,
+}
+
+impl Reply {
+    pub fn new(code: u16, text: impl Into<String>) -> Reply {
+        Reply {
+            code,
+            lines: vec![text.into()],
+        }
+    }
+
+    /// A multi-line reply: `first`, the `body` lines, and a closing `last` line.
+    pub fn multi(
+        code: u16,
+        first: impl Into<String>,
+        body: Vec<String>,
+        last: impl Into<String>,
+    ) -> Reply {
+        let mut lines = vec![first.into()];
+        lines.extend(body);
+        lines.push(last.into());
+        Reply { code, lines }
+    }
+
+    /// All lines joined with newlines, for messages.
+    pub fn text(&self) -> String {
+        self.lines.join("\n")
+    }
+
+    /// 1yz: another reply follows.
+    pub fn is_preliminary(&self) -> bool {
+        (100..200).contains(&self.code)
+    }
+
+    /// 2yz: the action is done.
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.code)
+    }
+}
+
+impl fmt::Display for Reply {
+    /// The reply as it goes on the wire, CRLFs included.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let code = self.code;
+        match self.lines.as_slice() {
+            [] => write!(f, "{code} \r\n"),
+            [only] => write!(f, "{code} {only}\r\n"),
+            [first, body @ .., last] => {
+                write!(f, "{code}-{first}\r\n")?;
+                for line in body {
+                    // A body line that starts with digits could end the reply early; indent it.
+                    if line.starts_with(|c: char| c.is_ascii_digit()) {
+                        write!(f, " {line}\r\n")?;
+                    } else {
+                        write!(f, "{line}\r\n")?;
+                    }
+                }
+                write!(f, "{code} {last}\r\n")
+            }
+        }
+    }
+}
+
+/// A reply line that does not fit RFC 959's grammar.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadReply(pub String);
+
+impl fmt::Display for BadReply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "malformed reply line '{}': expected a three-digit code",
+            clip(&self.0)
+        )
+    }
+}
+
+impl std::error::Error for BadReply {}
+
+/// Assembles replies from control lines, one line at a time (the client's side of RFC 959 §4.2).
+#[derive(Debug, Default)]
+pub struct ReplyParser {
+    pending: Option<Reply>,
+}
+
+impl ReplyParser {
+    pub fn new() -> ReplyParser {
+        ReplyParser::default()
+    }
+
+    /// Feeds one line without its CRLF; returns the reply once its last line has arrived.
+    pub fn feed(&mut self, line: &str) -> Result<Option<Reply>, BadReply> {
+        let code = reply_code_prefix(line);
+        if let Some(pending) = &mut self.pending {
+            if code == Some(pending.code) && line.as_bytes().get(3) != Some(&b'-') {
+                pending.lines.push(line.get(4..).unwrap_or("").to_owned());
+                return Ok(self.pending.take());
+            }
+            pending
+                .lines
+                .push(line.strip_prefix(' ').unwrap_or(line).to_owned());
+            return Ok(None);
+        }
+        let code = code.ok_or_else(|| BadReply(line.to_owned()))?;
+        let text = line.get(4..).unwrap_or("").to_owned();
+        match line.as_bytes().get(3) {
+            Some(b'-') => {
+                self.pending = Some(Reply {
+                    code,
+                    lines: vec![text],
+                });
+                Ok(None)
+            }
+            None | Some(b' ') => Ok(Some(Reply {
+                code,
+                lines: vec![text],
+            })),
+            Some(_) => Err(BadReply(line.to_owned())),
+        }
+    }
+}
+
+fn reply_code_prefix(line: &str) -> Option<u16> {
+    let digits = line.get(..3)?;
+    if digits.bytes().all(|b| b.is_ascii_digit()) && (b'1'..=b'5').contains(&digits.as_bytes()[0]) {
+        digits.parse().ok()
+    } else {
+        None
+    }
+}
+
+/// The text of a 229 reply (RFC 2428 §3).
+pub fn epsv_reply_text(port: u16) -> String {
+    format!("Entering Extended Passive Mode (|||{port}|)")
+}
+
+/// The port in a 229 reply's text.
+pub fn parse_epsv_reply(text: &str) -> Option<u16> {
+    let start = text.find('(')?;
+    let inner = &text[start + 1..text[start..].find(')')? + start];
+    let delimiter = inner.chars().next()?;
+    let parts: Vec<&str> = inner.split(delimiter).collect();
+    match parts.as_slice() {
+        ["", "", "", port, ""] => port.parse().ok(),
+        _ => None,
+    }
+}
+
+/// The text of a 227 reply (RFC 959 §4.1.2).
+pub fn pasv_reply_text(address: SocketAddrV4) -> String {
+    let [a, b, c, d] = address.ip().octets();
+    let port = address.port();
+    format!(
+        "Entering Passive Mode ({a},{b},{c},{d},{},{}).",
+        port >> 8,
+        port & 0xff
+    )
+}
+
+/// The address in a 227 reply's text.
+pub fn parse_pasv_reply(text: &str) -> Option<SocketAddrV4> {
+    let start = text.find(|c: char| c.is_ascii_digit())?;
+    let numbers: Vec<u8> = text[start..]
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|s| !s.is_empty())
+        .take(6)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [a, b, c, d, p1, p2] = numbers.as_slice().try_into().ok()?;
+    Some(SocketAddrV4::new(
+        Ipv4Addr::new(a, b, c, d),
+        u16::from(p1) << 8 | u16::from(p2),
+    ))
+}
+
+/// A file's SHA-256 as the HASH draft reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HashReply {
+    pub digest: Sha256Digest,
+    /// Bytes covered, which is the file's size (the range `0-<size-1>`; `0-0` for an empty file).
+    pub size: u64,
+    pub path: String,
+}
+
+impl fmt::Display for HashReply {
+    /// The text of the 213 reply: `SHA-256 0-<last byte> <hex> <path>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let last = self.size.saturating_sub(1);
+        write!(f, "SHA-256 0-{last} {} {}", self.digest, self.path)
+    }
+}
+
+/// Parses the text of a 213 HASH reply; the size is the range's end plus one, or 0 for `0-0`
+/// when the caller knows the file is empty.
+pub fn parse_hash_reply(text: &str) -> Option<(Sha256Digest, u64, String)> {
+    let mut parts = text.splitn(4, ' ');
+    if !parts.next()?.eq_ignore_ascii_case("SHA-256") {
+        return None;
+    }
+    let (start, end) = parts.next()?.split_once('-')?;
+    if start != "0" {
+        return None;
+    }
+    let end: u64 = end.parse().ok()?;
+    let digest = parts.next()?.parse().ok()?;
+    let path = parts.next()?.to_owned();
+    Some((digest, end, path))
+}
+
+/// What a listing knows of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingEntry {
+    pub name: String,
+    pub is_dir: bool,
+    pub size: u64,
+    /// Seconds since the Unix epoch.
+    pub modified: i64,
+}
+
+/// `YYYYMMDDHHMMSS` in UTC, as MDTM and MLSD's `modify` fact want (RFC 3659 §2.3).
+pub fn ftp_time(unix_seconds: i64) -> String {
+    let t = OffsetDateTime::from_unix_timestamp(unix_seconds).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    format!(
+        "{:04}{:02}{:02}{:02}{:02}{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// One MLSD line, or MLST's fact line without its leading space (RFC 3659 §7).
+pub fn mlsx_line(entry: &ListingEntry) -> String {
+    let modify = ftp_time(entry.modified);
+    if entry.is_dir {
+        format!("type=dir;modify={modify};perm=el; {}", entry.name)
+    } else {
+        format!(
+            "type=file;size={};modify={modify};perm=r; {}",
+            entry.size, entry.name
+        )
+    }
+}
+
+/// Parses an MLSD line into its entry; unknown facts are ignored as RFC 3659 asks.
+pub fn parse_mlsx_line(line: &str) -> Option<ListingEntry> {
+    let (facts, name) = line.split_once(' ')?;
+    let mut entry = ListingEntry {
+        name: name.to_owned(),
+        is_dir: false,
+        size: 0,
+        modified: 0,
+    };
+    let mut kind = None;
+    for fact in facts.split(';').filter(|f| !f.is_empty()) {
+        let (key, value) = fact.split_once('=')?;
+        match key.to_ascii_lowercase().as_str() {
+            "type" => kind = Some(value.to_ascii_lowercase()),
+            "size" => entry.size = value.parse().ok()?,
+            _ => {}
+        }
+    }
+    match kind?.as_str() {
+        "file" => {}
+        "dir" => entry.is_dir = true,
+        _ => return None,
+    }
+    Some(entry)
+}
+
+/// One `ls -l` style LIST line; `now` decides between the recent and the dated form.
+pub fn list_line(entry: &ListingEntry, now: i64) -> String {
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    const HALF_YEAR: i64 = 183 * 24 * 3600;
+    let t =
+        OffsetDateTime::from_unix_timestamp(entry.modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let month = MONTHS[usize::from(u8::from(t.month())) - 1];
+    let when = if (now - entry.modified).abs() < HALF_YEAR {
+        format!("{month} {:>2} {:02}:{:02}", t.day(), t.hour(), t.minute())
+    } else {
+        format!("{month} {:>2}  {}", t.day(), t.year())
+    };
+    let mode = if entry.is_dir {
+        "dr-xr-xr-x"
+    } else {
+        "-r--r--r--"
+    };
+    format!(
+        "{mode} 1 anonshare anonshare {:>12} {when} {}",
+        entry.size, entry.name
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(line: &str, expected: Result<Command, ProtoError>) {
+        assert_eq!(parse_command(line.as_bytes()), expected, "{line:?}");
+    }
+
+    #[test]
+    fn verbs_are_case_insensitive_rfc959_5_3() {
+        check("user anonymous", Ok(Command::User("anonymous".into())));
+        check("Retr a b.txt", Ok(Command::Retr("a b.txt".into())));
+        check("xpwd", Ok(Command::Pwd));
+    }
+
+    #[test]
+    fn arguments_keep_their_spaces() {
+        check(
+            "STOR  leading space",
+            Ok(Command::Stor(" leading space".into())),
+        );
+        check("CWD /a b/c ", Ok(Command::Cwd("/a b/c ".into())));
+    }
+
+    #[test]
+    fn pass_may_be_empty() {
+        check("PASS", Ok(Command::Pass(String::new())));
+    }
+
+    #[test]
+    fn missing_and_bad_arguments_are_501() {
+        check("RETR", Err(ProtoError::MissingArgument("RETR")));
+        let err = parse_command(b"REST x1").unwrap_err();
+        assert_eq!(err.reply_code(), 501);
+        assert_eq!(
+            err.to_string(),
+            "invalid REST argument 'x1': expected a byte offset"
+        );
+    }
+
+    #[test]
+    fn port_and_eprt_are_refused_rfc2577() {
+        check(
+            "PORT 127,0,0,1,4,1",
+            Err(ProtoError::NotImplemented("PORT".into())),
+        );
+        check(
+            "EPRT |1|127.0.0.1|1025|",
+            Err(ProtoError::NotImplemented("EPRT".into())),
+        );
+        assert_eq!(parse_command(b"PORT 1").unwrap_err().reply_code(), 502);
+    }
+
+    #[test]
+    fn unknown_verbs_are_500_and_clipped() {
+        let long = "X".repeat(500);
+        let err = parse_command(long.as_bytes()).unwrap_err();
+        assert_eq!(err.reply_code(), 500);
+        assert!(err.to_string().len() < 100);
+    }
+
+    #[test]
+    fn non_utf8_is_501_rfc2640() {
+        check("RETR \u{e9}", Ok(Command::Retr("\u{e9}".into())));
+        assert_eq!(parse_command(b"RETR \xff"), Err(ProtoError::NotUtf8));
+    }
+
+    #[test]
+    fn type_mode_stru_rfc959_3_1() {
+        check("TYPE I", Ok(Command::Type(TransferType::Image)));
+        check("TYPE L 8", Ok(Command::Type(TransferType::Image)));
+        check("TYPE a", Ok(Command::Type(TransferType::Ascii)));
+        assert_eq!(parse_command(b"TYPE E").unwrap_err().reply_code(), 504);
+        check("MODE s", Ok(Command::Mode("S".into())));
+        assert_eq!(parse_command(b"MODE B").unwrap_err().reply_code(), 504);
+        assert_eq!(parse_command(b"STRU R").unwrap_err().reply_code(), 504);
+    }
+
+    #[test]
+    fn site_extensions() {
+        check(
+            "SITE MKSHARE",
+            Ok(Command::Site(SiteCommand::Mkshare(None))),
+        );
+        check(
+            "site mkshare 60",
+            Ok(Command::Site(SiteCommand::Mkshare(Some(60)))),
+        );
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        check(
+            &format!("SITE DIGEST {hex} dir/a b"),
+            Ok(Command::Site(SiteCommand::Digest(
+                hex.parse().unwrap(),
+                "dir/a b".into(),
+            ))),
+        );
+        assert_eq!(
+            parse_command(b"SITE DIGEST abc x")
+                .unwrap_err()
+                .reply_code(),
+            501
+        );
+        assert_eq!(
+            parse_command(b"SITE MKSHARE soon")
+                .unwrap_err()
+                .reply_code(),
+            501
+        );
+        assert_eq!(
+            parse_command(b"SITE CHMOD 777 x").unwrap_err().reply_code(),
+            501
+        );
+    }
+
+    #[test]
+    fn commands_round_trip_through_their_text() {
+        let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        for line in [
+            "USER anonymous",
+            "PASS x",
+            "SYST",
+            "FEAT",
+            "OPTS UTF8 ON",
+            "NOOP",
+            "QUIT",
+            "TYPE A",
+            "TYPE I",
+            "MODE S",
+            "STRU F",
+            "PWD",
+            "CWD /x",
+            "CDUP",
+            "PASV",
+            "EPSV",
+            "EPSV ALL",
+            "LIST",
+            "LIST -la /x",
+            "NLST",
+            "MLSD /x",
+            "MLST",
+            "SIZE a",
+            "MDTM a",
+            "REST 10",
+            "RETR a",
+            "STOR a",
+            "MKD d",
+            "HASH a",
+            "ABOR",
+            "ALLO",
+            "HELP",
+            "SITE MKSHARE 5",
+            "SITE SEAL",
+            "SITE INFO",
+            "SITE INFO /x",
+            "SITE HELP",
+            &format!("SITE DIGEST {hex} a"),
+        ] {
+            let command: Command = line.parse().unwrap();
+            assert_eq!(
+                command.to_string().parse::<Command>().unwrap(),
+                command,
+                "{line}"
+            );
+        }
+    }
+
+    #[test]
+    fn listing_path_drops_ls_options() {
+        assert_eq!(listing_path(None), None);
+        assert_eq!(listing_path(Some("-la")), None);
+        assert_eq!(listing_path(Some("-a -l /x y")), Some("/x y"));
+        assert_eq!(listing_path(Some("/x")), Some("/x"));
+    }
+
+    #[test]
+    fn replies_render_rfc959_4_2() {
+        assert_eq!(Reply::new(200, "ok").to_string(), "200 ok\r\n");
+        let multi = Reply::multi(
+            211,
+            "Features:",
+            vec![" EPSV".into(), "123 tricky".into()],
+            "End",
+        );
+        assert_eq!(
+            multi.to_string(),
+            "211-Features:\r\n EPSV\r\n 123 tricky\r\n211 End\r\n"
+        );
+    }
+
+    #[test]
+    fn reply_parser_reads_single_and_multi_line_replies() {
+        let mut parser = ReplyParser::new();
+        assert_eq!(parser.feed("220 hi").unwrap(), Some(Reply::new(220, "hi")));
+        assert_eq!(parser.feed("211-Features:").unwrap(), None);
+        assert_eq!(parser.feed(" EPSV").unwrap(), None);
+        assert_eq!(parser.feed("211-not the end").unwrap(), None);
+        let reply = parser.feed("211 End").unwrap().unwrap();
+        assert_eq!(reply.lines, ["Features:", "EPSV", "211-not the end", "End"]);
+        assert!(parser.feed("hello").is_err());
+        assert_eq!(parser.feed("200").unwrap(), Some(Reply::new(200, "")));
+    }
+
+    #[test]
+    fn rendered_replies_parse_back() {
+        let reply = Reply::multi(211, "a", vec!["b".into(), "c".into()], "d");
+        let mut parser = ReplyParser::new();
+        let mut parsed = None;
+        for line in reply.to_string().split("\r\n").filter(|l| !l.is_empty()) {
+            parsed = parser.feed(line).unwrap();
+        }
+        assert_eq!(parsed, Some(reply));
+    }
+
+    #[test]
+    fn passive_replies_round_trip_rfc2428() {
+        assert_eq!(parse_epsv_reply(&epsv_reply_text(50123)), Some(50123));
+        assert_eq!(
+            parse_epsv_reply("Entering Extended Passive Mode (!!!80!)"),
+            Some(80)
+        );
+        assert_eq!(parse_epsv_reply("nonsense"), None);
+        let address: SocketAddrV4 = "127.0.0.1:50123".parse().unwrap();
+        assert_eq!(parse_pasv_reply(&pasv_reply_text(address)), Some(address));
+    }
+
+    #[test]
+    fn hash_reply_follows_the_draft() {
+        let reply = HashReply {
+            digest: Sha256Digest::of(b"abc"),
+            size: 3,
+            path: "a b".into(),
+        };
+        let text = reply.to_string();
+        assert_eq!(
+            text,
+            "SHA-256 0-2 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad a b"
+        );
+        assert_eq!(
+            parse_hash_reply(&text),
+            Some((reply.digest, 2, "a b".into()))
+        );
+    }
+
+    #[test]
+    fn mlsd_lines_round_trip_rfc3659_7() {
+        let file = ListingEntry {
+            name: "a b;c".into(),
+            is_dir: false,
+            size: 42,
+            modified: 1_700_000_000,
+        };
+        assert_eq!(
+            mlsx_line(&file),
+            "type=file;size=42;modify=20231114221320;perm=r; a b;c"
+        );
+        let parsed = parse_mlsx_line(&mlsx_line(&file)).unwrap();
+        assert_eq!(
+            (parsed.name.as_str(), parsed.size, parsed.is_dir),
+            ("a b;c", 42, false)
+        );
+        let dir = ListingEntry {
+            name: "d".into(),
+            is_dir: true,
+            size: 0,
+            modified: 0,
+        };
+        assert!(parse_mlsx_line(&mlsx_line(&dir)).unwrap().is_dir);
+        assert_eq!(parse_mlsx_line("type=cdir; ."), None);
+    }
+
+    #[test]
+    fn list_lines_look_like_ls() {
+        let entry = ListingEntry {
+            name: "x".into(),
+            is_dir: false,
+            size: 5,
+            modified: 1_700_000_000,
+        };
+        assert_eq!(
+            list_line(&entry, 1_700_000_000),
+            "-r--r--r-- 1 anonshare anonshare            5 Nov 14 22:13 x"
+        );
+        assert!(list_line(&entry, 1_800_000_000).contains("Nov 14  2023 x"));
+    }
+}
