@@ -3,10 +3,16 @@
 
 #![forbid(unsafe_code)]
 
+pub mod args;
 pub mod digest;
 pub mod expiry;
+pub mod line;
+pub mod log;
 pub mod platform;
+pub mod pool;
 pub mod proto;
 pub mod secret;
+pub mod server;
+pub mod session;
 pub mod store;
 pub mod vpath;

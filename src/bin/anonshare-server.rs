@@ -1,0 +1,42 @@
+//! `anonshare-server`: parses the command line, binds, prints the bound address, serves.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anonshare::server::{Invocation, Server, parse_args, usage};
+
+fn main() -> ExitCode {
+    let config = match parse_args(std::env::args_os().skip(1)) {
+        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Help) => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("anonshare-server {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("anonshare-server: {err}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = Server::bind(config).and_then(|server| {
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "anonshare-server listening on {}",
+            server.local_addr()?
+        )?;
+        stdout.flush()?;
+        drop(stdout);
+        server.run()
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("anonshare-server: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}

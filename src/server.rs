@@ -1,0 +1,413 @@
+//! The server: configuration and its flags, the accept loop that admits or refuses connections,
+//! the worker pool that runs sessions, and the sweeper that removes expired shares.
+//! The conversation on one connection lives in `session`.
+
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread;
+use std::time::Duration;
+
+use crate::args::{Arg, Args, UsageError, unknown_flag};
+use crate::expiry::{format_duration, parse_duration};
+use crate::log_event;
+use crate::pool::ThreadPool;
+use crate::proto::{MAX_LINE_LEN, Reply};
+use crate::session::Session;
+use crate::store::{Store, unix_now};
+
+/// Address the server listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2121";
+/// Folder that holds the store unless told otherwise.
+pub const DEFAULT_ROOT: &str = "./anonshare-data";
+/// Worker threads; each serves one connection at a time.
+pub const DEFAULT_WORKERS: usize = 64;
+/// Expiry of a share whose creator did not ask for one.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
+/// Longest expiry anyone may ask for.
+pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
+/// An idle control connection is closed after this long.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A data transfer that makes no progress for this long is aborted.
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+/// A client has this long to open the passive data connection it asked for.
+pub const DEFAULT_PASSIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// How often expired shares are removed from disk.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything the server can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub root: PathBuf,
+    pub workers: usize,
+    pub max_clients: usize,
+    pub default_expiry: Duration,
+    pub max_expiry: Duration,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub passive_timeout: Duration,
+    pub max_line: usize,
+    pub sweep_interval: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            root: DEFAULT_ROOT.into(),
+            workers: DEFAULT_WORKERS,
+            max_clients: DEFAULT_WORKERS,
+            default_expiry: DEFAULT_EXPIRY,
+            max_expiry: DEFAULT_MAX_EXPIRY,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            data_timeout: DEFAULT_DATA_TIMEOUT,
+            passive_timeout: DEFAULT_PASSIVE_TIMEOUT,
+            max_line: MAX_LINE_LEN,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Config),
+    Help,
+    Version,
+}
+
+/// `anonshare-server --help`.
+pub fn usage() -> String {
+    let d = Config::default();
+    format!(
+        "anonshare-server {version}: an anonymous file share over FTP, every file verified by SHA-256
+
+Usage: anonshare-server [OPTIONS]
+
+Prints one line to stdout once listening, ending with the bound HOST:PORT.
+Logs one line per event to stderr.
+
+Options:
+  --listen ADDR            address to listen on; port 0 picks a free port [default: {listen}]
+  --root DIR               folder holding the shares [default: {root}]
+  --workers N              worker threads, one per connected client [default: {workers}]
+  --max-clients N          connections served at once; more get 421 [default: --workers]
+  --default-expiry D       expiry of a share that asks for none [default: {expiry}]
+  --max-expiry D           longest expiry a client may ask for [default: {max_expiry}]
+  --idle-timeout D         close an idle control connection after D [default: {idle}]
+  --data-timeout D         abort a transfer that makes no progress for D [default: {data}]
+  --passive-timeout D      time to open a passive data connection [default: {passive}]
+  --max-line BYTES         longest control line accepted [default: {max_line}]
+  --sweep-interval D       how often expired shares are deleted [default: {sweep}]
+  -h, --help               print this help
+  -V, --version            print the version
+
+Durations (D) are like 90s, 30m, 12h or 7d.
+
+Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the store.
+",
+        version = env!("CARGO_PKG_VERSION"),
+        listen = d.listen,
+        root = d.root.display(),
+        workers = d.workers,
+        expiry = format_duration(d.default_expiry),
+        max_expiry = format_duration(d.max_expiry),
+        idle = format_duration(d.idle_timeout),
+        data = format_duration(d.data_timeout),
+        passive = format_duration(d.passive_timeout),
+        max_line = d.max_line,
+        sweep = format_duration(d.sweep_interval),
+    )
+}
+
+/// Parses the server's command line (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
+    let mut args = Args::new(args)?;
+    let mut config = Config::default();
+    let mut max_clients = None;
+    let duration = |args: &mut Args, flag: &str| -> Result<Duration, UsageError> {
+        let text = args.value(flag)?;
+        parse_duration(&text).map_err(|_| {
+            UsageError(format!(
+                "invalid {flag} '{text}': expected a duration like 90s, 30m, 12h or 7d"
+            ))
+        })
+    };
+    while let Some(arg) = args.next_arg()? {
+        let flag = match arg {
+            Arg::Flag(flag) => flag,
+            Arg::Positional(extra) => {
+                return Err(UsageError(format!(
+                    "unexpected argument '{extra}' (see --help)"
+                )));
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--listen" => config.listen = args.value(&flag)?,
+            "--root" => config.root = args.value(&flag)?.into(),
+            "--workers" => config.workers = args.parsed(&flag, "a number of threads")?,
+            "--max-clients" => max_clients = Some(args.parsed(&flag, "a number of connections")?),
+            "--default-expiry" => config.default_expiry = duration(&mut args, &flag)?,
+            "--max-expiry" => config.max_expiry = duration(&mut args, &flag)?,
+            "--idle-timeout" => config.idle_timeout = duration(&mut args, &flag)?,
+            "--data-timeout" => config.data_timeout = duration(&mut args, &flag)?,
+            "--passive-timeout" => config.passive_timeout = duration(&mut args, &flag)?,
+            "--max-line" => config.max_line = args.parsed(&flag, "a number of bytes")?,
+            "--sweep-interval" => config.sweep_interval = duration(&mut args, &flag)?,
+            _ => return Err(unknown_flag(&flag)),
+        }
+    }
+    config.max_clients = max_clients.unwrap_or(config.workers);
+    check_config(&config)?;
+    Ok(Invocation::Serve(config))
+}
+
+fn check_config(config: &Config) -> Result<(), UsageError> {
+    let fail = |message: String| Err(UsageError(message));
+    if config.workers == 0 || config.max_clients == 0 {
+        return fail("--workers and --max-clients must be at least 1".into());
+    }
+    if config.max_clients > config.workers {
+        return fail(format!(
+            "--max-clients {} is more than --workers {}: every connected client holds a worker",
+            config.max_clients, config.workers
+        ));
+    }
+    if config.default_expiry.is_zero() || config.default_expiry > config.max_expiry {
+        return fail(format!(
+            "--default-expiry {} must be above zero and at most --max-expiry {}",
+            format_duration(config.default_expiry),
+            format_duration(config.max_expiry)
+        ));
+    }
+    for (flag, value) in [
+        ("--idle-timeout", config.idle_timeout),
+        ("--data-timeout", config.data_timeout),
+        ("--passive-timeout", config.passive_timeout),
+        ("--sweep-interval", config.sweep_interval),
+    ] {
+        if value.is_zero() {
+            return fail(format!("{flag} must be above zero"));
+        }
+    }
+    if config.max_line < 64 {
+        return fail(format!(
+            "--max-line {} is too small: at least 64 bytes",
+            config.max_line
+        ));
+    }
+    Ok(())
+}
+
+/// What every session shares.
+pub struct Shared {
+    pub config: Config,
+    pub store: Store,
+    next_id: AtomicU64,
+}
+
+/// A bound, ready server.
+pub struct Server {
+    listener: TcpListener,
+    shared: Arc<Shared>,
+}
+
+impl Server {
+    /// Opens the store (cleaning leftovers of a crash) and binds the listening socket.
+    pub fn bind(config: Config) -> anyhow::Result<Server> {
+        use anyhow::Context as _;
+        let store = Store::open(&config.root)
+            .with_context(|| format!("cannot open store at {}", config.root.display()))?;
+        let listener = TcpListener::bind(&config.listen)
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Server {
+            listener,
+            shared: Arc::new(Shared {
+                config,
+                store,
+                next_id: AtomicU64::new(1),
+            }),
+        })
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until the listener fails.
+    pub fn run(self) -> anyhow::Result<()> {
+        let config = &self.shared.config;
+        let pool = ThreadPool::new(config.workers, "session")?;
+        let _sweeper = Sweeper::start(Arc::clone(&self.shared))?;
+        let active = Arc::new(AtomicUsize::new(0));
+        log_event!(
+            "event=start listen={} root={} workers={} max_clients={}",
+            self.local_addr()?,
+            config.root.display(),
+            config.workers,
+            config.max_clients
+        );
+        for stream in self.listener.incoming() {
+            let stream = match stream {
+                Ok(stream) => stream,
+                // Resets before accept and running out of descriptors are passing troubles.
+                Err(err) => {
+                    log_event!("event=accept-error error=\"{err}\"");
+                    continue;
+                }
+            };
+            let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+            if active.load(Ordering::Acquire) >= config.max_clients {
+                refuse(stream, id, config.max_clients);
+                continue;
+            }
+            active.fetch_add(1, Ordering::AcqRel);
+            let shared = Arc::clone(&self.shared);
+            let active = Arc::clone(&active);
+            pool.execute(move || {
+                let _slot = ActiveSlot(active);
+                Session::run(stream, id, &shared);
+            });
+        }
+        Ok(())
+    }
+}
+
+/// Gives a connection slot back when a session ends, however it ends.
+struct ActiveSlot(Arc<AtomicUsize>);
+
+impl Drop for ActiveSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+fn refuse(mut stream: TcpStream, id: u64, limit: usize) {
+    let peer = stream
+        .peer_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    log_event!("conn={id} peer={peer} event=refused reason=max-clients limit={limit}");
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
+    let reply = Reply::new(
+        421,
+        format!("Too many connections ({limit}); try again later"),
+    );
+    let _ = stream.write_all(reply.to_string().as_bytes());
+    let _ = stream.shutdown(Shutdown::Both);
+}
+
+/// Deletes expired shares at start and then every sweep interval, until dropped.
+struct Sweeper {
+    stop: Option<mpsc::Sender<()>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Sweeper {
+    fn start(shared: Arc<Shared>) -> io::Result<Sweeper> {
+        let (stop, stopped) = mpsc::channel::<()>();
+        let thread = thread::Builder::new()
+            .name("sweeper".into())
+            .spawn(move || {
+                loop {
+                    match shared.store.sweep(unix_now()) {
+                        Ok(removed) => {
+                            for code in removed {
+                                log_event!("event=expired share={code}");
+                            }
+                        }
+                        Err(err) => log_event!("event=sweep-error error=\"{err}\""),
+                    }
+                    match stopped.recv_timeout(shared.config.sweep_interval) {
+                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                        _ => break,
+                    }
+                }
+            })?;
+        Ok(Sweeper {
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Sweeper {
+    fn drop(&mut self) {
+        self.stop.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Config, String> {
+        match parse_args(list.iter().map(OsString::from)) {
+            Ok(Invocation::Serve(config)) => Ok(config),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.max_clients, DEFAULT_WORKERS);
+        assert_eq!(config.default_expiry, DEFAULT_EXPIRY);
+    }
+
+    #[test]
+    fn flags_are_read() {
+        let config = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--workers=4",
+            "--max-clients",
+            "2",
+            "--max-expiry",
+            "1h",
+            "--default-expiry",
+            "30m",
+        ])
+        .unwrap();
+        assert_eq!((config.workers, config.max_clients), (4, 2));
+        assert_eq!(config.max_expiry, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn bad_flags_are_explained() {
+        assert_eq!(
+            parse(&["--workers", "x"]).unwrap_err(),
+            "invalid --workers 'x': expected a number of threads"
+        );
+        assert!(
+            parse(&["--max-clients", "9", "--workers", "8"])
+                .unwrap_err()
+                .contains("every connected client holds a worker")
+        );
+        assert!(
+            parse(&["--default-expiry", "40d"])
+                .unwrap_err()
+                .contains("at most --max-expiry")
+        );
+        assert!(
+            parse(&["--idle-timeout", "soon"])
+                .unwrap_err()
+                .contains("expected a duration")
+        );
+        assert_eq!(
+            parse(&["--bogus"]).unwrap_err(),
+            "unknown option '--bogus' (see --help)"
+        );
+    }
+}

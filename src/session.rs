@@ -1,0 +1,904 @@
+//! One control connection, from greeting to goodbye: reads commands through `proto`, keeps the
+//! connection's state (login, current folder, passive listener, restart offset, the shares it
+//! created), runs transfers on the data connection, and maps store errors to FTP replies in one
+//! place ([`store_reply`]).
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::digest::Sha256Digest;
+use crate::expiry::{format_duration, rfc3339};
+use crate::line::{Line, read_line};
+use crate::log_event;
+use crate::proto::{
+    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, TransferType,
+    epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
+};
+use crate::server::Shared;
+use crate::store::{FileEntry, Node, Share, StoreError, check_path, unix_now};
+use crate::vpath::{VirtualPath, quote_path};
+
+/// Bytes moved per read or write when receiving a file.
+const TRANSFER_CHUNK_BYTES: usize = 256 * 1024;
+/// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
+pub const MAX_PENDING_DIGESTS: usize = 1024;
+/// Longest wait between two looks at a passive listener.
+const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
+
+/// The lines of FEAT (RFC 2389), each sent after one space.
+const FEATURES: &[&str] = &[
+    "EPSV",
+    "PASV",
+    "SIZE",
+    "MDTM",
+    "REST STREAM",
+    "MLST type*;size*;modify*;perm*;",
+    "UTF8",
+    "TVFS",
+    "HASH SHA-256*",
+];
+
+/// What a command handler asks of the loop after replying.
+enum Next {
+    Continue,
+    Close,
+}
+
+pub struct Session<'a> {
+    shared: &'a Shared,
+    id: u64,
+    peer: SocketAddr,
+    local: SocketAddr,
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    user_ok: bool,
+    logged_in: bool,
+    cwd: VirtualPath,
+    transfer_type: TransferType,
+    passive: Option<TcpListener>,
+    epsv_all: bool,
+    restart_at: u64,
+    owned: HashSet<String>,
+    declared: HashMap<String, Sha256Digest>,
+}
+
+impl<'a> Session<'a> {
+    /// Serves one connection to its end; every error ends in a log line, never a panic.
+    pub fn run(stream: TcpStream, id: u64, shared: &'a Shared) {
+        let peer = stream.peer_addr();
+        let local = stream.local_addr();
+        let (Ok(peer), Ok(local)) = (peer, local) else {
+            return;
+        };
+        let Ok(writer) = stream.try_clone() else {
+            return;
+        };
+        let mut session = Session {
+            shared,
+            id,
+            peer,
+            local,
+            reader: BufReader::new(stream),
+            writer,
+            user_ok: false,
+            logged_in: false,
+            cwd: VirtualPath::Root,
+            transfer_type: TransferType::Ascii,
+            passive: None,
+            epsv_all: false,
+            restart_at: 0,
+            owned: HashSet::new(),
+            declared: HashMap::new(),
+        };
+        log_event!("conn={id} peer={peer} event=connect");
+        let outcome = session.serve();
+        match outcome {
+            Ok(reason) => log_event!("conn={id} peer={peer} event=disconnect reason={reason}"),
+            Err(err) => {
+                log_event!("conn={id} peer={peer} event=disconnect reason=error error=\"{err}\"")
+            }
+        }
+    }
+
+    fn serve(&mut self) -> io::Result<&'static str> {
+        let timeout = self.shared.config.idle_timeout;
+        self.writer.set_read_timeout(Some(timeout))?;
+        self.writer.set_write_timeout(Some(timeout))?;
+        self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
+        loop {
+            let line = match read_line(&mut self.reader, self.shared.config.max_line) {
+                Ok(line) => line,
+                Err(err)
+                    if matches!(
+                        err.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    let idle = format_duration(timeout);
+                    let _ = self.reply(Reply::new(
+                        421,
+                        format!("Idle for {idle}; closing the connection"),
+                    ));
+                    return Ok("idle-timeout");
+                }
+                Err(err) => return Err(err),
+            };
+            let command = match line {
+                Line::Closed => return Ok("closed-by-peer"),
+                Line::TooLong => Err(ProtoError::LineTooLong(self.shared.config.max_line)),
+                Line::Text(bytes) => proto::parse_command(&bytes),
+            };
+            let next = match command {
+                Ok(command) => self.dispatch(command)?,
+                Err(err) => {
+                    self.reply(Reply::new(err.reply_code(), capitalise(&err.to_string())))?;
+                    Next::Continue
+                }
+            };
+            if let Next::Close = next {
+                return Ok("quit");
+            }
+        }
+    }
+
+    fn reply(&mut self, reply: Reply) -> io::Result<()> {
+        self.writer.write_all(reply.to_string().as_bytes())
+    }
+
+    fn say(&mut self, code: u16, text: impl Into<String>) -> io::Result<Next> {
+        self.reply(Reply::new(code, text))?;
+        Ok(Next::Continue)
+    }
+
+    fn dispatch(&mut self, command: Command) -> io::Result<Next> {
+        let before_login = matches!(
+            command,
+            Command::User(_)
+                | Command::Pass(_)
+                | Command::Quit
+                | Command::Feat
+                | Command::Syst
+                | Command::Opts(_)
+                | Command::Noop
+                | Command::Help
+        );
+        if !self.logged_in && !before_login {
+            return self.say(530, "Log in first: USER anonymous, then PASS with anything");
+        }
+        match command {
+            Command::User(name) => self.user(&name),
+            Command::Pass(_) => self.pass(),
+            Command::Syst => self.say(215, "UNIX Type: L8"),
+            Command::Feat => {
+                let body = FEATURES.iter().map(|f| format!(" {f}")).collect();
+                self.reply(Reply::multi(211, "Extensions supported:", body, "End"))?;
+                Ok(Next::Continue)
+            }
+            Command::Opts(option) => self.opts(&option),
+            Command::Noop => self.say(200, "OK"),
+            Command::Quit => {
+                self.reply(Reply::new(221, "Goodbye"))?;
+                Ok(Next::Close)
+            }
+            Command::Type(kind) => {
+                self.transfer_type = kind;
+                match kind {
+                    TransferType::Image => self.say(200, "Type set to I (binary)"),
+                    TransferType::Ascii => {
+                        self.say(200, "Type set to A; file transfers need TYPE I")
+                    }
+                }
+            }
+            Command::Mode(_) => self.say(200, "Mode set to S"),
+            Command::Stru(_) => self.say(200, "Structure set to F"),
+            Command::Pwd => {
+                let text = format!(
+                    "{} is the current folder",
+                    quote_path(&self.cwd.to_string())
+                );
+                self.say(257, text)
+            }
+            Command::Cwd(path) => self.cwd(&path),
+            Command::Cdup => self.cwd(".."),
+            Command::Pasv => self.pasv(),
+            Command::Epsv(argument) => self.epsv(argument.as_deref()),
+            Command::List(argument) => {
+                self.listing(listing_path(argument.as_deref()), ListingKind::List)
+            }
+            Command::Nlst(argument) => {
+                self.listing(listing_path(argument.as_deref()), ListingKind::Names)
+            }
+            Command::Mlsd(argument) => self.listing(argument.as_deref(), ListingKind::Facts),
+            Command::Mlst(argument) => self.mlst(argument.as_deref()),
+            Command::Size(path) => {
+                self.with_file(&path, |_, entry| Reply::new(213, entry.size.to_string()))
+            }
+            Command::Mdtm(path) => self.with_file(&path, |_, entry| {
+                Reply::new(213, proto::ftp_time(entry.modified))
+            }),
+            Command::Hash(path) => self.with_file(&path, |shown, entry| {
+                Reply::new(
+                    213,
+                    HashReply {
+                        digest: entry.sha256,
+                        size: entry.size,
+                        path: shown,
+                    }
+                    .to_string(),
+                )
+            }),
+            Command::Rest(offset) => {
+                self.restart_at = offset;
+                self.say(350, format!("Restarting at {offset}; send RETR"))
+            }
+            Command::Retr(path) => self.retr(&path),
+            Command::Stor(path) => self.stor(&path),
+            Command::Mkd(path) => self.mkd(&path),
+            Command::Abor => self.say(225, "No transfer to abort"),
+            Command::Allo => self.say(202, "No storage allocation necessary"),
+            Command::Help => self.help(),
+            Command::Site(site) => self.site(site),
+        }
+    }
+
+    fn user(&mut self, name: &str) -> io::Result<Next> {
+        self.logged_in = false;
+        self.user_ok = name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp");
+        if self.user_ok {
+            self.say(331, "Anonymous login ok; send any password")
+        } else {
+            self.say(530, "Only anonymous login is allowed: USER anonymous")
+        }
+    }
+
+    fn pass(&mut self) -> io::Result<Next> {
+        if !self.user_ok {
+            return self.say(503, "Send USER anonymous first");
+        }
+        if !self.logged_in {
+            self.logged_in = true;
+            log_event!("conn={} peer={} event=login", self.id, self.peer);
+        }
+        self.say(230, "Logged in; binary mode is TYPE I")
+    }
+
+    fn opts(&mut self, option: &str) -> io::Result<Next> {
+        let upper = option.to_ascii_uppercase();
+        let words: Vec<&str> = upper.split_whitespace().collect();
+        match words.as_slice() {
+            ["UTF8", "ON"] | ["UTF-8", "ON"] => self.say(200, "UTF8 is always on"),
+            ["HASH"] | ["HASH", "SHA-256"] => self.say(200, "SHA-256"),
+            ["HASH", _] => self.say(501, "Only SHA-256 is supported"),
+            ["MLST", ..] => self.say(200, "MLST OPTS type;size;modify;perm;"),
+            _ => self.say(
+                501,
+                format!(
+                    "Unknown option '{}'",
+                    option.chars().take(64).collect::<String>()
+                ),
+            ),
+        }
+    }
+
+    fn help(&mut self) -> io::Result<Next> {
+        let body = vec![
+            " USER PASS SYST FEAT OPTS NOOP QUIT TYPE MODE STRU PWD CWD CDUP".to_owned(),
+            " PASV EPSV LIST NLST MLSD MLST SIZE MDTM REST RETR STOR MKD HASH ABOR ALLO HELP"
+                .to_owned(),
+            " SITE MKSHARE [SECONDS]     create a share; the current folder becomes it".to_owned(),
+            " SITE DIGEST <SHA256> <PATH> declare the SHA-256 the next STOR of PATH must have"
+                .to_owned(),
+            " SITE SEAL                  make the current share read-only for good".to_owned(),
+            " SITE INFO [PATH]           expiry, state and totals of a share".to_owned(),
+        ];
+        self.reply(Reply::multi(
+            214,
+            "Commands recognised:",
+            body,
+            "See docs/PROTOCOL.md",
+        ))?;
+        Ok(Next::Continue)
+    }
+
+    fn resolve(&self, argument: &str) -> VirtualPath {
+        VirtualPath::resolve(&self.cwd, argument)
+    }
+
+    /// Opens the share of `path` and its manifest, or says why not.
+    fn lookup(
+        &self,
+        path: &VirtualPath,
+    ) -> Result<(Share, crate::store::Manifest, Vec<String>), StoreError> {
+        let VirtualPath::Share { code, rel } = path else {
+            return Err(StoreError::NotFound);
+        };
+        let share = self.shared.store.share(code, unix_now())?;
+        let manifest = share.manifest()?;
+        Ok((share, manifest, rel.clone()))
+    }
+
+    fn cwd(&mut self, argument: &str) -> io::Result<Next> {
+        let path = self.resolve(argument);
+        let result = match &path {
+            VirtualPath::Root => Ok(()),
+            _ => self
+                .lookup(&path)
+                .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
+                    Some(Node::Folder) => Ok(()),
+                    Some(Node::File(_)) => Err(StoreError::NotAFolder),
+                    None => Err(StoreError::NotFound),
+                }),
+        };
+        match result {
+            Ok(()) => {
+                let text = format!("Folder is now {path}");
+                self.cwd = path;
+                self.say(250, text)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn with_file(
+        &mut self,
+        argument: &str,
+        make: impl FnOnce(String, &FileEntry) -> Reply,
+    ) -> io::Result<Next> {
+        let path = self.resolve(argument);
+        let found = self
+            .lookup(&path)
+            .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
+                Some(Node::File(entry)) => Ok(entry.clone()),
+                Some(Node::Folder) => Err(StoreError::IsAFolder),
+                None => Err(StoreError::NotFound),
+            });
+        match found {
+            Ok(entry) => {
+                let reply = make(argument.to_owned(), &entry);
+                self.reply(reply)?;
+                Ok(Next::Continue)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn store_error(&mut self, err: StoreError) -> io::Result<Next> {
+        if let StoreError::Io(io_err) = &err {
+            log_event!(
+                "conn={} peer={} event=store-error error=\"{io_err}\"",
+                self.id,
+                self.peer
+            );
+        }
+        self.reply(store_reply(&err))?;
+        Ok(Next::Continue)
+    }
+
+    fn pasv(&mut self) -> io::Result<Next> {
+        if self.epsv_all {
+            return self.say(503, "EPSV ALL was sent; use EPSV");
+        }
+        let IpAddr::V4(ip) = self.local.ip() else {
+            return self.say(425, "PASV needs IPv4; use EPSV");
+        };
+        match self.open_passive() {
+            Ok(port) => self.say(227, pasv_reply_text(SocketAddrV4::new(ip, port))),
+            Err(err) => self.say(425, format!("Cannot open a passive port: {err}")),
+        }
+    }
+
+    fn epsv(&mut self, argument: Option<&str>) -> io::Result<Next> {
+        match argument.map(str::to_ascii_uppercase).as_deref() {
+            None => {}
+            Some("ALL") => {
+                self.epsv_all = true;
+                return self.say(200, "EPSV ALL ok");
+            }
+            Some("1") if self.local.is_ipv4() => {}
+            Some("2") if self.local.is_ipv6() => {}
+            Some("1" | "2") => {
+                let protocol = if self.local.is_ipv4() { 1 } else { 2 };
+                return self.say(
+                    522,
+                    format!("Network protocol not supported, use ({protocol})"),
+                );
+            }
+            Some(_) => return self.say(501, "EPSV takes no argument, 1, 2 or ALL"),
+        }
+        match self.open_passive() {
+            Ok(port) => self.say(229, epsv_reply_text(port)),
+            Err(err) => self.say(425, format!("Cannot open a passive port: {err}")),
+        }
+    }
+
+    /// Listens on a fresh port the OS picks at random, on the address the client reached us on.
+    fn open_passive(&mut self) -> io::Result<u16> {
+        self.passive = None;
+        let listener = TcpListener::bind(SocketAddr::new(self.local.ip(), 0))?;
+        let port = listener.local_addr()?.port();
+        self.passive = Some(listener);
+        Ok(port)
+    }
+
+    /// Takes the client's data connection on the passive port. Connections from any other
+    /// address are dropped unanswered and the wait goes on (RFC 2577 port stealing).
+    fn accept_data(&mut self) -> Result<TcpStream, Reply> {
+        let listener = self
+            .passive
+            .take()
+            .ok_or_else(|| Reply::new(425, "Use PASV or EPSV first"))?;
+        let limit = self.shared.config.passive_timeout;
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        let fail = |err: io::Error| Reply::new(425, format!("Cannot open data connection: {err}"));
+        listener.set_nonblocking(true).map_err(fail)?;
+        loop {
+            match listener.accept() {
+                Ok((stream, from)) if from.ip() == self.peer.ip() => {
+                    stream.set_nonblocking(false).map_err(fail)?;
+                    let timeout = Some(self.shared.config.data_timeout);
+                    stream.set_read_timeout(timeout).map_err(fail)?;
+                    stream.set_write_timeout(timeout).map_err(fail)?;
+                    return Ok(stream);
+                }
+                Ok((stream, from)) => {
+                    log_event!(
+                        "conn={} peer={} event=data-refused from={from}",
+                        self.id,
+                        self.peer
+                    );
+                    drop(stream);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        let waited = format_duration(limit);
+                        return Err(Reply::new(
+                            425,
+                            format!("No data connection within {waited}"),
+                        ));
+                    }
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(ACCEPT_POLL_MAX);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(fail(err)),
+            }
+        }
+    }
+
+    /// Sends `preliminary`, opens the data connection and hands it to `transfer`; then sends the
+    /// final reply `transfer` chose, or 426 if the connection broke.
+    fn with_data(
+        &mut self,
+        preliminary: String,
+        transfer: impl FnOnce(&mut TcpStream) -> io::Result<Reply>,
+    ) -> io::Result<Next> {
+        self.reply(Reply::new(150, preliminary))?;
+        let mut data = match self.accept_data() {
+            Ok(data) => data,
+            Err(reply) => {
+                self.reply(reply)?;
+                return Ok(Next::Continue);
+            }
+        };
+        let outcome = transfer(&mut data);
+        let _ = data.shutdown(Shutdown::Both);
+        drop(data);
+        match outcome {
+            Ok(reply) => self.reply(reply)?,
+            Err(err) => {
+                let reason = match err.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        format!(
+                            "no progress for {}",
+                            format_duration(self.shared.config.data_timeout)
+                        )
+                    }
+                    _ => err.to_string(),
+                };
+                log_event!(
+                    "conn={} peer={} event=transfer-aborted reason=\"{reason}\"",
+                    self.id,
+                    self.peer
+                );
+                self.reply(Reply::new(
+                    426,
+                    format!("Data connection failed: {reason}; transfer aborted"),
+                ))?;
+            }
+        }
+        Ok(Next::Continue)
+    }
+
+    fn listing(&mut self, argument: Option<&str>, kind: ListingKind) -> io::Result<Next> {
+        let path = argument
+            .map(|a| self.resolve(a))
+            .unwrap_or_else(|| self.cwd.clone());
+        let entries = match &path {
+            VirtualPath::Root => Ok(Vec::new()),
+            _ => self
+                .lookup(&path)
+                .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
+                    Some(Node::Folder) => Ok(manifest.children(&rel)),
+                    Some(Node::File(_)) if kind == ListingKind::Facts => {
+                        Err(StoreError::NotAFolder)
+                    }
+                    Some(Node::File(file)) => Ok(vec![ListingEntry {
+                        name: path.file_name().unwrap_or_default().to_owned(),
+                        is_dir: false,
+                        size: file.size,
+                        modified: file.modified,
+                    }]),
+                    None => Err(StoreError::NotFound),
+                }),
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(StoreError::NotAFolder) => {
+                return self.say(501, "MLSD needs a folder; use MLST for a file");
+            }
+            Err(err) => return self.store_error(err),
+        };
+        let now = unix_now();
+        let mut text = String::new();
+        for entry in &entries {
+            let line = match kind {
+                ListingKind::List => list_line(entry, now),
+                ListingKind::Names => entry.name.clone(),
+                ListingKind::Facts => mlsx_line(entry),
+            };
+            text.push_str(&line);
+            text.push_str("\r\n");
+        }
+        let count = entries.len();
+        self.with_data(format!("Listing {path}"), move |data| {
+            data.write_all(text.as_bytes())?;
+            Ok(Reply::new(226, format!("Listing sent, {count} entries")))
+        })
+    }
+
+    fn mlst(&mut self, argument: Option<&str>) -> io::Result<Next> {
+        let path = argument
+            .map(|a| self.resolve(a))
+            .unwrap_or_else(|| self.cwd.clone());
+        let entry = match &path {
+            VirtualPath::Root => Ok(ListingEntry {
+                name: "/".into(),
+                is_dir: true,
+                size: 0,
+                modified: 0,
+            }),
+            _ => {
+                self.lookup(&path)
+                    .and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
+                        Some(Node::Folder) => Ok(ListingEntry {
+                            name: String::new(),
+                            is_dir: true,
+                            size: 0,
+                            modified: share.meta.created,
+                        }),
+                        Some(Node::File(file)) => Ok(ListingEntry {
+                            name: String::new(),
+                            is_dir: false,
+                            size: file.size,
+                            modified: file.modified,
+                        }),
+                        None => Err(StoreError::NotFound),
+                    })
+            }
+        };
+        match entry {
+            Ok(mut entry) => {
+                entry.name = path.to_string();
+                let facts = format!(" {}", mlsx_line(&entry));
+                self.reply(Reply::multi(
+                    250,
+                    format!("Listing {path}"),
+                    vec![facts],
+                    "End",
+                ))?;
+                Ok(Next::Continue)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn retr(&mut self, argument: &str) -> io::Result<Next> {
+        let offset = std::mem::take(&mut self.restart_at);
+        if self.transfer_type == TransferType::Ascii {
+            return self.say(
+                550,
+                "File transfers need TYPE I (binary); ASCII mode could alter bytes",
+            );
+        }
+        let path = self.resolve(argument);
+        let found =
+            self.lookup(&path)
+                .and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
+                    Some(Node::File(entry)) => Ok((share.open_file(entry)?, entry.clone())),
+                    Some(Node::Folder) => Err(StoreError::IsAFolder),
+                    None => Err(StoreError::NotFound),
+                });
+        let (mut file, entry) = match found {
+            Ok(found) => found,
+            Err(err) => return self.store_error(err),
+        };
+        if offset > entry.size {
+            return self.say(
+                554,
+                format!(
+                    "REST {offset} is past the end of the file ({} bytes)",
+                    entry.size
+                ),
+            );
+        }
+        let remaining = entry.size - offset;
+        let (id, peer) = (self.id, self.peer);
+        self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data| {
+            file.seek(SeekFrom::Start(offset))?;
+            // File to socket: `io::copy` hands this to sendfile on Linux.
+            let sent = io::copy(&mut file.take(remaining), data)?;
+            if sent != remaining {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shorter than its record",
+                ));
+            }
+            log_event!("conn={id} peer={peer} event=retr path={path} offset={offset} bytes={sent}");
+            Ok(Reply::new(
+                226,
+                format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256),
+            ))
+        })
+    }
+
+    /// The share of `path`, if this connection may add to it, and the path inside it.
+    fn writable(&self, path: &VirtualPath) -> Result<(Share, Vec<String>), Reply> {
+        let VirtualPath::Share { code, rel } = path else {
+            return Err(Reply::new(
+                553,
+                "Create a share first with SITE MKSHARE; / holds no files",
+            ));
+        };
+        let share = self
+            .shared
+            .store
+            .share(code, unix_now())
+            .map_err(|err| store_reply(&err))?;
+        if share.meta.sealed {
+            return Err(store_reply(&StoreError::Sealed));
+        }
+        if !self.owned.contains(code) {
+            return Err(Reply::new(
+                550,
+                "Share is read-only: only the connection that created it may add files",
+            ));
+        }
+        check_path(rel).map_err(|err| store_reply(&err))?;
+        Ok((share, rel.clone()))
+    }
+
+    fn stor(&mut self, argument: &str) -> io::Result<Next> {
+        let offset = std::mem::take(&mut self.restart_at);
+        if self.transfer_type == TransferType::Ascii {
+            return self.say(
+                550,
+                "File transfers need TYPE I (binary); ASCII mode could alter bytes",
+            );
+        }
+        if offset != 0 {
+            return self.say(
+                550,
+                "Resuming an upload is not supported; send the whole file",
+            );
+        }
+        let path = self.resolve(argument);
+        let (share, rel) = match self.writable(&path) {
+            Ok(found) => found,
+            Err(reply) => {
+                self.reply(reply)?;
+                return Ok(Next::Continue);
+            }
+        };
+        let expected = self.declared.remove(&path.to_string());
+        let mut upload = match share.begin_upload(&rel, expected) {
+            Ok(upload) => upload,
+            Err(err) => return self.store_error(err),
+        };
+        let (id, peer) = (self.id, self.peer);
+        self.with_data(format!("Receiving {path}"), move |data| {
+            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
+            loop {
+                match data.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => upload.write_all(&buffer[..n])?,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            let received = upload.received();
+            match upload.commit() {
+                Ok(entry) => {
+                    log_event!("conn={id} peer={peer} event=stor path={path} bytes={} sha256={}", entry.size, entry.sha256);
+                    Ok(Reply::new(226, format!("Stored {path}, {} bytes, SHA-256 {}", entry.size, entry.sha256)))
+                }
+                Err(err) => {
+                    log_event!("conn={id} peer={peer} event=stor-rejected path={path} bytes={received} reason=\"{err}\"");
+                    Ok(store_reply(&err))
+                }
+            }
+        })
+    }
+
+    fn mkd(&mut self, argument: &str) -> io::Result<Next> {
+        let path = self.resolve(argument);
+        let (share, rel) = match self.writable(&path) {
+            Ok(found) => found,
+            Err(reply) => {
+                self.reply(reply)?;
+                return Ok(Next::Continue);
+            }
+        };
+        match share.make_folder(&rel) {
+            Ok(()) => self.say(257, format!("{} created", quote_path(&path.to_string()))),
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn site(&mut self, command: SiteCommand) -> io::Result<Next> {
+        match command {
+            SiteCommand::Mkshare(seconds) => self.mkshare(seconds),
+            SiteCommand::Digest(digest, argument) => {
+                if self.declared.len() >= MAX_PENDING_DIGESTS {
+                    return self.say(452, format!("Too many declared digests (limit {MAX_PENDING_DIGESTS}); STOR some first"));
+                }
+                let path = self.resolve(&argument);
+                let text = format!("SHA-256 for {path} noted; the next STOR of it must match");
+                self.declared.insert(path.to_string(), digest);
+                self.say(200, text)
+            }
+            SiteCommand::Seal => self.seal(),
+            SiteCommand::Info(argument) => self.info(argument.as_deref()),
+            SiteCommand::Help => self.help(),
+        }
+    }
+
+    fn mkshare(&mut self, seconds: Option<u64>) -> io::Result<Next> {
+        let config = &self.shared.config;
+        let lifetime = seconds
+            .map(Duration::from_secs)
+            .unwrap_or(config.default_expiry);
+        if lifetime.is_zero() {
+            return self.say(501, "Expiry must be at least one second");
+        }
+        if lifetime > config.max_expiry {
+            let text = format!(
+                "Expiry {} is longer than this server allows ({})",
+                format_duration(lifetime),
+                format_duration(config.max_expiry)
+            );
+            return self.say(504, text);
+        }
+        let expires = unix_now() + lifetime.as_secs() as i64;
+        match self.shared.store.create_share(expires) {
+            Ok((share, token)) => {
+                let code = share.code.to_string();
+                log_event!(
+                    "conn={} peer={} event=share-created share={code} expires={}",
+                    self.id,
+                    self.peer,
+                    rfc3339(expires)
+                );
+                self.owned.insert(code.clone());
+                self.cwd = VirtualPath::Share {
+                    code: code.clone(),
+                    rel: Vec::new(),
+                };
+                let text = format!(
+                    "{} share created; expires {}; owner token {token}",
+                    quote_path(&format!("/{code}")),
+                    rfc3339(expires)
+                );
+                self.say(257, text)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn seal(&mut self) -> io::Result<Next> {
+        let cwd = self.cwd.clone();
+        let (mut share, _) = match self.writable(&cwd) {
+            Ok(found) => found,
+            Err(reply) => {
+                self.reply(reply)?;
+                return Ok(Next::Continue);
+            }
+        };
+        match share.seal() {
+            Ok(()) => {
+                self.owned.remove(share.code.as_str());
+                log_event!(
+                    "conn={} peer={} event=sealed share={}",
+                    self.id,
+                    self.peer,
+                    share.code
+                );
+                self.say(
+                    200,
+                    format!("Share /{} sealed; it is read-only now", share.code),
+                )
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn info(&mut self, argument: Option<&str>) -> io::Result<Next> {
+        let path = argument
+            .map(|a| self.resolve(a))
+            .unwrap_or_else(|| self.cwd.clone());
+        let VirtualPath::Share { code, .. } = &path else {
+            return self.say(550, "Not inside a share; give SITE INFO /<code>");
+        };
+        let root = VirtualPath::Share {
+            code: code.clone(),
+            rel: Vec::new(),
+        };
+        match self.lookup(&root) {
+            Ok((share, manifest, _)) => {
+                let (files, bytes) = manifest.totals();
+                let body = vec![
+                    format!(" share {}", share.code),
+                    format!(" expires {}", rfc3339(share.meta.expires)),
+                    format!(" sealed {}", if share.meta.sealed { "yes" } else { "no" }),
+                    format!(" files {files}"),
+                    format!(" bytes {bytes}"),
+                ];
+                self.reply(Reply::multi(
+                    211,
+                    format!("Share /{}", share.code),
+                    body,
+                    "End",
+                ))?;
+                Ok(Next::Continue)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ListingKind {
+    /// LIST: `ls -l` lines.
+    List,
+    /// NLST: names only.
+    Names,
+    /// MLSD: RFC 3659 facts.
+    Facts,
+}
+
+/// The one place where store errors become FTP replies.
+pub fn store_reply(err: &StoreError) -> Reply {
+    let text = capitalise(&err.to_string());
+    match err {
+        StoreError::NotFound => Reply::new(550, "No such share or file (or it has expired)"),
+        StoreError::IsAFolder => Reply::new(553, text),
+        StoreError::NotAFolder => Reply::new(550, text),
+        StoreError::BadName(_) => Reply::new(553, text),
+        StoreError::Exists => Reply::new(550, text),
+        StoreError::Sealed => Reply::new(550, text),
+        StoreError::DigestMismatch { .. } => Reply::new(550, text),
+        StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Reply::new(452, text),
+        StoreError::Io(_) => Reply::new(451, "Local storage error; nothing was stored"),
+    }
+}
+
+fn capitalise(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
