@@ -4,8 +4,11 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod cli;
+pub mod client;
 pub mod digest;
 pub mod expiry;
+pub mod json;
 pub mod line;
 pub mod log;
 pub mod platform;
@@ -14,5 +17,7 @@ pub mod proto;
 pub mod secret;
 pub mod server;
 pub mod session;
+pub mod shell;
 pub mod store;
+pub mod transfer;
 pub mod vpath;

@@ -1,0 +1,553 @@
+//! The `anonshare` command line: parses arguments into an [`Invocation`], runs it against a
+//! server through `client` and `transfer`, writes results to stdout and progress to stderr.
+
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use time::OffsetDateTime;
+
+use crate::args::{Arg, Args, UsageError, unknown_flag};
+use crate::client::{
+    ClientError, Connection, DEFAULT_TIMEOUT, RemoteFile, Result, ShareUrl, split_host_port,
+};
+use crate::expiry::parse_expiry;
+use crate::json;
+use crate::transfer::{self, Observer, Quiet, SavedFile, UploadReport};
+
+/// Server used when neither `--server` nor `ANONSHARE_SERVER` names one.
+pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
+/// Port assumed when `--server` names only a host.
+pub const DEFAULT_PORT: u16 = 2121;
+/// Environment variable that names the server.
+pub const SERVER_ENV: &str = "ANONSHARE_SERVER";
+
+/// `anonshare --help`.
+pub fn usage() -> String {
+    format!(
+        "anonshare {version}: share files anonymously through an anonshare server; every byte verified with SHA-256
+
+Usage: anonshare [--server HOST:PORT] [--timeout D] <COMMAND> [ARGS]
+
+Commands:
+  upload [--expires SPEC] [--json] PATH...
+        Upload files and folders into a new share. Prints the share URL on stdout
+        (the owner token goes to stderr). SPEC is a duration (90s, 30m, 12h, 7d) or
+        a date (2026-12-01) or an RFC 3339 time; the server's default when omitted.
+  list [--json] URL
+        One line per file on stdout: SIZE<TAB>SHA256<TAB>PATH.
+  download [--dir DIR] [--json] URL [PATH...]
+        Download every file of the share, or only the files and folders named, into
+        DIR (default: the current folder). Each file is checked against its SHA-256
+        and appears under its name only when it matches. Prints saved paths.
+  shell [HOST:PORT]
+        Interactive menu: upload, list, download, quit. Works with piped input too.
+
+URL is ftp://HOST:PORT/CODE/ as printed by upload (a bare CODE uses --server).
+
+Options:
+  --server HOST:PORT   server for upload and bare codes [env: {SERVER_ENV}] [default: {DEFAULT_SERVER}]
+  --timeout D          how long to wait for the server at any one step [default: {timeout}s]
+  --json               print a JSON object instead of lines (upload, list, download)
+  -h, --help           print this help
+  -V, --version        print the version
+
+Exit codes:
+  0  done
+  1  usage error, or a local file that cannot be read or written
+  2  cannot reach the server, or the connection failed
+  3  share or file not found, or expired
+  4  integrity failure: bytes did not match their SHA-256
+  5  refused by the server (a limit or a rule)
+",
+        version = env!("CARGO_PKG_VERSION"),
+        timeout = DEFAULT_TIMEOUT.as_secs(),
+    )
+}
+
+/// What the command line asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Invocation {
+    pub server: Option<String>,
+    pub timeout: Duration,
+    pub json: bool,
+    pub action: Action,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Upload {
+        paths: Vec<PathBuf>,
+        expires: Option<String>,
+    },
+    List {
+        url: String,
+    },
+    Download {
+        url: String,
+        paths: Vec<String>,
+        dir: PathBuf,
+    },
+    Shell {
+        address: Option<String>,
+    },
+    Help,
+    Version,
+}
+
+/// Parses the command line (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
+    let mut args = Args::new(args)?;
+    let mut server = None;
+    let mut timeout = DEFAULT_TIMEOUT;
+    let mut json = false;
+    let mut expires = None;
+    let mut dir = None;
+    let mut positional = Vec::new();
+    while let Some(arg) = args.next_arg()? {
+        match arg {
+            Arg::Positional(value) => positional.push(value),
+            Arg::Flag(flag) => match flag.as_str() {
+                "-h" | "--help" => {
+                    return Ok(Invocation {
+                        server,
+                        timeout,
+                        json,
+                        action: Action::Help,
+                    });
+                }
+                "-V" | "--version" => {
+                    return Ok(Invocation {
+                        server,
+                        timeout,
+                        json,
+                        action: Action::Version,
+                    });
+                }
+                "--server" => server = Some(args.value(&flag)?),
+                "--timeout" => {
+                    let text = args.value(&flag)?;
+                    timeout = crate::expiry::parse_duration(&text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
+                            UsageError(format!(
+                                "invalid --timeout '{text}': expected a duration like 30s or 5m"
+                            ))
+                        })?;
+                }
+                "--json" => json = true,
+                "--expires" => expires = Some(args.value(&flag)?),
+                "--dir" => dir = Some(PathBuf::from(args.value(&flag)?)),
+                _ => return Err(unknown_flag(&flag)),
+            },
+        }
+    }
+    let mut positional = positional.into_iter();
+    let command = positional.next().ok_or_else(|| {
+        UsageError("missing command: upload, list, download or shell (see --help)".into())
+    })?;
+    let rest: Vec<String> = positional.collect();
+    let only = |flag: &str, allowed: bool| {
+        if allowed {
+            Ok(())
+        } else {
+            Err(UsageError(format!("{flag} does not apply to '{command}'")))
+        }
+    };
+    let action = match command.as_str() {
+        "upload" => {
+            only("--dir", dir.is_none())?;
+            if rest.is_empty() {
+                return Err(UsageError(
+                    "upload needs at least one file or folder".into(),
+                ));
+            }
+            Action::Upload {
+                paths: rest.into_iter().map(PathBuf::from).collect(),
+                expires,
+            }
+        }
+        "list" => {
+            only("--dir", dir.is_none())?;
+            only("--expires", expires.is_none())?;
+            match <[String; 1]>::try_from(rest) {
+                Ok([url]) => Action::List { url },
+                Err(_) => return Err(UsageError("list needs exactly one share URL".into())),
+            }
+        }
+        "download" => {
+            only("--expires", expires.is_none())?;
+            let mut rest = rest.into_iter();
+            let url = rest
+                .next()
+                .ok_or_else(|| UsageError("download needs a share URL".into()))?;
+            Action::Download {
+                url,
+                paths: rest.collect(),
+                dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+            }
+        }
+        "shell" => {
+            only("--dir", dir.is_none())?;
+            only("--expires", expires.is_none())?;
+            only("--json", !json)?;
+            if rest.len() > 1 {
+                return Err(UsageError("shell takes at most one HOST:PORT".into()));
+            }
+            Action::Shell {
+                address: rest.into_iter().next(),
+            }
+        }
+        "help" => Action::Help,
+        other => {
+            return Err(UsageError(format!(
+                "unknown command '{other}': expected upload, list, download or shell"
+            )));
+        }
+    };
+    Ok(Invocation {
+        server,
+        timeout,
+        json,
+        action,
+    })
+}
+
+/// The server address from `--server`, the environment, or the default; a bare host gets the
+/// default port.
+pub fn server_address(flag: Option<&str>) -> Result<(String, u16)> {
+    let text = match flag {
+        Some(text) => text.to_owned(),
+        None => std::env::var(SERVER_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
+    };
+    split_host_port(&text, DEFAULT_PORT).ok_or_else(|| {
+        ClientError::Usage(format!(
+            "invalid server address '{text}': expected HOST:PORT"
+        ))
+    })
+}
+
+/// A share URL, or a bare code on the configured server.
+pub fn share_url(text: &str, server: Option<&str>) -> Result<ShareUrl> {
+    if text.starts_with("ftp://") {
+        return ShareUrl::parse(text);
+    }
+    if text.is_empty() || text.contains(['/', ':']) {
+        return ShareUrl::parse(text);
+    }
+    let (host, port) = server_address(server)?;
+    Ok(ShareUrl {
+        host,
+        port,
+        code: text.to_owned(),
+    })
+}
+
+/// Runs an invocation; results go to `out`.
+pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
+    let timeout = invocation.timeout;
+    let server = invocation.server.as_deref();
+    let mut progress = progress_for_terminal();
+    let mut quiet = Quiet;
+    let observer: &mut dyn Observer = match progress.as_mut() {
+        Some(progress) => progress,
+        None => &mut quiet,
+    };
+    match &invocation.action {
+        Action::Help => write_out(out, &usage()),
+        Action::Version => write_out(out, &format!("anonshare {}\n", env!("CARGO_PKG_VERSION"))),
+        Action::Upload { paths, expires } => {
+            let lifetime = expires
+                .as_deref()
+                .map(|spec| {
+                    parse_expiry(spec, OffsetDateTime::now_utc())
+                        .map_err(|err| ClientError::Usage(err.to_string()))
+                })
+                .transpose()?;
+            let (host, port) = server_address(server)?;
+            let plan = transfer::plan_upload(paths)?;
+            let mut connection =
+                Connection::open(&crate::client::join_host_port(&host, port), timeout)?;
+            let report = transfer::upload(&mut connection, &plan, lifetime, observer)?;
+            connection.quit();
+            let url = ShareUrl {
+                host,
+                port,
+                code: report.share.code.clone(),
+            };
+            eprintln!(
+                "owner token: {} (keep it to manage this share)",
+                report.share.owner_token
+            );
+            eprintln!("expires: {}", report.share.expires);
+            let text = if invocation.json {
+                upload_json(&url, &report)
+            } else {
+                format!("{url}\n")
+            };
+            write_out(out, &text)
+        }
+        Action::List { url } => {
+            let url = share_url(url, server)?;
+            let mut connection = Connection::open(&url.address(), timeout)?;
+            let info = connection.info(&url.code)?;
+            let files = connection.walk_share(&url.code)?;
+            connection.quit();
+            let text = if invocation.json {
+                list_json(&url, &info.expires, &files)
+            } else {
+                list_lines(&files)
+            };
+            write_out(out, &text)
+        }
+        Action::Download { url, paths, dir } => {
+            let url = share_url(url, server)?;
+            let mut connection = Connection::open(&url.address(), timeout)?;
+            connection.info(&url.code)?;
+            let files = connection.walk_share(&url.code)?;
+            let chosen = transfer::select(&files, paths)?;
+            let saved = transfer::download(&mut connection, &url.code, &chosen, dir, observer)?;
+            connection.quit();
+            let text = if invocation.json {
+                download_json(&url, &saved)
+            } else {
+                saved_lines(&saved)
+            };
+            write_out(out, &text)
+        }
+        Action::Shell { address } => {
+            crate::shell::run(address.as_deref(), timeout, &mut io::stdin().lock(), out)
+        }
+    }
+}
+
+fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|err| ClientError::Usage(format!("cannot write to stdout: {err}")))
+}
+
+/// `SIZE<TAB>SHA256<TAB>PATH` lines.
+pub fn list_lines(files: &[RemoteFile]) -> String {
+    files
+        .iter()
+        .map(|f| format!("{}\t{}\t{}\n", f.size, f.sha256, f.path))
+        .collect()
+}
+
+/// Local paths of saved files, one per line.
+pub fn saved_lines(saved: &[SavedFile]) -> String {
+    saved
+        .iter()
+        .map(|s| format!("{}\n", s.local.display()))
+        .collect()
+}
+
+fn files_json(files: &[RemoteFile]) -> String {
+    let items: Vec<String> = files
+        .iter()
+        .map(|f| {
+            format!(
+                "{{\"path\":{},\"size\":{},\"sha256\":\"{}\"}}",
+                json::string(&f.path),
+                f.size,
+                f.sha256
+            )
+        })
+        .collect();
+    format!("[{}]", items.join(","))
+}
+
+fn upload_json(url: &ShareUrl, report: &UploadReport) -> String {
+    let files: Vec<RemoteFile> = report
+        .files
+        .iter()
+        .map(|f| RemoteFile {
+            path: f.path.clone(),
+            size: f.size,
+            sha256: f.sha256,
+        })
+        .collect();
+    format!(
+        "{{\"url\":{},\"code\":{},\"owner_token\":{},\"expires\":{},\"files\":{}}}\n",
+        json::string(&url.to_string()),
+        json::string(&url.code),
+        json::string(&report.share.owner_token),
+        json::string(&report.share.expires),
+        files_json(&files)
+    )
+}
+
+fn list_json(url: &ShareUrl, expires: &str, files: &[RemoteFile]) -> String {
+    format!(
+        "{{\"url\":{},\"expires\":{},\"files\":{}}}\n",
+        json::string(&url.to_string()),
+        json::string(expires),
+        files_json(files)
+    )
+}
+
+fn download_json(url: &ShareUrl, saved: &[SavedFile]) -> String {
+    let items: Vec<String> = saved
+        .iter()
+        .map(|s| {
+            format!(
+                "{{\"path\":{},\"size\":{},\"sha256\":\"{}\",\"saved_to\":{}}}",
+                json::string(&s.file.path),
+                s.file.size,
+                s.file.sha256,
+                json::string(&s.local.to_string_lossy())
+            )
+        })
+        .collect();
+    format!(
+        "{{\"url\":{},\"files\":[{}]}}\n",
+        json::string(&url.to_string()),
+        items.join(",")
+    )
+}
+
+/// Progress on stderr, only when stderr is a terminal.
+pub fn progress_for_terminal() -> Option<TerminalProgress> {
+    io::stderr().is_terminal().then(TerminalProgress::default)
+}
+
+/// One self-rewriting line per file on stderr.
+#[derive(Default)]
+pub struct TerminalProgress {
+    path: String,
+    size: u64,
+    done: u64,
+    last_draw: Option<Instant>,
+}
+
+impl TerminalProgress {
+    fn draw(&mut self, force: bool) {
+        let now = Instant::now();
+        if !force
+            && self
+                .last_draw
+                .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
+        {
+            return;
+        }
+        self.last_draw = Some(now);
+        let percent = if self.size == 0 {
+            100
+        } else {
+            self.done * 100 / self.size
+        };
+        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+        eprint!(
+            "\r\x1b[K{}  {:.1}/{:.1} MiB  {percent}%",
+            self.path,
+            mib(self.done),
+            mib(self.size)
+        );
+    }
+}
+
+impl Observer for TerminalProgress {
+    fn start(&mut self, path: &str, size: u64) {
+        *self = TerminalProgress {
+            path: path.to_owned(),
+            size,
+            done: 0,
+            last_draw: None,
+        };
+        self.draw(true);
+    }
+
+    fn advance(&mut self, bytes: u64) {
+        self.done += bytes;
+        self.draw(false);
+    }
+
+    fn finish(&mut self) {
+        self.draw(true);
+        eprintln!();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Action, String> {
+        parse_args(list.iter().map(OsString::from))
+            .map(|i| i.action)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn commands() {
+        assert_eq!(
+            parse(&["upload", "--expires", "2h", "a", "b"]),
+            Ok(Action::Upload {
+                paths: vec!["a".into(), "b".into()],
+                expires: Some("2h".into())
+            })
+        );
+        assert_eq!(
+            parse(&["list", "ftp://h:1/c/"]),
+            Ok(Action::List {
+                url: "ftp://h:1/c/".into()
+            })
+        );
+        assert_eq!(
+            parse(&["download", "u", "x", "--dir", "out"]),
+            Ok(Action::Download {
+                url: "u".into(),
+                paths: vec!["x".into()],
+                dir: "out".into()
+            })
+        );
+        assert_eq!(parse(&["shell"]), Ok(Action::Shell { address: None }));
+        assert_eq!(parse(&["--help"]), Ok(Action::Help));
+    }
+
+    #[test]
+    fn usage_errors_say_what_is_wrong() {
+        assert_eq!(
+            parse(&[]).unwrap_err(),
+            "missing command: upload, list, download or shell (see --help)"
+        );
+        assert_eq!(
+            parse(&["upload"]).unwrap_err(),
+            "upload needs at least one file or folder"
+        );
+        assert_eq!(
+            parse(&["list"]).unwrap_err(),
+            "list needs exactly one share URL"
+        );
+        assert_eq!(
+            parse(&["list", "u", "--dir", "x"]).unwrap_err(),
+            "--dir does not apply to 'list'"
+        );
+        assert_eq!(
+            parse(&["frobnicate"]).unwrap_err(),
+            "unknown command 'frobnicate': expected upload, list, download or shell"
+        );
+        assert!(
+            parse(&["--timeout", "0s", "list", "u"])
+                .unwrap_err()
+                .contains("--timeout")
+        );
+    }
+
+    #[test]
+    fn bare_codes_use_the_server() {
+        let url = share_url("abc", Some("example.org:9")).unwrap();
+        assert_eq!(url.to_string(), "ftp://example.org:9/abc/");
+        assert_eq!(
+            share_url("abc", Some("example.org")).unwrap().port,
+            DEFAULT_PORT
+        );
+        assert!(share_url("not/a/url", None).is_err());
+    }
+}

@@ -1,0 +1,644 @@
+//! The client library: one control connection to an anonshare server (or any FTP server that
+//! speaks the same subset), typed operations on it, share URLs, and the errors a caller
+//! branches on. Used by the `anonshare` command line and its interactive shell.
+
+use std::fmt;
+use std::io::{self, BufReader, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::time::Duration;
+
+use crate::digest::Sha256Digest;
+use crate::line::{Line, read_line};
+use crate::proto::{
+    Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply,
+    parse_hash_reply, parse_mlsx_line, parse_pasv_reply,
+};
+
+/// Time allowed to open a TCP connection to the server.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time a reply, or the next bytes of a transfer, may take (the `--timeout` default).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest reply line accepted from a server.
+pub const MAX_REPLY_LINE: usize = 8192;
+/// Most lines in one multi-line reply.
+pub const MAX_REPLY_LINES: usize = 1000;
+/// Longest listing accepted from a server, in bytes.
+pub const MAX_LISTING_BYTES: u64 = 64 * 1024 * 1024;
+/// Bytes moved per read when receiving or sending a file.
+pub const TRANSFER_CHUNK_BYTES: usize = 256 * 1024;
+/// FTP port assumed when a URL names none.
+pub const FTP_DEFAULT_PORT: u16 = 21;
+
+/// What went wrong, sorted the way the exit code needs.
+#[derive(Debug)]
+pub enum ClientError {
+    /// Bad arguments or an unusable local path (exit 1).
+    Usage(String),
+    /// The server cannot be reached, or the connection broke or timed out (exit 2).
+    Connection(String),
+    /// No such share or file, or it expired (exit 3).
+    NotFound(String),
+    /// Bytes that do not match their SHA-256 (exit 4).
+    Integrity(String),
+    /// The server refused because of a limit or a rule (exit 5).
+    Refused(String),
+}
+
+impl ClientError {
+    /// The process exit code for this error, as documented in `--help`.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ClientError::Usage(_) => 1,
+            ClientError::Connection(_) => 2,
+            ClientError::NotFound(_) => 3,
+            ClientError::Integrity(_) => 4,
+            ClientError::Refused(_) => 5,
+        }
+    }
+}
+
+impl fmt::Display for ClientError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ClientError::Usage(text)
+            | ClientError::Connection(text)
+            | ClientError::NotFound(text)
+            | ClientError::Integrity(text)
+            | ClientError::Refused(text) => f.write_str(text),
+        }
+    }
+}
+
+impl std::error::Error for ClientError {}
+
+pub type Result<T, E = ClientError> = std::result::Result<T, E>;
+
+/// Turns an I/O error on the wire into a connection error that names what was being done.
+fn wire(doing: &str) -> impl FnOnce(io::Error) -> ClientError + '_ {
+    move |err| match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+            ClientError::Connection(format!("{doing}: timed out waiting for the server"))
+        }
+        _ => ClientError::Connection(format!("{doing}: {err}")),
+    }
+}
+
+/// Sorts a refusal from the server into the error kind callers act on.
+pub fn reply_error(command: &str, reply: &Reply) -> ClientError {
+    let text = format!("{command}: server said {} {}", reply.code, reply.text());
+    let first = reply.lines.first().map(String::as_str).unwrap_or("");
+    match reply.code {
+        550 if first.starts_with("SHA-256 mismatch") => ClientError::Integrity(text),
+        450 | 550 => ClientError::NotFound(text),
+        421 | 452 | 501 | 504 | 530 | 552 | 553 => ClientError::Refused(text),
+        _ => ClientError::Connection(text),
+    }
+}
+
+/// A share's address: `ftp://HOST:PORT/CODE/`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareUrl {
+    /// Host name or address as written; IPv6 without brackets.
+    pub host: String,
+    pub port: u16,
+    pub code: String,
+}
+
+impl ShareUrl {
+    /// Parses `ftp://HOST[:PORT]/CODE[/]`.
+    pub fn parse(text: &str) -> Result<ShareUrl> {
+        let bad = || {
+            ClientError::Usage(format!(
+                "invalid share URL '{text}': expected ftp://HOST:PORT/CODE/ as printed by upload"
+            ))
+        };
+        let rest = text.strip_prefix("ftp://").ok_or_else(bad)?;
+        let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
+        let (host, port) = split_host_port(authority, FTP_DEFAULT_PORT).ok_or_else(bad)?;
+        let code = path.trim_end_matches('/');
+        if code.is_empty() || code.contains('/') {
+            return Err(bad());
+        }
+        Ok(ShareUrl {
+            host,
+            port,
+            code: code.to_owned(),
+        })
+    }
+
+    /// `HOST:PORT` for connecting, brackets around IPv6.
+    pub fn address(&self) -> String {
+        join_host_port(&self.host, self.port)
+    }
+}
+
+impl fmt::Display for ShareUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ftp://{}/{}/", self.address(), self.code)
+    }
+}
+
+/// Splits `host:port`, `[v6]:port` or a bare host (taking `default_port`).
+pub fn split_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
+    if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(port) => port.parse().ok()?,
+            None if after.is_empty() => default_port,
+            None => return None,
+        };
+        return Some((host.to_owned(), port));
+    }
+    match text.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => Some((host.to_owned(), port.parse().ok()?)),
+        Some(_) => None,
+        None if text.is_empty() => None,
+        None => Some((text.to_owned(), default_port)),
+    }
+    .filter(|(host, _)| !host.is_empty())
+}
+
+/// `host:port`, with brackets around an IPv6 host.
+pub fn join_host_port(host: &str, port: u16) -> String {
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+/// What the server said when it created a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreatedShare {
+    pub code: String,
+    pub owner_token: String,
+    /// RFC 3339, UTC.
+    pub expires: String,
+}
+
+/// Expiry and totals of a share (`SITE INFO`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareInfo {
+    pub expires: String,
+    pub sealed: bool,
+    pub files: u64,
+    pub bytes: u64,
+}
+
+/// One file of a share, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemoteFile {
+    /// Path inside the share, `/`-separated.
+    pub path: String,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+}
+
+/// A logged-in control connection.
+pub struct Connection {
+    reader: BufReader<TcpStream>,
+    writer: TcpStream,
+    server: SocketAddr,
+}
+
+impl Connection {
+    /// Connects to `address` (`HOST:PORT`), logs in anonymously and selects binary mode.
+    pub fn open(address: &str, timeout: Duration) -> Result<Connection> {
+        let unreachable =
+            |why: String| ClientError::Connection(format!("cannot reach {address}: {why}"));
+        let candidates: Vec<SocketAddr> = address
+            .to_socket_addrs()
+            .map_err(|err| unreachable(err.to_string()))?
+            .collect();
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
+        let mut stream = None;
+        for candidate in candidates {
+            match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
+                Ok(connected) => {
+                    stream = Some(connected);
+                    break;
+                }
+                Err(err) => last_error = err,
+            }
+        }
+        let stream = stream.ok_or_else(|| unreachable(last_error.to_string()))?;
+        stream
+            .set_read_timeout(Some(timeout))
+            .map_err(wire("connect"))?;
+        stream
+            .set_write_timeout(Some(timeout))
+            .map_err(wire("connect"))?;
+        stream.set_nodelay(true).map_err(wire("connect"))?;
+        let server = stream.peer_addr().map_err(wire("connect"))?;
+        let writer = stream.try_clone().map_err(wire("connect"))?;
+        let mut connection = Connection {
+            reader: BufReader::new(stream),
+            writer,
+            server,
+        };
+        let greeting = connection.read_reply("greeting")?;
+        if greeting.code != 220 {
+            return Err(reply_error("connect", &greeting));
+        }
+        connection
+            .expect(&Command::User("anonymous".into()), &[230, 331])
+            .and_then(|reply| match reply.code {
+                331 => connection.expect(&Command::Pass("anonshare@".into()), &[230]),
+                _ => Ok(reply),
+            })?;
+        connection.expect(&Command::Type(TransferType::Image), &[200])?;
+        Ok(connection)
+    }
+
+    fn read_reply(&mut self, doing: &str) -> Result<Reply> {
+        let mut parser = ReplyParser::new();
+        for _ in 0..MAX_REPLY_LINES {
+            let line = match read_line(&mut self.reader, MAX_REPLY_LINE).map_err(wire(doing))? {
+                Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                Line::TooLong => {
+                    return Err(ClientError::Connection(format!(
+                        "{doing}: reply line over {MAX_REPLY_LINE} bytes"
+                    )));
+                }
+                Line::Closed => {
+                    return Err(ClientError::Connection(format!(
+                        "{doing}: server closed the connection"
+                    )));
+                }
+            };
+            match parser.feed(&line) {
+                Ok(Some(reply)) => return Ok(reply),
+                Ok(None) => {}
+                Err(err) => return Err(ClientError::Connection(format!("{doing}: {err}"))),
+            }
+        }
+        Err(ClientError::Connection(format!(
+            "{doing}: reply longer than {MAX_REPLY_LINES} lines"
+        )))
+    }
+
+    /// Sends one command and returns its reply, whatever the code.
+    pub fn send(&mut self, command: &Command) -> Result<Reply> {
+        let verb = verb_of(command);
+        let line = format!("{command}\r\n");
+        self.writer
+            .write_all(line.as_bytes())
+            .map_err(wire(&verb))?;
+        self.read_reply(&verb)
+    }
+
+    /// Sends one command and insists on one of the `accepted` codes.
+    pub fn expect(&mut self, command: &Command, accepted: &[u16]) -> Result<Reply> {
+        let reply = self.send(command)?;
+        if accepted.contains(&reply.code) {
+            Ok(reply)
+        } else {
+            Err(reply_error(&command_for_humans(command), &reply))
+        }
+    }
+
+    /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it.
+    fn open_data(&mut self) -> Result<TcpStream> {
+        let reply = self.send(&Command::Epsv(None))?;
+        let address = match reply.code {
+            229 => {
+                let port = parse_epsv_reply(&reply.text()).ok_or_else(|| {
+                    ClientError::Connection(format!("EPSV: unreadable reply '{}'", reply.text()))
+                })?;
+                SocketAddr::new(self.server.ip(), port)
+            }
+            500 | 502 => {
+                let reply = self.expect(&Command::Pasv, &[227])?;
+                let address = parse_pasv_reply(&reply.text()).ok_or_else(|| {
+                    ClientError::Connection(format!("PASV: unreadable reply '{}'", reply.text()))
+                })?;
+                // Trust only the port: the address is where the control connection already goes.
+                SocketAddr::new(self.server.ip(), address.port())
+            }
+            _ => return Err(reply_error("EPSV", &reply)),
+        };
+        let data = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)
+            .map_err(wire("data connection"))?;
+        let timeout = self
+            .writer
+            .read_timeout()
+            .map_err(wire("data connection"))?;
+        data.set_read_timeout(timeout)
+            .map_err(wire("data connection"))?;
+        data.set_write_timeout(timeout)
+            .map_err(wire("data connection"))?;
+        Ok(data)
+    }
+
+    /// Runs a command that moves bytes on a data connection, handing the connection to `body`.
+    fn transfer<T>(
+        &mut self,
+        command: &Command,
+        body: impl FnOnce(&mut TcpStream) -> Result<T>,
+    ) -> Result<T> {
+        let doing = command_for_humans(command);
+        let mut data = self.open_data()?;
+        let first = self.send(command)?;
+        if !first.is_preliminary() {
+            return Err(reply_error(&doing, &first));
+        }
+        let outcome = body(&mut data);
+        let _ = data.shutdown(Shutdown::Both);
+        drop(data);
+        let outcome = outcome?;
+        let last = self.read_reply(&doing)?;
+        if last.code == 226 || last.code == 250 {
+            Ok(outcome)
+        } else {
+            Err(reply_error(&doing, &last))
+        }
+    }
+
+    /// Creates a share that lives for `lifetime` (or the server's default); the connection's
+    /// folder becomes the share.
+    pub fn create_share(&mut self, lifetime: Option<Duration>) -> Result<CreatedShare> {
+        let command = Command::Site(SiteCommand::Mkshare(lifetime.map(|d| d.as_secs())));
+        let reply = self.expect(&command, &[257])?;
+        parse_created(&reply.text()).ok_or_else(|| {
+            ClientError::Connection(format!("SITE MKSHARE: unreadable reply '{}'", reply.text()))
+        })
+    }
+
+    pub fn change_folder(&mut self, path: &str) -> Result<()> {
+        self.expect(&Command::Cwd(path.into()), &[250]).map(drop)
+    }
+
+    pub fn make_folder(&mut self, path: &str) -> Result<()> {
+        self.expect(&Command::Mkd(path.into()), &[257]).map(drop)
+    }
+
+    /// Stores `source` as `path`, declaring `digest` first so the server checks it.
+    pub fn store(
+        &mut self,
+        path: &str,
+        digest: Sha256Digest,
+        source: &mut impl Read,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        self.expect(
+            &Command::Site(SiteCommand::Digest(digest, path.into())),
+            &[200],
+        )?;
+        self.transfer(&Command::Stor(path.into()), |data| {
+            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
+            loop {
+                let n = match source.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => {
+                        return Err(ClientError::Usage(format!(
+                            "cannot read the file for {path}: {err}"
+                        )));
+                    }
+                };
+                data.write_all(&buffer[..n]).map_err(wire("STOR"))?;
+                progress(n as u64);
+            }
+            data.shutdown(Shutdown::Write).map_err(wire("STOR"))
+        })
+    }
+
+    /// Seals the share the connection is in.
+    pub fn seal(&mut self) -> Result<()> {
+        self.expect(&Command::Site(SiteCommand::Seal), &[200])
+            .map(drop)
+    }
+
+    /// Expiry and totals of share `code`.
+    pub fn info(&mut self, code: &str) -> Result<ShareInfo> {
+        let reply = self.expect(
+            &Command::Site(SiteCommand::Info(Some(format!("/{code}")))),
+            &[211],
+        )?;
+        let mut info = ShareInfo {
+            expires: String::new(),
+            sealed: false,
+            files: 0,
+            bytes: 0,
+        };
+        for line in &reply.lines {
+            match line.trim().split_once(' ') {
+                Some(("expires", value)) => info.expires = value.to_owned(),
+                Some(("sealed", value)) => info.sealed = value == "yes",
+                Some(("files", value)) => info.files = value.parse().unwrap_or(0),
+                Some(("bytes", value)) => info.bytes = value.parse().unwrap_or(0),
+                _ => {}
+            }
+        }
+        Ok(info)
+    }
+
+    /// The entries of one folder (MLSD).
+    pub fn list_folder(&mut self, path: &str) -> Result<Vec<ListingEntry>> {
+        let text = self.transfer(&Command::Mlsd(Some(path.into())), |data| {
+            let mut bytes = Vec::new();
+            data.take(MAX_LISTING_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(wire("MLSD"))?;
+            Ok(String::from_utf8_lossy(&bytes).into_owned())
+        })?;
+        Ok(text
+            .lines()
+            .filter_map(parse_mlsx_line)
+            .filter(|e| e.name != "." && e.name != "..")
+            .collect())
+    }
+
+    /// The SHA-256 the server holds for `path` (the HASH draft).
+    pub fn hash(&mut self, path: &str) -> Result<Sha256Digest> {
+        let reply = self.expect(&Command::Hash(path.into()), &[213])?;
+        parse_hash_reply(&reply.text())
+            .map(|(digest, _, _)| digest)
+            .ok_or_else(|| {
+                ClientError::Connection(format!("HASH: unreadable reply '{}'", reply.text()))
+            })
+    }
+
+    /// Every file of share `code`, with size and SHA-256, in path order.
+    pub fn walk_share(&mut self, code: &str) -> Result<Vec<RemoteFile>> {
+        let mut files = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(folder) = folders.pop() {
+            let remote = if folder.is_empty() {
+                format!("/{code}")
+            } else {
+                format!("/{code}/{folder}")
+            };
+            for entry in self.list_folder(&remote)? {
+                let path = if folder.is_empty() {
+                    entry.name.clone()
+                } else {
+                    format!("{folder}/{}", entry.name)
+                };
+                if entry.is_dir {
+                    folders.push(path);
+                } else {
+                    files.push((path, entry.size));
+                }
+            }
+        }
+        files.sort();
+        let mut out = Vec::with_capacity(files.len());
+        for (path, size) in files {
+            let sha256 = self.hash(&format!("/{code}/{path}"))?;
+            out.push(RemoteFile { path, size, sha256 });
+        }
+        Ok(out)
+    }
+
+    /// Downloads `path` into `sink`, returning the bytes' SHA-256 and count.
+    pub fn retrieve(
+        &mut self,
+        path: &str,
+        sink: &mut impl Write,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<(Sha256Digest, u64)> {
+        self.transfer(&Command::Retr(path.into()), |data| {
+            let mut hasher = crate::digest::Hasher::new();
+            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
+            loop {
+                let n = match data.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => n,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(err) => return Err(wire("RETR")(err)),
+                };
+                hasher.update(&buffer[..n]);
+                sink.write_all(&buffer[..n]).map_err(|err| {
+                    ClientError::Usage(format!("cannot write the download of {path}: {err}"))
+                })?;
+                progress(n as u64);
+            }
+            let size = hasher.len();
+            Ok((hasher.finish(), size))
+        })
+    }
+
+    /// Says goodbye; errors are ignored because the work is done.
+    pub fn quit(mut self) {
+        let _ = self.send(&Command::Quit);
+    }
+
+    /// The server's address.
+    pub fn server_ip(&self) -> IpAddr {
+        self.server.ip()
+    }
+}
+
+/// The verb of a command, for error messages that must not echo secrets.
+fn verb_of(command: &Command) -> String {
+    command
+        .to_string()
+        .split(' ')
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn command_for_humans(command: &Command) -> String {
+    match command {
+        Command::Pass(_) => "PASS".into(),
+        Command::Site(site) => format!(
+            "SITE {}",
+            site.to_string().split(' ').next().unwrap_or_default()
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// Reads `"/<code>" share created; expires <time>; owner token <token>`.
+fn parse_created(text: &str) -> Option<CreatedShare> {
+    let code = text.strip_prefix("\"/")?.split('"').next()?.to_owned();
+    let expires = text
+        .split("expires ")
+        .nth(1)?
+        .split(';')
+        .next()?
+        .trim()
+        .to_owned();
+    let owner_token = text
+        .split("owner token ")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .to_owned();
+    Some(CreatedShare {
+        code,
+        owner_token,
+        expires,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(text: &str) -> Option<(String, u16, String)> {
+        ShareUrl::parse(text).ok().map(|u| (u.host, u.port, u.code))
+    }
+
+    #[test]
+    fn share_urls() {
+        assert_eq!(
+            url("ftp://127.0.0.1:2121/abc/"),
+            Some(("127.0.0.1".into(), 2121, "abc".into()))
+        );
+        assert_eq!(url("ftp://h/abc"), Some(("h".into(), 21, "abc".into())));
+        assert_eq!(
+            url("ftp://[::1]:9/abc/"),
+            Some(("::1".into(), 9, "abc".into()))
+        );
+        assert_eq!(url("http://h/abc"), None);
+        assert_eq!(url("ftp://h/"), None);
+        assert_eq!(url("ftp://h/a/b"), None);
+        let parsed = ShareUrl::parse("ftp://[::1]:9/abc").unwrap();
+        assert_eq!(parsed.to_string(), "ftp://[::1]:9/abc/");
+    }
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(
+            split_host_port("localhost:2121", 1),
+            Some(("localhost".into(), 2121))
+        );
+        assert_eq!(
+            split_host_port("localhost", 1),
+            Some(("localhost".into(), 1))
+        );
+        assert_eq!(split_host_port("[::1]", 1), Some(("::1".into(), 1)));
+        assert_eq!(split_host_port(":80", 1), None);
+        assert_eq!(split_host_port("::1", 1), None);
+        assert_eq!(split_host_port("h:port", 1), None);
+    }
+
+    #[test]
+    fn created_share_reply() {
+        let text = "\"/abc\" share created; expires 2026-12-02T12:00:00Z; owner token tok";
+        assert_eq!(
+            parse_created(text),
+            Some(CreatedShare {
+                code: "abc".into(),
+                owner_token: "tok".into(),
+                expires: "2026-12-02T12:00:00Z".into()
+            })
+        );
+    }
+
+    #[test]
+    fn replies_sort_into_exit_codes() {
+        let code = |reply: Reply| reply_error("X", &reply).exit_code();
+        assert_eq!(code(Reply::new(550, "No such share")), 3);
+        assert_eq!(
+            code(Reply::new(550, "SHA-256 mismatch: declared a, received b")),
+            4
+        );
+        assert_eq!(code(Reply::new(421, "Too many connections")), 5);
+        assert_eq!(code(Reply::new(426, "aborted")), 2);
+    }
+}

@@ -1,0 +1,350 @@
+//! `anonshare shell`: the interactive client of the original design. A person picks from a
+//! menu (or types a command with its arguments); a script can pipe the same lines in. Prompts
+//! and the menu appear only when the input is a terminal; results go to stdout, messages to
+//! stderr.
+
+use std::io::{self, BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use time::OffsetDateTime;
+
+use crate::cli::{DEFAULT_PORT, list_lines, saved_lines};
+use crate::client::{ClientError, Connection, Result, ShareUrl, join_host_port, split_host_port};
+use crate::expiry::parse_expiry;
+use crate::transfer::{self, Quiet};
+
+const MENU: &str = "\
+  1) upload    PATH[, PATH...]   (add --expires SPEC to choose the expiry)
+  2) list      URL
+  3) download  URL [NAME...]     (add --dir DIR to choose the folder)
+  4) quit
+";
+
+/// Runs the shell until `quit` or the end of input. Returns the last command's error, if the
+/// last command that ran failed, so a piped session's exit code tells whether it worked.
+pub fn run(
+    address: Option<&str>,
+    timeout: Duration,
+    input: &mut dyn BufRead,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let interactive = io::stdin().is_terminal();
+    let mut shell = Shell {
+        input,
+        out,
+        interactive,
+        timeout,
+        host: String::new(),
+        port: 0,
+        connection: None,
+    };
+    shell.connect(address)?;
+    if interactive {
+        eprintln!(
+            "Connected to {}. Choose a number or type a command:\n{MENU}",
+            shell.address()
+        );
+    }
+    let mut last = Ok(());
+    loop {
+        let Some(line) = shell.ask("anonshare> ")? else {
+            break;
+        };
+        let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
+        let rest = rest.trim();
+        last = match command.to_ascii_lowercase().as_str() {
+            "" => continue,
+            "1" | "upload" | "u" => shell.upload(rest),
+            "2" | "list" | "ls" | "l" => shell.list(rest),
+            "3" | "download" | "get" | "d" => shell.download(rest),
+            "4" | "quit" | "exit" | "q" | "bye" => break,
+            "help" | "?" | "menu" => {
+                eprint!("{MENU}");
+                Ok(())
+            }
+            other => Err(ClientError::Usage(format!(
+                "unknown choice '{other}': pick 1-4 or help"
+            ))),
+        };
+        if let Err(err) = &last {
+            eprintln!("error: {err}");
+        }
+    }
+    if let Some(connection) = shell.connection.take() {
+        connection.quit();
+    }
+    last
+}
+
+struct Shell<'a> {
+    input: &'a mut dyn BufRead,
+    out: &'a mut dyn Write,
+    interactive: bool,
+    timeout: Duration,
+    host: String,
+    port: u16,
+    connection: Option<Connection>,
+}
+
+impl Shell<'_> {
+    /// Prompts (when interactive) and reads one trimmed line; `None` at the end of input.
+    fn ask(&mut self, prompt: &str) -> Result<Option<String>> {
+        if self.interactive {
+            eprint!("{prompt}");
+            let _ = io::stderr().flush();
+        }
+        let mut line = String::new();
+        match self.input.read_line(&mut line) {
+            Ok(0) => Ok(None),
+            Ok(_) => Ok(Some(line.trim().to_owned())),
+            Err(err) => Err(ClientError::Usage(format!("cannot read input: {err}"))),
+        }
+    }
+
+    fn ask_or(&mut self, prompt: &str, default: &str) -> Result<String> {
+        Ok(self
+            .ask(prompt)?
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| default.to_owned()))
+    }
+
+    fn address(&self) -> String {
+        join_host_port(&self.host, self.port)
+    }
+
+    /// Asks for the server's address and port when they were not given, then connects.
+    fn connect(&mut self, address: Option<&str>) -> Result<()> {
+        let (host, port) = match address {
+            Some(text) => split_host_port(text, DEFAULT_PORT).ok_or_else(|| {
+                ClientError::Usage(format!(
+                    "invalid server address '{text}': expected HOST:PORT"
+                ))
+            })?,
+            None => {
+                let host = self.ask_or("Server address [127.0.0.1]: ", "127.0.0.1")?;
+                let port_text = self.ask_or(
+                    &format!("Port [{DEFAULT_PORT}]: "),
+                    &DEFAULT_PORT.to_string(),
+                )?;
+                let port = port_text.parse().map_err(|_| {
+                    ClientError::Usage(format!("invalid port '{port_text}': expected 1-65535"))
+                })?;
+                (host, port)
+            }
+        };
+        self.host = host;
+        self.port = port;
+        self.connection = Some(Connection::open(&self.address(), self.timeout)?);
+        Ok(())
+    }
+
+    /// The open connection, reopened if the server closed it meanwhile.
+    fn connection(&mut self) -> Result<&mut Connection> {
+        let alive = match self.connection.as_mut() {
+            Some(connection) => connection
+                .send(&crate::proto::Command::Noop)
+                .is_ok_and(|r| r.code == 200),
+            None => false,
+        };
+        if !alive {
+            self.connection = Some(Connection::open(&self.address(), self.timeout)?);
+        }
+        Ok(self.connection.as_mut().expect("connection just opened"))
+    }
+
+    fn print(&mut self, text: &str) -> Result<()> {
+        self.out
+            .write_all(text.as_bytes())
+            .and_then(|()| self.out.flush())
+            .map_err(|err| ClientError::Usage(format!("cannot write to stdout: {err}")))
+    }
+
+    fn upload(&mut self, rest: &str) -> Result<()> {
+        let (rest, expires) = take_flag(rest, "--expires");
+        let rest = match rest.is_empty() {
+            true => self
+                .ask("Files or folders (comma-separated): ")?
+                .unwrap_or_default(),
+            false => rest,
+        };
+        let expires = match expires {
+            Some(spec) => Some(spec),
+            None if self.interactive => self
+                .ask("Expires (e.g. 12h, 7d; empty for the server default): ")?
+                .filter(|s| !s.is_empty()),
+            None => None,
+        };
+        let paths: Vec<PathBuf> = split_list(&rest).into_iter().map(PathBuf::from).collect();
+        if paths.is_empty() {
+            return Err(ClientError::Usage(
+                "nothing to upload: give files or folders".into(),
+            ));
+        }
+        let lifetime = expires
+            .map(|spec| {
+                parse_expiry(&spec, OffsetDateTime::now_utc())
+                    .map_err(|err| ClientError::Usage(err.to_string()))
+            })
+            .transpose()?;
+        let plan = transfer::plan_upload(&paths)?;
+        let report = transfer::upload(self.connection()?, &plan, lifetime, &mut Quiet)?;
+        let url = ShareUrl {
+            host: self.host.clone(),
+            port: self.port,
+            code: report.share.code.clone(),
+        };
+        eprintln!(
+            "uploaded {} file(s); expires {}; owner token {}",
+            report.files.len(),
+            report.share.expires,
+            report.share.owner_token
+        );
+        self.print(&format!("{url}\n"))
+    }
+
+    fn share(&mut self, text: &str) -> Result<ShareUrl> {
+        let text = match text.is_empty() {
+            true => self.ask("Share URL: ")?.unwrap_or_default(),
+            false => text.to_owned(),
+        };
+        if text.starts_with("ftp://") {
+            let url = ShareUrl::parse(&text)?;
+            if (url.host.as_str(), url.port) != (self.host.as_str(), self.port) {
+                // The share lives elsewhere: follow it there.
+                if let Some(old) = self.connection.take() {
+                    old.quit();
+                }
+                self.host = url.host.clone();
+                self.port = url.port;
+            }
+            return Ok(url);
+        }
+        if text.is_empty() {
+            return Err(ClientError::Usage("a share URL is needed".into()));
+        }
+        Ok(ShareUrl {
+            host: self.host.clone(),
+            port: self.port,
+            code: text,
+        })
+    }
+
+    fn list(&mut self, rest: &str) -> Result<()> {
+        let url = self.share(rest)?;
+        let connection = self.connection()?;
+        let info = connection.info(&url.code)?;
+        let files = connection.walk_share(&url.code)?;
+        eprintln!(
+            "{} file(s), {} bytes; available until {}",
+            info.files, info.bytes, info.expires
+        );
+        self.print(&list_lines(&files))
+    }
+
+    fn download(&mut self, rest: &str) -> Result<()> {
+        let (rest, dir) = take_flag(rest, "--dir");
+        let (url_text, names) = match rest.split_once(' ') {
+            Some((url, names)) => (url.to_owned(), split_list(names)),
+            None => (rest, Vec::new()),
+        };
+        let url = self.share(&url_text)?;
+        let connection = self.connection()?;
+        let info = connection.info(&url.code)?;
+        let files = connection.walk_share(&url.code)?;
+        let mut names = names;
+        if names.is_empty() && self.interactive {
+            eprintln!("Files in this share (available until {}):", info.expires);
+            for (number, file) in files.iter().enumerate() {
+                eprintln!("  {:>3}) {}  ({} bytes)", number + 1, file.path, file.size);
+            }
+            let answer = self
+                .ask("Numbers or names to download (comma-separated; empty for all): ")?
+                .unwrap_or_default();
+            names = split_list(&answer)
+                .into_iter()
+                .map(|n| match n.parse::<usize>() {
+                    Ok(number) if (1..=files.len()).contains(&number) => {
+                        files[number - 1].path.clone()
+                    }
+                    _ => n,
+                })
+                .collect();
+        }
+        let dir = match dir {
+            Some(dir) => dir,
+            None if self.interactive => self.ask_or("Save into folder [.]: ", ".")?,
+            None => ".".to_owned(),
+        };
+        let chosen = transfer::select(&files, &names)?;
+        let saved = transfer::download(
+            self.connection()?,
+            &url.code,
+            &chosen,
+            dir.as_ref(),
+            &mut Quiet,
+        )?;
+        self.print(&saved_lines(&saved))
+    }
+}
+
+/// Splits a list of paths: by commas when there are any (so names may hold spaces), else by
+/// whitespace.
+fn split_list(text: &str) -> Vec<String> {
+    let parts: Vec<&str> = if text.contains(',') {
+        text.split(',').collect()
+    } else {
+        text.split_whitespace().collect()
+    };
+    parts
+        .into_iter()
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Removes `flag VALUE` from a command's arguments, returning the rest and the value.
+fn take_flag(text: &str, flag: &str) -> (String, Option<String>) {
+    let words: Vec<&str> = text.split(' ').collect();
+    match words.iter().position(|w| *w == flag) {
+        Some(at) if at + 1 < words.len() => {
+            let value = words[at + 1].to_owned();
+            let rest: Vec<&str> = words[..at]
+                .iter()
+                .chain(&words[at + 2..])
+                .copied()
+                .collect();
+            (rest.join(" ").trim().to_owned(), Some(value))
+        }
+        _ => (text.trim().to_owned(), None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lists_split_on_commas_or_spaces() {
+        assert_eq!(
+            split_list("a.txt, my file.txt,b"),
+            ["a.txt", "my file.txt", "b"]
+        );
+        assert_eq!(split_list("a.txt b.txt"), ["a.txt", "b.txt"]);
+        assert!(split_list("  ").is_empty());
+    }
+
+    #[test]
+    fn flags_are_taken_out() {
+        assert_eq!(
+            take_flag("a, b --expires 2h", "--expires"),
+            ("a, b".to_owned(), Some("2h".to_owned()))
+        );
+        assert_eq!(
+            take_flag("url --dir out x", "--dir"),
+            ("url x".to_owned(), Some("out".to_owned()))
+        );
+        assert_eq!(take_flag("a b", "--dir"), ("a b".to_owned(), None));
+    }
+}
