@@ -437,11 +437,7 @@ impl TerminalProgress {
             return;
         }
         self.last_draw = Some(now);
-        let percent = if self.size == 0 {
-            100
-        } else {
-            self.done * 100 / self.size
-        };
+        let percent = (self.done * 100).checked_div(self.size).unwrap_or(100);
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
         eprint!(
             "\r\x1b[K{}  {:.1}/{:.1} MiB  {percent}%",

@@ -47,10 +47,7 @@ pub fn run(
         );
     }
     let mut last = Ok(());
-    loop {
-        let Some(line) = shell.ask("anonshare> ")? else {
-            break;
-        };
+    while let Some(line) = shell.ask("anonshare> ")? {
         let (command, rest) = line.split_once(' ').unwrap_or((line.as_str(), ""));
         let rest = rest.trim();
         last = match command.to_ascii_lowercase().as_str() {
