@@ -657,12 +657,20 @@ impl<'a> Session<'a> {
 
     /// The share of `path`, if this connection may add to it, and the path inside it.
     fn writable(&self, path: &VirtualPath) -> Result<(Share, Vec<String>), Reply> {
-        let VirtualPath::Share { code, rel } = path else {
-            return Err(Reply::new(
-                553,
-                "Create a share first with SITE MKSHARE; / holds no files",
-            ));
+        let (code, rel) = match path {
+            VirtualPath::Share { code, rel } if !rel.is_empty() => (code, rel),
+            _ => {
+                let text = "Files go inside a share: create one with SITE MKSHARE, then use /<code>/<name>";
+                return Err(Reply::new(553, text));
+            }
         };
+        let share = self.owned_share(code)?;
+        check_path(rel).map_err(|err| store_reply(&err))?;
+        Ok((share, rel.clone()))
+    }
+
+    /// Share `code`, if it exists, is not sealed, and this connection created it.
+    fn owned_share(&self, code: &str) -> Result<Share, Reply> {
         let share = self
             .shared
             .store
@@ -672,17 +680,22 @@ impl<'a> Session<'a> {
             return Err(store_reply(&StoreError::Sealed));
         }
         if !self.owned.contains(code) {
-            return Err(Reply::new(
-                550,
-                "Share is read-only: only the connection that created it may add files",
-            ));
+            let text = "Share is read-only: only the connection that created it may add files";
+            return Err(Reply::new(550, text));
         }
-        check_path(rel).map_err(|err| store_reply(&err))?;
-        Ok((share, rel.clone()))
+        Ok(share)
     }
 
     fn stor(&mut self, argument: &str) -> io::Result<Next> {
         let offset = std::mem::take(&mut self.restart_at);
+        let path = self.resolve(argument);
+        let (share, rel) = match self.writable(&path) {
+            Ok(found) => found,
+            Err(reply) => {
+                self.reply(reply)?;
+                return Ok(Next::Continue);
+            }
+        };
         if self.transfer_type == TransferType::Ascii {
             return self.say(
                 550,
@@ -695,14 +708,6 @@ impl<'a> Session<'a> {
                 "Resuming an upload is not supported; send the whole file",
             );
         }
-        let path = self.resolve(argument);
-        let (share, rel) = match self.writable(&path) {
-            Ok(found) => found,
-            Err(reply) => {
-                self.reply(reply)?;
-                return Ok(Next::Continue);
-            }
-        };
         let expected = self.declared.remove(&path.to_string());
         let mut upload = match share.begin_upload(&rel, expected) {
             Ok(upload) => upload,
@@ -809,8 +814,10 @@ impl<'a> Session<'a> {
     }
 
     fn seal(&mut self) -> io::Result<Next> {
-        let cwd = self.cwd.clone();
-        let (mut share, _) = match self.writable(&cwd) {
+        let VirtualPath::Share { code, .. } = &self.cwd else {
+            return self.say(550, "Not inside a share: CWD /<code> first");
+        };
+        let mut share = match self.owned_share(code) {
             Ok(found) => found,
             Err(reply) => {
                 self.reply(reply)?;

@@ -1,0 +1,335 @@
+//! The `anonshare` command line against a real server: upload, list, download, shell, exit codes.
+
+use std::fs;
+
+use anonshare::digest::Sha256Digest;
+
+use crate::support::{Server, TempDir, client, code_of, random_bytes, upload, wait_until};
+
+fn sha(bytes: &[u8]) -> String {
+    Sha256Digest::of(bytes).to_string()
+}
+
+#[test]
+fn files_and_folders_round_trip_byte_exact() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let big = random_bytes(5 * 1024 * 1024 + 7, 1);
+    dir.file("src/empty", b"");
+    dir.file("src/one", b"x");
+    dir.file("src/tree/deep/big.bin", &big);
+    dir.file("src/tree/name with spaces.txt", b"spaces");
+    dir.file(
+        "src/tree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt",
+        "utf-8 \u{2713}".as_bytes(),
+    );
+    let url = upload(&server, dir.path(), &["src/empty", "src/one", "src/tree"]);
+    assert!(
+        url.starts_with(&format!("ftp://{}/", server.addr)) && url.ends_with('/'),
+        "{url}"
+    );
+    assert_eq!(code_of(&url).len(), 26);
+
+    let list = client(&server.addr, dir.path(), &["list", &url], b"");
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let expected = format!(
+        "0\t{}\tempty\n1\t{}\tone\n{}\t{}\ttree/deep/big.bin\n6\t{}\ttree/name with spaces.txt\n{}\t{}\ttree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt\n",
+        sha(b""),
+        sha(b"x"),
+        big.len(),
+        sha(&big),
+        sha(b"spaces"),
+        "utf-8 \u{2713}".len(),
+        sha("utf-8 \u{2713}".as_bytes()),
+    );
+    assert_eq!(list.stdout, expected);
+
+    let get = client(
+        &server.addr,
+        dir.path(),
+        &["download", &url, "--dir", "out"],
+        b"",
+    );
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert_eq!(get.stdout.lines().count(), 5);
+    let out = dir.path().join("out");
+    assert_eq!(fs::read(out.join("empty")).unwrap(), b"");
+    assert_eq!(fs::read(out.join("one")).unwrap(), b"x");
+    assert_eq!(fs::read(out.join("tree/deep/big.bin")).unwrap(), big);
+    assert_eq!(
+        fs::read(out.join("tree/name with spaces.txt")).unwrap(),
+        b"spaces"
+    );
+    assert_eq!(
+        fs::read_to_string(out.join("tree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt")).unwrap(),
+        "utf-8 \u{2713}"
+    );
+}
+
+#[test]
+fn a_subset_of_files_can_be_downloaded() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("a.txt", b"a");
+    dir.file("b.txt", b"b");
+    dir.file("d/c.txt", b"c");
+    let url = upload(&server, dir.path(), &["a.txt", "b.txt", "d"]);
+    let get = client(
+        &server.addr,
+        dir.path(),
+        &["download", &url, "b.txt", "d", "--dir", "out"],
+        b"",
+    );
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    let out = dir.path().join("out");
+    assert!(!out.join("a.txt").exists());
+    assert_eq!(fs::read(out.join("b.txt")).unwrap(), b"b");
+    assert_eq!(fs::read(out.join("d/c.txt")).unwrap(), b"c");
+
+    let missing = client(
+        &server.addr,
+        dir.path(),
+        &["download", &url, "nope.txt", "--dir", "out2"],
+        b"",
+    );
+    assert_eq!(missing.code, 3, "{}", missing.stderr);
+    assert!(missing.stderr.contains("nope.txt"), "{}", missing.stderr);
+    assert!(
+        !dir.path().join("out2").exists(),
+        "nothing is downloaded when a name is wrong"
+    );
+}
+
+#[test]
+fn json_output_describes_the_share() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("x \u{e9}.txt", b"json");
+    let run = client(
+        &server.addr,
+        dir.path(),
+        &["upload", "--json", "--expires", "1h", "x \u{e9}.txt"],
+        b"",
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let out = run.stdout.trim();
+    assert!(out.starts_with("{\"url\":\"ftp://"), "{out}");
+    assert!(
+        out.contains(&format!("\"sha256\":\"{}\"", sha(b"json"))),
+        "{out}"
+    );
+    assert!(out.contains("\"path\":\"x \u{e9}.txt\""), "{out}");
+    assert!(
+        out.contains("\"owner_token\":\"") && out.contains("\"expires\":\""),
+        "{out}"
+    );
+    assert!(
+        run.stderr.contains("owner token"),
+        "the token is also told on stderr"
+    );
+
+    let url = out
+        .split("\"url\":\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap();
+    let list = client(&server.addr, dir.path(), &["list", "--json", url], b"");
+    assert_eq!(list.code, 0);
+    assert!(list.stdout.contains("\"size\":4"), "{}", list.stdout);
+}
+
+#[test]
+fn an_expired_share_is_gone_for_every_client_and_from_disk() {
+    let server = Server::start_with(&["--sweep-interval", "1s"]);
+    let dir = TempDir::new();
+    dir.file("soon.txt", b"gone soon");
+    let url = upload(&server, dir.path(), &["--expires", "2s", "soon.txt"]);
+    let code = code_of(&url);
+    let share_dir = server.root.join("shares").join(&code);
+    assert!(share_dir.exists());
+    // The share lives two seconds; wait for the sweeper to remove it from disk.
+    wait_until("the sweeper removed the expired share", || {
+        !share_dir.exists()
+    });
+    let list = client(&server.addr, dir.path(), &["list", &url], b"");
+    assert_eq!(list.code, 3, "{}", list.stderr);
+    let get = client(
+        &server.addr,
+        dir.path(),
+        &["download", &url, "--dir", "out"],
+        b"",
+    );
+    assert_eq!(get.code, 3);
+    assert!(
+        server
+            .log()
+            .contains(&format!("event=expired share={code}"))
+    );
+}
+
+#[test]
+fn a_share_that_never_existed_is_exit_3() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let url = server.url("abcdefghijklmnopqrstuvwxyz");
+    assert_eq!(
+        client(&server.addr, dir.path(), &["list", &url], b"").code,
+        3
+    );
+    assert_eq!(
+        client(&server.addr, dir.path(), &["download", &url], b"").code,
+        3
+    );
+    assert_eq!(
+        client(&server.addr, dir.path(), &["list", &server.url("..")], b"").code,
+        3
+    );
+}
+
+#[test]
+fn corrupted_bytes_on_the_server_are_caught_and_never_saved() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("precious.bin", &random_bytes(100_000, 2));
+    let url = upload(&server, dir.path(), &["precious.bin"]);
+    // Flip one byte of the stored file, as bit rot would.
+    let stored = server
+        .root
+        .join("shares")
+        .join(code_of(&url))
+        .join("files/precious.bin");
+    let mut bytes = fs::read(&stored).unwrap();
+    bytes[5000] ^= 0xff;
+    fs::write(&stored, bytes).unwrap();
+
+    let get = client(
+        &server.addr,
+        dir.path(),
+        &["download", &url, "--dir", "out"],
+        b"",
+    );
+    assert_eq!(get.code, 4, "{}", get.stderr);
+    assert!(get.stderr.contains("SHA-256"), "{}", get.stderr);
+    let out = dir.path().join("out");
+    assert!(
+        !out.join("precious.bin").exists(),
+        "a mismatching file never gets its final name"
+    );
+    assert_eq!(
+        fs::read_dir(&out).unwrap().count(),
+        0,
+        "and no partial file is left"
+    );
+}
+
+#[test]
+fn exit_codes_for_usage_connection_and_limits() {
+    let server = Server::start_with(&["--max-expiry", "1h", "--default-expiry", "30m"]);
+    let dir = TempDir::new();
+    dir.file("f", b"f");
+    assert_eq!(client(&server.addr, dir.path(), &["upload"], b"").code, 1);
+    assert_eq!(
+        client(&server.addr, dir.path(), &["upload", "missing-file"], b"").code,
+        1
+    );
+    assert_eq!(
+        client(
+            &server.addr,
+            dir.path(),
+            &["upload", "--expires", "soonish", "f"],
+            b""
+        )
+        .code,
+        1
+    );
+    assert_eq!(
+        client(&server.addr, dir.path(), &["frobnicate"], b"").code,
+        1
+    );
+    let refused = client(
+        &server.addr,
+        dir.path(),
+        &["upload", "--expires", "2h", "f"],
+        b"",
+    );
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("longer than this server allows"),
+        "{}",
+        refused.stderr
+    );
+    // A port nobody listens on: bind one, learn its number, close it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .to_string();
+    assert_eq!(client(&closed, dir.path(), &["upload", "f"], b"").code, 2);
+}
+
+#[test]
+fn help_tells_the_exit_codes() {
+    let dir = TempDir::new();
+    let help = client("127.0.0.1:1", dir.path(), &["--help"], b"");
+    assert_eq!(help.code, 0);
+    for needle in [
+        "upload",
+        "list",
+        "download",
+        "shell",
+        "--json",
+        "--expires",
+        "4  integrity failure",
+    ] {
+        assert!(help.stdout.contains(needle), "--help mentions {needle}");
+    }
+}
+
+#[test]
+fn the_shell_works_from_a_pipe() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("one.txt", b"first");
+    dir.file("my two.txt", b"second");
+    // Address and port asked for, then upload with comma-separated paths (one holds a space).
+    let (host, port) = server.addr.split_once(':').unwrap();
+    let script = format!("{host}\n{port}\n1 one.txt, my two.txt\nquit\n");
+    let run = client(&server.addr, dir.path(), &["shell"], script.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let url = run.stdout.trim().to_owned();
+    assert!(url.starts_with("ftp://"), "{url}");
+
+    let script = format!("list {url}\ndownload {url} my two.txt, --dir got\n4\n");
+    let run = client(
+        &server.addr,
+        dir.path(),
+        &["shell", &server.addr],
+        script.as_bytes(),
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stdout
+            .contains(&format!("5\t{}\tone.txt", sha(b"first"))),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        fs::read(dir.path().join("got/my two.txt")).unwrap(),
+        b"second"
+    );
+    assert!(!dir.path().join("got/one.txt").exists());
+
+    let run = client(
+        &server.addr,
+        dir.path(),
+        &["shell", &server.addr],
+        b"2 abcdefghijklmnopqrstuvwxyz\n",
+    );
+    assert_eq!(
+        run.code, 3,
+        "a piped session that ends in failure says so: {}",
+        run.stderr
+    );
+}

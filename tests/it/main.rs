@@ -1,0 +1,7 @@
+//! The one integration-test binary: real `anonshare-server` processes on 127.0.0.1:0, driven by
+//! the real `anonshare` client, curl, and python3's ftplib.
+
+mod cli;
+mod protocol;
+mod stock;
+mod support;

@@ -1,0 +1,177 @@
+//! Stock FTP clients as peers: curl lists and downloads shares; python3's ftplib uploads
+//! through the documented SITE verbs, lists, downloads and asks for HASH.
+
+use std::fs;
+
+use anonshare::digest::Sha256Digest;
+
+use crate::support::{Server, TempDir, client, code_of, curl, python, random_bytes, upload};
+
+#[test]
+fn curl_lists_and_downloads_a_share() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let big = random_bytes(3 * 1024 * 1024, 3);
+    dir.file("d/big.bin", &big);
+    dir.file("d/a b.txt", b"spaced");
+    dir.file("d/\u{e9}.txt", b"accent");
+    let url = upload(&server, dir.path(), &["d"]);
+
+    let (listing, _) = curl(&[&format!("{url}d/")]);
+    assert_eq!(listing.code, 0, "{}", listing.stderr);
+    for name in ["a b.txt", "big.bin", "\u{e9}.txt"] {
+        assert!(
+            listing
+                .stdout
+                .lines()
+                .any(|l| l.ends_with(&format!(" {name}"))),
+            "{name} in {}",
+            listing.stdout
+        );
+    }
+    let (names, _) = curl(&["--list-only", &format!("{url}d/")]);
+    assert_eq!(
+        names.stdout.lines().collect::<Vec<_>>(),
+        ["a b.txt", "big.bin", "\u{e9}.txt"]
+    );
+
+    let (got, bytes) = curl(&[&format!("{url}d/big.bin")]);
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_eq!(Sha256Digest::of(&bytes), Sha256Digest::of(&big));
+    let (got, bytes) = curl(&[&format!("{url}d/a%20b.txt")]);
+    assert_eq!((got.code, bytes.as_slice()), (0, &b"spaced"[..]));
+    let (got, bytes) = curl(&[&format!("{url}d/%C3%A9.txt")]);
+    assert_eq!((got.code, bytes.as_slice()), (0, &b"accent"[..]));
+    let (ranged, bytes) = curl(&["--range", "10-19", &format!("{url}d/big.bin")]);
+    assert_eq!(
+        (ranged.code, bytes.as_slice()),
+        (0, &big[10..20]),
+        "a range starts with REST"
+    );
+    let (pasv, bytes) = curl(&["--disable-epsv", &format!("{url}d/a%20b.txt")]);
+    assert_eq!(
+        (pasv.code, bytes.as_slice()),
+        (0, &b"spaced"[..]),
+        "PASV works too"
+    );
+}
+
+#[test]
+fn curl_sees_nothing_at_the_root_and_fails_on_missing_shares() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("secret.txt", b"s");
+    upload(&server, dir.path(), &["secret.txt"]);
+    let (root, bytes) = curl(&[&format!("ftp://{}/", server.addr)]);
+    assert_eq!(root.code, 0, "{}", root.stderr);
+    assert!(
+        bytes.is_empty(),
+        "listing / never reveals a share: {:?}",
+        root.stdout
+    );
+    let (missing, _) = curl(&[&(server.url("abcdefghijklmnopqrstuvwxyz") + "secret.txt")]);
+    assert_ne!(missing.code, 0);
+}
+
+/// Upload through the documented verbs, as any ftplib user would.
+const FTPLIB_UPLOAD: &str = r#"
+import ftplib, hashlib, io, sys
+host, port = sys.argv[1].rsplit(':', 1)
+ftp = ftplib.FTP()
+ftp.connect(host, int(port), timeout=20)
+ftp.login()
+reply = ftp.sendcmd('SITE MKSHARE 3600')
+assert reply.startswith('257 "/'), reply
+code = reply.split('"')[1].strip('/')
+files = {'hello.txt': b'hello from ftplib\n', 'sub/data.bin': bytes(range(256)) * 1000}
+ftp.mkd('sub')
+for name, data in files.items():
+    ftp.sendcmd('SITE DIGEST %s %s' % (hashlib.sha256(data).hexdigest(), name))
+    done = ftp.storbinary('STOR ' + name, io.BytesIO(data))
+    assert done.startswith('226'), done
+try:
+    ftp.sendcmd('SITE DIGEST %s bad.txt' % ('0' * 64))
+    ftp.storbinary('STOR bad.txt', io.BytesIO(b'not what was declared'))
+    raise SystemExit('a mismatching file was accepted')
+except ftplib.error_perm as err:
+    assert str(err).startswith('550 SHA-256 mismatch'), err
+assert ftp.sendcmd('SITE SEAL').startswith('200')
+try:
+    ftp.storbinary('STOR late.txt', io.BytesIO(b'late'))
+    raise SystemExit('a sealed share took a file')
+except ftplib.error_perm as err:
+    assert str(err).startswith('550'), err
+names = sorted(name for name, facts in ftp.mlsd())
+assert names == ['hello.txt', 'sub'], names
+got = io.BytesIO()
+ftp.retrbinary('RETR sub/data.bin', got.write)
+assert got.getvalue() == files['sub/data.bin']
+hash_reply = ftp.sendcmd('HASH hello.txt')
+want = '213 SHA-256 0-%d %s hello.txt' % (len(files['hello.txt']) - 1, hashlib.sha256(files['hello.txt']).hexdigest())
+assert hash_reply == want, (hash_reply, want)
+assert ftp.size('sub/data.bin') == 256000
+ftp.quit()
+print(code)
+"#;
+
+#[test]
+fn ftplib_uploads_lists_downloads_and_hashes() {
+    let server = Server::start();
+    let run = python(FTPLIB_UPLOAD, &[&server.addr]);
+    assert_eq!(run.code, 0, "ftplib: {}", run.stderr);
+    let code = run.stdout.trim();
+    assert!(
+        !server.log().contains("bad.txt bytes=21 sha256"),
+        "the mismatching file was not stored"
+    );
+
+    // Our client sees exactly what ftplib stored, verified.
+    let dir = TempDir::new();
+    let list = client(&server.addr, dir.path(), &["list", &server.url(code)], b"");
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    let paths: Vec<&str> = list
+        .stdout
+        .lines()
+        .map(|l| l.rsplit('\t').next().unwrap())
+        .collect();
+    assert_eq!(paths, ["hello.txt", "sub/data.bin"]);
+    let get = client(
+        &server.addr,
+        dir.path(),
+        &["download", &server.url(code), "--dir", "out"],
+        b"",
+    );
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert_eq!(
+        fs::read(dir.path().join("out/hello.txt")).unwrap(),
+        b"hello from ftplib\n"
+    );
+}
+
+#[test]
+fn ftplib_reads_a_share_made_by_our_client() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let bytes = random_bytes(1_000_000, 4);
+    dir.file("blob.bin", &bytes);
+    let url = upload(&server, dir.path(), &["blob.bin"]);
+    let script = r#"
+import ftplib, hashlib, io, sys
+host, port = sys.argv[1].rsplit(':', 1)
+ftp = ftplib.FTP()
+ftp.connect(host, int(port), timeout=20)
+ftp.login()
+ftp.cwd('/' + sys.argv[2])
+assert ftp.nlst() == ['blob.bin'], ftp.nlst()
+lines = []
+ftp.retrlines('LIST', lines.append)
+assert len(lines) == 1 and lines[0].endswith(' blob.bin') and ' 1000000 ' in lines[0], lines
+got = io.BytesIO()
+ftp.retrbinary('RETR blob.bin', got.write)
+print(hashlib.sha256(got.getvalue()).hexdigest())
+ftp.quit()
+"#;
+    let run = python(script, &[&server.addr, &code_of(&url)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.trim(), Sha256Digest::of(&bytes).to_string());
+}
