@@ -295,7 +295,7 @@ impl Control {
     /// Whether the server closed the connection (reads until EOF or a timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::<u8>::new();
-        matches!(self.reader.read_to_end(&mut rest), Ok(_))
+        self.reader.read_to_end(&mut rest).is_ok()
     }
 }
 
