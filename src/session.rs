@@ -107,6 +107,7 @@ impl<'a> Session<'a> {
         let timeout = self.shared.config.idle_timeout;
         self.writer.set_read_timeout(Some(timeout))?;
         self.writer.set_write_timeout(Some(timeout))?;
+        self.writer.set_nodelay(true)?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
             let line = match read_line(&mut self.reader, self.shared.config.max_line) {
@@ -647,7 +648,10 @@ impl<'a> Session<'a> {
                     "file shorter than its record",
                 ));
             }
-            log_event!("conn={id} peer={peer} event=retr path={path} offset={offset} bytes={sent}");
+            log_event!(
+                "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
+                path.to_string()
+            );
             Ok(Reply::new(
                 226,
                 format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256),
@@ -727,11 +731,11 @@ impl<'a> Session<'a> {
             let received = upload.received();
             match upload.commit() {
                 Ok(entry) => {
-                    log_event!("conn={id} peer={peer} event=stor path={path} bytes={} sha256={}", entry.size, entry.sha256);
+                    log_event!("conn={id} peer={peer} event=stor path={:?} bytes={} sha256={}", path.to_string(), entry.size, entry.sha256);
                     Ok(Reply::new(226, format!("Stored {path}, {} bytes, SHA-256 {}", entry.size, entry.sha256)))
                 }
                 Err(err) => {
-                    log_event!("conn={id} peer={peer} event=stor-rejected path={path} bytes={received} reason=\"{err}\"");
+                    log_event!("conn={id} peer={peer} event=stor-rejected path={:?} bytes={received} reason={:?}", path.to_string(), err.to_string());
                     Ok(store_reply(&err))
                 }
             }
