@@ -120,10 +120,17 @@ fn ftplib_uploads_lists_downloads_and_hashes() {
     let run = python(FTPLIB_UPLOAD, &[&server.addr]);
     assert_eq!(run.code, 0, "ftplib: {}", run.stderr);
     let code = run.stdout.trim();
+    let log = server.log();
     assert!(
-        !server.log().contains("bad.txt bytes=21 sha256"),
+        log.contains(&format!("event=stor-rejected path=\"/{code}/bad.txt\"")),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&format!("event=stor path=\"/{code}/bad.txt\"")),
         "the mismatching file was not stored"
     );
+    let stored = server.root.join("shares").join(code).join("files");
+    assert!(!stored.join("bad.txt").exists(), "nothing of it is on disk");
 
     // Our client sees exactly what ftplib stored, verified.
     let dir = TempDir::new();
