@@ -7,6 +7,7 @@ use std::io::{self, BufReader, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::chunks::for_each_chunk;
 use crate::digest::Sha256Digest;
 use crate::line::{Line, read_line};
 use crate::proto::{
@@ -24,8 +25,6 @@ pub const MAX_REPLY_LINE: usize = 8192;
 pub const MAX_REPLY_LINES: usize = 1000;
 /// Longest listing accepted from a server, in bytes.
 pub const MAX_LISTING_BYTES: u64 = 64 * 1024 * 1024;
-/// Bytes moved per read when receiving or sending a file.
-pub const TRANSFER_CHUNK_BYTES: usize = 256 * 1024;
 /// FTP port assumed when a URL names none.
 pub const FTP_DEFAULT_PORT: u16 = 21;
 
@@ -385,21 +384,15 @@ impl Connection {
             &[200],
         )?;
         self.transfer(&Command::Stor(path.into()), |data| {
-            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
-            loop {
-                let n = match source.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => {
-                        return Err(ClientError::Usage(format!(
-                            "cannot read the file for {path}: {err}"
-                        )));
-                    }
-                };
-                data.write_all(&buffer[..n]).map_err(wire("STOR"))?;
-                progress(n as u64);
-            }
+            for_each_chunk(
+                source,
+                |chunk| {
+                    data.write_all(chunk).map_err(wire("STOR"))?;
+                    progress(chunk.len() as u64);
+                    Ok(())
+                },
+                |err| ClientError::Usage(format!("cannot read the file for {path}: {err}")),
+            )?;
             data.shutdown(Shutdown::Write).map_err(wire("STOR"))
         })
     }
@@ -501,20 +494,18 @@ impl Connection {
     ) -> Result<(Sha256Digest, u64)> {
         self.transfer(&Command::Retr(path.into()), |data| {
             let mut hasher = crate::digest::Hasher::new();
-            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
-            loop {
-                let n = match data.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => n,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(err) => return Err(wire("RETR")(err)),
-                };
-                hasher.update(&buffer[..n]);
-                sink.write_all(&buffer[..n]).map_err(|err| {
-                    ClientError::Usage(format!("cannot write the download of {path}: {err}"))
-                })?;
-                progress(n as u64);
-            }
+            for_each_chunk(
+                data,
+                |chunk| {
+                    hasher.update(chunk);
+                    sink.write_all(chunk).map_err(|err| {
+                        ClientError::Usage(format!("cannot write the download of {path}: {err}"))
+                    })?;
+                    progress(chunk.len() as u64);
+                    Ok(())
+                },
+                wire("RETR"),
+            )?;
             let size = hasher.len();
             Ok((hasher.finish(), size))
         })

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod args;
+pub mod chunks;
 pub mod cli;
 pub mod client;
 pub mod digest;

@@ -9,6 +9,7 @@ use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStrea
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::chunks::for_each_chunk;
 use crate::digest::Sha256Digest;
 use crate::expiry::{format_duration, rfc3339};
 use crate::line::{Line, read_line};
@@ -21,8 +22,6 @@ use crate::server::Shared;
 use crate::store::{FileEntry, Node, Share, StoreError, check_path, unix_now};
 use crate::vpath::{VirtualPath, quote_path};
 
-/// Bytes moved per read or write when receiving a file.
-const TRANSFER_CHUNK_BYTES: usize = 256 * 1024;
 /// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
 pub const MAX_PENDING_DIGESTS: usize = 1024;
 /// Longest wait between two looks at a passive listener.
@@ -149,9 +148,14 @@ impl<'a> Session<'a> {
         self.writer.write_all(reply.to_string().as_bytes())
     }
 
-    fn say(&mut self, code: u16, text: impl Into<String>) -> io::Result<Next> {
-        self.reply(Reply::new(code, text))?;
+    /// Sends `reply` and carries on with the next command.
+    fn answer(&mut self, reply: Reply) -> io::Result<Next> {
+        self.reply(reply)?;
         Ok(Next::Continue)
+    }
+
+    fn say(&mut self, code: u16, text: impl Into<String>) -> io::Result<Next> {
+        self.answer(Reply::new(code, text))
     }
 
     fn dispatch(&mut self, command: Command) -> io::Result<Next> {
@@ -175,8 +179,7 @@ impl<'a> Session<'a> {
             Command::Syst => self.say(215, "UNIX Type: L8"),
             Command::Feat => {
                 let body = FEATURES.iter().map(|f| format!(" {f}")).collect();
-                self.reply(Reply::multi(211, "Extensions supported:", body, "End"))?;
-                Ok(Next::Continue)
+                self.answer(Reply::multi(211, "Extensions supported:", body, "End"))
             }
             Command::Opts(option) => self.opts(&option),
             Command::Noop => self.say(200, "OK"),
@@ -295,13 +298,12 @@ impl<'a> Session<'a> {
             " SITE SEAL                  make the current share read-only for good".to_owned(),
             " SITE INFO [PATH]           expiry, state and totals of a share".to_owned(),
         ];
-        self.reply(Reply::multi(
+        self.answer(Reply::multi(
             214,
             "Commands recognised:",
             body,
             "See docs/PROTOCOL.md",
-        ))?;
-        Ok(Next::Continue)
+        ))
     }
 
     fn resolve(&self, argument: &str) -> VirtualPath {
@@ -359,8 +361,7 @@ impl<'a> Session<'a> {
         match found {
             Ok(entry) => {
                 let reply = make(argument.to_owned(), &entry);
-                self.reply(reply)?;
-                Ok(Next::Continue)
+                self.answer(reply)
             }
             Err(err) => self.store_error(err),
         }
@@ -374,8 +375,7 @@ impl<'a> Session<'a> {
                 self.peer
             );
         }
-        self.reply(store_reply(&err))?;
-        Ok(Next::Continue)
+        self.answer(store_reply(&err))
     }
 
     fn pasv(&mut self) -> io::Result<Next> {
@@ -480,10 +480,7 @@ impl<'a> Session<'a> {
         self.reply(Reply::new(150, preliminary))?;
         let mut data = match self.accept_data() {
             Ok(data) => data,
-            Err(reply) => {
-                self.reply(reply)?;
-                return Ok(Next::Continue);
-            }
+            Err(reply) => return self.answer(reply),
         };
         let outcome = transfer(&mut data);
         let _ = data.shutdown(Shutdown::Both);
@@ -595,13 +592,12 @@ impl<'a> Session<'a> {
             Ok(mut entry) => {
                 entry.name = path.to_string();
                 let facts = format!(" {}", mlsx_line(&entry));
-                self.reply(Reply::multi(
+                self.answer(Reply::multi(
                     250,
                     format!("Listing {path}"),
                     vec![facts],
                     "End",
-                ))?;
-                Ok(Next::Continue)
+                ))
             }
             Err(err) => self.store_error(err),
         }
@@ -695,10 +691,7 @@ impl<'a> Session<'a> {
         let path = self.resolve(argument);
         let (share, rel) = match self.writable(&path) {
             Ok(found) => found,
-            Err(reply) => {
-                self.reply(reply)?;
-                return Ok(Next::Continue);
-            }
+            Err(reply) => return self.answer(reply),
         };
         if self.transfer_type == TransferType::Ascii {
             return self.say(
@@ -719,15 +712,7 @@ impl<'a> Session<'a> {
         };
         let (id, peer) = (self.id, self.peer);
         self.with_data(format!("Receiving {path}"), move |data| {
-            let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
-            loop {
-                match data.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => upload.write_all(&buffer[..n])?,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(err),
-                }
-            }
+            for_each_chunk(data, |chunk| upload.write_all(chunk), |err| err)?;
             let received = upload.received();
             match upload.commit() {
                 Ok(entry) => {
@@ -746,10 +731,7 @@ impl<'a> Session<'a> {
         let path = self.resolve(argument);
         let (share, rel) = match self.writable(&path) {
             Ok(found) => found,
-            Err(reply) => {
-                self.reply(reply)?;
-                return Ok(Next::Continue);
-            }
+            Err(reply) => return self.answer(reply),
         };
         match share.make_folder(&rel) {
             Ok(()) => self.say(257, format!("{} created", quote_path(&path.to_string()))),
@@ -823,10 +805,7 @@ impl<'a> Session<'a> {
         };
         let mut share = match self.owned_share(code) {
             Ok(found) => found,
-            Err(reply) => {
-                self.reply(reply)?;
-                return Ok(Next::Continue);
-            }
+            Err(reply) => return self.answer(reply),
         };
         match share.seal() {
             Ok(()) => {
@@ -867,13 +846,12 @@ impl<'a> Session<'a> {
                     format!(" files {files}"),
                     format!(" bytes {bytes}"),
                 ];
-                self.reply(Reply::multi(
+                self.answer(Reply::multi(
                     211,
                     format!("Share /{}", share.code),
                     body,
                     "End",
-                ))?;
-                Ok(Next::Continue)
+                ))
             }
             Err(err) => self.store_error(err),
         }

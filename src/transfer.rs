@@ -5,15 +5,14 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use walkdir::WalkDir;
 
-use crate::client::{
-    ClientError, Connection, CreatedShare, RemoteFile, Result, TRANSFER_CHUNK_BYTES,
-};
+use crate::chunks::for_each_chunk;
+use crate::client::{ClientError, Connection, CreatedShare, RemoteFile, Result};
 use crate::digest::{Hasher, Sha256Digest};
 use crate::store::check_path;
 
@@ -173,15 +172,15 @@ pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
         |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", path.display()));
     let mut file = File::open(path).map_err(unreadable)?;
     let mut hasher = Hasher::new();
-    let mut buffer = vec![0u8; TRANSFER_CHUNK_BYTES];
-    loop {
-        match file.read(&mut buffer) {
-            Ok(0) => return Ok(hasher.finish()),
-            Ok(n) => hasher.update(&buffer[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(unreadable(err)),
-        }
-    }
+    for_each_chunk(
+        &mut file,
+        |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        },
+        unreadable,
+    )?;
+    Ok(hasher.finish())
 }
 
 /// Creates a share living `lifetime` (or the server default), uploads the plan with every

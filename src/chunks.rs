@@ -1,0 +1,45 @@
+//! Moving a stream in big chunks: the one read loop shared by uploads, downloads and hashing.
+
+use std::io::{self, Read};
+
+/// Bytes per read when moving file contents.
+pub const CHUNK_BYTES: usize = 256 * 1024;
+
+/// Reads `source` to its end, handing each chunk to `each`. Read errors go through
+/// `read_error`, so the caller can say which side failed.
+pub fn for_each_chunk<E>(
+    source: &mut impl Read,
+    mut each: impl FnMut(&[u8]) -> Result<(), E>,
+    read_error: impl FnOnce(io::Error) -> E,
+) -> Result<(), E> {
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => each(&buffer[..n])?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(read_error(err)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_byte_arrives_in_order() {
+        let input: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        let result: Result<(), io::Error> = for_each_chunk(
+            &mut input.as_slice(),
+            |chunk| {
+                out.extend_from_slice(chunk);
+                Ok(())
+            },
+            |err| err,
+        );
+        result.unwrap();
+        assert_eq!(out, input);
+    }
+}
