@@ -40,26 +40,17 @@ impl Args {
             .into_iter()
             .map(|arg| {
                 arg.into_string().map_err(|bad| {
-                    UsageError(format!(
-                        "argument '{}' is not valid UTF-8",
-                        bad.to_string_lossy()
-                    ))
+                    UsageError(format!("argument '{}' is not valid UTF-8", bad.to_string_lossy()))
                 })
             })
             .collect::<Result<_, _>>()?;
-        Ok(Args {
-            items,
-            inline_value: None,
-            only_positional: false,
-        })
+        Ok(Args { items, inline_value: None, only_positional: false })
     }
 
     /// The next flag or positional argument.
     pub fn next_arg(&mut self) -> Result<Option<Arg>, UsageError> {
         if let Some(value) = self.inline_value.take() {
-            return Err(UsageError(format!(
-                "unexpected value '{value}': this flag takes none"
-            )));
+            return Err(UsageError(format!("unexpected value '{value}': this flag takes none")));
         }
         let Some(item) = self.items.pop_front() else {
             return Ok(None);
@@ -85,16 +76,13 @@ impl Args {
         if let Some(value) = self.inline_value.take() {
             return Ok(value);
         }
-        self.items
-            .pop_front()
-            .ok_or_else(|| UsageError(format!("{flag} needs a value")))
+        self.items.pop_front().ok_or_else(|| UsageError(format!("{flag} needs a value")))
     }
 
     /// The value of the flag just read, parsed.
     pub fn parsed<T: FromStr>(&mut self, flag: &str, expected: &str) -> Result<T, UsageError> {
         let text = self.value(flag)?;
-        text.parse()
-            .map_err(|_| UsageError(format!("invalid {flag} '{text}': expected {expected}")))
+        text.parse().map_err(|_| UsageError(format!("invalid {flag} '{text}': expected {expected}")))
     }
 }
 
@@ -113,25 +101,14 @@ mod tests {
 
     #[test]
     fn flags_values_and_positionals() {
-        let mut a = args(&[
-            "--dir",
-            "out",
-            "--json",
-            "x",
-            "--expires=7d",
-            "--",
-            "--literal",
-        ]);
+        let mut a = args(&["--dir", "out", "--json", "x", "--expires=7d", "--", "--literal"]);
         assert_eq!(a.next_arg().unwrap(), Some(Arg::Flag("--dir".into())));
         assert_eq!(a.value("--dir").unwrap(), "out");
         assert_eq!(a.next_arg().unwrap(), Some(Arg::Flag("--json".into())));
         assert_eq!(a.next_arg().unwrap(), Some(Arg::Positional("x".into())));
         assert_eq!(a.next_arg().unwrap(), Some(Arg::Flag("--expires".into())));
         assert_eq!(a.value("--expires").unwrap(), "7d");
-        assert_eq!(
-            a.next_arg().unwrap(),
-            Some(Arg::Positional("--literal".into()))
-        );
+        assert_eq!(a.next_arg().unwrap(), Some(Arg::Positional("--literal".into())));
         assert_eq!(a.next_arg().unwrap(), None);
     }
 
@@ -139,17 +116,11 @@ mod tests {
     fn errors_name_the_flag() {
         let mut a = args(&["--workers"]);
         a.next_arg().unwrap();
-        assert_eq!(
-            a.value("--workers").unwrap_err().to_string(),
-            "--workers needs a value"
-        );
+        assert_eq!(a.value("--workers").unwrap_err().to_string(), "--workers needs a value");
         let mut a = args(&["--workers", "many"]);
         a.next_arg().unwrap();
         let err = a.parsed::<usize>("--workers", "a number").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid --workers 'many': expected a number"
-        );
+        assert_eq!(err.to_string(), "invalid --workers 'many': expected a number");
         let mut a = args(&["--json=yes"]);
         a.next_arg().unwrap();
         assert!(a.next_arg().is_err());

@@ -77,21 +77,10 @@ pub struct Invocation {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Upload {
-        paths: Vec<PathBuf>,
-        expires: Option<String>,
-    },
-    List {
-        url: String,
-    },
-    Download {
-        url: String,
-        paths: Vec<String>,
-        dir: PathBuf,
-    },
-    Shell {
-        address: Option<String>,
-    },
+    Upload { paths: Vec<PathBuf>, expires: Option<String> },
+    List { url: String },
+    Download { url: String, paths: Vec<String>, dir: PathBuf },
+    Shell { address: Option<String> },
     Help,
     Version,
 }
@@ -110,32 +99,21 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             Arg::Positional(value) => positional.push(value),
             Arg::Flag(flag) => match flag.as_str() {
                 "-h" | "--help" => {
-                    return Ok(Invocation {
-                        server,
-                        timeout,
-                        json,
-                        action: Action::Help,
-                    });
+                    return Ok(Invocation { server, timeout, json, action: Action::Help });
                 }
                 "-V" | "--version" => {
-                    return Ok(Invocation {
-                        server,
-                        timeout,
-                        json,
-                        action: Action::Version,
-                    });
+                    return Ok(Invocation { server, timeout, json, action: Action::Version });
                 }
                 "--server" => server = Some(args.value(&flag)?),
                 "--timeout" => {
                     let text = args.value(&flag)?;
-                    timeout = crate::expiry::parse_duration(&text)
-                        .ok()
-                        .filter(|d| !d.is_zero())
-                        .ok_or_else(|| {
+                    timeout = crate::expiry::parse_duration(&text).ok().filter(|d| !d.is_zero()).ok_or_else(
+                        || {
                             UsageError(format!(
                                 "invalid --timeout '{text}': expected a duration like 30s or 5m"
                             ))
-                        })?;
+                        },
+                    )?;
                 }
                 "--json" => json = true,
                 "--expires" => expires = Some(args.value(&flag)?),
@@ -145,29 +123,20 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         }
     }
     let mut positional = positional.into_iter();
-    let command = positional.next().ok_or_else(|| {
-        UsageError("missing command: upload, list, download or shell (see --help)".into())
-    })?;
+    let command = positional
+        .next()
+        .ok_or_else(|| UsageError("missing command: upload, list, download or shell (see --help)".into()))?;
     let rest: Vec<String> = positional.collect();
     let only = |flag: &str, allowed: bool| {
-        if allowed {
-            Ok(())
-        } else {
-            Err(UsageError(format!("{flag} does not apply to '{command}'")))
-        }
+        if allowed { Ok(()) } else { Err(UsageError(format!("{flag} does not apply to '{command}'"))) }
     };
     let action = match command.as_str() {
         "upload" => {
             only("--dir", dir.is_none())?;
             if rest.is_empty() {
-                return Err(UsageError(
-                    "upload needs at least one file or folder".into(),
-                ));
+                return Err(UsageError("upload needs at least one file or folder".into()));
             }
-            Action::Upload {
-                paths: rest.into_iter().map(PathBuf::from).collect(),
-                expires,
-            }
+            Action::Upload { paths: rest.into_iter().map(PathBuf::from).collect(), expires }
         }
         "list" => {
             only("--dir", dir.is_none())?;
@@ -180,14 +149,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         "download" => {
             only("--expires", expires.is_none())?;
             let mut rest = rest.into_iter();
-            let url = rest
-                .next()
-                .ok_or_else(|| UsageError("download needs a share URL".into()))?;
-            Action::Download {
-                url,
-                paths: rest.collect(),
-                dir: dir.unwrap_or_else(|| PathBuf::from(".")),
-            }
+            let url = rest.next().ok_or_else(|| UsageError("download needs a share URL".into()))?;
+            Action::Download { url, paths: rest.collect(), dir: dir.unwrap_or_else(|| PathBuf::from(".")) }
         }
         "shell" => {
             only("--dir", dir.is_none())?;
@@ -196,9 +159,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             if rest.len() > 1 {
                 return Err(UsageError("shell takes at most one HOST:PORT".into()));
             }
-            Action::Shell {
-                address: rest.into_iter().next(),
-            }
+            Action::Shell { address: rest.into_iter().next() }
         }
         "help" => Action::Help,
         other => {
@@ -207,12 +168,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             )));
         }
     };
-    Ok(Invocation {
-        server,
-        timeout,
-        json,
-        action,
-    })
+    Ok(Invocation { server, timeout, json, action })
 }
 
 /// The server address from `--server`, the environment, or the default; a bare host gets the
@@ -225,11 +181,8 @@ pub fn server_address(flag: Option<&str>) -> Result<(String, u16)> {
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| DEFAULT_SERVER.to_owned()),
     };
-    split_host_port(&text, DEFAULT_PORT).ok_or_else(|| {
-        ClientError::Usage(format!(
-            "invalid server address '{text}': expected HOST:PORT"
-        ))
-    })
+    split_host_port(&text, DEFAULT_PORT)
+        .ok_or_else(|| ClientError::Usage(format!("invalid server address '{text}': expected HOST:PORT")))
 }
 
 /// A share URL, or a bare code on the configured server.
@@ -241,11 +194,7 @@ pub fn share_url(text: &str, server: Option<&str>) -> Result<ShareUrl> {
         return ShareUrl::parse(text);
     }
     let (host, port) = server_address(server)?;
-    Ok(ShareUrl {
-        host,
-        port,
-        code: text.to_owned(),
-    })
+    Ok(ShareUrl { host, port, code: text.to_owned() })
 }
 
 /// Runs an invocation; results go to `out`.
@@ -271,25 +220,13 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
                 .transpose()?;
             let (host, port) = server_address(server)?;
             let plan = transfer::plan_upload(paths)?;
-            let mut connection =
-                Connection::open(&crate::client::join_host_port(&host, port), timeout)?;
+            let mut connection = Connection::open(&crate::client::join_host_port(&host, port), timeout)?;
             let report = transfer::upload(&mut connection, &plan, lifetime, observer)?;
             connection.quit();
-            let url = ShareUrl {
-                host,
-                port,
-                code: report.share.code.clone(),
-            };
-            eprintln!(
-                "owner token: {} (keep it to manage this share)",
-                report.share.owner_token
-            );
+            let url = ShareUrl { host, port, code: report.share.code.clone() };
+            eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
             eprintln!("expires: {}", report.share.expires);
-            let text = if invocation.json {
-                upload_json(&url, &report)
-            } else {
-                format!("{url}\n")
-            };
+            let text = if invocation.json { upload_json(&url, &report) } else { format!("{url}\n") };
             write_out(out, &text)
         }
         Action::List { url } => {
@@ -298,11 +235,8 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let info = connection.info(&url.code)?;
             let files = connection.walk_share(&url.code)?;
             connection.quit();
-            let text = if invocation.json {
-                list_json(&url, &info.expires, &files)
-            } else {
-                list_lines(&files)
-            };
+            let text =
+                if invocation.json { list_json(&url, &info.expires, &files) } else { list_lines(&files) };
             write_out(out, &text)
         }
         Action::Download { url, paths, dir } => {
@@ -313,11 +247,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let chosen = transfer::select(&files, paths)?;
             let saved = transfer::download(&mut connection, &url.code, &chosen, dir, observer)?;
             connection.quit();
-            let text = if invocation.json {
-                download_json(&url, &saved)
-            } else {
-                saved_lines(&saved)
-            };
+            let text = if invocation.json { download_json(&url, &saved) } else { saved_lines(&saved) };
             write_out(out, &text)
         }
         Action::Shell { address } => {
@@ -334,30 +264,19 @@ fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
 
 /// `SIZE<TAB>SHA256<TAB>PATH` lines.
 pub fn list_lines(files: &[RemoteFile]) -> String {
-    files
-        .iter()
-        .map(|f| format!("{}\t{}\t{}\n", f.size, f.sha256, f.path))
-        .collect()
+    files.iter().map(|f| format!("{}\t{}\t{}\n", f.size, f.sha256, f.path)).collect()
 }
 
 /// Local paths of saved files, one per line.
 pub fn saved_lines(saved: &[SavedFile]) -> String {
-    saved
-        .iter()
-        .map(|s| format!("{}\n", s.local.display()))
-        .collect()
+    saved.iter().map(|s| format!("{}\n", s.local.display())).collect()
 }
 
 fn files_json(files: &[RemoteFile]) -> String {
     let items: Vec<String> = files
         .iter()
         .map(|f| {
-            format!(
-                "{{\"path\":{},\"size\":{},\"sha256\":\"{}\"}}",
-                json::string(&f.path),
-                f.size,
-                f.sha256
-            )
+            format!("{{\"path\":{},\"size\":{},\"sha256\":\"{}\"}}", json::string(&f.path), f.size, f.sha256)
         })
         .collect();
     format!("[{}]", items.join(","))
@@ -367,11 +286,7 @@ fn upload_json(url: &ShareUrl, report: &UploadReport) -> String {
     let files: Vec<RemoteFile> = report
         .files
         .iter()
-        .map(|f| RemoteFile {
-            path: f.path.clone(),
-            size: f.size,
-            sha256: f.sha256,
-        })
+        .map(|f| RemoteFile { path: f.path.clone(), size: f.size, sha256: f.sha256 })
         .collect();
     format!(
         "{{\"url\":{},\"code\":{},\"owner_token\":{},\"expires\":{},\"files\":{}}}\n",
@@ -405,11 +320,7 @@ fn download_json(url: &ShareUrl, saved: &[SavedFile]) -> String {
             )
         })
         .collect();
-    format!(
-        "{{\"url\":{},\"files\":[{}]}}\n",
-        json::string(&url.to_string()),
-        items.join(",")
-    )
+    format!("{{\"url\":{},\"files\":[{}]}}\n", json::string(&url.to_string()), items.join(","))
 }
 
 /// Progress on stderr, only when stderr is a terminal.
@@ -429,33 +340,19 @@ pub struct TerminalProgress {
 impl TerminalProgress {
     fn draw(&mut self, force: bool) {
         let now = Instant::now();
-        if !force
-            && self
-                .last_draw
-                .is_some_and(|t| now.duration_since(t) < Duration::from_millis(100))
-        {
+        if !force && self.last_draw.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
             return;
         }
         self.last_draw = Some(now);
         let percent = (self.done * 100).checked_div(self.size).unwrap_or(100);
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        eprint!(
-            "\r\x1b[K{}  {:.1}/{:.1} MiB  {percent}%",
-            self.path,
-            mib(self.done),
-            mib(self.size)
-        );
+        eprint!("\r\x1b[K{}  {:.1}/{:.1} MiB  {percent}%", self.path, mib(self.done), mib(self.size));
     }
 }
 
 impl Observer for TerminalProgress {
     fn start(&mut self, path: &str, size: u64) {
-        *self = TerminalProgress {
-            path: path.to_owned(),
-            size,
-            done: 0,
-            last_draw: None,
-        };
+        *self = TerminalProgress { path: path.to_owned(), size, done: 0, last_draw: None };
         self.draw(true);
     }
 
@@ -475,33 +372,19 @@ mod tests {
     use super::*;
 
     fn parse(list: &[&str]) -> Result<Action, String> {
-        parse_args(list.iter().map(OsString::from))
-            .map(|i| i.action)
-            .map_err(|e| e.to_string())
+        parse_args(list.iter().map(OsString::from)).map(|i| i.action).map_err(|e| e.to_string())
     }
 
     #[test]
     fn commands() {
         assert_eq!(
             parse(&["upload", "--expires", "2h", "a", "b"]),
-            Ok(Action::Upload {
-                paths: vec!["a".into(), "b".into()],
-                expires: Some("2h".into())
-            })
+            Ok(Action::Upload { paths: vec!["a".into(), "b".into()], expires: Some("2h".into()) })
         );
-        assert_eq!(
-            parse(&["list", "ftp://h:1/c/"]),
-            Ok(Action::List {
-                url: "ftp://h:1/c/".into()
-            })
-        );
+        assert_eq!(parse(&["list", "ftp://h:1/c/"]), Ok(Action::List { url: "ftp://h:1/c/".into() }));
         assert_eq!(
             parse(&["download", "u", "x", "--dir", "out"]),
-            Ok(Action::Download {
-                url: "u".into(),
-                paths: vec!["x".into()],
-                dir: "out".into()
-            })
+            Ok(Action::Download { url: "u".into(), paths: vec!["x".into()], dir: "out".into() })
         );
         assert_eq!(parse(&["shell"]), Ok(Action::Shell { address: None }));
         assert_eq!(parse(&["--help"]), Ok(Action::Help));
@@ -509,41 +392,22 @@ mod tests {
 
     #[test]
     fn usage_errors_say_what_is_wrong() {
-        assert_eq!(
-            parse(&[]).unwrap_err(),
-            "missing command: upload, list, download or shell (see --help)"
-        );
-        assert_eq!(
-            parse(&["upload"]).unwrap_err(),
-            "upload needs at least one file or folder"
-        );
-        assert_eq!(
-            parse(&["list"]).unwrap_err(),
-            "list needs exactly one share URL"
-        );
-        assert_eq!(
-            parse(&["list", "u", "--dir", "x"]).unwrap_err(),
-            "--dir does not apply to 'list'"
-        );
+        assert_eq!(parse(&[]).unwrap_err(), "missing command: upload, list, download or shell (see --help)");
+        assert_eq!(parse(&["upload"]).unwrap_err(), "upload needs at least one file or folder");
+        assert_eq!(parse(&["list"]).unwrap_err(), "list needs exactly one share URL");
+        assert_eq!(parse(&["list", "u", "--dir", "x"]).unwrap_err(), "--dir does not apply to 'list'");
         assert_eq!(
             parse(&["frobnicate"]).unwrap_err(),
             "unknown command 'frobnicate': expected upload, list, download or shell"
         );
-        assert!(
-            parse(&["--timeout", "0s", "list", "u"])
-                .unwrap_err()
-                .contains("--timeout")
-        );
+        assert!(parse(&["--timeout", "0s", "list", "u"]).unwrap_err().contains("--timeout"));
     }
 
     #[test]
     fn bare_codes_use_the_server() {
         let url = share_url("abc", Some("example.org:9")).unwrap();
         assert_eq!(url.to_string(), "ftp://example.org:9/abc/");
-        assert_eq!(
-            share_url("abc", Some("example.org")).unwrap().port,
-            DEFAULT_PORT
-        );
+        assert_eq!(share_url("abc", Some("example.org")).unwrap().port, DEFAULT_PORT);
         assert!(share_url("not/a/url", None).is_err());
     }
 }

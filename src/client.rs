@@ -3,16 +3,16 @@
 //! branches on. Used by the `anonshare` command line and its interactive shell.
 
 use std::fmt;
-use std::io::{self, BufReader, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
 use crate::chunks::for_each_chunk;
 use crate::digest::Sha256Digest;
-use crate::line::{Line, read_line};
+use crate::line::{Line, LineBuffer, read_line};
 use crate::proto::{
-    Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply,
-    parse_hash_reply, parse_mlsx_line, parse_pasv_reply,
+    Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
+    parse_mlsx_line, parse_pasv_reply,
 };
 
 /// Time allowed to open a TCP connection to the server.
@@ -118,11 +118,7 @@ impl ShareUrl {
         if code.is_empty() || code.contains('/') {
             return Err(bad());
         }
-        Ok(ShareUrl {
-            host,
-            port,
-            code: code.to_owned(),
-        })
+        Ok(ShareUrl { host, port, code: code.to_owned() })
     }
 
     /// `HOST:PORT` for connecting, brackets around IPv6.
@@ -159,11 +155,7 @@ pub fn split_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
 
 /// `host:port`, with brackets around an IPv6 host.
 pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// What the server said when it created a share.
@@ -195,7 +187,8 @@ pub struct RemoteFile {
 
 /// A logged-in control connection.
 pub struct Connection {
-    reader: BufReader<TcpStream>,
+    reader: TcpStream,
+    lines: LineBuffer,
     writer: TcpStream,
     server: SocketAddr,
 }
@@ -203,12 +196,9 @@ pub struct Connection {
 impl Connection {
     /// Connects to `address` (`HOST:PORT`), logs in anonymously and selects binary mode.
     pub fn open(address: &str, timeout: Duration) -> Result<Connection> {
-        let unreachable =
-            |why: String| ClientError::Connection(format!("cannot reach {address}: {why}"));
-        let candidates: Vec<SocketAddr> = address
-            .to_socket_addrs()
-            .map_err(|err| unreachable(err.to_string()))?
-            .collect();
+        let unreachable = |why: String| ClientError::Connection(format!("cannot reach {address}: {why}"));
+        let candidates: Vec<SocketAddr> =
+            address.to_socket_addrs().map_err(|err| unreachable(err.to_string()))?.collect();
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
         let mut stream = None;
         for candidate in candidates {
@@ -221,30 +211,23 @@ impl Connection {
             }
         }
         let stream = stream.ok_or_else(|| unreachable(last_error.to_string()))?;
-        stream
-            .set_read_timeout(Some(timeout))
-            .map_err(wire("connect"))?;
-        stream
-            .set_write_timeout(Some(timeout))
-            .map_err(wire("connect"))?;
+        stream.set_read_timeout(Some(timeout)).map_err(wire("connect"))?;
+        stream.set_write_timeout(Some(timeout)).map_err(wire("connect"))?;
         stream.set_nodelay(true).map_err(wire("connect"))?;
         let server = stream.peer_addr().map_err(wire("connect"))?;
         let writer = stream.try_clone().map_err(wire("connect"))?;
-        let mut connection = Connection {
-            reader: BufReader::new(stream),
-            writer,
-            server,
-        };
+        let lines = LineBuffer::new(MAX_REPLY_LINE);
+        let mut connection = Connection { reader: stream, lines, writer, server };
         let greeting = connection.read_reply("greeting")?;
         if greeting.code != 220 {
             return Err(reply_error("connect", &greeting));
         }
-        connection
-            .expect(&Command::User("anonymous".into()), &[230, 331])
-            .and_then(|reply| match reply.code {
+        connection.expect(&Command::User("anonymous".into()), &[230, 331]).and_then(|reply| {
+            match reply.code {
                 331 => connection.expect(&Command::Pass("anonshare@".into()), &[230]),
                 _ => Ok(reply),
-            })?;
+            }
+        })?;
         connection.expect(&Command::Type(TransferType::Image), &[200])?;
         Ok(connection)
     }
@@ -252,7 +235,7 @@ impl Connection {
     fn read_reply(&mut self, doing: &str) -> Result<Reply> {
         let mut parser = ReplyParser::new();
         for _ in 0..MAX_REPLY_LINES {
-            let line = match read_line(&mut self.reader, MAX_REPLY_LINE).map_err(wire(doing))? {
+            let line = match read_line(&mut self.reader, &mut self.lines).map_err(wire(doing))? {
                 Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Line::TooLong => {
                     return Err(ClientError::Connection(format!(
@@ -260,9 +243,7 @@ impl Connection {
                     )));
                 }
                 Line::Closed => {
-                    return Err(ClientError::Connection(format!(
-                        "{doing}: server closed the connection"
-                    )));
+                    return Err(ClientError::Connection(format!("{doing}: server closed the connection")));
                 }
             };
             match parser.feed(&line) {
@@ -271,18 +252,14 @@ impl Connection {
                 Err(err) => return Err(ClientError::Connection(format!("{doing}: {err}"))),
             }
         }
-        Err(ClientError::Connection(format!(
-            "{doing}: reply longer than {MAX_REPLY_LINES} lines"
-        )))
+        Err(ClientError::Connection(format!("{doing}: reply longer than {MAX_REPLY_LINES} lines")))
     }
 
     /// Sends one command and returns its reply, whatever the code.
     pub fn send(&mut self, command: &Command) -> Result<Reply> {
         let verb = verb_of(command);
         let line = format!("{command}\r\n");
-        self.writer
-            .write_all(line.as_bytes())
-            .map_err(wire(&verb))?;
+        self.writer.write_all(line.as_bytes()).map_err(wire(&verb))?;
         self.read_reply(&verb)
     }
 
@@ -316,16 +293,10 @@ impl Connection {
             }
             _ => return Err(reply_error("EPSV", &reply)),
         };
-        let data = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT)
-            .map_err(wire("data connection"))?;
-        let timeout = self
-            .writer
-            .read_timeout()
-            .map_err(wire("data connection"))?;
-        data.set_read_timeout(timeout)
-            .map_err(wire("data connection"))?;
-        data.set_write_timeout(timeout)
-            .map_err(wire("data connection"))?;
+        let data = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map_err(wire("data connection"))?;
+        let timeout = self.writer.read_timeout().map_err(wire("data connection"))?;
+        data.set_read_timeout(timeout).map_err(wire("data connection"))?;
+        data.set_write_timeout(timeout).map_err(wire("data connection"))?;
         Ok(data)
     }
 
@@ -346,11 +317,7 @@ impl Connection {
         drop(data);
         let outcome = outcome?;
         let last = self.read_reply(&doing)?;
-        if last.code == 226 || last.code == 250 {
-            Ok(outcome)
-        } else {
-            Err(reply_error(&doing, &last))
-        }
+        if last.code == 226 || last.code == 250 { Ok(outcome) } else { Err(reply_error(&doing, &last)) }
     }
 
     /// Creates a share that lives for `lifetime` (or the server's default); the connection's
@@ -379,10 +346,7 @@ impl Connection {
         source: &mut impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
-        self.expect(
-            &Command::Site(SiteCommand::Digest(digest, path.into())),
-            &[200],
-        )?;
+        self.expect(&Command::Site(SiteCommand::Digest(digest, path.into())), &[200])?;
         self.transfer(&Command::Stor(path.into()), |data| {
             for_each_chunk(
                 source,
@@ -399,22 +363,13 @@ impl Connection {
 
     /// Seals the share the connection is in.
     pub fn seal(&mut self) -> Result<()> {
-        self.expect(&Command::Site(SiteCommand::Seal), &[200])
-            .map(drop)
+        self.expect(&Command::Site(SiteCommand::Seal), &[200]).map(drop)
     }
 
     /// Expiry and totals of share `code`.
     pub fn info(&mut self, code: &str) -> Result<ShareInfo> {
-        let reply = self.expect(
-            &Command::Site(SiteCommand::Info(Some(format!("/{code}")))),
-            &[211],
-        )?;
-        let mut info = ShareInfo {
-            expires: String::new(),
-            sealed: false,
-            files: 0,
-            bytes: 0,
-        };
+        let reply = self.expect(&Command::Site(SiteCommand::Info(Some(format!("/{code}")))), &[211])?;
+        let mut info = ShareInfo { expires: String::new(), sealed: false, files: 0, bytes: 0 };
         for line in &reply.lines {
             match line.trim().split_once(' ') {
                 Some(("expires", value)) => info.expires = value.to_owned(),
@@ -431,16 +386,10 @@ impl Connection {
     pub fn list_folder(&mut self, path: &str) -> Result<Vec<ListingEntry>> {
         let text = self.transfer(&Command::Mlsd(Some(path.into())), |data| {
             let mut bytes = Vec::new();
-            data.take(MAX_LISTING_BYTES)
-                .read_to_end(&mut bytes)
-                .map_err(wire("MLSD"))?;
+            data.take(MAX_LISTING_BYTES).read_to_end(&mut bytes).map_err(wire("MLSD"))?;
             Ok(String::from_utf8_lossy(&bytes).into_owned())
         })?;
-        Ok(text
-            .lines()
-            .filter_map(parse_mlsx_line)
-            .filter(|e| e.name != "." && e.name != "..")
-            .collect())
+        Ok(text.lines().filter_map(parse_mlsx_line).filter(|e| e.name != "." && e.name != "..").collect())
     }
 
     /// The SHA-256 the server holds for `path` (the HASH draft).
@@ -448,9 +397,7 @@ impl Connection {
         let reply = self.expect(&Command::Hash(path.into()), &[213])?;
         parse_hash_reply(&reply.text())
             .map(|(digest, _, _)| digest)
-            .ok_or_else(|| {
-                ClientError::Connection(format!("HASH: unreadable reply '{}'", reply.text()))
-            })
+            .ok_or_else(|| ClientError::Connection(format!("HASH: unreadable reply '{}'", reply.text())))
     }
 
     /// Every file of share `code`, with size and SHA-256, in path order.
@@ -458,17 +405,10 @@ impl Connection {
         let mut files = Vec::new();
         let mut folders = vec![String::new()];
         while let Some(folder) = folders.pop() {
-            let remote = if folder.is_empty() {
-                format!("/{code}")
-            } else {
-                format!("/{code}/{folder}")
-            };
+            let remote = if folder.is_empty() { format!("/{code}") } else { format!("/{code}/{folder}") };
             for entry in self.list_folder(&remote)? {
-                let path = if folder.is_empty() {
-                    entry.name.clone()
-                } else {
-                    format!("{folder}/{}", entry.name)
-                };
+                let path =
+                    if folder.is_empty() { entry.name.clone() } else { format!("{folder}/{}", entry.name) };
                 if entry.is_dir {
                     folders.push(path);
                 } else {
@@ -524,21 +464,13 @@ impl Connection {
 
 /// The verb of a command, for error messages that must not echo secrets.
 fn verb_of(command: &Command) -> String {
-    command
-        .to_string()
-        .split(' ')
-        .next()
-        .unwrap_or_default()
-        .to_owned()
+    command.to_string().split(' ').next().unwrap_or_default().to_owned()
 }
 
 fn command_for_humans(command: &Command) -> String {
     match command {
         Command::Pass(_) => "PASS".into(),
-        Command::Site(site) => format!(
-            "SITE {}",
-            site.to_string().split(' ').next().unwrap_or_default()
-        ),
+        Command::Site(site) => format!("SITE {}", site.to_string().split(' ').next().unwrap_or_default()),
         other => other.to_string(),
     }
 }
@@ -546,24 +478,9 @@ fn command_for_humans(command: &Command) -> String {
 /// Reads `"/<code>" share created; expires <time>; owner token <token>`.
 fn parse_created(text: &str) -> Option<CreatedShare> {
     let code = text.strip_prefix("\"/")?.split('"').next()?.to_owned();
-    let expires = text
-        .split("expires ")
-        .nth(1)?
-        .split(';')
-        .next()?
-        .trim()
-        .to_owned();
-    let owner_token = text
-        .split("owner token ")
-        .nth(1)?
-        .split_whitespace()
-        .next()?
-        .to_owned();
-    Some(CreatedShare {
-        code,
-        owner_token,
-        expires,
-    })
+    let expires = text.split("expires ").nth(1)?.split(';').next()?.trim().to_owned();
+    let owner_token = text.split("owner token ").nth(1)?.split_whitespace().next()?.to_owned();
+    Some(CreatedShare { code, owner_token, expires })
 }
 
 #[cfg(test)]
@@ -576,15 +493,9 @@ mod tests {
 
     #[test]
     fn share_urls() {
-        assert_eq!(
-            url("ftp://127.0.0.1:2121/abc/"),
-            Some(("127.0.0.1".into(), 2121, "abc".into()))
-        );
+        assert_eq!(url("ftp://127.0.0.1:2121/abc/"), Some(("127.0.0.1".into(), 2121, "abc".into())));
         assert_eq!(url("ftp://h/abc"), Some(("h".into(), 21, "abc".into())));
-        assert_eq!(
-            url("ftp://[::1]:9/abc/"),
-            Some(("::1".into(), 9, "abc".into()))
-        );
+        assert_eq!(url("ftp://[::1]:9/abc/"), Some(("::1".into(), 9, "abc".into())));
         assert_eq!(url("http://h/abc"), None);
         assert_eq!(url("ftp://h/"), None);
         assert_eq!(url("ftp://h/a/b"), None);
@@ -594,14 +505,8 @@ mod tests {
 
     #[test]
     fn host_and_port() {
-        assert_eq!(
-            split_host_port("localhost:2121", 1),
-            Some(("localhost".into(), 2121))
-        );
-        assert_eq!(
-            split_host_port("localhost", 1),
-            Some(("localhost".into(), 1))
-        );
+        assert_eq!(split_host_port("localhost:2121", 1), Some(("localhost".into(), 2121)));
+        assert_eq!(split_host_port("localhost", 1), Some(("localhost".into(), 1)));
         assert_eq!(split_host_port("[::1]", 1), Some(("::1".into(), 1)));
         assert_eq!(split_host_port(":80", 1), None);
         assert_eq!(split_host_port("::1", 1), None);
@@ -625,10 +530,7 @@ mod tests {
     fn replies_sort_into_exit_codes() {
         let code = |reply: Reply| reply_error("X", &reply).exit_code();
         assert_eq!(code(Reply::new(550, "No such share")), 3);
-        assert_eq!(
-            code(Reply::new(550, "SHA-256 mismatch: declared a, received b")),
-            4
-        );
+        assert_eq!(code(Reply::new(550, "SHA-256 mismatch: declared a, received b")), 4);
         assert_eq!(code(Reply::new(421, "Too many connections")), 5);
         assert_eq!(code(Reply::new(426, "aborted")), 2);
     }

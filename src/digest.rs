@@ -116,32 +116,20 @@ mod tests {
 
     #[test]
     fn known_vectors() {
-        check(
-            b"",
-            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855",
-        );
-        check(
-            b"abc",
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad",
-        );
+        check(b"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        check(b"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 
     #[test]
     fn uppercase_hex_is_accepted() {
         let upper = "BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD";
-        assert_eq!(
-            upper.parse::<Sha256Digest>().unwrap(),
-            Sha256Digest::of(b"abc")
-        );
+        assert_eq!(upper.parse::<Sha256Digest>().unwrap(), Sha256Digest::of(b"abc"));
     }
 
     #[test]
     fn bad_hex_is_refused_with_the_input() {
         let err = "xyz".parse::<Sha256Digest>().unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "invalid SHA-256 'xyz': expected 64 hex digits"
-        );
+        assert_eq!(err.to_string(), "invalid SHA-256 'xyz': expected 64 hex digits");
         assert!("g".repeat(64).parse::<Sha256Digest>().is_err());
     }
 

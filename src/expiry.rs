@@ -25,10 +25,7 @@ impl fmt::Display for BadExpiry {
                  like 2026-12-01, or an RFC 3339 time"
             ),
             BadExpiry::Past(text) => {
-                write!(
-                    f,
-                    "invalid expiry '{text}': that time has passed; give a future time or a duration"
-                )
+                write!(f, "invalid expiry '{text}': that time has passed; give a future time or a duration")
             }
         }
     }
@@ -40,9 +37,7 @@ impl std::error::Error for BadExpiry {}
 pub fn parse_duration(text: &str) -> Result<Duration, BadExpiry> {
     let bad = || BadExpiry::Malformed(text.to_owned());
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
     let number: u64 = number.parse().map_err(|_| bad())?;
     let scale = match unit {
@@ -53,10 +48,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, BadExpiry> {
         "w" => 7 * 86_400,
         _ => return Err(bad()),
     };
-    number
-        .checked_mul(scale)
-        .map(Duration::from_secs)
-        .ok_or_else(bad)
+    number.checked_mul(scale).map(Duration::from_secs).ok_or_else(bad)
 }
 
 /// How long from `now` until the time `text` names; durations are taken as they are.
@@ -110,9 +102,7 @@ pub fn rfc3339(unix_seconds: i64) -> String {
 
 /// Parses an RFC 3339 time to Unix seconds.
 pub fn parse_rfc3339(text: &str) -> Option<i64> {
-    OffsetDateTime::parse(text, &Rfc3339)
-        .ok()
-        .map(|t| t.unix_timestamp())
+    OffsetDateTime::parse(text, &Rfc3339).ok().map(|t| t.unix_timestamp())
 }
 
 #[cfg(test)]
@@ -124,11 +114,7 @@ mod tests {
     }
 
     fn check(text: &str, expected_seconds: Option<u64>) {
-        assert_eq!(
-            parse_expiry(text, now()).ok().map(|d| d.as_secs()),
-            expected_seconds,
-            "{text}"
-        );
+        assert_eq!(parse_expiry(text, now()).ok().map(|d| d.as_secs()), expected_seconds, "{text}");
     }
 
     #[test]

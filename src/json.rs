@@ -23,9 +23,6 @@ pub fn string(text: &str) -> String {
 mod tests {
     #[test]
     fn escapes() {
-        assert_eq!(
-            super::string("a\"b\\c\n\u{1}\u{e9}"),
-            "\"a\\\"b\\\\c\\n\\u0001\u{e9}\""
-        );
+        assert_eq!(super::string("a\"b\\c\n\u{1}\u{e9}"), "\"a\\\"b\\\\c\\n\\u0001\u{e9}\"");
     }
 }

@@ -3,6 +3,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admission;
 pub mod args;
 pub mod chunks;
 pub mod cli;

@@ -1,7 +1,13 @@
-//! Reads CRLF- (or LF-) terminated control lines with a hard length cap: a line over the cap
-//! is discarded as it streams past, never buffered whole.
+//! Control lines: a sans-IO splitter with a hard length cap ([`LineBuffer`]), and the small
+//! loops that fill it from a stream, blocking ([`read_line`]) or not ([`poll_line`]). A line
+//! over the cap is discarded as it streams past, never buffered whole.
 
-use std::io::{self, BufRead};
+use std::collections::VecDeque;
+use std::io::{self, Read};
+use std::net::TcpStream;
+
+/// Bytes read from the stream at a time.
+const READ_BYTES: usize = 4096;
 
 /// What one read produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -14,102 +20,139 @@ pub enum Line {
     Closed,
 }
 
-/// Reads the next line of at most `max` bytes, line ending included.
-pub fn read_line(reader: &mut impl BufRead, max: usize) -> io::Result<Line> {
-    let mut line = Vec::new();
-    let mut too_long = false;
+/// Splits bytes into CRLF- (or LF-) terminated lines of at most `max` bytes, ending included.
+#[derive(Debug)]
+pub struct LineBuffer {
+    max: usize,
+    partial: Vec<u8>,
+    discarding: bool,
+    ready: VecDeque<Line>,
+}
+
+impl LineBuffer {
+    pub fn new(max: usize) -> LineBuffer {
+        LineBuffer { max, partial: Vec::new(), discarding: false, ready: VecDeque::new() }
+    }
+
+    /// Takes bytes as they arrived.
+    pub fn feed(&mut self, mut bytes: &[u8]) {
+        while !bytes.is_empty() {
+            let (chunk, found_end) = match bytes.iter().position(|&b| b == b'\n') {
+                Some(end) => (&bytes[..=end], true),
+                None => (bytes, false),
+            };
+            bytes = &bytes[chunk.len()..];
+            if !self.discarding {
+                if self.partial.len() + chunk.len() > self.max {
+                    self.discarding = true;
+                    self.partial = Vec::new();
+                } else {
+                    self.partial.extend_from_slice(chunk);
+                }
+            }
+            if found_end {
+                let line = if std::mem::take(&mut self.discarding) {
+                    Line::TooLong
+                } else {
+                    let mut text = std::mem::take(&mut self.partial);
+                    text.pop();
+                    if text.last() == Some(&b'\r') {
+                        text.pop();
+                    }
+                    Line::Text(text)
+                };
+                self.ready.push_back(line);
+            }
+        }
+    }
+
+    /// The next complete line, if one has arrived.
+    pub fn next_line(&mut self) -> Option<Line> {
+        self.ready.pop_front()
+    }
+}
+
+/// Reads until a whole line is there. Timeouts are the stream's.
+pub fn read_line(stream: &mut impl Read, buffer: &mut LineBuffer) -> io::Result<Line> {
+    let mut bytes = [0u8; READ_BYTES];
     loop {
-        let available = match reader.fill_buf() {
-            Ok(bytes) => bytes,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
+        if let Some(line) = buffer.next_line() {
+            return Ok(line);
+        }
+        match stream.read(&mut bytes) {
+            Ok(0) => return Ok(Line::Closed),
+            Ok(n) => buffer.feed(&bytes[..n]),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(err),
-        };
-        if available.is_empty() {
-            return Ok(Line::Closed);
         }
-        let (chunk, found_end) = match available.iter().position(|&b| b == b'\n') {
-            Some(end) => (&available[..=end], true),
-            None => (available, false),
-        };
-        let used = chunk.len();
-        if !too_long {
-            if line.len() + used > max {
-                too_long = true;
-                line = Vec::new();
-            } else {
-                line.extend_from_slice(chunk);
-            }
+    }
+}
+
+/// Returns a whole line if one is buffered or waiting on the socket, without blocking.
+pub fn poll_line(stream: &TcpStream, buffer: &mut LineBuffer) -> io::Result<Option<Line>> {
+    if let Some(line) = buffer.next_line() {
+        return Ok(Some(line));
+    }
+    let mut bytes = [0u8; READ_BYTES];
+    stream.set_nonblocking(true)?;
+    let result = (&*stream).read(&mut bytes);
+    stream.set_nonblocking(false)?;
+    match result {
+        Ok(0) => Ok(Some(Line::Closed)),
+        Ok(n) => {
+            buffer.feed(&bytes[..n]);
+            Ok(buffer.next_line())
         }
-        reader.consume(used);
-        if found_end {
-            if too_long {
-                return Ok(Line::TooLong);
-            }
-            line.pop();
-            if line.last() == Some(&b'\r') {
-                line.pop();
-            }
-            return Ok(Line::Text(line));
-        }
+        Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(None),
+        Err(err) => Err(err),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::BufReader;
 
-    fn lines(input: &[u8], max: usize) -> Vec<Line> {
-        // A tiny buffer makes the reader cross chunk boundaries.
-        let mut reader = BufReader::with_capacity(3, input);
+    fn lines(chunks: &[&[u8]], max: usize) -> Vec<Line> {
+        let mut buffer = LineBuffer::new(max);
         let mut out = Vec::new();
-        loop {
-            let line = read_line(&mut reader, max).unwrap();
-            let closed = line == Line::Closed;
-            out.push(line);
-            if closed {
-                return out;
+        for chunk in chunks {
+            buffer.feed(chunk);
+            while let Some(line) = buffer.next_line() {
+                out.push(line);
             }
         }
+        out
+    }
+
+    fn text(s: &str) -> Line {
+        Line::Text(s.as_bytes().to_vec())
     }
 
     #[test]
-    fn splits_crlf_and_lf_lines() {
+    fn splits_crlf_and_lf_lines_across_chunks() {
         assert_eq!(
-            lines(b"USER a\r\nPASS\nQUIT\r\n", 100),
-            [
-                Line::Text(b"USER a".to_vec()),
-                Line::Text(b"PASS".to_vec()),
-                Line::Text(b"QUIT".to_vec()),
-                Line::Closed
-            ]
+            lines(&[b"USER a\r\nPA", b"SS\nQUIT\r", b"\n"], 100),
+            [text("USER a"), text("PASS"), text("QUIT")]
         );
     }
 
     #[test]
     fn long_lines_are_discarded_and_the_next_line_is_read() {
-        let mut input = vec![b'x'; 50];
-        input.extend_from_slice(b"\r\nNOOP\r\n");
-        assert_eq!(
-            lines(&input, 10),
-            [Line::TooLong, Line::Text(b"NOOP".to_vec()), Line::Closed]
-        );
+        let long = vec![b'x'; 50];
+        assert_eq!(lines(&[&long, &long, b"\r\nNOOP\r\n"], 10), [Line::TooLong, text("NOOP")]);
     }
 
     #[test]
     fn the_cap_counts_the_line_ending() {
-        assert_eq!(
-            lines(b"12345678\r\n", 10)[0],
-            Line::Text(b"12345678".to_vec())
-        );
-        assert_eq!(lines(b"123456789\r\n", 10)[0], Line::TooLong);
+        assert_eq!(lines(&[b"12345678\r\n"], 10), [text("12345678")]);
+        assert_eq!(lines(&[b"123456789\r\n"], 10), [Line::TooLong]);
     }
 
     #[test]
-    fn a_partial_last_line_is_dropped() {
-        assert_eq!(
-            lines(b"NOOP\r\nQUI", 100),
-            [Line::Text(b"NOOP".to_vec()), Line::Closed]
-        );
+    fn reading_stops_at_a_partial_last_line() {
+        let mut buffer = LineBuffer::new(100);
+        let mut input: &[u8] = b"NOOP\r\nQUI";
+        assert_eq!(read_line(&mut input, &mut buffer).unwrap(), text("NOOP"));
+        assert_eq!(read_line(&mut input, &mut buffer).unwrap(), Line::Closed);
     }
 }

@@ -8,9 +8,7 @@ use time::format_description::well_known::Rfc3339;
 
 /// Writes one event line to stderr.
 pub fn event(args: fmt::Arguments<'_>) {
-    let now = OffsetDateTime::now_utc()
-        .replace_nanosecond(0)
-        .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let stamp = now.format(&Rfc3339).unwrap_or_default();
     let line = format!("{stamp} {args}\n");
     // One write per line keeps lines whole when threads log at once.

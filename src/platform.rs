@@ -1,6 +1,7 @@
 //! The one place for operating-system differences, each with a portable fallback.
 
 use std::io;
+use std::net::TcpStream;
 use std::path::Path;
 
 /// Makes a directory's entries (a rename, a new file) durable.
@@ -12,5 +13,31 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
 /// Windows cannot open a directory as a file; NTFS journals renames, so there is nothing to do.
 #[cfg(not(unix))]
 pub fn sync_dir(_dir: &Path) -> io::Result<()> {
+    Ok(())
+}
+
+/// Free bytes for unprivileged users on the disk that holds `path`.
+#[cfg(unix)]
+pub fn free_space(path: &Path) -> Option<u64> {
+    let stats = rustix::fs::statvfs(path).ok()?;
+    Some(stats.f_bavail.saturating_mul(stats.f_frsize))
+}
+
+/// Without a portable way to ask, the free-space floor is not enforced.
+#[cfg(not(unix))]
+pub fn free_space(_path: &Path) -> Option<u64> {
+    None
+}
+
+/// Keeps TCP urgent data in the byte stream. Clients send the Telnet Synch before ABOR as
+/// urgent data (RFC 959 §4.1.3); without this the kernel takes that byte out of the stream.
+#[cfg(unix)]
+pub fn keep_urgent_data_inline(stream: &TcpStream) -> io::Result<()> {
+    rustix::net::sockopt::set_socket_oobinline(stream, true).map_err(io::Error::from)
+}
+
+/// Elsewhere the Synch byte may be lost; ABOR itself still arrives.
+#[cfg(not(unix))]
+pub fn keep_urgent_data_inline(_stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }

@@ -42,10 +42,7 @@ impl ThreadPool {
                 })?;
             workers.push(worker);
         }
-        Ok(ThreadPool {
-            workers,
-            sender: Some(sender),
-        })
+        Ok(ThreadPool { workers, sender: Some(sender) })
     }
 
     /// Queues `job` for the next free worker.

@@ -60,6 +60,8 @@ pub enum SiteCommand {
     Digest(Sha256Digest, String),
     /// `SITE SEAL`: make the current share read-only for good.
     Seal,
+    /// `SITE OWNER <code> <token>`: prove ownership of an unsealed share from this connection.
+    Owner(String, String),
     /// `SITE INFO [path]`: expiry, state and totals of a share.
     Info(Option<String>),
     Help,
@@ -90,16 +92,9 @@ pub enum ProtoError {
     /// A verb that needs an argument and got none (501).
     MissingArgument(&'static str),
     /// An argument of the wrong shape (501), or a parameter we do not support (504).
-    BadArgument {
-        verb: &'static str,
-        argument: String,
-        expected: &'static str,
-    },
+    BadArgument { verb: &'static str, argument: String, expected: &'static str },
     /// A TYPE, MODE or STRU we do not support (504).
-    UnsupportedParameter {
-        verb: &'static str,
-        argument: String,
-    },
+    UnsupportedParameter { verb: &'static str, argument: String },
 }
 
 impl fmt::Display for ProtoError {
@@ -111,15 +106,8 @@ impl fmt::Display for ProtoError {
             ProtoError::UnknownVerb(verb) => write!(f, "unknown command '{verb}'"),
             ProtoError::NotImplemented(verb) => write!(f, "{verb} is not implemented"),
             ProtoError::MissingArgument(verb) => write!(f, "{verb} needs an argument"),
-            ProtoError::BadArgument {
-                verb,
-                argument,
-                expected,
-            } => {
-                write!(
-                    f,
-                    "invalid {verb} argument '{argument}': expected {expected}"
-                )
+            ProtoError::BadArgument { verb, argument, expected } => {
+                write!(f, "invalid {verb} argument '{argument}': expected {expected}")
             }
             ProtoError::UnsupportedParameter { verb, argument } => {
                 write!(f, "{verb} {argument} is not supported")
@@ -135,25 +123,28 @@ impl ProtoError {
     pub fn reply_code(&self) -> u16 {
         match self {
             ProtoError::LineTooLong(_) | ProtoError::Empty | ProtoError::UnknownVerb(_) => 500,
-            ProtoError::NotUtf8
-            | ProtoError::MissingArgument(_)
-            | ProtoError::BadArgument { .. } => 501,
+            ProtoError::NotUtf8 | ProtoError::MissingArgument(_) | ProtoError::BadArgument { .. } => 501,
             ProtoError::NotImplemented(_) => 502,
             ProtoError::UnsupportedParameter { .. } => 504,
         }
     }
 }
 
+/// Bytes from here up are Telnet commands (RFC 854) when they lead a line; no verb starts so.
+const TELNET_COMMANDS: u8 = 0xF0;
+
 /// Verbs of RFC 959 and its extensions that anonshare deliberately does not run.
 /// PORT and EPRT are among them: they let a client aim the server at any host (RFC 2577).
 const REFUSED_VERBS: &[&str] = &[
-    "ACCT", "APPE", "DELE", "EPRT", "LPRT", "LPSV", "PORT", "REIN", "RMD", "RNFR", "RNTO", "SMNT",
-    "STAT", "STOU", "XRMD",
+    "ACCT", "APPE", "DELE", "EPRT", "LPRT", "LPSV", "PORT", "REIN", "RMD", "RNFR", "RNTO", "SMNT", "STAT",
+    "STOU", "XRMD",
 ];
 
-/// Parses one control line, without its CRLF.
+/// Parses one control line, without its CRLF. Telnet commands in front of it (IAC IP, IAC DM,
+/// the Synch that clients send before ABOR, RFC 959 §4.1.3) are skipped.
 pub fn parse_command(line: &[u8]) -> Result<Command, ProtoError> {
-    let line = std::str::from_utf8(line).map_err(|_| ProtoError::NotUtf8)?;
+    let start = line.iter().position(|&b| b < TELNET_COMMANDS).unwrap_or(line.len());
+    let line = std::str::from_utf8(&line[start..]).map_err(|_| ProtoError::NotUtf8)?;
     let (verb, argument) = match line.split_once(' ') {
         Some((verb, argument)) => (verb, Some(argument)),
         None => (line, None),
@@ -214,11 +205,7 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ProtoError> {
 /// Shortens peer-controlled text before it goes into an error message.
 fn clip(text: &str) -> String {
     const SHOWN: usize = 64;
-    let mut out: String = text
-        .chars()
-        .filter(|c| !c.is_control())
-        .take(SHOWN)
-        .collect();
+    let mut out: String = text.chars().filter(|c| !c.is_control()).take(SHOWN).collect();
     if text.chars().count() > SHOWN {
         out.push_str("...");
     }
@@ -229,25 +216,15 @@ fn parse_type(argument: &str) -> Result<TransferType, ProtoError> {
     match argument.to_ascii_uppercase().as_str() {
         "A" | "A N" => Ok(TransferType::Ascii),
         "I" | "L 8" => Ok(TransferType::Image),
-        _ => Err(ProtoError::UnsupportedParameter {
-            verb: "TYPE",
-            argument: clip(argument),
-        }),
+        _ => Err(ProtoError::UnsupportedParameter { verb: "TYPE", argument: clip(argument) }),
     }
 }
 
-fn parse_single_letter(
-    verb: &'static str,
-    argument: &str,
-    only: &str,
-) -> Result<String, ProtoError> {
+fn parse_single_letter(verb: &'static str, argument: &str, only: &str) -> Result<String, ProtoError> {
     if argument.eq_ignore_ascii_case(only) {
         Ok(only.to_owned())
     } else {
-        Err(ProtoError::UnsupportedParameter {
-            verb,
-            argument: clip(argument),
-        })
+        Err(ProtoError::UnsupportedParameter { verb, argument: clip(argument) })
     }
 }
 
@@ -259,14 +236,13 @@ fn parse_site(argument: &str) -> Result<SiteCommand, ProtoError> {
     match sub.to_ascii_uppercase().as_str() {
         "MKSHARE" => match rest {
             None => Ok(SiteCommand::Mkshare(None)),
-            Some(text) => text
-                .parse()
-                .map(|s| SiteCommand::Mkshare(Some(s)))
-                .map_err(|_| ProtoError::BadArgument {
+            Some(text) => {
+                text.parse().map(|s| SiteCommand::Mkshare(Some(s))).map_err(|_| ProtoError::BadArgument {
                     verb: "SITE MKSHARE",
                     argument: clip(text),
                     expected: "a number of seconds",
-                }),
+                })
+            }
         },
         "DIGEST" => {
             let bad = |text: &str| ProtoError::BadArgument {
@@ -283,13 +259,22 @@ fn parse_site(argument: &str) -> Result<SiteCommand, ProtoError> {
             Ok(SiteCommand::Digest(digest, path.to_owned()))
         }
         "SEAL" => Ok(SiteCommand::Seal),
+        "OWNER" => {
+            let text = rest.ok_or(ProtoError::MissingArgument("SITE OWNER"))?;
+            match text.split_once(' ') {
+                Some((code, token)) if !code.is_empty() && !token.is_empty() => {
+                    Ok(SiteCommand::Owner(code.to_owned(), token.to_owned()))
+                }
+                _ => Err(ProtoError::BadArgument {
+                    verb: "SITE OWNER",
+                    argument: "(hidden)".into(),
+                    expected: "a share code and its owner token",
+                }),
+            }
+        }
         "INFO" => Ok(SiteCommand::Info(rest.map(str::to_owned))),
         "HELP" => Ok(SiteCommand::Help),
-        _ => Err(ProtoError::BadArgument {
-            verb: "SITE",
-            argument: clip(sub),
-            expected: "MKSHARE, DIGEST, SEAL, INFO or HELP",
-        }),
+        _ => Err(ProtoError::NotImplemented(format!("SITE {}", clip(sub).to_ascii_uppercase()))),
     }
 }
 
@@ -351,6 +336,7 @@ impl fmt::Display for SiteCommand {
             SiteCommand::Mkshare(Some(seconds)) => write!(f, "MKSHARE {seconds}"),
             SiteCommand::Digest(digest, path) => write!(f, "DIGEST {digest} {path}"),
             SiteCommand::Seal => f.write_str("SEAL"),
+            SiteCommand::Owner(code, token) => write!(f, "OWNER {code} {token}"),
             SiteCommand::Info(None) => f.write_str("INFO"),
             SiteCommand::Info(Some(path)) => write!(f, "INFO {path}"),
             SiteCommand::Help => f.write_str("HELP"),
@@ -379,19 +365,11 @@ pub struct Reply {
 
 impl Reply {
     pub fn new(code: u16, text: impl Into<String>) -> Reply {
-        Reply {
-            code,
-            lines: vec![text.into()],
-        }
+        Reply { code, lines: vec![text.into()] }
     }
 
     /// A multi-line reply: `first`, the `body` lines, and a closing `last` line.
-    pub fn multi(
-        code: u16,
-        first: impl Into<String>,
-        body: Vec<String>,
-        last: impl Into<String>,
-    ) -> Reply {
+    pub fn multi(code: u16, first: impl Into<String>, body: Vec<String>, last: impl Into<String>) -> Reply {
         let mut lines = vec![first.into()];
         lines.extend(body);
         lines.push(last.into());
@@ -443,11 +421,7 @@ pub struct BadReply(pub String);
 
 impl fmt::Display for BadReply {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "malformed reply line '{}': expected a three-digit code",
-            clip(&self.0)
-        )
+        write!(f, "malformed reply line '{}': expected a three-digit code", clip(&self.0))
     }
 }
 
@@ -472,25 +446,17 @@ impl ReplyParser {
                 pending.lines.push(line.get(4..).unwrap_or("").to_owned());
                 return Ok(self.pending.take());
             }
-            pending
-                .lines
-                .push(line.strip_prefix(' ').unwrap_or(line).to_owned());
+            pending.lines.push(line.strip_prefix(' ').unwrap_or(line).to_owned());
             return Ok(None);
         }
         let code = code.ok_or_else(|| BadReply(line.to_owned()))?;
         let text = line.get(4..).unwrap_or("").to_owned();
         match line.as_bytes().get(3) {
             Some(b'-') => {
-                self.pending = Some(Reply {
-                    code,
-                    lines: vec![text],
-                });
+                self.pending = Some(Reply { code, lines: vec![text] });
                 Ok(None)
             }
-            None | Some(b' ') => Ok(Some(Reply {
-                code,
-                lines: vec![text],
-            })),
+            None | Some(b' ') => Ok(Some(Reply { code, lines: vec![text] })),
             Some(_) => Err(BadReply(line.to_owned())),
         }
     }
@@ -526,11 +492,7 @@ pub fn parse_epsv_reply(text: &str) -> Option<u16> {
 pub fn pasv_reply_text(address: SocketAddrV4) -> String {
     let [a, b, c, d] = address.ip().octets();
     let port = address.port();
-    format!(
-        "Entering Passive Mode ({a},{b},{c},{d},{},{}).",
-        port >> 8,
-        port & 0xff
-    )
+    format!("Entering Passive Mode ({a},{b},{c},{d},{},{}).", port >> 8, port & 0xff)
 }
 
 /// The address in a 227 reply's text.
@@ -544,10 +506,7 @@ pub fn parse_pasv_reply(text: &str) -> Option<SocketAddrV4> {
         .collect::<Result<_, _>>()
         .ok()?;
     let [a, b, c, d, p1, p2] = numbers.as_slice().try_into().ok()?;
-    Some(SocketAddrV4::new(
-        Ipv4Addr::new(a, b, c, d),
-        u16::from(p1) << 8 | u16::from(p2),
-    ))
+    Some(SocketAddrV4::new(Ipv4Addr::new(a, b, c, d), u16::from(p1) << 8 | u16::from(p2)))
 }
 
 /// A file's SHA-256 as the HASH draft reports it.
@@ -614,22 +573,14 @@ pub fn mlsx_line(entry: &ListingEntry) -> String {
     if entry.is_dir {
         format!("type=dir;modify={modify};perm=el; {}", entry.name)
     } else {
-        format!(
-            "type=file;size={};modify={modify};perm=r; {}",
-            entry.size, entry.name
-        )
+        format!("type=file;size={};modify={modify};perm=r; {}", entry.size, entry.name)
     }
 }
 
 /// Parses an MLSD line into its entry; unknown facts are ignored as RFC 3659 asks.
 pub fn parse_mlsx_line(line: &str) -> Option<ListingEntry> {
     let (facts, name) = line.split_once(' ')?;
-    let mut entry = ListingEntry {
-        name: name.to_owned(),
-        is_dir: false,
-        size: 0,
-        modified: 0,
-    };
+    let mut entry = ListingEntry { name: name.to_owned(), is_dir: false, size: 0, modified: 0 };
     let mut kind = None;
     for fact in facts.split(';').filter(|f| !f.is_empty()) {
         let (key, value) = fact.split_once('=')?;
@@ -649,27 +600,18 @@ pub fn parse_mlsx_line(line: &str) -> Option<ListingEntry> {
 
 /// One `ls -l` style LIST line; `now` decides between the recent and the dated form.
 pub fn list_line(entry: &ListingEntry, now: i64) -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
+    const MONTHS: [&str; 12] =
+        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
     const HALF_YEAR: i64 = 183 * 24 * 3600;
-    let t =
-        OffsetDateTime::from_unix_timestamp(entry.modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+    let t = OffsetDateTime::from_unix_timestamp(entry.modified).unwrap_or(OffsetDateTime::UNIX_EPOCH);
     let month = MONTHS[usize::from(u8::from(t.month())) - 1];
     let when = if (now - entry.modified).abs() < HALF_YEAR {
         format!("{month} {:>2} {:02}:{:02}", t.day(), t.hour(), t.minute())
     } else {
         format!("{month} {:>2}  {}", t.day(), t.year())
     };
-    let mode = if entry.is_dir {
-        "dr-xr-xr-x"
-    } else {
-        "-r--r--r--"
-    };
-    format!(
-        "{mode} 1 anonshare anonshare {:>12} {when} {}",
-        entry.size, entry.name
-    )
+    let mode = if entry.is_dir { "dr-xr-xr-x" } else { "-r--r--r--" };
+    format!("{mode} 1 anonshare anonshare {:>12} {when} {}", entry.size, entry.name)
 }
 
 #[cfg(test)]
@@ -689,10 +631,7 @@ mod tests {
 
     #[test]
     fn arguments_keep_their_spaces() {
-        check(
-            "STOR  leading space",
-            Ok(Command::Stor(" leading space".into())),
-        );
+        check("STOR  leading space", Ok(Command::Stor(" leading space".into())));
         check("CWD /a b/c ", Ok(Command::Cwd("/a b/c ".into())));
     }
 
@@ -706,22 +645,13 @@ mod tests {
         check("RETR", Err(ProtoError::MissingArgument("RETR")));
         let err = parse_command(b"REST x1").unwrap_err();
         assert_eq!(err.reply_code(), 501);
-        assert_eq!(
-            err.to_string(),
-            "invalid REST argument 'x1': expected a byte offset"
-        );
+        assert_eq!(err.to_string(), "invalid REST argument 'x1': expected a byte offset");
     }
 
     #[test]
     fn port_and_eprt_are_refused_rfc2577() {
-        check(
-            "PORT 127,0,0,1,4,1",
-            Err(ProtoError::NotImplemented("PORT".into())),
-        );
-        check(
-            "EPRT |1|127.0.0.1|1025|",
-            Err(ProtoError::NotImplemented("EPRT".into())),
-        );
+        check("PORT 127,0,0,1,4,1", Err(ProtoError::NotImplemented("PORT".into())));
+        check("EPRT |1|127.0.0.1|1025|", Err(ProtoError::NotImplemented("EPRT".into())));
         assert_eq!(parse_command(b"PORT 1").unwrap_err().reply_code(), 502);
     }
 
@@ -731,6 +661,13 @@ mod tests {
         let err = parse_command(long.as_bytes()).unwrap_err();
         assert_eq!(err.reply_code(), 500);
         assert!(err.to_string().len() < 100);
+    }
+
+    #[test]
+    fn telnet_synch_before_abor_is_skipped_rfc959_4_1_3() {
+        check("\u{0}", Err(ProtoError::UnknownVerb("".into())));
+        assert_eq!(parse_command(b"\xff\xf4\xff\xf2ABOR"), Ok(Command::Abor));
+        assert_eq!(parse_command(b"\xf2ABOR"), Ok(Command::Abor));
     }
 
     #[test]
@@ -752,38 +689,19 @@ mod tests {
 
     #[test]
     fn site_extensions() {
-        check(
-            "SITE MKSHARE",
-            Ok(Command::Site(SiteCommand::Mkshare(None))),
-        );
-        check(
-            "site mkshare 60",
-            Ok(Command::Site(SiteCommand::Mkshare(Some(60)))),
-        );
+        check("SITE MKSHARE", Ok(Command::Site(SiteCommand::Mkshare(None))));
+        check("site mkshare 60", Ok(Command::Site(SiteCommand::Mkshare(Some(60)))));
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         check(
             &format!("SITE DIGEST {hex} dir/a b"),
-            Ok(Command::Site(SiteCommand::Digest(
-                hex.parse().unwrap(),
-                "dir/a b".into(),
-            ))),
+            Ok(Command::Site(SiteCommand::Digest(hex.parse().unwrap(), "dir/a b".into()))),
         );
-        assert_eq!(
-            parse_command(b"SITE DIGEST abc x")
-                .unwrap_err()
-                .reply_code(),
-            501
-        );
-        assert_eq!(
-            parse_command(b"SITE MKSHARE soon")
-                .unwrap_err()
-                .reply_code(),
-            501
-        );
-        assert_eq!(
-            parse_command(b"SITE CHMOD 777 x").unwrap_err().reply_code(),
-            501
-        );
+        assert_eq!(parse_command(b"SITE DIGEST abc x").unwrap_err().reply_code(), 501);
+        assert_eq!(parse_command(b"SITE MKSHARE soon").unwrap_err().reply_code(), 501);
+        assert_eq!(parse_command(b"SITE CHMOD 777 x").unwrap_err().reply_code(), 502);
+        check("SITE OWNER abc tok", Ok(Command::Site(SiteCommand::Owner("abc".into(), "tok".into()))));
+        let err = parse_command(b"SITE OWNER abcsecret").unwrap_err();
+        assert!(!err.to_string().contains("abcsecret"), "tokens stay out of errors: {err}");
     }
 
     #[test]
@@ -830,11 +748,7 @@ mod tests {
             &format!("SITE DIGEST {hex} a"),
         ] {
             let command: Command = line.parse().unwrap();
-            assert_eq!(
-                command.to_string().parse::<Command>().unwrap(),
-                command,
-                "{line}"
-            );
+            assert_eq!(command.to_string().parse::<Command>().unwrap(), command, "{line}");
         }
     }
 
@@ -849,16 +763,8 @@ mod tests {
     #[test]
     fn replies_render_rfc959_4_2() {
         assert_eq!(Reply::new(200, "ok").to_string(), "200 ok\r\n");
-        let multi = Reply::multi(
-            211,
-            "Features:",
-            vec![" EPSV".into(), "123 tricky".into()],
-            "End",
-        );
-        assert_eq!(
-            multi.to_string(),
-            "211-Features:\r\n EPSV\r\n 123 tricky\r\n211 End\r\n"
-        );
+        let multi = Reply::multi(211, "Features:", vec![" EPSV".into(), "123 tricky".into()], "End");
+        assert_eq!(multi.to_string(), "211-Features:\r\n EPSV\r\n 123 tricky\r\n211 End\r\n");
     }
 
     #[test]
@@ -888,10 +794,7 @@ mod tests {
     #[test]
     fn passive_replies_round_trip_rfc2428() {
         assert_eq!(parse_epsv_reply(&epsv_reply_text(50123)), Some(50123));
-        assert_eq!(
-            parse_epsv_reply("Entering Extended Passive Mode (!!!80!)"),
-            Some(80)
-        );
+        assert_eq!(parse_epsv_reply("Entering Extended Passive Mode (!!!80!)"), Some(80));
         assert_eq!(parse_epsv_reply("nonsense"), None);
         let address: SocketAddrV4 = "127.0.0.1:50123".parse().unwrap();
         assert_eq!(parse_pasv_reply(&pasv_reply_text(address)), Some(address));
@@ -899,57 +802,26 @@ mod tests {
 
     #[test]
     fn hash_reply_follows_the_draft() {
-        let reply = HashReply {
-            digest: Sha256Digest::of(b"abc"),
-            size: 3,
-            path: "a b".into(),
-        };
+        let reply = HashReply { digest: Sha256Digest::of(b"abc"), size: 3, path: "a b".into() };
         let text = reply.to_string();
-        assert_eq!(
-            text,
-            "SHA-256 0-2 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad a b"
-        );
-        assert_eq!(
-            parse_hash_reply(&text),
-            Some((reply.digest, 2, "a b".into()))
-        );
+        assert_eq!(text, "SHA-256 0-2 ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad a b");
+        assert_eq!(parse_hash_reply(&text), Some((reply.digest, 2, "a b".into())));
     }
 
     #[test]
     fn mlsd_lines_round_trip_rfc3659_7() {
-        let file = ListingEntry {
-            name: "a b;c".into(),
-            is_dir: false,
-            size: 42,
-            modified: 1_700_000_000,
-        };
-        assert_eq!(
-            mlsx_line(&file),
-            "type=file;size=42;modify=20231114221320;perm=r; a b;c"
-        );
+        let file = ListingEntry { name: "a b;c".into(), is_dir: false, size: 42, modified: 1_700_000_000 };
+        assert_eq!(mlsx_line(&file), "type=file;size=42;modify=20231114221320;perm=r; a b;c");
         let parsed = parse_mlsx_line(&mlsx_line(&file)).unwrap();
-        assert_eq!(
-            (parsed.name.as_str(), parsed.size, parsed.is_dir),
-            ("a b;c", 42, false)
-        );
-        let dir = ListingEntry {
-            name: "d".into(),
-            is_dir: true,
-            size: 0,
-            modified: 0,
-        };
+        assert_eq!((parsed.name.as_str(), parsed.size, parsed.is_dir), ("a b;c", 42, false));
+        let dir = ListingEntry { name: "d".into(), is_dir: true, size: 0, modified: 0 };
         assert!(parse_mlsx_line(&mlsx_line(&dir)).unwrap().is_dir);
         assert_eq!(parse_mlsx_line("type=cdir; ."), None);
     }
 
     #[test]
     fn list_lines_look_like_ls() {
-        let entry = ListingEntry {
-            name: "x".into(),
-            is_dir: false,
-            size: 5,
-            modified: 1_700_000_000,
-        };
+        let entry = ListingEntry { name: "x".into(), is_dir: false, size: 5, modified: 1_700_000_000 };
         assert_eq!(
             list_line(&entry, 1_700_000_000),
             "-r--r--r-- 1 anonshare anonshare            5 Nov 14 22:13 x"

@@ -26,11 +26,7 @@ pub struct BadSecret(pub String);
 
 impl fmt::Display for BadSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "invalid share code '{}': expected {SECRET_CHARS} characters of a-z and 2-7",
-            self.0
-        )
+        write!(f, "invalid share code '{}': expected {SECRET_CHARS} characters of a-z and 2-7", self.0)
     }
 }
 
@@ -88,9 +84,11 @@ impl OwnerToken {
 impl FromStr for ShareCode {
     type Err = BadSecret;
 
+    /// Base32 is case-insensitive: a code typed in capitals names the same share.
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        if is_well_formed(text) {
-            Ok(ShareCode(text.to_owned()))
+        let text = text.to_ascii_lowercase();
+        if is_well_formed(&text) {
+            Ok(ShareCode(text))
         } else {
             Err(BadSecret(text.chars().take(80).collect()))
         }
@@ -154,13 +152,9 @@ mod tests {
 
     #[test]
     fn malformed_codes_are_refused() {
-        for bad in [
-            "",
-            "..",
-            "ABCDEFGHIJKLMNOPQRSTUVWXYZ",
-            "a/bcdefghijklmnopqrstuvwxy",
-            "abc",
-        ] {
+        let upper: ShareCode = "ABCDEFGHIJKLMNOPQRSTUVWXYZ".parse().unwrap();
+        assert_eq!(upper.as_str(), "abcdefghijklmnopqrstuvwxyz");
+        for bad in ["", "..", "abcdefghijklmnopqrstuvwxy1", "a/bcdefghijklmnopqrstuvwxy", "abc"] {
             assert!(bad.parse::<ShareCode>().is_err(), "{bad:?}");
         }
     }

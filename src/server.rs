@@ -9,15 +9,22 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use crate::admission::{
+    Admission, AdmissionLimits, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR,
+    Refusal,
+};
 use crate::args::{Arg, Args, UsageError, unknown_flag};
 use crate::expiry::{format_duration, parse_duration};
 use crate::log_event;
 use crate::pool::ThreadPool;
 use crate::proto::{MAX_LINE_LEN, Reply};
 use crate::session::Session;
-use crate::store::{Store, unix_now};
+use crate::store::{
+    DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
+    Limits, Store, unix_now,
+};
 
 /// Address the server listens on unless told otherwise.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:2121";
@@ -52,6 +59,13 @@ pub struct Config {
     pub passive_timeout: Duration,
     pub max_line: usize,
     pub sweep_interval: Duration,
+    pub max_per_ip: usize,
+    pub max_shares_per_hour: usize,
+    pub max_share_misses: usize,
+    pub max_file_size: u64,
+    pub max_share_size: u64,
+    pub max_files_per_share: usize,
+    pub min_free_disk: u64,
 }
 
 impl Default for Config {
@@ -68,6 +82,13 @@ impl Default for Config {
             passive_timeout: DEFAULT_PASSIVE_TIMEOUT,
             max_line: MAX_LINE_LEN,
             sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            max_per_ip: DEFAULT_MAX_PER_IP,
+            max_shares_per_hour: DEFAULT_MAX_SHARES_PER_HOUR,
+            max_share_misses: DEFAULT_MAX_SHARE_MISSES,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_share_size: DEFAULT_MAX_SHARE_SIZE,
+            max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
         }
     }
 }
@@ -75,7 +96,7 @@ impl Default for Config {
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Invocation {
-    Serve(Config),
+    Serve(Box<Config>),
     Help,
     Version,
 }
@@ -103,10 +124,18 @@ Options:
   --passive-timeout D      time to open a passive data connection [default: {passive}]
   --max-line BYTES         longest control line accepted [default: {max_line}]
   --sweep-interval D       how often expired shares are deleted [default: {sweep}]
+  --max-per-ip N           connections one address may hold; more get 421 [default: {per_ip}]
+  --max-shares-per-hour N  shares one address may create per hour [default: {shares_per_hour}]
+  --max-share-misses N     lookups of missing shares one address may make per hour
+                           before it is refused with 421 [default: {misses}]
+  --max-file-size BYTES    largest file; larger uploads get 552 [default: {file_size}]
+  --max-share-size BYTES   largest share in total (552) [default: {share_size}]
+  --max-files-per-share N  most files in one share (552) [default: {files}]
+  --min-free-disk BYTES    free disk space uploads must leave (452) [default: {free}]
   -h, --help               print this help
   -V, --version            print the version
 
-Durations (D) are like 90s, 30m, 12h or 7d.
+Durations (D) are like 90s, 30m, 12h or 7d. BYTES may end in K, M, G or T (powers of 1024).
 
 Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the store.
 ",
@@ -121,6 +150,13 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         passive = format_duration(d.passive_timeout),
         max_line = d.max_line,
         sweep = format_duration(d.sweep_interval),
+        per_ip = d.max_per_ip,
+        shares_per_hour = d.max_shares_per_hour,
+        misses = d.max_share_misses,
+        file_size = format_bytes(d.max_file_size),
+        share_size = format_bytes(d.max_share_size),
+        files = d.max_files_per_share,
+        free = format_bytes(d.min_free_disk),
     )
 }
 
@@ -132,18 +168,20 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     let duration = |args: &mut Args, flag: &str| -> Result<Duration, UsageError> {
         let text = args.value(flag)?;
         parse_duration(&text).map_err(|_| {
-            UsageError(format!(
-                "invalid {flag} '{text}': expected a duration like 90s, 30m, 12h or 7d"
-            ))
+            UsageError(format!("invalid {flag} '{text}': expected a duration like 90s, 30m, 12h or 7d"))
+        })
+    };
+    let bytes = |args: &mut Args, flag: &str| -> Result<u64, UsageError> {
+        let text = args.value(flag)?;
+        parse_bytes(&text).ok_or_else(|| {
+            UsageError(format!("invalid {flag} '{text}': expected bytes like 4096, 512M or 8G"))
         })
     };
     while let Some(arg) = args.next_arg()? {
         let flag = match arg {
             Arg::Flag(flag) => flag,
             Arg::Positional(extra) => {
-                return Err(UsageError(format!(
-                    "unexpected argument '{extra}' (see --help)"
-                )));
+                return Err(UsageError(format!("unexpected argument '{extra}' (see --help)")));
             }
         };
         match flag.as_str() {
@@ -160,18 +198,29 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             "--passive-timeout" => config.passive_timeout = duration(&mut args, &flag)?,
             "--max-line" => config.max_line = args.parsed(&flag, "a number of bytes")?,
             "--sweep-interval" => config.sweep_interval = duration(&mut args, &flag)?,
+            "--max-per-ip" => config.max_per_ip = args.parsed(&flag, "a number of connections")?,
+            "--max-shares-per-hour" => {
+                config.max_shares_per_hour = args.parsed(&flag, "a number of shares")?
+            }
+            "--max-share-misses" => config.max_share_misses = args.parsed(&flag, "a number of lookups")?,
+            "--max-file-size" => config.max_file_size = bytes(&mut args, &flag)?,
+            "--max-share-size" => config.max_share_size = bytes(&mut args, &flag)?,
+            "--max-files-per-share" => {
+                config.max_files_per_share = args.parsed(&flag, "a number of files")?
+            }
+            "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
             _ => return Err(unknown_flag(&flag)),
         }
     }
     config.max_clients = max_clients.unwrap_or(config.workers);
     check_config(&config)?;
-    Ok(Invocation::Serve(config))
+    Ok(Invocation::Serve(Box::new(config)))
 }
 
 fn check_config(config: &Config) -> Result<(), UsageError> {
     let fail = |message: String| Err(UsageError(message));
-    if config.workers == 0 || config.max_clients == 0 {
-        return fail("--workers and --max-clients must be at least 1".into());
+    if config.workers == 0 || config.max_clients == 0 || config.max_per_ip == 0 {
+        return fail("--workers, --max-clients and --max-per-ip must be at least 1".into());
     }
     if config.max_clients > config.workers {
         return fail(format!(
@@ -197,18 +246,41 @@ fn check_config(config: &Config) -> Result<(), UsageError> {
         }
     }
     if config.max_line < 64 {
-        return fail(format!(
-            "--max-line {} is too small: at least 64 bytes",
-            config.max_line
-        ));
+        return fail(format!("--max-line {} is too small: at least 64 bytes", config.max_line));
     }
     Ok(())
+}
+
+/// `512M` as bytes; K, M, G and T are powers of 1024.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Bytes the way `--help` shows them: `8G`, `64M`, `4096`.
+pub fn format_bytes(bytes: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
 }
 
 /// What every session shares.
 pub struct Shared {
     pub config: Config,
     pub store: Store,
+    pub admission: Arc<Admission>,
     next_id: AtomicU64,
 }
 
@@ -222,18 +294,24 @@ impl Server {
     /// Opens the store (cleaning leftovers of a crash) and binds the listening socket.
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         use anyhow::Context as _;
-        let store = Store::open(&config.root)
+        let limits = Limits {
+            max_file_size: config.max_file_size,
+            max_share_size: config.max_share_size,
+            max_files_per_share: config.max_files_per_share,
+            min_free_disk: config.min_free_disk,
+            ..Limits::default()
+        };
+        let store = Store::open(&config.root, limits)
             .with_context(|| format!("cannot open store at {}", config.root.display()))?;
         let listener = TcpListener::bind(&config.listen)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Server {
-            listener,
-            shared: Arc::new(Shared {
-                config,
-                store,
-                next_id: AtomicU64::new(1),
-            }),
-        })
+        let admission = Admission::new(AdmissionLimits {
+            max_per_ip: config.max_per_ip,
+            max_shares_per_hour: config.max_shares_per_hour,
+            max_share_misses: config.max_share_misses,
+        });
+        let shared = Shared { config, store, admission, next_id: AtomicU64::new(1) };
+        Ok(Server { listener, shared: Arc::new(shared) })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -264,14 +342,35 @@ impl Server {
             };
             let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
             if active.load(Ordering::Acquire) >= config.max_clients {
-                refuse(stream, id, config.max_clients);
+                let text = format!("Too many connections ({}); try again later", config.max_clients);
+                refuse(stream, id, "max-clients", &text);
                 continue;
             }
+            let ticket = match stream.peer_addr() {
+                Ok(peer) => match self.shared.admission.admit(peer.ip(), Instant::now()) {
+                    Ok(ticket) => ticket,
+                    Err(Refusal::TooManyConnections(limit)) => {
+                        let text =
+                            format!("Too many connections from your address ({limit}); try again later");
+                        refuse(stream, id, "max-per-ip", &text);
+                        continue;
+                    }
+                    Err(Refusal::Guessing(limit)) => {
+                        let text = format!(
+                            "Too many lookups of shares that do not exist (limit {limit} per hour); try later"
+                        );
+                        refuse(stream, id, "share-misses", &text);
+                        continue;
+                    }
+                },
+                Err(_) => continue,
+            };
             active.fetch_add(1, Ordering::AcqRel);
             let shared = Arc::clone(&self.shared);
             let active = Arc::clone(&active);
             pool.execute(move || {
                 let _slot = ActiveSlot(active);
+                let _ticket = ticket;
                 Session::run(stream, id, &shared);
             });
         }
@@ -288,18 +387,11 @@ impl Drop for ActiveSlot {
     }
 }
 
-fn refuse(mut stream: TcpStream, id: u64, limit: usize) {
-    let peer = stream
-        .peer_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    log_event!("conn={id} peer={peer} event=refused reason=max-clients limit={limit}");
+fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
+    let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
+    log_event!("conn={id} peer={peer} event=refused reason={reason}");
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let reply = Reply::new(
-        421,
-        format!("Too many connections ({limit}); try again later"),
-    );
-    let _ = stream.write_all(reply.to_string().as_bytes());
+    let _ = stream.write_all(Reply::new(421, text).to_string().as_bytes());
     let _ = stream.shutdown(Shutdown::Both);
 }
 
@@ -312,28 +404,23 @@ struct Sweeper {
 impl Sweeper {
     fn start(shared: Arc<Shared>) -> io::Result<Sweeper> {
         let (stop, stopped) = mpsc::channel::<()>();
-        let thread = thread::Builder::new()
-            .name("sweeper".into())
-            .spawn(move || {
-                loop {
-                    match shared.store.sweep(unix_now()) {
-                        Ok(removed) => {
-                            for code in removed {
-                                log_event!("event=expired share={code}");
-                            }
+        let thread = thread::Builder::new().name("sweeper".into()).spawn(move || {
+            loop {
+                match shared.store.sweep(unix_now()) {
+                    Ok(removed) => {
+                        for code in removed {
+                            log_event!("event=expired share={code}");
                         }
-                        Err(err) => log_event!("event=sweep-error error=\"{err}\""),
                     }
-                    match stopped.recv_timeout(shared.config.sweep_interval) {
-                        Err(mpsc::RecvTimeoutError::Timeout) => continue,
-                        _ => break,
-                    }
+                    Err(err) => log_event!("event=sweep-error error=\"{err}\""),
                 }
-            })?;
-        Ok(Sweeper {
-            stop: Some(stop),
-            thread: Some(thread),
-        })
+                match stopped.recv_timeout(shared.config.sweep_interval) {
+                    Err(mpsc::RecvTimeoutError::Timeout) => continue,
+                    _ => break,
+                }
+            }
+        })?;
+        Ok(Sweeper { stop: Some(stop), thread: Some(thread) })
     }
 }
 
@@ -352,7 +439,7 @@ mod tests {
 
     fn parse(list: &[&str]) -> Result<Config, String> {
         match parse_args(list.iter().map(OsString::from)) {
-            Ok(Invocation::Serve(config)) => Ok(config),
+            Ok(Invocation::Serve(config)) => Ok(*config),
             Ok(other) => Err(format!("{other:?}")),
             Err(err) => Err(err.to_string()),
         }
@@ -385,6 +472,19 @@ mod tests {
     }
 
     #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("512M"), Some(512 << 20));
+        assert_eq!(parse_bytes("8g"), Some(8 << 30));
+        assert_eq!(parse_bytes("8X"), None);
+        assert_eq!(parse_bytes("99999999999T"), None);
+        assert_eq!(format_bytes(8 << 30), "8G");
+        assert_eq!(format_bytes(1000), "1000");
+        let config = parse(&["--max-file-size", "1M", "--min-free-disk", "0"]).unwrap();
+        assert_eq!((config.max_file_size, config.min_free_disk), (1 << 20, 0));
+    }
+
+    #[test]
     fn bad_flags_are_explained() {
         assert_eq!(
             parse(&["--workers", "x"]).unwrap_err(),
@@ -395,19 +495,8 @@ mod tests {
                 .unwrap_err()
                 .contains("every connected client holds a worker")
         );
-        assert!(
-            parse(&["--default-expiry", "40d"])
-                .unwrap_err()
-                .contains("at most --max-expiry")
-        );
-        assert!(
-            parse(&["--idle-timeout", "soon"])
-                .unwrap_err()
-                .contains("expected a duration")
-        );
-        assert_eq!(
-            parse(&["--bogus"]).unwrap_err(),
-            "unknown option '--bogus' (see --help)"
-        );
+        assert!(parse(&["--default-expiry", "40d"]).unwrap_err().contains("at most --max-expiry"));
+        assert!(parse(&["--idle-timeout", "soon"]).unwrap_err().contains("expected a duration"));
+        assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option '--bogus' (see --help)");
     }
 }

@@ -1,10 +1,10 @@
 //! One control connection, from greeting to goodbye: reads commands through `proto`, keeps the
 //! connection's state (login, current folder, passive listener, restart offset, the shares it
-//! created), runs transfers on the data connection, and maps store errors to FTP replies in one
-//! place ([`store_reply`]).
+//! owns), runs transfers on the data connection while watching the control connection for ABOR
+//! and QUIT, and maps store errors to FTP replies in one place ([`store_reply`]).
 
-use std::collections::{HashMap, HashSet};
-use std::io::{self, BufReader, Read, Seek, SeekFrom, Write};
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -12,20 +12,25 @@ use std::time::{Duration, Instant};
 use crate::chunks::for_each_chunk;
 use crate::digest::Sha256Digest;
 use crate::expiry::{format_duration, rfc3339};
-use crate::line::{Line, read_line};
+use crate::line::{Line, LineBuffer, poll_line, read_line};
 use crate::log_event;
+use crate::platform::keep_urgent_data_inline;
 use crate::proto::{
-    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, TransferType,
-    epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
+    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, TransferType, epsv_reply_text,
+    list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
-use crate::store::{FileEntry, Node, Share, StoreError, check_path, unix_now};
+use crate::store::{FileEntry, Manifest, Node, Share, StoreError, check_path, unix_now};
 use crate::vpath::{VirtualPath, quote_path};
 
 /// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
 pub const MAX_PENDING_DIGESTS: usize = 1024;
+/// Commands a client may send during a transfer; they run once it ends.
+pub const MAX_HELD_COMMANDS: usize = 16;
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
+/// Bytes sent between two looks at the control connection during a download.
+const RETR_SLICE_BYTES: u64 = 1 << 20;
 
 /// The lines of FEAT (RFC 2389), each sent after one space.
 const FEATURES: &[&str] = &[
@@ -46,13 +51,60 @@ enum Next {
     Close,
 }
 
+/// Why a transfer stopped before its end.
+enum Stop {
+    /// The data connection failed or stalled.
+    Data(io::Error),
+    /// The store refused the bytes (a limit, the disk).
+    Store(StoreError),
+    /// The client sent ABOR.
+    Abort,
+    /// The control connection closed without QUIT: the client is gone.
+    ClientGone,
+}
+
+/// The control connection as a transfer sees it: between chunks it looks for ABOR and holds
+/// any other command (QUIT included, as RFC 959 asks) until the transfer is over.
+struct ControlWatch<'s> {
+    control: &'s TcpStream,
+    lines: &'s mut LineBuffer,
+    held: &'s mut VecDeque<Line>,
+    /// QUIT arrived: the client meant to leave, so a close after it is not a crash.
+    quit_seen: bool,
+}
+
+impl ControlWatch<'_> {
+    fn check(&mut self) -> Result<(), Stop> {
+        while self.held.len() < MAX_HELD_COMMANDS {
+            let line = match poll_line(self.control, self.lines) {
+                Ok(None) => return Ok(()),
+                Err(_) | Ok(Some(Line::Closed)) if self.quit_seen => return Ok(()),
+                Err(_) | Ok(Some(Line::Closed)) => return Err(Stop::ClientGone),
+                Ok(Some(line)) => line,
+            };
+            match &line {
+                Line::Closed => unreachable!("handled above"),
+                Line::Text(bytes) => match proto::parse_command(bytes) {
+                    Ok(Command::Abor) => return Err(Stop::Abort),
+                    Ok(Command::Quit) => self.quit_seen = true,
+                    _ => {}
+                },
+                Line::TooLong => {}
+            }
+            self.held.push_back(line);
+        }
+        Ok(())
+    }
+}
+
 pub struct Session<'a> {
     shared: &'a Shared,
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    reader: BufReader<TcpStream>,
-    writer: TcpStream,
+    control: TcpStream,
+    lines: LineBuffer,
+    held: VecDeque<Line>,
     user_ok: bool,
     logged_in: bool,
     cwd: VirtualPath,
@@ -64,15 +116,28 @@ pub struct Session<'a> {
     declared: HashMap<String, Sha256Digest>,
 }
 
+/// A reader that gives each control line at most the idle timeout in total, so a client that
+/// trickles one byte at a time cannot hold a worker forever.
+struct LineDeadline<'s> {
+    stream: &'s TcpStream,
+    deadline: Instant,
+}
+
+impl Read for LineDeadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.stream.set_read_timeout(Some(left))?;
+        (&*self.stream).read(buf)
+    }
+}
+
 impl<'a> Session<'a> {
     /// Serves one connection to its end; every error ends in a log line, never a panic.
-    pub fn run(stream: TcpStream, id: u64, shared: &'a Shared) {
-        let peer = stream.peer_addr();
-        let local = stream.local_addr();
-        let (Ok(peer), Ok(local)) = (peer, local) else {
-            return;
-        };
-        let Ok(writer) = stream.try_clone() else {
+    pub fn run(control: TcpStream, id: u64, shared: &'a Shared) {
+        let (Ok(peer), Ok(local)) = (control.peer_addr(), control.local_addr()) else {
             return;
         };
         let mut session = Session {
@@ -80,12 +145,13 @@ impl<'a> Session<'a> {
             id,
             peer,
             local,
-            reader: BufReader::new(stream),
-            writer,
+            control,
+            lines: LineBuffer::new(shared.config.max_line),
+            held: VecDeque::new(),
             user_ok: false,
             logged_in: false,
             cwd: VirtualPath::Root,
-            transfer_type: TransferType::Ascii,
+            transfer_type: TransferType::Image,
             passive: None,
             epsv_all: false,
             restart_at: 0,
@@ -93,38 +159,37 @@ impl<'a> Session<'a> {
             declared: HashMap::new(),
         };
         log_event!("conn={id} peer={peer} event=connect");
-        let outcome = session.serve();
-        match outcome {
+        match session.serve() {
             Ok(reason) => log_event!("conn={id} peer={peer} event=disconnect reason={reason}"),
             Err(err) => {
-                log_event!("conn={id} peer={peer} event=disconnect reason=error error=\"{err}\"")
+                log_event!("conn={id} peer={peer} event=disconnect reason=error error={:?}", err.to_string())
             }
         }
     }
 
     fn serve(&mut self) -> io::Result<&'static str> {
-        let timeout = self.shared.config.idle_timeout;
-        self.writer.set_read_timeout(Some(timeout))?;
-        self.writer.set_write_timeout(Some(timeout))?;
-        self.writer.set_nodelay(true)?;
+        let idle = self.shared.config.idle_timeout;
+        self.control.set_write_timeout(Some(idle))?;
+        self.control.set_nodelay(true)?;
+        keep_urgent_data_inline(&self.control)?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
-            let line = match read_line(&mut self.reader, self.shared.config.max_line) {
-                Ok(line) => line,
-                Err(err)
-                    if matches!(
-                        err.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                    ) =>
-                {
-                    let idle = format_duration(timeout);
-                    let _ = self.reply(Reply::new(
-                        421,
-                        format!("Idle for {idle}; closing the connection"),
-                    ));
-                    return Ok("idle-timeout");
+            let line = match self.held.pop_front() {
+                Some(line) => line,
+                None => {
+                    let mut reader = LineDeadline { stream: &self.control, deadline: Instant::now() + idle };
+                    match read_line(&mut reader, &mut self.lines) {
+                        Ok(line) => line,
+                        Err(err)
+                            if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
+                        {
+                            let text = format!("Idle for {}; closing the connection", format_duration(idle));
+                            let _ = self.reply(Reply::new(421, text));
+                            return Ok("idle-timeout");
+                        }
+                        Err(err) => return Err(err),
+                    }
                 }
-                Err(err) => return Err(err),
             };
             let command = match line {
                 Line::Closed => return Ok("closed-by-peer"),
@@ -133,10 +198,7 @@ impl<'a> Session<'a> {
             };
             let next = match command {
                 Ok(command) => self.dispatch(command)?,
-                Err(err) => {
-                    self.reply(Reply::new(err.reply_code(), capitalise(&err.to_string())))?;
-                    Next::Continue
-                }
+                Err(err) => self.say(err.reply_code(), capitalise(&err.to_string()))?,
             };
             if let Next::Close = next {
                 return Ok("quit");
@@ -145,7 +207,7 @@ impl<'a> Session<'a> {
     }
 
     fn reply(&mut self, reply: Reply) -> io::Result<()> {
-        self.writer.write_all(reply.to_string().as_bytes())
+        (&self.control).write_all(reply.to_string().as_bytes())
     }
 
     /// Sends `reply` and carries on with the next command.
@@ -156,6 +218,12 @@ impl<'a> Session<'a> {
 
     fn say(&mut self, code: u16, text: impl Into<String>) -> io::Result<Next> {
         self.answer(Reply::new(code, text))
+    }
+
+    /// Sends a 421 and ends the connection.
+    fn close_with(&mut self, text: impl Into<String>) -> io::Result<Next> {
+        self.reply(Reply::new(421, text))?;
+        Ok(Next::Close)
     }
 
     fn dispatch(&mut self, command: Command) -> io::Result<Next> {
@@ -173,6 +241,12 @@ impl<'a> Session<'a> {
         if !self.logged_in && !before_login {
             return self.say(530, "Log in first: USER anonymous, then PASS with anything");
         }
+        if self.logged_in && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
+            let limit = self.shared.config.max_share_misses;
+            return self.close_with(format!(
+                "Too many lookups of shares that do not exist (limit {limit} per hour)"
+            ));
+        }
         match command {
             Command::User(name) => self.user(&name),
             Command::Pass(_) => self.pass(),
@@ -183,56 +257,34 @@ impl<'a> Session<'a> {
             }
             Command::Opts(option) => self.opts(&option),
             Command::Noop => self.say(200, "OK"),
-            Command::Quit => {
-                self.reply(Reply::new(221, "Goodbye"))?;
-                Ok(Next::Close)
-            }
+            Command::Quit => self.quit(),
             Command::Type(kind) => {
                 self.transfer_type = kind;
                 match kind {
                     TransferType::Image => self.say(200, "Type set to I (binary)"),
-                    TransferType::Ascii => {
-                        self.say(200, "Type set to A; file transfers need TYPE I")
-                    }
+                    TransferType::Ascii => self.say(200, "Type set to A; file transfers need TYPE I"),
                 }
             }
             Command::Mode(_) => self.say(200, "Mode set to S"),
             Command::Stru(_) => self.say(200, "Structure set to F"),
             Command::Pwd => {
-                let text = format!(
-                    "{} is the current folder",
-                    quote_path(&self.cwd.to_string())
-                );
+                let text = format!("{} is the current folder", quote_path(&self.cwd.to_string()));
                 self.say(257, text)
             }
             Command::Cwd(path) => self.cwd(&path),
             Command::Cdup => self.cwd(".."),
             Command::Pasv => self.pasv(),
             Command::Epsv(argument) => self.epsv(argument.as_deref()),
-            Command::List(argument) => {
-                self.listing(listing_path(argument.as_deref()), ListingKind::List)
-            }
-            Command::Nlst(argument) => {
-                self.listing(listing_path(argument.as_deref()), ListingKind::Names)
-            }
+            Command::List(argument) => self.listing(listing_path(argument.as_deref()), ListingKind::List),
+            Command::Nlst(argument) => self.listing(listing_path(argument.as_deref()), ListingKind::Names),
             Command::Mlsd(argument) => self.listing(argument.as_deref(), ListingKind::Facts),
             Command::Mlst(argument) => self.mlst(argument.as_deref()),
-            Command::Size(path) => {
-                self.with_file(&path, |_, entry| Reply::new(213, entry.size.to_string()))
+            Command::Size(path) => self.with_file(&path, |_, entry| Reply::new(213, entry.size.to_string())),
+            Command::Mdtm(path) => {
+                self.with_file(&path, |_, entry| Reply::new(213, proto::ftp_time(entry.modified)))
             }
-            Command::Mdtm(path) => self.with_file(&path, |_, entry| {
-                Reply::new(213, proto::ftp_time(entry.modified))
-            }),
             Command::Hash(path) => self.with_file(&path, |shown, entry| {
-                Reply::new(
-                    213,
-                    HashReply {
-                        digest: entry.sha256,
-                        size: entry.size,
-                        path: shown,
-                    }
-                    .to_string(),
-                )
+                Reply::new(213, HashReply { digest: entry.sha256, size: entry.size, path: shown }.to_string())
             }),
             Command::Rest(offset) => {
                 self.restart_at = offset;
@@ -266,7 +318,21 @@ impl<'a> Session<'a> {
             self.logged_in = true;
             log_event!("conn={} peer={} event=login", self.id, self.peer);
         }
-        self.say(230, "Logged in; binary mode is TYPE I")
+        self.say(230, "Logged in; binary mode (TYPE I)")
+    }
+
+    /// QUIT: a goodbye also seals the shares this connection made, since their uploader is
+    /// done with them. A connection that drops without QUIT leaves them unsealed and unseen.
+    fn quit(&mut self) -> io::Result<Next> {
+        for code in std::mem::take(&mut self.owned) {
+            if let Ok(mut share) = self.shared.store.share(&code, unix_now())
+                && share.seal().is_ok()
+            {
+                log_event!("conn={} peer={} event=sealed share={code} by=quit", self.id, self.peer);
+            }
+        }
+        self.reply(Reply::new(221, "Goodbye"))?;
+        Ok(Next::Close)
     }
 
     fn opts(&mut self, option: &str) -> io::Result<Next> {
@@ -277,63 +343,74 @@ impl<'a> Session<'a> {
             ["HASH"] | ["HASH", "SHA-256"] => self.say(200, "SHA-256"),
             ["HASH", _] => self.say(501, "Only SHA-256 is supported"),
             ["MLST", ..] => self.say(200, "MLST OPTS type;size;modify;perm;"),
-            _ => self.say(
-                501,
-                format!(
-                    "Unknown option '{}'",
-                    option.chars().take(64).collect::<String>()
-                ),
-            ),
+            _ => self.say(501, format!("Unknown option '{}'", option.chars().take(64).collect::<String>())),
         }
     }
 
     fn help(&mut self) -> io::Result<Next> {
-        let body = vec![
-            " USER PASS SYST FEAT OPTS NOOP QUIT TYPE MODE STRU PWD CWD CDUP".to_owned(),
-            " PASV EPSV LIST NLST MLSD MLST SIZE MDTM REST RETR STOR MKD HASH ABOR ALLO HELP"
-                .to_owned(),
-            " SITE MKSHARE [SECONDS]     create a share; the current folder becomes it".to_owned(),
-            " SITE DIGEST <SHA256> <PATH> declare the SHA-256 the next STOR of PATH must have"
-                .to_owned(),
-            " SITE SEAL                  make the current share read-only for good".to_owned(),
-            " SITE INFO [PATH]           expiry, state and totals of a share".to_owned(),
+        let body = [
+            " USER PASS SYST FEAT OPTS NOOP QUIT TYPE MODE STRU PWD CWD CDUP",
+            " PASV EPSV LIST NLST MLSD MLST SIZE MDTM REST RETR STOR MKD HASH ABOR ALLO HELP",
+            " SITE MKSHARE [SECONDS]      create a share; the current folder becomes it",
+            " SITE DIGEST <SHA256> <PATH> declare the SHA-256 the next STOR of PATH must have",
+            " SITE SEAL                   make the current share read-only and visible",
+            " SITE OWNER <CODE> <TOKEN>   write to an unsealed share from another connection",
+            " SITE INFO [PATH]            expiry, state and totals of a share",
         ];
-        self.answer(Reply::multi(
-            214,
-            "Commands recognised:",
-            body,
-            "See docs/PROTOCOL.md",
-        ))
+        let body = body.iter().map(|line| line.to_string()).collect();
+        self.answer(Reply::multi(214, "Commands recognised:", body, "See docs/PROTOCOL.md"))
     }
 
     fn resolve(&self, argument: &str) -> VirtualPath {
         VirtualPath::resolve(&self.cwd, argument)
     }
 
+    /// Opens share `code` as this connection may see it: a share that does not exist, has
+    /// expired, or is unsealed and not ours is not found, and the miss is counted against the
+    /// client's address.
+    fn open_share(&self, code: &str) -> Result<Share, StoreError> {
+        let found = self.shared.store.share(code, unix_now());
+        let visible = match found {
+            Ok(share) if share.meta.sealed || self.owned.contains(share.code.as_str()) => Ok(share),
+            Ok(_) | Err(StoreError::NotFound) => Err(StoreError::NotFound),
+            Err(err) => Err(err),
+        };
+        if matches!(visible, Err(StoreError::NotFound)) {
+            self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+            log_event!("conn={} peer={} event=share-miss", self.id, self.peer);
+        }
+        visible
+    }
+
     /// Opens the share of `path` and its manifest, or says why not.
-    fn lookup(
-        &self,
-        path: &VirtualPath,
-    ) -> Result<(Share, crate::store::Manifest, Vec<String>), StoreError> {
+    fn lookup(&self, path: &VirtualPath) -> Result<(Share, Manifest, Vec<String>), StoreError> {
         let VirtualPath::Share { code, rel } = path else {
             return Err(StoreError::NotFound);
         };
-        let share = self.shared.store.share(code, unix_now())?;
+        let share = self.open_share(code)?;
         let manifest = share.manifest()?;
         Ok((share, manifest, rel.clone()))
+    }
+
+    /// The file at `path`, or why there is none.
+    fn lookup_file(&self, path: &VirtualPath) -> Result<(Share, FileEntry), StoreError> {
+        let (share, manifest, rel) = self.lookup(path)?;
+        match manifest.lookup(&rel) {
+            Some(Node::File(entry)) => Ok((share, entry.clone())),
+            Some(Node::Folder) => Err(StoreError::IsAFolder),
+            None => Err(StoreError::NotFound),
+        }
     }
 
     fn cwd(&mut self, argument: &str) -> io::Result<Next> {
         let path = self.resolve(argument);
         let result = match &path {
             VirtualPath::Root => Ok(()),
-            _ => self
-                .lookup(&path)
-                .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
-                    Some(Node::Folder) => Ok(()),
-                    Some(Node::File(_)) => Err(StoreError::NotAFolder),
-                    None => Err(StoreError::NotFound),
-                }),
+            _ => self.lookup(&path).and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
+                Some(Node::Folder) => Ok(()),
+                Some(Node::File(_)) => Err(StoreError::NotAFolder),
+                None => Err(StoreError::NotFound),
+            }),
         };
         match result {
             Ok(()) => {
@@ -351,18 +428,8 @@ impl<'a> Session<'a> {
         make: impl FnOnce(String, &FileEntry) -> Reply,
     ) -> io::Result<Next> {
         let path = self.resolve(argument);
-        let found = self
-            .lookup(&path)
-            .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
-                Some(Node::File(entry)) => Ok(entry.clone()),
-                Some(Node::Folder) => Err(StoreError::IsAFolder),
-                None => Err(StoreError::NotFound),
-            });
-        match found {
-            Ok(entry) => {
-                let reply = make(argument.to_owned(), &entry);
-                self.answer(reply)
-            }
+        match self.lookup_file(&path) {
+            Ok((_, entry)) => self.answer(make(argument.to_owned(), &entry)),
             Err(err) => self.store_error(err),
         }
     }
@@ -370,9 +437,10 @@ impl<'a> Session<'a> {
     fn store_error(&mut self, err: StoreError) -> io::Result<Next> {
         if let StoreError::Io(io_err) = &err {
             log_event!(
-                "conn={} peer={} event=store-error error=\"{io_err}\"",
+                "conn={} peer={} event=store-error error={:?}",
                 self.id,
-                self.peer
+                self.peer,
+                io_err.to_string()
             );
         }
         self.answer(store_reply(&err))
@@ -402,10 +470,7 @@ impl<'a> Session<'a> {
             Some("2") if self.local.is_ipv6() => {}
             Some("1" | "2") => {
                 let protocol = if self.local.is_ipv4() { 1 } else { 2 };
-                return self.say(
-                    522,
-                    format!("Network protocol not supported, use ({protocol})"),
-                );
+                return self.say(522, format!("Network protocol not supported, use ({protocol})"));
             }
             Some(_) => return self.say(501, "EPSV takes no argument, 1, 2 or ALL"),
         }
@@ -415,7 +480,7 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Listens on a fresh port the OS picks at random, on the address the client reached us on.
+    /// Listens on a fresh port the OS picks, on the address the client reached us on.
     fn open_passive(&mut self) -> io::Result<u16> {
         self.passive = None;
         let listener = TcpListener::bind(SocketAddr::new(self.local.ip(), 0))?;
@@ -427,10 +492,7 @@ impl<'a> Session<'a> {
     /// Takes the client's data connection on the passive port. Connections from any other
     /// address are dropped unanswered and the wait goes on (RFC 2577 port stealing).
     fn accept_data(&mut self) -> Result<TcpStream, Reply> {
-        let listener = self
-            .passive
-            .take()
-            .ok_or_else(|| Reply::new(425, "Use PASV or EPSV first"))?;
+        let listener = self.passive.take().ok_or_else(|| Reply::new(425, "Use PASV or EPSV first"))?;
         let limit = self.shared.config.passive_timeout;
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(1);
@@ -446,20 +508,13 @@ impl<'a> Session<'a> {
                     return Ok(stream);
                 }
                 Ok((stream, from)) => {
-                    log_event!(
-                        "conn={} peer={} event=data-refused from={from}",
-                        self.id,
-                        self.peer
-                    );
+                    log_event!("conn={} peer={} event=data-refused from={from}", self.id, self.peer);
                     drop(stream);
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
                         let waited = format_duration(limit);
-                        return Err(Reply::new(
-                            425,
-                            format!("No data connection within {waited}"),
-                        ));
+                        return Err(Reply::new(425, format!("No data connection within {waited}")));
                     }
                     thread::sleep(pause);
                     pause = (pause * 2).min(ACCEPT_POLL_MAX);
@@ -470,74 +525,78 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Sends `preliminary`, opens the data connection and hands it to `transfer`; then sends the
-    /// final reply `transfer` chose, or 426 if the connection broke.
+    /// Sends `preliminary`, opens the data connection and hands it, with a watch on the
+    /// control connection, to `transfer`; then sends the final reply `transfer` chose, or the
+    /// replies for however it was stopped.
     fn with_data(
         &mut self,
         preliminary: String,
-        transfer: impl FnOnce(&mut TcpStream) -> io::Result<Reply>,
+        transfer: impl FnOnce(&mut TcpStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
     ) -> io::Result<Next> {
         self.reply(Reply::new(150, preliminary))?;
         let mut data = match self.accept_data() {
             Ok(data) => data,
             Err(reply) => return self.answer(reply),
         };
-        let outcome = transfer(&mut data);
+        let mut watch = ControlWatch {
+            control: &self.control,
+            lines: &mut self.lines,
+            held: &mut self.held,
+            quit_seen: false,
+        };
+        let outcome = transfer(&mut data, &mut watch);
         let _ = data.shutdown(Shutdown::Both);
         drop(data);
+        let (id, peer) = (self.id, self.peer);
         match outcome {
-            Ok(reply) => self.reply(reply)?,
-            Err(err) => {
+            Ok(reply) => self.answer(reply),
+            Err(Stop::Store(err)) => {
+                log_event!("conn={id} peer={peer} event=transfer-refused reason={:?}", err.to_string());
+                self.store_error(err)
+            }
+            Err(Stop::Data(err)) => {
                 let reason = match err.kind() {
                     io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-                        format!(
-                            "no progress for {}",
-                            format_duration(self.shared.config.data_timeout)
-                        )
+                        format!("no progress for {}", format_duration(self.shared.config.data_timeout))
                     }
                     _ => err.to_string(),
                 };
+                log_event!("conn={id} peer={peer} event=transfer-aborted reason={reason:?}");
+                self.say(426, format!("Data connection failed: {reason}; transfer aborted"))
+            }
+            Err(Stop::Abort) => {
+                log_event!("conn={id} peer={peer} event=transfer-aborted reason=\"ABOR\"");
+                self.reply(Reply::new(426, "Transfer aborted; nothing was stored"))?;
+                self.say(226, "ABOR successful")
+            }
+            Err(Stop::ClientGone) => {
                 log_event!(
-                    "conn={} peer={} event=transfer-aborted reason=\"{reason}\"",
-                    self.id,
-                    self.peer
+                    "conn={id} peer={peer} event=transfer-aborted reason=\"control connection closed\""
                 );
-                self.reply(Reply::new(
-                    426,
-                    format!("Data connection failed: {reason}; transfer aborted"),
-                ))?;
+                Ok(Next::Close)
             }
         }
-        Ok(Next::Continue)
     }
 
     fn listing(&mut self, argument: Option<&str>, kind: ListingKind) -> io::Result<Next> {
-        let path = argument
-            .map(|a| self.resolve(a))
-            .unwrap_or_else(|| self.cwd.clone());
+        let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         let entries = match &path {
             VirtualPath::Root => Ok(Vec::new()),
-            _ => self
-                .lookup(&path)
-                .and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
-                    Some(Node::Folder) => Ok(manifest.children(&rel)),
-                    Some(Node::File(_)) if kind == ListingKind::Facts => {
-                        Err(StoreError::NotAFolder)
-                    }
-                    Some(Node::File(file)) => Ok(vec![ListingEntry {
-                        name: path.file_name().unwrap_or_default().to_owned(),
-                        is_dir: false,
-                        size: file.size,
-                        modified: file.modified,
-                    }]),
-                    None => Err(StoreError::NotFound),
-                }),
+            _ => self.lookup(&path).and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
+                Some(Node::Folder) => Ok(manifest.children(&rel)),
+                Some(Node::File(_)) if kind == ListingKind::Facts => Err(StoreError::NotAFolder),
+                Some(Node::File(file)) => Ok(vec![ListingEntry {
+                    name: path.file_name().unwrap_or_default().to_owned(),
+                    is_dir: false,
+                    size: file.size,
+                    modified: file.modified,
+                }]),
+                None => Err(StoreError::NotFound),
+            }),
         };
         let entries = match entries {
             Ok(entries) => entries,
-            Err(StoreError::NotAFolder) => {
-                return self.say(501, "MLSD needs a folder; use MLST for a file");
-            }
+            Err(StoreError::NotAFolder) => return self.say(501, "MLSD needs a folder; use MLST for a file"),
             Err(err) => return self.store_error(err),
         };
         let now = unix_now();
@@ -552,52 +611,37 @@ impl<'a> Session<'a> {
             text.push_str("\r\n");
         }
         let count = entries.len();
-        self.with_data(format!("Listing {path}"), move |data| {
-            data.write_all(text.as_bytes())?;
+        self.with_data(format!("Listing {path}"), move |data, _| {
+            data.write_all(text.as_bytes()).map_err(Stop::Data)?;
             Ok(Reply::new(226, format!("Listing sent, {count} entries")))
         })
     }
 
     fn mlst(&mut self, argument: Option<&str>) -> io::Result<Next> {
-        let path = argument
-            .map(|a| self.resolve(a))
-            .unwrap_or_else(|| self.cwd.clone());
+        let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         let entry = match &path {
-            VirtualPath::Root => Ok(ListingEntry {
-                name: "/".into(),
-                is_dir: true,
-                size: 0,
-                modified: 0,
+            VirtualPath::Root => Ok(ListingEntry { name: "/".into(), is_dir: true, size: 0, modified: 0 }),
+            _ => self.lookup(&path).and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
+                Some(Node::Folder) => Ok(ListingEntry {
+                    name: String::new(),
+                    is_dir: true,
+                    size: 0,
+                    modified: share.meta.created,
+                }),
+                Some(Node::File(file)) => Ok(ListingEntry {
+                    name: String::new(),
+                    is_dir: false,
+                    size: file.size,
+                    modified: file.modified,
+                }),
+                None => Err(StoreError::NotFound),
             }),
-            _ => {
-                self.lookup(&path)
-                    .and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
-                        Some(Node::Folder) => Ok(ListingEntry {
-                            name: String::new(),
-                            is_dir: true,
-                            size: 0,
-                            modified: share.meta.created,
-                        }),
-                        Some(Node::File(file)) => Ok(ListingEntry {
-                            name: String::new(),
-                            is_dir: false,
-                            size: file.size,
-                            modified: file.modified,
-                        }),
-                        None => Err(StoreError::NotFound),
-                    })
-            }
         };
         match entry {
             Ok(mut entry) => {
                 entry.name = path.to_string();
                 let facts = format!(" {}", mlsx_line(&entry));
-                self.answer(Reply::multi(
-                    250,
-                    format!("Listing {path}"),
-                    vec![facts],
-                    "End",
-                ))
+                self.answer(Reply::multi(250, format!("Listing {path}"), vec![facts], "End"))
             }
             Err(err) => self.store_error(err),
         }
@@ -605,53 +649,40 @@ impl<'a> Session<'a> {
 
     fn retr(&mut self, argument: &str) -> io::Result<Next> {
         let offset = std::mem::take(&mut self.restart_at);
-        if self.transfer_type == TransferType::Ascii {
-            return self.say(
-                550,
-                "File transfers need TYPE I (binary); ASCII mode could alter bytes",
-            );
-        }
         let path = self.resolve(argument);
-        let found =
-            self.lookup(&path)
-                .and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
-                    Some(Node::File(entry)) => Ok((share.open_file(entry)?, entry.clone())),
-                    Some(Node::Folder) => Err(StoreError::IsAFolder),
-                    None => Err(StoreError::NotFound),
-                });
+        let found = self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, entry)));
         let (mut file, entry) = match found {
             Ok(found) => found,
             Err(err) => return self.store_error(err),
         };
+        if self.transfer_type == TransferType::Ascii {
+            return self.say(550, "File transfers need TYPE I (binary); ASCII mode could alter bytes");
+        }
         if offset > entry.size {
-            return self.say(
-                554,
-                format!(
-                    "REST {offset} is past the end of the file ({} bytes)",
-                    entry.size
-                ),
-            );
+            return self
+                .say(554, format!("REST {offset} is past the end of the file ({} bytes)", entry.size));
         }
         let remaining = entry.size - offset;
         let (id, peer) = (self.id, self.peer);
-        self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data| {
-            file.seek(SeekFrom::Start(offset))?;
-            // File to socket: `io::copy` hands this to sendfile on Linux.
-            let sent = io::copy(&mut file.take(remaining), data)?;
-            if sent != remaining {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "file shorter than its record",
-                ));
+        self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
+            file.seek(SeekFrom::Start(offset)).map_err(Stop::Data)?;
+            let mut sent = 0;
+            while sent < remaining {
+                watch.check()?;
+                // File to socket: `io::copy` hands each slice to sendfile on Linux.
+                let slice = RETR_SLICE_BYTES.min(remaining - sent);
+                let moved = io::copy(&mut (&file).take(slice), data).map_err(Stop::Data)?;
+                if moved == 0 {
+                    let short = io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
+                    return Err(Stop::Data(short));
+                }
+                sent += moved;
             }
             log_event!(
                 "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
                 path.to_string()
             );
-            Ok(Reply::new(
-                226,
-                format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256),
-            ))
+            Ok(Reply::new(226, format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256)))
         })
     }
 
@@ -669,18 +700,14 @@ impl<'a> Session<'a> {
         Ok((share, rel.clone()))
     }
 
-    /// Share `code`, if it exists, is not sealed, and this connection created it.
+    /// Share `code`, if it exists, is not sealed, and this connection owns it.
     fn owned_share(&self, code: &str) -> Result<Share, Reply> {
-        let share = self
-            .shared
-            .store
-            .share(code, unix_now())
-            .map_err(|err| store_reply(&err))?;
+        let share = self.open_share(code).map_err(|err| store_reply(&err))?;
         if share.meta.sealed {
             return Err(store_reply(&StoreError::Sealed));
         }
-        if !self.owned.contains(code) {
-            let text = "Share is read-only: only the connection that created it may add files";
+        if !self.owned.contains(share.code.as_str()) {
+            let text = "Share is read-only: only its owner may add files (SITE OWNER <code> <token>)";
             return Err(Reply::new(550, text));
         }
         Ok(share)
@@ -694,16 +721,10 @@ impl<'a> Session<'a> {
             Err(reply) => return self.answer(reply),
         };
         if self.transfer_type == TransferType::Ascii {
-            return self.say(
-                550,
-                "File transfers need TYPE I (binary); ASCII mode could alter bytes",
-            );
+            return self.say(550, "File transfers need TYPE I (binary); ASCII mode could alter bytes");
         }
         if offset != 0 {
-            return self.say(
-                550,
-                "Resuming an upload is not supported; send the whole file",
-            );
+            return self.say(550, "Resuming an upload is not supported; send the whole file");
         }
         let expected = self.declared.remove(&path.to_string());
         let mut upload = match share.begin_upload(&rel, expected) {
@@ -711,16 +732,38 @@ impl<'a> Session<'a> {
             Err(err) => return self.store_error(err),
         };
         let (id, peer) = (self.id, self.peer);
-        self.with_data(format!("Receiving {path}"), move |data| {
-            for_each_chunk(data, |chunk| upload.write_all(chunk), |err| err)?;
+        self.with_data(format!("Receiving {path}"), move |data, watch| {
+            for_each_chunk(
+                data,
+                |chunk| {
+                    watch.check()?;
+                    upload.write_chunk(chunk).map_err(Stop::Store)
+                },
+                Stop::Data,
+            )?;
+            // End of data in stream mode can also mean the client died: a gone control
+            // connection says so, and then nothing is stored.
+            watch.check()?;
             let received = upload.received();
             match upload.commit() {
                 Ok(entry) => {
-                    log_event!("conn={id} peer={peer} event=stor path={:?} bytes={} sha256={}", path.to_string(), entry.size, entry.sha256);
-                    Ok(Reply::new(226, format!("Stored {path}, {} bytes, SHA-256 {}", entry.size, entry.sha256)))
+                    log_event!(
+                        "conn={id} peer={peer} event=stor path={:?} bytes={} sha256={}",
+                        path.to_string(),
+                        entry.size,
+                        entry.sha256
+                    );
+                    Ok(Reply::new(
+                        226,
+                        format!("Stored {path}, {} bytes, SHA-256 {}", entry.size, entry.sha256),
+                    ))
                 }
                 Err(err) => {
-                    log_event!("conn={id} peer={peer} event=stor-rejected path={:?} bytes={received} reason={:?}", path.to_string(), err.to_string());
+                    log_event!(
+                        "conn={id} peer={peer} event=stor-rejected path={:?} bytes={received} reason={:?}",
+                        path.to_string(),
+                        err.to_string()
+                    );
                     Ok(store_reply(&err))
                 }
             }
@@ -744,7 +787,9 @@ impl<'a> Session<'a> {
             SiteCommand::Mkshare(seconds) => self.mkshare(seconds),
             SiteCommand::Digest(digest, argument) => {
                 if self.declared.len() >= MAX_PENDING_DIGESTS {
-                    return self.say(452, format!("Too many declared digests (limit {MAX_PENDING_DIGESTS}); STOR some first"));
+                    let text =
+                        format!("Too many declared digests (limit {MAX_PENDING_DIGESTS}); STOR some first");
+                    return self.say(452, text);
                 }
                 let path = self.resolve(&argument);
                 let text = format!("SHA-256 for {path} noted; the next STOR of it must match");
@@ -752,6 +797,7 @@ impl<'a> Session<'a> {
                 self.say(200, text)
             }
             SiteCommand::Seal => self.seal(),
+            SiteCommand::Owner(code, token) => self.claim(&code, &token),
             SiteCommand::Info(argument) => self.info(argument.as_deref()),
             SiteCommand::Help => self.help(),
         }
@@ -759,9 +805,7 @@ impl<'a> Session<'a> {
 
     fn mkshare(&mut self, seconds: Option<u64>) -> io::Result<Next> {
         let config = &self.shared.config;
-        let lifetime = seconds
-            .map(Duration::from_secs)
-            .unwrap_or(config.default_expiry);
+        let lifetime = seconds.map(Duration::from_secs).unwrap_or(config.default_expiry);
         if lifetime.is_zero() {
             return self.say(501, "Expiry must be at least one second");
         }
@@ -772,6 +816,12 @@ impl<'a> Session<'a> {
                 format_duration(config.max_expiry)
             );
             return self.say(504, text);
+        }
+        if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
+            let limit = config.max_shares_per_hour;
+            log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
+            return self
+                .close_with(format!("Too many shares created from your address (limit {limit} per hour)"));
         }
         let expires = unix_now() + lifetime.as_secs() as i64;
         match self.shared.store.create_share(expires) {
@@ -784,10 +834,7 @@ impl<'a> Session<'a> {
                     rfc3339(expires)
                 );
                 self.owned.insert(code.clone());
-                self.cwd = VirtualPath::Share {
-                    code: code.clone(),
-                    rel: Vec::new(),
-                };
+                self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
                 let text = format!(
                     "{} share created; expires {}; owner token {token}",
                     quote_path(&format!("/{code}")),
@@ -797,6 +844,25 @@ impl<'a> Session<'a> {
             }
             Err(err) => self.store_error(err),
         }
+    }
+
+    /// SITE OWNER: proves with the owner token that this connection may write to the share.
+    fn claim(&mut self, code: &str, token: &str) -> io::Result<Next> {
+        let share = match self.shared.store.share(code, unix_now()) {
+            Ok(share) if share.is_owner(token) => share,
+            Ok(_) | Err(StoreError::NotFound) => {
+                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                return self.store_error(StoreError::NotFound);
+            }
+            Err(err) => return self.store_error(err),
+        };
+        if share.meta.sealed {
+            return self.store_error(StoreError::Sealed);
+        }
+        self.owned.insert(share.code.to_string());
+        self.cwd = VirtualPath::Share { code: share.code.to_string(), rel: Vec::new() };
+        log_event!("conn={} peer={} event=owner share={}", self.id, self.peer, share.code);
+        self.say(200, format!("You own /{} until it is sealed", share.code))
     }
 
     fn seal(&mut self) -> io::Result<Next> {
@@ -810,33 +876,19 @@ impl<'a> Session<'a> {
         match share.seal() {
             Ok(()) => {
                 self.owned.remove(share.code.as_str());
-                log_event!(
-                    "conn={} peer={} event=sealed share={}",
-                    self.id,
-                    self.peer,
-                    share.code
-                );
-                self.say(
-                    200,
-                    format!("Share /{} sealed; it is read-only now", share.code),
-                )
+                log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
+                self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
             }
             Err(err) => self.store_error(err),
         }
     }
 
     fn info(&mut self, argument: Option<&str>) -> io::Result<Next> {
-        let path = argument
-            .map(|a| self.resolve(a))
-            .unwrap_or_else(|| self.cwd.clone());
+        let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         let VirtualPath::Share { code, .. } = &path else {
             return self.say(550, "Not inside a share; give SITE INFO /<code>");
         };
-        let root = VirtualPath::Share {
-            code: code.clone(),
-            rel: Vec::new(),
-        };
-        match self.lookup(&root) {
+        match self.lookup(&VirtualPath::Share { code: code.clone(), rel: Vec::new() }) {
             Ok((share, manifest, _)) => {
                 let (files, bytes) = manifest.totals();
                 let body = vec![
@@ -846,12 +898,7 @@ impl<'a> Session<'a> {
                     format!(" files {files}"),
                     format!(" bytes {bytes}"),
                 ];
-                self.answer(Reply::multi(
-                    211,
-                    format!("Share /{}", share.code),
-                    body,
-                    "End",
-                ))
+                self.answer(Reply::multi(211, format!("Share /{}", share.code), body, "End"))
             }
             Err(err) => self.store_error(err),
         }
@@ -873,12 +920,13 @@ pub fn store_reply(err: &StoreError) -> Reply {
     let text = capitalise(&err.to_string());
     match err {
         StoreError::NotFound => Reply::new(550, "No such share or file (or it has expired)"),
-        StoreError::IsAFolder => Reply::new(553, text),
-        StoreError::NotAFolder => Reply::new(550, text),
-        StoreError::BadName(_) => Reply::new(553, text),
-        StoreError::Exists => Reply::new(550, text),
-        StoreError::Sealed => Reply::new(550, text),
+        StoreError::IsAFolder | StoreError::NotAFolder | StoreError::Exists | StoreError::Sealed => {
+            Reply::new(550, text)
+        }
         StoreError::DigestMismatch { .. } => Reply::new(550, text),
+        StoreError::BadName(_) => Reply::new(553, text),
+        StoreError::TooLarge { .. } | StoreError::TooManyFiles(_) => Reply::new(552, text),
+        StoreError::DiskFull { .. } => Reply::new(452, text),
         StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Reply::new(452, text),
         StoreError::Io(_) => Reply::new(451, "Local storage error; nothing was stored"),
     }

@@ -30,21 +30,11 @@ pub fn run(
     out: &mut dyn Write,
 ) -> Result<()> {
     let interactive = io::stdin().is_terminal();
-    let mut shell = Shell {
-        input,
-        out,
-        interactive,
-        timeout,
-        host: String::new(),
-        port: 0,
-        connection: None,
-    };
+    let mut shell =
+        Shell { input, out, interactive, timeout, host: String::new(), port: 0, connection: None };
     shell.connect(address)?;
     if interactive {
-        eprintln!(
-            "Connected to {}. Choose a number or type a command:\n{MENU}",
-            shell.address()
-        );
+        eprintln!("Connected to {}. Choose a number or type a command:\n{MENU}", shell.address());
     }
     let mut last = Ok(());
     while let Some(line) = shell.ask("anonshare> ")? {
@@ -60,9 +50,7 @@ pub fn run(
                 eprint!("{MENU}");
                 Ok(())
             }
-            other => Err(ClientError::Usage(format!(
-                "unknown choice '{other}': pick 1-4 or help"
-            ))),
+            other => Err(ClientError::Usage(format!("unknown choice '{other}': pick 1-4 or help"))),
         };
         if let Err(err) = &last {
             eprintln!("error: {err}");
@@ -100,10 +88,7 @@ impl Shell<'_> {
     }
 
     fn ask_or(&mut self, prompt: &str, default: &str) -> Result<String> {
-        Ok(self
-            .ask(prompt)?
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| default.to_owned()))
+        Ok(self.ask(prompt)?.filter(|s| !s.is_empty()).unwrap_or_else(|| default.to_owned()))
     }
 
     fn address(&self) -> String {
@@ -114,16 +99,12 @@ impl Shell<'_> {
     fn connect(&mut self, address: Option<&str>) -> Result<()> {
         let (host, port) = match address {
             Some(text) => split_host_port(text, DEFAULT_PORT).ok_or_else(|| {
-                ClientError::Usage(format!(
-                    "invalid server address '{text}': expected HOST:PORT"
-                ))
+                ClientError::Usage(format!("invalid server address '{text}': expected HOST:PORT"))
             })?,
             None => {
                 let host = self.ask_or("Server address [127.0.0.1]: ", "127.0.0.1")?;
-                let port_text = self.ask_or(
-                    &format!("Port [{DEFAULT_PORT}]: "),
-                    &DEFAULT_PORT.to_string(),
-                )?;
+                let port_text =
+                    self.ask_or(&format!("Port [{DEFAULT_PORT}]: "), &DEFAULT_PORT.to_string())?;
                 let port = port_text.parse().map_err(|_| {
                     ClientError::Usage(format!("invalid port '{port_text}': expected 1-65535"))
                 })?;
@@ -139,9 +120,7 @@ impl Shell<'_> {
     /// The open connection, reopened if the server closed it meanwhile.
     fn connection(&mut self) -> Result<&mut Connection> {
         let alive = match self.connection.as_mut() {
-            Some(connection) => connection
-                .send(&crate::proto::Command::Noop)
-                .is_ok_and(|r| r.code == 200),
+            Some(connection) => connection.send(&crate::proto::Command::Noop).is_ok_and(|r| r.code == 200),
             None => false,
         };
         if !alive {
@@ -160,23 +139,19 @@ impl Shell<'_> {
     fn upload(&mut self, rest: &str) -> Result<()> {
         let (rest, expires) = take_flag(rest, "--expires");
         let rest = match rest.is_empty() {
-            true => self
-                .ask("Files or folders (comma-separated): ")?
-                .unwrap_or_default(),
+            true => self.ask("Files or folders (comma-separated): ")?.unwrap_or_default(),
             false => rest,
         };
         let expires = match expires {
             Some(spec) => Some(spec),
-            None if self.interactive => self
-                .ask("Expires (e.g. 12h, 7d; empty for the server default): ")?
-                .filter(|s| !s.is_empty()),
+            None if self.interactive => {
+                self.ask("Expires (e.g. 12h, 7d; empty for the server default): ")?.filter(|s| !s.is_empty())
+            }
             None => None,
         };
         let paths: Vec<PathBuf> = split_list(&rest).into_iter().map(PathBuf::from).collect();
         if paths.is_empty() {
-            return Err(ClientError::Usage(
-                "nothing to upload: give files or folders".into(),
-            ));
+            return Err(ClientError::Usage("nothing to upload: give files or folders".into()));
         }
         let lifetime = expires
             .map(|spec| {
@@ -186,11 +161,7 @@ impl Shell<'_> {
             .transpose()?;
         let plan = transfer::plan_upload(&paths)?;
         let report = transfer::upload(self.connection()?, &plan, lifetime, &mut Quiet)?;
-        let url = ShareUrl {
-            host: self.host.clone(),
-            port: self.port,
-            code: report.share.code.clone(),
-        };
+        let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
         eprintln!(
             "uploaded {} file(s); expires {}; owner token {}",
             report.files.len(),
@@ -220,11 +191,7 @@ impl Shell<'_> {
         if text.is_empty() {
             return Err(ClientError::Usage("a share URL is needed".into()));
         }
-        Ok(ShareUrl {
-            host: self.host.clone(),
-            port: self.port,
-            code: text,
-        })
+        Ok(ShareUrl { host: self.host.clone(), port: self.port, code: text })
     }
 
     fn list(&mut self, rest: &str) -> Result<()> {
@@ -232,10 +199,7 @@ impl Shell<'_> {
         let connection = self.connection()?;
         let info = connection.info(&url.code)?;
         let files = connection.walk_share(&url.code)?;
-        eprintln!(
-            "{} file(s), {} bytes; available until {}",
-            info.files, info.bytes, info.expires
-        );
+        eprintln!("{} file(s), {} bytes; available until {}", info.files, info.bytes, info.expires);
         self.print(&list_lines(&files))
     }
 
@@ -261,9 +225,7 @@ impl Shell<'_> {
             names = split_list(&answer)
                 .into_iter()
                 .map(|n| match n.parse::<usize>() {
-                    Ok(number) if (1..=files.len()).contains(&number) => {
-                        files[number - 1].path.clone()
-                    }
+                    Ok(number) if (1..=files.len()).contains(&number) => files[number - 1].path.clone(),
                     _ => n,
                 })
                 .collect();
@@ -274,13 +236,7 @@ impl Shell<'_> {
             None => ".".to_owned(),
         };
         let chosen = transfer::select(&files, &names)?;
-        let saved = transfer::download(
-            self.connection()?,
-            &url.code,
-            &chosen,
-            dir.as_ref(),
-            &mut Quiet,
-        )?;
+        let saved = transfer::download(self.connection()?, &url.code, &chosen, dir.as_ref(), &mut Quiet)?;
         self.print(&saved_lines(&saved))
     }
 }
@@ -288,17 +244,9 @@ impl Shell<'_> {
 /// Splits a list of paths: by commas when there are any (so names may hold spaces), else by
 /// whitespace.
 fn split_list(text: &str) -> Vec<String> {
-    let parts: Vec<&str> = if text.contains(',') {
-        text.split(',').collect()
-    } else {
-        text.split_whitespace().collect()
-    };
-    parts
-        .into_iter()
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .map(str::to_owned)
-        .collect()
+    let parts: Vec<&str> =
+        if text.contains(',') { text.split(',').collect() } else { text.split_whitespace().collect() };
+    parts.into_iter().map(str::trim).filter(|p| !p.is_empty()).map(str::to_owned).collect()
 }
 
 /// Removes `flag VALUE` from a command's arguments, returning the rest and the value.
@@ -307,11 +255,7 @@ fn take_flag(text: &str, flag: &str) -> (String, Option<String>) {
     match words.iter().position(|w| *w == flag) {
         Some(at) if at + 1 < words.len() => {
             let value = words[at + 1].to_owned();
-            let rest: Vec<&str> = words[..at]
-                .iter()
-                .chain(&words[at + 2..])
-                .copied()
-                .collect();
+            let rest: Vec<&str> = words[..at].iter().chain(&words[at + 2..]).copied().collect();
             (rest.join(" ").trim().to_owned(), Some(value))
         }
         _ => (text.trim().to_owned(), None),
@@ -324,24 +268,15 @@ mod tests {
 
     #[test]
     fn lists_split_on_commas_or_spaces() {
-        assert_eq!(
-            split_list("a.txt, my file.txt,b"),
-            ["a.txt", "my file.txt", "b"]
-        );
+        assert_eq!(split_list("a.txt, my file.txt,b"), ["a.txt", "my file.txt", "b"]);
         assert_eq!(split_list("a.txt b.txt"), ["a.txt", "b.txt"]);
         assert!(split_list("  ").is_empty());
     }
 
     #[test]
     fn flags_are_taken_out() {
-        assert_eq!(
-            take_flag("a, b --expires 2h", "--expires"),
-            ("a, b".to_owned(), Some("2h".to_owned()))
-        );
-        assert_eq!(
-            take_flag("url --dir out x", "--dir"),
-            ("url x".to_owned(), Some("out".to_owned()))
-        );
+        assert_eq!(take_flag("a, b --expires 2h", "--expires"), ("a, b".to_owned(), Some("2h".to_owned())));
+        assert_eq!(take_flag("url --dir out x", "--dir"), ("url x".to_owned(), Some("out".to_owned())));
         assert_eq!(take_flag("a b", "--dir"), ("a b".to_owned(), None));
     }
 }

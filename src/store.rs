@@ -6,24 +6,29 @@
 //! ```text
 //! shares/<code>/meta        expiry, sealed flag, owner token digest (replaced atomically)
 //! shares/<code>/manifest    one record per finished file or folder (append-only)
-//! shares/<code>/files/...   the files, under their relative paths
-//! tmp/                      uploads in progress and shares being created
-//! trash/                    expired shares on their way out
+//! shares/<code>/lock        held while the share's meta or manifest changes
+//! shares/<code>/blobs/<id>  file contents under random names; names live in the manifest
+//! tmp/<instance>/           one per running server: uploads in progress, shares being made,
+//!                           expired shares on their way out; its `lock` is held while it runs
 //! ```
 //!
 //! A file becomes visible only through its manifest record, which is appended after the file was
 //! synced and renamed into place: nobody sees a half-written file, and a crash leaves at most an
-//! unlisted file or a torn last record, both ignored.
+//! unlisted blob or a torn last record, both ignored. Names chosen by uploaders never reach the
+//! filesystem, so no name can escape a share or collide on a case-insensitive disk. Several
+//! servers may share one root: every change happens under the share's lock, and each server
+//! cleans up only the temporary folders of servers that are no longer running.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Hasher, Sha256Digest};
-use crate::platform::sync_dir;
+use crate::platform::{free_space, sync_dir};
 use crate::proto::ListingEntry;
 use crate::secret::{OwnerToken, ShareCode};
 
@@ -33,6 +38,18 @@ pub const MAX_NAME_BYTES: usize = 255;
 pub const MAX_PATH_BYTES: usize = 1024;
 /// Deepest folder nesting inside a share.
 pub const MAX_PATH_DEPTH: usize = 32;
+/// Largest file a share takes (`--max-file-size`).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 8 << 30;
+/// Largest total size of one share (`--max-share-size`).
+pub const DEFAULT_MAX_SHARE_SIZE: u64 = 16 << 30;
+/// Most files in one share (`--max-files-per-share`).
+pub const DEFAULT_MAX_FILES_PER_SHARE: usize = 10_000;
+/// Free disk space uploads always leave (`--min-free-disk`).
+pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
+/// An upload looks at the free disk space again after this many bytes.
+const FREE_SPACE_CHECK_BYTES: u64 = 16 << 20;
+/// A half-made instance folder older than this belongs to a server that died starting.
+const STALE_STAGING: Duration = Duration::from_secs(3600);
 
 /// Why a store operation did not happen.
 #[derive(Debug)]
@@ -49,11 +66,14 @@ pub enum StoreError {
     Exists,
     /// The share is sealed: nothing can be added any more.
     Sealed,
+    /// The file or the share would grow past a limit; nothing was stored.
+    TooLarge { what: &'static str, limit: u64 },
+    /// The share already holds as many files as it may.
+    TooManyFiles(usize),
+    /// Storing more would leave less free disk space than the floor.
+    DiskFull { floor: u64 },
     /// The received bytes do not have the declared SHA-256; nothing was stored.
-    DigestMismatch {
-        expected: Sha256Digest,
-        actual: Sha256Digest,
-    },
+    DigestMismatch { expected: Sha256Digest, actual: Sha256Digest },
     /// The disk said no.
     Io(io::Error),
 }
@@ -67,11 +87,17 @@ impl fmt::Display for StoreError {
             StoreError::BadName(why) => write!(f, "name not allowed: {why}"),
             StoreError::Exists => f.write_str("already exists"),
             StoreError::Sealed => f.write_str("share is sealed and read-only"),
+            StoreError::TooLarge { what, limit } => {
+                write!(f, "{what} would exceed the limit of {limit} bytes; nothing was stored")
+            }
+            StoreError::TooManyFiles(limit) => {
+                write!(f, "share already holds the most files allowed ({limit})")
+            }
+            StoreError::DiskFull { floor } => {
+                write!(f, "not enough disk space: the server keeps {floor} bytes free; nothing was stored")
+            }
             StoreError::DigestMismatch { expected, actual } => {
-                write!(
-                    f,
-                    "SHA-256 mismatch: declared {expected}, received {actual}; file not stored"
-                )
+                write!(f, "SHA-256 mismatch: declared {expected}, received {actual}; file not stored")
             }
             StoreError::Io(err) => write!(f, "storage error: {err}"),
         }
@@ -90,10 +116,7 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 /// Seconds since the Unix epoch, now.
 pub fn unix_now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
 /// Checks one file or folder name: printable, portable to Windows, not a path trick.
@@ -130,22 +153,50 @@ pub fn check_name(name: &str) -> Result<(), StoreError> {
 /// Checks a whole relative path, given as its components.
 pub fn check_path(rel: &[String]) -> Result<(), StoreError> {
     if rel.len() > MAX_PATH_DEPTH {
-        return Err(StoreError::BadName(format!(
-            "deeper than {MAX_PATH_DEPTH} folders"
-        )));
+        return Err(StoreError::BadName(format!("deeper than {MAX_PATH_DEPTH} folders")));
     }
     if rel.iter().map(|part| part.len() + 1).sum::<usize>() > MAX_PATH_BYTES {
-        return Err(StoreError::BadName(format!(
-            "path longer than {MAX_PATH_BYTES} bytes"
-        )));
+        return Err(StoreError::BadName(format!("path longer than {MAX_PATH_BYTES} bytes")));
     }
     rel.iter().try_for_each(|part| check_name(part))
 }
 
-/// The store rooted at one folder.
+/// The limits uploads are held to.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_file_size: u64,
+    pub max_share_size: u64,
+    pub max_files_per_share: usize,
+    pub min_free_disk: u64,
+    /// Free bytes on the disk holding a path; `None` when the platform cannot tell.
+    pub free_space: fn(&Path) -> Option<u64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_share_size: DEFAULT_MAX_SHARE_SIZE,
+            max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
+            free_space,
+        }
+    }
+}
+
+/// The store rooted at one folder, as one running server sees it.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    limits: Limits,
+    instance: Arc<Instance>,
+}
+
+/// This server's own temporary folder, locked for as long as the server runs.
+#[derive(Debug)]
+struct Instance {
+    dir: PathBuf,
+    _lock: File,
 }
 
 /// What `meta` records about a share.
@@ -164,7 +215,7 @@ pub struct Share {
     pub code: ShareCode,
     pub meta: ShareMeta,
     dir: PathBuf,
-    tmp: PathBuf,
+    store: Store,
 }
 
 /// A finished file, as its manifest record describes it.
@@ -176,6 +227,8 @@ pub struct FileEntry {
     pub sha256: Sha256Digest,
     /// Unix seconds when the file was stored.
     pub modified: i64,
+    /// Name of the file's contents under `blobs/`.
+    blob: String,
 }
 
 impl FileEntry {
@@ -200,19 +253,24 @@ pub enum Node<'a> {
 }
 
 impl Store {
-    /// Opens (creating if needed) the store at `root`, and removes leftovers of uploads and
-    /// deletions that a crash interrupted.
-    pub fn open(root: impl Into<PathBuf>) -> Result<Store> {
-        let store = Store { root: root.into() };
-        for dir in [store.shares_dir(), store.tmp_dir(), store.trash_dir()] {
-            fs::create_dir_all(&dir)?;
-        }
-        for dir in [store.tmp_dir(), store.trash_dir()] {
-            for entry in fs::read_dir(&dir)? {
-                remove_any(&entry?.path())?;
-            }
-        }
-        Ok(store)
+    /// Opens (creating if needed) the store at `root`, takes a temporary folder of its own, and
+    /// removes what crashed servers left behind.
+    pub fn open(root: impl Into<PathBuf>, limits: Limits) -> Result<Store> {
+        let root = root.into();
+        let tmp = root.join("tmp");
+        fs::create_dir_all(root.join("shares"))?;
+        fs::create_dir_all(&tmp)?;
+        clean_dead_instances(&tmp)?;
+        let id = ShareCode::generate()?;
+        let staging = tmp.join(format!("{id}.new"));
+        fs::create_dir(&staging)?;
+        let lock = File::create(staging.join("lock"))?;
+        lock.lock()?;
+        fs::create_dir(staging.join("trash"))?;
+        let dir = tmp.join(id.as_str());
+        fs::rename(&staging, &dir)?;
+        let instance = Arc::new(Instance { dir, _lock: lock });
+        Ok(Store { root, limits, instance })
     }
 
     pub fn root(&self) -> &Path {
@@ -221,14 +279,6 @@ impl Store {
 
     fn shares_dir(&self) -> PathBuf {
         self.root.join("shares")
-    }
-
-    fn tmp_dir(&self) -> PathBuf {
-        self.root.join("tmp")
-    }
-
-    fn trash_dir(&self) -> PathBuf {
-        self.root.join("trash")
     }
 
     /// Creates an empty, unsealed share that expires at `expires` (Unix seconds).
@@ -242,30 +292,27 @@ impl Store {
             owner: Sha256Digest::of(token.as_str().as_bytes()),
         };
         // Build the share aside and rename it in whole, so a share is never half-made.
-        let staging = self.tmp_dir().join(format!("{code}.new"));
+        let staging = self.instance.dir.join(format!("{code}.new"));
         fs::create_dir(&staging)?;
-        fs::create_dir(staging.join("files"))?;
+        fs::create_dir(staging.join("blobs"))?;
         File::create(staging.join("manifest"))?.sync_all()?;
+        File::create(staging.join("lock"))?;
         write_meta(&staging, &meta)?;
         sync_dir(&staging)?;
         let dir = self.shares_dir().join(code.as_str());
         fs::rename(&staging, &dir)?;
         sync_dir(&self.shares_dir())?;
-        Ok((
-            Share {
-                code,
-                meta,
-                dir,
-                tmp: self.tmp_dir(),
-            },
-            token,
-        ))
+        let share = Share { code, meta, dir, store: self.clone() };
+        Ok((share, token))
     }
 
     /// Opens the share named `code` if it exists and has not expired at `now`.
     pub fn share(&self, code: &str, now: i64) -> Result<Share> {
         let code: ShareCode = code.parse().map_err(|_| StoreError::NotFound)?;
         let dir = self.shares_dir().join(code.as_str());
+        if !is_plain_dir(&dir) {
+            return Err(StoreError::NotFound);
+        }
         let meta = match read_meta(&dir) {
             Ok(meta) => meta,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
@@ -274,12 +321,7 @@ impl Store {
         if meta.expires <= now {
             return Err(StoreError::NotFound);
         }
-        Ok(Share {
-            code,
-            meta,
-            dir,
-            tmp: self.tmp_dir(),
-        })
+        Ok(Share { code, meta, dir, store: self.clone() })
     }
 
     /// Removes every share that expired at or before `now`; returns their codes.
@@ -290,18 +332,14 @@ impl Store {
             let name = entry.file_name().to_string_lossy().into_owned();
             let expired = match read_meta(&entry.path()) {
                 Ok(meta) => meta.expires <= now,
-                Err(err) => {
-                    err.kind() == io::ErrorKind::NotFound
-                        || err.kind() == io::ErrorKind::InvalidData
-                }
+                Err(err) => matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidData),
             };
             if expired {
                 // Move it out of sight first, so a crash mid-delete leaves nothing half-visible.
-                let doomed = self
-                    .trash_dir()
-                    .join(format!("{name}.{}", ShareCode::generate()?));
+                let doomed = self.instance.dir.join("trash").join(&name);
                 match fs::rename(entry.path(), &doomed) {
                     Ok(()) => {}
+                    // Another server swept it first.
                     Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
                     Err(err) => return Err(err.into()),
                 }
@@ -313,11 +351,43 @@ impl Store {
     }
 }
 
+/// Removes the temporary folders of servers that no longer run: their lock is free.
+fn clean_dead_instances(tmp: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(tmp)? {
+        let path = entry?.path();
+        if !is_plain_dir(&path) {
+            remove_any(&path)?;
+            continue;
+        }
+        if path.extension().is_some_and(|e| e == "new") {
+            let age = fs::metadata(&path)?.modified()?.elapsed().unwrap_or_default();
+            if age > STALE_STAGING {
+                remove_any(&path)?;
+            }
+            continue;
+        }
+        let dead = match File::open(path.join("lock")) {
+            Ok(lock) => lock.try_lock().is_ok(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+            Err(err) => return Err(err),
+        };
+        if dead {
+            remove_any(&path)?;
+        }
+    }
+    Ok(())
+}
+
+/// A real folder, not a symbolic link to one.
+fn is_plain_dir(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.is_dir())
+}
+
 fn remove_any(path: &Path) -> io::Result<()> {
-    let result = if path.is_dir() {
-        fs::remove_dir_all(path)
-    } else {
-        fs::remove_file(path)
+    let result = match fs::symlink_metadata(path) {
+        Ok(meta) if meta.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(err) => Err(err),
     };
     match result {
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(()),
@@ -340,12 +410,7 @@ fn write_meta(dir: &Path, meta: &ShareMeta) -> io::Result<()> {
 
 fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
     let text = fs::read_to_string(dir.join("meta"))?;
-    let invalid = || {
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("corrupt meta in {}", dir.display()),
-        )
-    };
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta in {}", dir.display()));
     let mut fields = BTreeMap::new();
     for line in text.lines() {
         let (key, value) = line.split_once(' ').ok_or_else(invalid)?;
@@ -368,7 +433,7 @@ impl Share {
 
     /// Reads the manifest: every finished file and folder.
     pub fn manifest(&self) -> Result<Manifest> {
-        let bytes = fs::read(self.manifest_path())?;
+        let bytes = fs::read(self.dir.join("manifest"))?;
         // A record without its newline was torn by a crash: only whole lines count.
         let whole = match bytes.iter().rposition(|&b| b == b'\n') {
             Some(end) => &bytes[..end],
@@ -383,22 +448,27 @@ impl Share {
         Ok(manifest)
     }
 
-    fn manifest_path(&self) -> PathBuf {
-        self.dir.join("manifest")
-    }
-
-    fn file_path(&self, rel: &[String]) -> PathBuf {
-        let mut path = self.dir.join("files");
-        path.extend(rel);
-        path
-    }
-
-    /// Opens a finished file for reading.
+    /// Opens a finished file for reading. A blob that is not a plain file (a planted symbolic
+    /// link, say) is treated as missing.
     pub fn open_file(&self, entry: &FileEntry) -> Result<File> {
-        File::open(self.file_path(&entry.path)).map_err(|err| match err.kind() {
+        let path = self.dir.join("blobs").join(&entry.blob);
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(StoreError::NotFound),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        File::open(path).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => StoreError::NotFound,
             _ => StoreError::Io(err),
         })
+    }
+
+    /// Takes the share's lock: held while meta or manifest change, released when dropped.
+    fn lock(&self) -> Result<File> {
+        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join("lock"))?;
+        lock.lock()?;
+        Ok(lock)
     }
 
     fn ensure_writable(&self) -> Result<()> {
@@ -426,40 +496,61 @@ impl Share {
         Ok(())
     }
 
-    /// Records a folder (MKD). Parents are created as needed.
+    /// Records a folder (MKD). Parents are implied.
     pub fn make_folder(&self, rel: &[String]) -> Result<()> {
+        let _lock = self.lock()?;
         self.ensure_writable()?;
         let manifest = self.manifest()?;
         self.check_new_path(rel, &manifest)?;
         if manifest.lookup(rel).is_some() {
             return Err(StoreError::Exists);
         }
-        fs::create_dir_all(self.file_path(rel))?;
         self.append_record(&format!("D\t{}\t{}\n", unix_now(), rel.join("/")))
     }
 
     /// Starts receiving the file `rel`; if `expected` is given, the bytes must have that SHA-256.
+    /// The share's limits are checked now and again as bytes arrive.
     pub fn begin_upload(&self, rel: &[String], expected: Option<Sha256Digest>) -> Result<Upload> {
         self.ensure_writable()?;
         let manifest = self.manifest()?;
         self.check_new_path(rel, &manifest)?;
-        if manifest.lookup(rel) == Some(Node::Folder) {
-            return Err(StoreError::IsAFolder);
+        match manifest.lookup(rel) {
+            Some(Node::Folder) => return Err(StoreError::IsAFolder),
+            // Files are never replaced: what a reader verified stays what it verified.
+            Some(Node::File(_)) => return Err(StoreError::Exists),
+            None => {}
         }
-        let tmp_path = self.tmp.join(format!("{}.part", ShareCode::generate()?));
-        let file = File::create(&tmp_path)?;
-        Ok(Upload {
+        let limits = self.store.limits;
+        let (files, bytes) = manifest.totals();
+        if files >= limits.max_files_per_share {
+            return Err(StoreError::TooManyFiles(limits.max_files_per_share));
+        }
+        let share_room = limits.max_share_size.saturating_sub(bytes);
+        let (allowance, limit) = if share_room < limits.max_file_size {
+            (share_room, ("the share", limits.max_share_size))
+        } else {
+            (limits.max_file_size, ("the file", limits.max_file_size))
+        };
+        let tmp_path = self.store.instance.dir.join(format!("{}.part", ShareCode::generate()?));
+        let mut upload = Upload {
             share: self.clone(),
             rel: rel.to_vec(),
             expected,
-            file: Some(file),
+            file: None,
             tmp_path,
             hasher: Hasher::new(),
-        })
+            allowance,
+            limit,
+            next_space_check: 0,
+        };
+        upload.check_free_space(0)?;
+        upload.file = Some(File::create(&upload.tmp_path)?);
+        Ok(upload)
     }
 
     /// Seals the share: from now on it is read-only for everyone.
     pub fn seal(&mut self) -> Result<()> {
+        let _lock = self.lock()?;
         let mut meta = read_meta(&self.dir)?;
         meta.sealed = true;
         write_meta(&self.dir, &meta)?;
@@ -467,14 +558,10 @@ impl Share {
         Ok(())
     }
 
-    /// Appends one manifest record durably. Records are small single writes to an O_APPEND
-    /// file, so readers see whole records or a torn tail they ignore; a torn tail left by a
-    /// crash is closed off first so it cannot swallow the new record.
+    /// Appends one manifest record durably; the caller holds the share's lock. A torn tail left
+    /// by a crash is closed off first so it cannot swallow the new record.
     fn append_record(&self, record: &str) -> Result<()> {
-        let mut file = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .open(self.manifest_path())?;
+        let mut file = OpenOptions::new().read(true).append(true).open(self.dir.join("manifest"))?;
         let len = file.metadata()?.len();
         let mut text = String::with_capacity(record.len() + 1);
         if len > 0 {
@@ -497,23 +584,15 @@ impl Manifest {
     fn apply(&mut self, record: &str) {
         let fields: Vec<&str> = record.split('\t').collect();
         match fields.as_slice() {
-            ["F", sha256, size, modified, path] => {
-                let (Ok(sha256), Ok(size), Ok(modified)) =
-                    (sha256.parse(), size.parse(), modified.parse())
+            ["F", sha256, size, modified, blob, path] => {
+                let (Ok(sha256), Ok(size), Ok(modified)) = (sha256.parse(), size.parse(), modified.parse())
                 else {
                     return;
                 };
                 let path: Vec<String> = path.split('/').map(str::to_owned).collect();
                 self.add_parents(&path, modified);
-                self.files.insert(
-                    path.clone(),
-                    FileEntry {
-                        path,
-                        size,
-                        sha256,
-                        modified,
-                    },
-                );
+                let blob = (*blob).to_owned();
+                self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, blob });
             }
             ["D", modified, path] => {
                 let Ok(modified) = modified.parse() else {
@@ -529,9 +608,7 @@ impl Manifest {
 
     fn add_parents(&mut self, path: &[String], modified: i64) {
         for depth in 1..path.len() {
-            self.folders
-                .entry(path[..depth].to_vec())
-                .or_insert(modified);
+            self.folders.entry(path[..depth].to_vec()).or_insert(modified);
         }
     }
 
@@ -592,12 +669,45 @@ pub struct Upload {
     file: Option<File>,
     tmp_path: PathBuf,
     hasher: Hasher,
+    /// Bytes this file may have before a limit is crossed.
+    allowance: u64,
+    /// What the allowance protects, and that limit, for the error.
+    limit: (&'static str, u64),
+    /// When `received` passes this, free disk space is checked again.
+    next_space_check: u64,
 }
 
 impl Upload {
     /// Bytes received so far.
     pub fn received(&self) -> u64 {
         self.hasher.len()
+    }
+
+    fn check_free_space(&mut self, incoming: u64) -> Result<()> {
+        if self.received() + incoming < self.next_space_check {
+            return Ok(());
+        }
+        let limits = self.share.store.limits;
+        if let Some(free) = (limits.free_space)(&self.share.dir)
+            && free.saturating_sub(incoming.max(1)) < limits.min_free_disk
+        {
+            return Err(StoreError::DiskFull { floor: limits.min_free_disk });
+        }
+        self.next_space_check = self.received() + FREE_SPACE_CHECK_BYTES;
+        Ok(())
+    }
+
+    /// Takes the next bytes of the file.
+    pub fn write_chunk(&mut self, bytes: &[u8]) -> Result<()> {
+        let incoming = bytes.len() as u64;
+        if self.received() + incoming > self.allowance {
+            let (what, limit) = self.limit;
+            return Err(StoreError::TooLarge { what, limit });
+        }
+        self.check_free_space(incoming)?;
+        self.file.as_mut().expect("upload not committed").write_all(bytes)?;
+        self.hasher.update(bytes);
+        Ok(())
     }
 
     /// Checks the digest, syncs, renames into place and records the file. Only after this
@@ -608,47 +718,40 @@ impl Upload {
         if let Some(expected) = self.expected
             && expected != sha256
         {
-            return Err(StoreError::DigestMismatch {
-                expected,
-                actual: sha256,
-            });
+            return Err(StoreError::DigestMismatch { expected, actual: sha256 });
         }
         file.sync_all()?;
         drop(file);
+        let _lock = self.share.lock()?;
         self.share.ensure_writable()?;
-        let target = self.share.file_path(&self.rel);
-        let parent = target.parent().expect("file path has a parent");
-        fs::create_dir_all(parent)?;
-        fs::rename(&self.tmp_path, &target)?;
-        sync_dir(parent)?;
-        let entry = FileEntry {
-            path: self.rel.clone(),
-            size: self.hasher.len(),
-            sha256,
-            modified: unix_now(),
-        };
+        let manifest = self.share.manifest()?;
+        if manifest.lookup(&self.rel).is_some() {
+            return Err(StoreError::Exists);
+        }
+        let (files, bytes) = manifest.totals();
+        let limits = self.share.store.limits;
+        if files >= limits.max_files_per_share {
+            return Err(StoreError::TooManyFiles(limits.max_files_per_share));
+        }
+        if bytes + self.received() > limits.max_share_size {
+            return Err(StoreError::TooLarge { what: "the share", limit: limits.max_share_size });
+        }
+        let blob = ShareCode::generate()?.to_string();
+        let blobs = self.share.dir.join("blobs");
+        fs::rename(&self.tmp_path, blobs.join(&blob))?;
+        sync_dir(&blobs)?;
+        let entry =
+            FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), blob };
         let record = format!(
-            "F\t{}\t{}\t{}\t{}\n",
+            "F\t{}\t{}\t{}\t{}\t{}\n",
             entry.sha256,
             entry.size,
             entry.modified,
+            entry.blob,
             entry.path_text()
         );
         self.share.append_record(&record)?;
         Ok(entry)
-    }
-}
-
-impl Write for Upload {
-    fn write(&mut self, bytes: &[u8]) -> io::Result<usize> {
-        let file = self.file.as_mut().expect("upload not committed");
-        let written = file.write(bytes)?;
-        self.hasher.update(&bytes[..written]);
-        Ok(written)
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
     }
 }
 
@@ -664,12 +767,21 @@ impl Drop for Upload {
 mod tests {
     use super::*;
 
-    fn temp_store() -> (Store, PathBuf) {
-        let dir = std::env::temp_dir().join(format!(
-            "anonshare-store-{}",
-            ShareCode::generate().unwrap()
-        ));
-        (Store::open(&dir).unwrap(), dir)
+    struct TempRoot(PathBuf);
+
+    impl Drop for TempRoot {
+        fn drop(&mut self) {
+            let _ = fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn temp_root() -> TempRoot {
+        TempRoot(std::env::temp_dir().join(format!("anonshare-store-{}", ShareCode::generate().unwrap())))
+    }
+
+    fn temp_store(limits: Limits) -> (Store, TempRoot) {
+        let root = temp_root();
+        (Store::open(&root.0, limits).unwrap(), root)
     }
 
     fn rel(path: &str) -> Vec<String> {
@@ -678,154 +790,245 @@ mod tests {
 
     fn upload(share: &Share, path: &str, bytes: &[u8]) -> Result<FileEntry> {
         let mut upload = share.begin_upload(&rel(path), Some(Sha256Digest::of(bytes)))?;
-        upload.write_all(bytes)?;
+        upload.write_chunk(bytes)?;
         upload.commit()
+    }
+
+    /// Files left in this server's temporary folder, other than its lock and trash.
+    fn leftovers(store: &Store) -> usize {
+        fs::read_dir(&store.instance.dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref().unwrap().file_name() != "lock" && e.as_ref().unwrap().file_name() != "trash"
+            })
+            .count()
     }
 
     #[test]
     fn files_are_visible_only_after_commit() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60).unwrap();
         let mut pending = share.begin_upload(&rel("a/b.txt"), None).unwrap();
-        pending.write_all(b"hello").unwrap();
+        pending.write_chunk(b"hello").unwrap();
         assert!(share.manifest().unwrap().lookup(&rel("a/b.txt")).is_none());
         let entry = pending.commit().unwrap();
         assert_eq!(entry.sha256, Sha256Digest::of(b"hello"));
         let manifest = share.manifest().unwrap();
         assert_eq!(manifest.lookup(&rel("a/b.txt")), Some(Node::File(&entry)));
         assert_eq!(manifest.lookup(&rel("a")), Some(Node::Folder));
-        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
-        fs::remove_dir_all(dir).unwrap();
+        let mut text = String::new();
+        share.open_file(&entry).unwrap().read_to_string(&mut text).unwrap();
+        assert_eq!(text, "hello");
+        assert_eq!(leftovers(&store), 0);
     }
 
     #[test]
     fn a_digest_mismatch_stores_nothing() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut pending = share
-            .begin_upload(&rel("x"), Some(Sha256Digest::of(b"other")))
-            .unwrap();
-        pending.write_all(b"bytes").unwrap();
-        assert!(matches!(
-            pending.commit(),
-            Err(StoreError::DigestMismatch { .. })
-        ));
+        let mut pending = share.begin_upload(&rel("x"), Some(Sha256Digest::of(b"other"))).unwrap();
+        pending.write_chunk(b"bytes").unwrap();
+        assert!(matches!(pending.commit(), Err(StoreError::DigestMismatch { .. })));
         assert!(share.manifest().unwrap().lookup(&rel("x")).is_none());
-        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
-        fs::remove_dir_all(dir).unwrap();
+        assert_eq!(leftovers(&store), 0);
+        assert_eq!(fs::read_dir(share.dir.join("blobs")).unwrap().count(), 0);
     }
 
     #[test]
     fn an_abandoned_upload_leaves_nothing() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60).unwrap();
         let mut pending = share.begin_upload(&rel("x"), None).unwrap();
-        pending.write_all(b"half").unwrap();
+        pending.write_chunk(b"half").unwrap();
+        assert_eq!(leftovers(&store), 1);
         drop(pending);
-        assert_eq!(fs::read_dir(dir.join("tmp")).unwrap().count(), 0);
+        assert_eq!(leftovers(&store), 0);
         assert!(share.manifest().unwrap().lookup(&rel("x")).is_none());
-        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn files_are_never_replaced() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        upload(&share, "a", b"first").unwrap();
+        assert!(matches!(upload(&share, "a", b"second"), Err(StoreError::Exists)));
+        // Two uploads of one name racing: the second to commit loses.
+        let mut one = share.begin_upload(&rel("b"), None).unwrap();
+        let mut two = share.begin_upload(&rel("b"), None).unwrap();
+        one.write_chunk(b"1").unwrap();
+        two.write_chunk(b"2").unwrap();
+        one.commit().unwrap();
+        assert!(matches!(two.commit(), Err(StoreError::Exists)));
+        assert_eq!(share.manifest().unwrap().totals(), (2, 6));
     }
 
     #[test]
     fn sealed_shares_take_no_files() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         let (mut share, token) = store.create_share(unix_now() + 60).unwrap();
         assert!(share.is_owner(token.as_str()));
         assert!(!share.is_owner("someone else"));
         upload(&share, "a", b"1").unwrap();
+        let mut late = share.begin_upload(&rel("late"), None).unwrap();
+        late.write_chunk(b"late").unwrap();
         share.seal().unwrap();
+        assert!(matches!(late.commit(), Err(StoreError::Sealed)), "sealing wins over an upload in flight");
         assert!(matches!(upload(&share, "b", b"2"), Err(StoreError::Sealed)));
         let reopened = store.share(share.code.as_str(), unix_now()).unwrap();
         assert!(reopened.meta.sealed);
-        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn limits_stop_uploads_before_or_while_writing() {
+        let limits =
+            Limits { max_file_size: 10, max_share_size: 15, max_files_per_share: 3, ..Limits::default() };
+        let (store, _root) = temp_store(limits);
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let mut big = share.begin_upload(&rel("big"), None).unwrap();
+        big.write_chunk(b"0123456789").unwrap();
+        assert!(matches!(big.write_chunk(b"!"), Err(StoreError::TooLarge { what: "the file", limit: 10 })));
+        drop(big);
+        upload(&share, "a", b"0123456789").unwrap();
+        assert!(matches!(
+            upload(&share, "b", b"012345"),
+            Err(StoreError::TooLarge { what: "the share", limit: 15 })
+        ));
+        upload(&share, "b", b"01234").unwrap();
+        upload(&share, "c", b"").unwrap();
+        assert!(matches!(share.begin_upload(&rel("d"), None), Err(StoreError::TooManyFiles(3))));
+        assert_eq!(leftovers(&store), 0);
+    }
+
+    #[test]
+    fn the_free_disk_floor_is_kept() {
+        fn tiny_disk(_: &Path) -> Option<u64> {
+            Some(1000)
+        }
+        let limits = Limits { min_free_disk: 900, free_space: tiny_disk, ..Limits::default() };
+        let (store, _root) = temp_store(limits);
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), None).unwrap();
+        let chunk = vec![0; 1 << 20];
+        let mut written = 0;
+        let err = loop {
+            match pending.write_chunk(&chunk) {
+                Ok(()) => written += chunk.len() as u64,
+                Err(err) => break err,
+            }
+            assert!(written <= 2 * FREE_SPACE_CHECK_BYTES, "the floor was never enforced");
+        };
+        assert!(matches!(err, StoreError::DiskFull { floor: 900 }), "{err}");
+        drop(pending);
+        assert_eq!(leftovers(&store), 0);
+        let full = Limits { min_free_disk: 1000, free_space: tiny_disk, ..Limits::default() };
+        let (store, _root) = temp_store(full);
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        assert!(
+            matches!(share.begin_upload(&rel("x"), None), Err(StoreError::DiskFull { .. })),
+            "refused before writing"
+        );
     }
 
     #[test]
     fn expired_shares_are_not_found_and_swept() {
-        let (store, dir) = temp_store();
+        let (store, root) = temp_store(Limits::default());
         let now = unix_now();
         let (share, _) = store.create_share(now + 10).unwrap();
         upload(&share, "a", b"1").unwrap();
         let code = share.code.to_string();
         assert!(store.share(&code, now).is_ok());
-        assert!(matches!(
-            store.share(&code, now + 10),
-            Err(StoreError::NotFound)
-        ));
+        assert!(matches!(store.share(&code, now + 10), Err(StoreError::NotFound)));
         assert!(store.sweep(now).unwrap().is_empty());
         assert_eq!(store.sweep(now + 10).unwrap(), vec![code.clone()]);
-        assert!(!dir.join("shares").join(&code).exists());
-        assert_eq!(fs::read_dir(dir.join("trash")).unwrap().count(), 0);
-        fs::remove_dir_all(dir).unwrap();
+        assert!(!root.0.join("shares").join(&code).exists());
+        assert_eq!(fs::read_dir(store.instance.dir.join("trash")).unwrap().count(), 0);
     }
 
     #[test]
     fn malformed_codes_are_not_found_without_touching_the_disk() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         for code in ["..", "../tmp", "", "shares"] {
-            assert!(
-                matches!(store.share(code, 0), Err(StoreError::NotFound)),
-                "{code}"
-            );
+            assert!(matches!(store.share(code, 0), Err(StoreError::NotFound)), "{code}");
         }
-        fs::remove_dir_all(dir).unwrap();
     }
 
     #[test]
-    fn files_and_folders_do_not_collide() {
-        let (store, dir) = temp_store();
+    fn capital_letters_name_the_same_share() {
+        let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        upload(&share, "f", b"1").unwrap();
-        assert!(matches!(
-            upload(&share, "f/g", b"2"),
-            Err(StoreError::NotAFolder)
-        ));
-        share.make_folder(&rel("d")).unwrap();
-        assert!(matches!(
-            share.make_folder(&rel("d")),
-            Err(StoreError::Exists)
-        ));
-        assert!(matches!(
-            upload(&share, "d", b"3"),
-            Err(StoreError::IsAFolder)
-        ));
-        let children = share.manifest().unwrap().children(&[]);
-        let names: Vec<_> = children
-            .iter()
-            .map(|e| (e.name.as_str(), e.is_dir))
-            .collect();
-        assert_eq!(names, [("d", true), ("f", false)]);
-        fs::remove_dir_all(dir).unwrap();
+        assert!(store.share(&share.code.as_str().to_ascii_uppercase(), unix_now()).is_ok());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symbolic_links_are_not_followed() {
+        let (store, root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let entry = upload(&share, "a", b"mine").unwrap();
+        let outside = root.0.join("outside.txt");
+        fs::write(&outside, b"secret").unwrap();
+        let blob = share.dir.join("blobs").join(&entry.blob);
+        fs::remove_file(&blob).unwrap();
+        std::os::unix::fs::symlink(&outside, &blob).unwrap();
+        assert!(matches!(share.open_file(&entry), Err(StoreError::NotFound)));
+        // A share folder that is a link is no share.
+        let (other, _) = store.create_share(unix_now() + 60).unwrap();
+        let fake = root.0.join("shares").join("abcdefghijklmnopqrstuvwxyz");
+        std::os::unix::fs::symlink(&other.dir, &fake).unwrap();
+        assert!(matches!(store.share("abcdefghijklmnopqrstuvwxyz", unix_now()), Err(StoreError::NotFound)));
+    }
+
+    #[test]
+    fn only_dead_servers_temporary_folders_are_cleaned() {
+        let root = temp_root();
+        let first = Store::open(&root.0, Limits::default()).unwrap();
+        let (share, _) = first.create_share(unix_now() + 60).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), None).unwrap();
+        pending.write_chunk(b"in flight").unwrap();
+        // A second server on the same root leaves the first one's upload alone.
+        let second = Store::open(&root.0, Limits::default()).unwrap();
+        assert!(pending.tmp_path.exists());
+        pending.commit().unwrap();
+        // Once the first server is gone, the next start removes its folder.
+        let first_dir = first.instance.dir.clone();
+        drop(share);
+        drop(first);
+        let _third = Store::open(&root.0, Limits::default()).unwrap();
+        assert!(!first_dir.exists());
+        assert!(second.instance.dir.exists());
     }
 
     #[test]
     fn a_torn_manifest_record_is_ignored() {
-        let (store, dir) = temp_store();
+        let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60).unwrap();
         upload(&share, "a", b"1").unwrap();
         share.append_record("F\tdeadbeef").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (1, 1));
         upload(&share, "b", b"22").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (2, 3));
-        fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn files_and_folders_do_not_collide() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        upload(&share, "f", b"1").unwrap();
+        assert!(matches!(upload(&share, "f/g", b"2"), Err(StoreError::NotAFolder)));
+        share.make_folder(&rel("d")).unwrap();
+        assert!(matches!(share.make_folder(&rel("d")), Err(StoreError::Exists)));
+        assert!(matches!(upload(&share, "d", b"3"), Err(StoreError::IsAFolder)));
+        let children = share.manifest().unwrap().children(&[]);
+        let names: Vec<_> = children.iter().map(|e| (e.name.as_str(), e.is_dir)).collect();
+        assert_eq!(names, [("d", true), ("f", false)]);
     }
 
     #[test]
     fn names_are_checked() {
-        for good in [
-            "a b.txt",
-            "\u{e9}t\u{e9}",
-            "\u{65e5}\u{672c}",
-            ".hidden",
-            "CONSOLE",
-            "com10",
-        ] {
+        for good in ["a b.txt", "\u{e9}t\u{e9}", "\u{65e5}\u{672c}", ".hidden", "CONSOLE", "com10"] {
             assert!(check_name(good).is_ok(), "{good}");
         }
-        for bad in [
-            "", ".", "..", "a/b", "a\\b", "nul\0", "tab\t", "CON", "con.txt", "LPT1", "a:b", "end.",
-        ] {
+        for bad in ["", ".", "..", "a/b", "a\\b", "nul\0", "tab\t", "CON", "con.txt", "LPT1", "a:b", "end."] {
             assert!(check_name(bad).is_err(), "{bad:?}");
         }
         assert!(check_name(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());

@@ -69,21 +69,17 @@ fn local_name(path: &Path) -> Result<String> {
     let name = match path.file_name() {
         Some(name) => name.to_owned(),
         // `.` or `dir/..` name the folder itself: use its real name.
-        None => fs::canonicalize(path)
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_owned()))
-            .ok_or_else(|| {
+        None => fs::canonicalize(path).ok().and_then(|p| p.file_name().map(|n| n.to_owned())).ok_or_else(
+            || {
                 ClientError::Usage(format!(
                     "cannot upload '{}': it has no name to share it under",
                     path.display()
                 ))
-            })?,
+            },
+        )?,
     };
     name.into_string().map_err(|name| {
-        ClientError::Usage(format!(
-            "cannot upload '{}': its name is not UTF-8",
-            name.to_string_lossy()
-        ))
+        ClientError::Usage(format!("cannot upload '{}': its name is not UTF-8", name.to_string_lossy()))
     })
 }
 
@@ -93,25 +89,18 @@ pub fn plan_upload(paths: &[PathBuf]) -> Result<UploadPlan> {
     let mut plan = UploadPlan::default();
     let mut seen = BTreeSet::new();
     for path in paths {
-        let meta = fs::metadata(path).map_err(|err| {
-            ClientError::Usage(format!("cannot read '{}': {err}", path.display()))
-        })?;
+        let meta = fs::metadata(path)
+            .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", path.display())))?;
         let base = local_name(path)?;
         if meta.is_file() {
             add_file(&mut plan, &mut seen, path.clone(), vec![base], meta.len())?;
             continue;
         }
         for entry in WalkDir::new(path).follow_links(true).sort_by_file_name() {
-            let entry = entry.map_err(|err| {
-                ClientError::Usage(format!("cannot read '{}': {err}", path.display()))
-            })?;
+            let entry = entry
+                .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", path.display())))?;
             let mut remote = vec![base.clone()];
-            for part in entry
-                .path()
-                .strip_prefix(path)
-                .unwrap_or(entry.path())
-                .iter()
-            {
+            for part in entry.path().strip_prefix(path).unwrap_or(entry.path()).iter() {
                 let part = part.to_str().ok_or_else(|| {
                     ClientError::Usage(format!(
                         "cannot upload '{}': its name is not UTF-8",
@@ -132,9 +121,7 @@ pub fn plan_upload(paths: &[PathBuf]) -> Result<UploadPlan> {
         }
     }
     if plan.files.is_empty() && plan.folders.is_empty() {
-        return Err(ClientError::Usage(
-            "nothing to upload: give files or folders".into(),
-        ));
+        return Err(ClientError::Usage("nothing to upload: give files or folders".into()));
     }
     Ok(plan)
 }
@@ -158,18 +145,13 @@ fn add_file(
             remote.join("/")
         )));
     }
-    plan.files.push(LocalFile {
-        source,
-        remote,
-        size,
-    });
+    plan.files.push(LocalFile { source, remote, size });
     Ok(())
 }
 
 /// SHA-256 of a local file.
 pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
-    let unreadable =
-        |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", path.display()));
+    let unreadable = |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", path.display()));
     let mut file = File::open(path).map_err(unreadable)?;
     let mut hasher = Hasher::new();
     for_each_chunk(
@@ -200,9 +182,8 @@ pub fn upload(
     for file in &plan.files {
         let path = file.remote.join("/");
         let sha256 = hash_file(&file.source)?;
-        let mut source = File::open(&file.source).map_err(|err| {
-            ClientError::Usage(format!("cannot read '{}': {err}", file.source.display()))
-        })?;
+        let mut source = File::open(&file.source)
+            .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display())))?;
         observer.start(&path, file.size);
         let mut sent = 0;
         let result = connection.store(&remote(&file.remote), sha256, &mut source, &mut |n| {
@@ -211,11 +192,7 @@ pub fn upload(
         });
         observer.finish();
         result?;
-        files.push(UploadedFile {
-            path,
-            size: sent,
-            sha256,
-        });
+        files.push(UploadedFile { path, size: sent, sha256 });
     }
     connection.change_folder(&format!("/{}", share.code))?;
     connection.seal()?;
@@ -233,18 +210,13 @@ pub fn select(all: &[RemoteFile], wanted: &[String]) -> Result<Vec<RemoteFile>> 
         let name = name.trim_matches('/');
         let before = chosen.len();
         for (index, file) in all.iter().enumerate() {
-            let inside = file
-                .path
-                .strip_prefix(name)
-                .is_some_and(|rest| rest.starts_with('/'));
+            let inside = file.path.strip_prefix(name).is_some_and(|rest| rest.starts_with('/'));
             if file.path == name || inside {
                 chosen.insert(index);
             }
         }
         if chosen.len() == before && !all.iter().any(|f| f.path == name) {
-            return Err(ClientError::NotFound(format!(
-                "no file or folder '{name}' in this share"
-            )));
+            return Err(ClientError::NotFound(format!("no file or folder '{name}' in this share")));
         }
     }
     Ok(chosen.into_iter().map(|i| all[i].clone()).collect())
@@ -270,10 +242,7 @@ pub fn download(
         let parts: Vec<String> = file.path.split('/').map(str::to_owned).collect();
         // The server names the files; a hostile one must not write outside `dir`.
         check_path(&parts).map_err(|err| {
-            ClientError::Integrity(format!(
-                "server listed an unsafe path '{}': {err}",
-                file.path
-            ))
+            ClientError::Integrity(format!("server listed an unsafe path '{}': {err}", file.path))
         })?;
         let mut target = dir.to_path_buf();
         target.extend(&parts);
@@ -281,10 +250,7 @@ pub fn download(
         let result = download_one(connection, code, file, &target, observer);
         observer.finish();
         result?;
-        saved.push(SavedFile {
-            file: file.clone(),
-            local: target,
-        });
+        saved.push(SavedFile { file: file.clone(), local: target });
     }
     Ok(saved)
 }
@@ -327,23 +293,13 @@ mod tests {
     use super::*;
 
     fn remote(path: &str) -> RemoteFile {
-        RemoteFile {
-            path: path.into(),
-            size: 1,
-            sha256: Sha256Digest::of(path.as_bytes()),
-        }
+        RemoteFile { path: path.into(), size: 1, sha256: Sha256Digest::of(path.as_bytes()) }
     }
 
     fn check(wanted: &[&str], expected: Result<Vec<&str>, u8>) {
-        let all = [
-            remote("a.txt"),
-            remote("dir/b"),
-            remote("dir/sub/c"),
-            remote("dirty"),
-        ];
+        let all = [remote("a.txt"), remote("dir/b"), remote("dir/sub/c"), remote("dirty")];
         let wanted: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
-        let got = select(&all, &wanted)
-            .map(|files| files.into_iter().map(|f| f.path).collect::<Vec<_>>());
+        let got = select(&all, &wanted).map(|files| files.into_iter().map(|f| f.path).collect::<Vec<_>>());
         match expected {
             Ok(paths) => assert_eq!(got.unwrap(), paths),
             Err(code) => assert_eq!(got.unwrap_err().exit_code(), code),

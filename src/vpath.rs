@@ -17,11 +17,7 @@ pub enum VirtualPath {
 impl VirtualPath {
     /// Resolves `argument` against `cwd`, as CWD, RETR and friends do.
     pub fn resolve(cwd: &VirtualPath, argument: &str) -> VirtualPath {
-        let mut parts: Vec<String> = if argument.starts_with('/') {
-            Vec::new()
-        } else {
-            cwd.components()
-        };
+        let mut parts: Vec<String> = if argument.starts_with('/') { Vec::new() } else { cwd.components() };
         for part in argument.split('/') {
             match part {
                 "" | "." => {}
@@ -95,11 +91,7 @@ mod tests {
 
     fn check(cwd: &str, argument: &str, expected: &str) {
         let cwd = VirtualPath::resolve(&VirtualPath::Root, cwd);
-        assert_eq!(
-            VirtualPath::resolve(&cwd, argument).to_string(),
-            expected,
-            "{cwd} + {argument}"
-        );
+        assert_eq!(VirtualPath::resolve(&cwd, argument).to_string(), expected, "{cwd} + {argument}");
     }
 
     #[test]

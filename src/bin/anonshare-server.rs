@@ -7,7 +7,7 @@ use anonshare::server::{Invocation, Server, parse_args, usage};
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args_os().skip(1)) {
-        Ok(Invocation::Serve(config)) => config,
+        Ok(Invocation::Serve(config)) => *config,
         Ok(Invocation::Help) => {
             print!("{}", usage());
             return ExitCode::SUCCESS;
@@ -23,11 +23,7 @@ fn main() -> ExitCode {
     };
     let result = Server::bind(config).and_then(|server| {
         let mut stdout = std::io::stdout().lock();
-        writeln!(
-            stdout,
-            "anonshare-server listening on {}",
-            server.local_addr()?
-        )?;
+        writeln!(stdout, "anonshare-server listening on {}", server.local_addr()?)?;
         stdout.flush()?;
         drop(stdout);
         server.run()

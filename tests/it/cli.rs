@@ -19,15 +19,9 @@ fn files_and_folders_round_trip_byte_exact() {
     dir.file("src/one", b"x");
     dir.file("src/tree/deep/big.bin", &big);
     dir.file("src/tree/name with spaces.txt", b"spaces");
-    dir.file(
-        "src/tree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt",
-        "utf-8 \u{2713}".as_bytes(),
-    );
+    dir.file("src/tree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt", "utf-8 \u{2713}".as_bytes());
     let url = upload(&server, dir.path(), &["src/empty", "src/one", "src/tree"]);
-    assert!(
-        url.starts_with(&format!("ftp://{}/", server.addr)) && url.ends_with('/'),
-        "{url}"
-    );
+    assert!(url.starts_with(&format!("ftp://{}/", server.addr)) && url.ends_with('/'), "{url}");
     assert_eq!(code_of(&url).len(), 26);
 
     let list = client(&server.addr, dir.path(), &["list", &url], b"");
@@ -44,22 +38,14 @@ fn files_and_folders_round_trip_byte_exact() {
     );
     assert_eq!(list.stdout, expected);
 
-    let get = client(
-        &server.addr,
-        dir.path(),
-        &["download", &url, "--dir", "out"],
-        b"",
-    );
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
     assert_eq!(get.code, 0, "{}", get.stderr);
     assert_eq!(get.stdout.lines().count(), 5);
     let out = dir.path().join("out");
     assert_eq!(fs::read(out.join("empty")).unwrap(), b"");
     assert_eq!(fs::read(out.join("one")).unwrap(), b"x");
     assert_eq!(fs::read(out.join("tree/deep/big.bin")).unwrap(), big);
-    assert_eq!(
-        fs::read(out.join("tree/name with spaces.txt")).unwrap(),
-        b"spaces"
-    );
+    assert_eq!(fs::read(out.join("tree/name with spaces.txt")).unwrap(), b"spaces");
     assert_eq!(
         fs::read_to_string(out.join("tree/\u{e9}t\u{e9} \u{65e5}\u{672c}.txt")).unwrap(),
         "utf-8 \u{2713}"
@@ -74,30 +60,17 @@ fn a_subset_of_files_can_be_downloaded() {
     dir.file("b.txt", b"b");
     dir.file("d/c.txt", b"c");
     let url = upload(&server, dir.path(), &["a.txt", "b.txt", "d"]);
-    let get = client(
-        &server.addr,
-        dir.path(),
-        &["download", &url, "b.txt", "d", "--dir", "out"],
-        b"",
-    );
+    let get = client(&server.addr, dir.path(), &["download", &url, "b.txt", "d", "--dir", "out"], b"");
     assert_eq!(get.code, 0, "{}", get.stderr);
     let out = dir.path().join("out");
     assert!(!out.join("a.txt").exists());
     assert_eq!(fs::read(out.join("b.txt")).unwrap(), b"b");
     assert_eq!(fs::read(out.join("d/c.txt")).unwrap(), b"c");
 
-    let missing = client(
-        &server.addr,
-        dir.path(),
-        &["download", &url, "nope.txt", "--dir", "out2"],
-        b"",
-    );
+    let missing = client(&server.addr, dir.path(), &["download", &url, "nope.txt", "--dir", "out2"], b"");
     assert_eq!(missing.code, 3, "{}", missing.stderr);
     assert!(missing.stderr.contains("nope.txt"), "{}", missing.stderr);
-    assert!(
-        !dir.path().join("out2").exists(),
-        "nothing is downloaded when a name is wrong"
-    );
+    assert!(!dir.path().join("out2").exists(), "nothing is downloaded when a name is wrong");
 }
 
 #[test]
@@ -105,36 +78,16 @@ fn json_output_describes_the_share() {
     let server = Server::start();
     let dir = TempDir::new();
     dir.file("x \u{e9}.txt", b"json");
-    let run = client(
-        &server.addr,
-        dir.path(),
-        &["upload", "--json", "--expires", "1h", "x \u{e9}.txt"],
-        b"",
-    );
+    let run = client(&server.addr, dir.path(), &["upload", "--json", "--expires", "1h", "x \u{e9}.txt"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
     let out = run.stdout.trim();
     assert!(out.starts_with("{\"url\":\"ftp://"), "{out}");
-    assert!(
-        out.contains(&format!("\"sha256\":\"{}\"", sha(b"json"))),
-        "{out}"
-    );
+    assert!(out.contains(&format!("\"sha256\":\"{}\"", sha(b"json"))), "{out}");
     assert!(out.contains("\"path\":\"x \u{e9}.txt\""), "{out}");
-    assert!(
-        out.contains("\"owner_token\":\"") && out.contains("\"expires\":\""),
-        "{out}"
-    );
-    assert!(
-        run.stderr.contains("owner token"),
-        "the token is also told on stderr"
-    );
+    assert!(out.contains("\"owner_token\":\"") && out.contains("\"expires\":\""), "{out}");
+    assert!(run.stderr.contains("owner token"), "the token is also told on stderr");
 
-    let url = out
-        .split("\"url\":\"")
-        .nth(1)
-        .unwrap()
-        .split('"')
-        .next()
-        .unwrap();
+    let url = out.split("\"url\":\"").nth(1).unwrap().split('"').next().unwrap();
     let list = client(&server.addr, dir.path(), &["list", "--json", url], b"");
     assert_eq!(list.code, 0);
     assert!(list.stdout.contains("\"size\":4"), "{}", list.stdout);
@@ -150,23 +103,12 @@ fn an_expired_share_is_gone_for_every_client_and_from_disk() {
     let share_dir = server.root.join("shares").join(&code);
     assert!(share_dir.exists());
     // The share lives two seconds; wait for the sweeper to remove it from disk.
-    wait_until("the sweeper removed the expired share", || {
-        !share_dir.exists()
-    });
+    wait_until("the sweeper removed the expired share", || !share_dir.exists());
     let list = client(&server.addr, dir.path(), &["list", &url], b"");
     assert_eq!(list.code, 3, "{}", list.stderr);
-    let get = client(
-        &server.addr,
-        dir.path(),
-        &["download", &url, "--dir", "out"],
-        b"",
-    );
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
     assert_eq!(get.code, 3);
-    assert!(
-        server
-            .log()
-            .contains(&format!("event=expired share={code}"))
-    );
+    assert!(server.log().contains(&format!("event=expired share={code}")));
 }
 
 #[test]
@@ -174,18 +116,9 @@ fn a_share_that_never_existed_is_exit_3() {
     let server = Server::start();
     let dir = TempDir::new();
     let url = server.url("abcdefghijklmnopqrstuvwxyz");
-    assert_eq!(
-        client(&server.addr, dir.path(), &["list", &url], b"").code,
-        3
-    );
-    assert_eq!(
-        client(&server.addr, dir.path(), &["download", &url], b"").code,
-        3
-    );
-    assert_eq!(
-        client(&server.addr, dir.path(), &["list", &server.url("..")], b"").code,
-        3
-    );
+    assert_eq!(client(&server.addr, dir.path(), &["list", &url], b"").code, 3);
+    assert_eq!(client(&server.addr, dir.path(), &["download", &url], b"").code, 3);
+    assert_eq!(client(&server.addr, dir.path(), &["list", &server.url("..")], b"").code, 3);
 }
 
 #[test]
@@ -195,33 +128,18 @@ fn corrupted_bytes_on_the_server_are_caught_and_never_saved() {
     dir.file("precious.bin", &random_bytes(100_000, 2));
     let url = upload(&server, dir.path(), &["precious.bin"]);
     // Flip one byte of the stored file, as bit rot would.
-    let stored = server
-        .root
-        .join("shares")
-        .join(code_of(&url))
-        .join("files/precious.bin");
+    let blobs = server.root.join("shares").join(code_of(&url)).join("blobs");
+    let stored = fs::read_dir(&blobs).unwrap().next().unwrap().unwrap().path();
     let mut bytes = fs::read(&stored).unwrap();
     bytes[5000] ^= 0xff;
     fs::write(&stored, bytes).unwrap();
 
-    let get = client(
-        &server.addr,
-        dir.path(),
-        &["download", &url, "--dir", "out"],
-        b"",
-    );
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
     assert_eq!(get.code, 4, "{}", get.stderr);
     assert!(get.stderr.contains("SHA-256"), "{}", get.stderr);
     let out = dir.path().join("out");
-    assert!(
-        !out.join("precious.bin").exists(),
-        "a mismatching file never gets its final name"
-    );
-    assert_eq!(
-        fs::read_dir(&out).unwrap().count(),
-        0,
-        "and no partial file is left"
-    );
+    assert!(!out.join("precious.bin").exists(), "a mismatching file never gets its final name");
+    assert_eq!(fs::read_dir(&out).unwrap().count(), 0, "and no partial file is left");
 }
 
 #[test]
@@ -230,42 +148,14 @@ fn exit_codes_for_usage_connection_and_limits() {
     let dir = TempDir::new();
     dir.file("f", b"f");
     assert_eq!(client(&server.addr, dir.path(), &["upload"], b"").code, 1);
-    assert_eq!(
-        client(&server.addr, dir.path(), &["upload", "missing-file"], b"").code,
-        1
-    );
-    assert_eq!(
-        client(
-            &server.addr,
-            dir.path(),
-            &["upload", "--expires", "soonish", "f"],
-            b""
-        )
-        .code,
-        1
-    );
-    assert_eq!(
-        client(&server.addr, dir.path(), &["frobnicate"], b"").code,
-        1
-    );
-    let refused = client(
-        &server.addr,
-        dir.path(),
-        &["upload", "--expires", "2h", "f"],
-        b"",
-    );
+    assert_eq!(client(&server.addr, dir.path(), &["upload", "missing-file"], b"").code, 1);
+    assert_eq!(client(&server.addr, dir.path(), &["upload", "--expires", "soonish", "f"], b"").code, 1);
+    assert_eq!(client(&server.addr, dir.path(), &["frobnicate"], b"").code, 1);
+    let refused = client(&server.addr, dir.path(), &["upload", "--expires", "2h", "f"], b"");
     assert_eq!(refused.code, 5, "{}", refused.stderr);
-    assert!(
-        refused.stderr.contains("longer than this server allows"),
-        "{}",
-        refused.stderr
-    );
+    assert!(refused.stderr.contains("longer than this server allows"), "{}", refused.stderr);
     // A port nobody listens on: bind one, learn its number, close it.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .to_string();
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     assert_eq!(client(&closed, dir.path(), &["upload", "f"], b"").code, 2);
 }
 
@@ -274,15 +164,7 @@ fn help_tells_the_exit_codes() {
     let dir = TempDir::new();
     let help = client("127.0.0.1:1", dir.path(), &["--help"], b"");
     assert_eq!(help.code, 0);
-    for needle in [
-        "upload",
-        "list",
-        "download",
-        "shell",
-        "--json",
-        "--expires",
-        "4  integrity failure",
-    ] {
+    for needle in ["upload", "list", "download", "shell", "--json", "--expires", "4  integrity failure"] {
         assert!(help.stdout.contains(needle), "--help mentions {needle}");
     }
 }
@@ -302,34 +184,12 @@ fn the_shell_works_from_a_pipe() {
     assert!(url.starts_with("ftp://"), "{url}");
 
     let script = format!("list {url}\ndownload {url} my two.txt, --dir got\n4\n");
-    let run = client(
-        &server.addr,
-        dir.path(),
-        &["shell", &server.addr],
-        script.as_bytes(),
-    );
+    let run = client(&server.addr, dir.path(), &["shell", &server.addr], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert!(
-        run.stdout
-            .contains(&format!("5\t{}\tone.txt", sha(b"first"))),
-        "{}",
-        run.stdout
-    );
-    assert_eq!(
-        fs::read(dir.path().join("got/my two.txt")).unwrap(),
-        b"second"
-    );
+    assert!(run.stdout.contains(&format!("5\t{}\tone.txt", sha(b"first"))), "{}", run.stdout);
+    assert_eq!(fs::read(dir.path().join("got/my two.txt")).unwrap(), b"second");
     assert!(!dir.path().join("got/one.txt").exists());
 
-    let run = client(
-        &server.addr,
-        dir.path(),
-        &["shell", &server.addr],
-        b"2 abcdefghijklmnopqrstuvwxyz\n",
-    );
-    assert_eq!(
-        run.code, 3,
-        "a piped session that ends in failure says so: {}",
-        run.stderr
-    );
+    let run = client(&server.addr, dir.path(), &["shell", &server.addr], b"2 abcdefghijklmnopqrstuvwxyz\n");
+    assert_eq!(run.code, 3, "a piped session that ends in failure says so: {}", run.stderr);
 }

@@ -21,19 +21,13 @@ fn curl_lists_and_downloads_a_share() {
     assert_eq!(listing.code, 0, "{}", listing.stderr);
     for name in ["a b.txt", "big.bin", "\u{e9}.txt"] {
         assert!(
-            listing
-                .stdout
-                .lines()
-                .any(|l| l.ends_with(&format!(" {name}"))),
+            listing.stdout.lines().any(|l| l.ends_with(&format!(" {name}"))),
             "{name} in {}",
             listing.stdout
         );
     }
     let (names, _) = curl(&["--list-only", &format!("{url}d/")]);
-    assert_eq!(
-        names.stdout.lines().collect::<Vec<_>>(),
-        ["a b.txt", "big.bin", "\u{e9}.txt"]
-    );
+    assert_eq!(names.stdout.lines().collect::<Vec<_>>(), ["a b.txt", "big.bin", "\u{e9}.txt"]);
 
     let (got, bytes) = curl(&[&format!("{url}d/big.bin")]);
     assert_eq!(got.code, 0, "{}", got.stderr);
@@ -43,17 +37,9 @@ fn curl_lists_and_downloads_a_share() {
     let (got, bytes) = curl(&[&format!("{url}d/%C3%A9.txt")]);
     assert_eq!((got.code, bytes.as_slice()), (0, &b"accent"[..]));
     let (ranged, bytes) = curl(&["--range", "10-19", &format!("{url}d/big.bin")]);
-    assert_eq!(
-        (ranged.code, bytes.as_slice()),
-        (0, &big[10..20]),
-        "a range starts with REST"
-    );
+    assert_eq!((ranged.code, bytes.as_slice()), (0, &big[10..20]), "a range starts with REST");
     let (pasv, bytes) = curl(&["--disable-epsv", &format!("{url}d/a%20b.txt")]);
-    assert_eq!(
-        (pasv.code, bytes.as_slice()),
-        (0, &b"spaced"[..]),
-        "PASV works too"
-    );
+    assert_eq!((pasv.code, bytes.as_slice()), (0, &b"spaced"[..]), "PASV works too");
 }
 
 #[test]
@@ -64,11 +50,7 @@ fn curl_sees_nothing_at_the_root_and_fails_on_missing_shares() {
     upload(&server, dir.path(), &["secret.txt"]);
     let (root, bytes) = curl(&[&format!("ftp://{}/", server.addr)]);
     assert_eq!(root.code, 0, "{}", root.stderr);
-    assert!(
-        bytes.is_empty(),
-        "listing / never reveals a share: {:?}",
-        root.stdout
-    );
+    assert!(bytes.is_empty(), "listing / never reveals a share: {:?}", root.stdout);
     let (missing, _) = curl(&[&(server.url("abcdefghijklmnopqrstuvwxyz") + "secret.txt")]);
     assert_ne!(missing.code, 0);
 }
@@ -121,10 +103,7 @@ fn ftplib_uploads_lists_downloads_and_hashes() {
     assert_eq!(run.code, 0, "ftplib: {}", run.stderr);
     let code = run.stdout.trim();
     let log = server.log();
-    assert!(
-        log.contains(&format!("event=stor-rejected path=\"/{code}/bad.txt\"")),
-        "{log}"
-    );
+    assert!(log.contains(&format!("event=stor-rejected path=\"/{code}/bad.txt\"")), "{log}");
     assert!(
         !log.contains(&format!("event=stor path=\"/{code}/bad.txt\"")),
         "the mismatching file was not stored"
@@ -136,23 +115,11 @@ fn ftplib_uploads_lists_downloads_and_hashes() {
     let dir = TempDir::new();
     let list = client(&server.addr, dir.path(), &["list", &server.url(code)], b"");
     assert_eq!(list.code, 0, "{}", list.stderr);
-    let paths: Vec<&str> = list
-        .stdout
-        .lines()
-        .map(|l| l.rsplit('\t').next().unwrap())
-        .collect();
+    let paths: Vec<&str> = list.stdout.lines().map(|l| l.rsplit('\t').next().unwrap()).collect();
     assert_eq!(paths, ["hello.txt", "sub/data.bin"]);
-    let get = client(
-        &server.addr,
-        dir.path(),
-        &["download", &server.url(code), "--dir", "out"],
-        b"",
-    );
+    let get = client(&server.addr, dir.path(), &["download", &server.url(code), "--dir", "out"], b"");
     assert_eq!(get.code, 0, "{}", get.stderr);
-    assert_eq!(
-        fs::read(dir.path().join("out/hello.txt")).unwrap(),
-        b"hello from ftplib\n"
-    );
+    assert_eq!(fs::read(dir.path().join("out/hello.txt")).unwrap(), b"hello from ftplib\n");
 }
 
 #[test]

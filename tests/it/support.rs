@@ -20,8 +20,7 @@ pub struct TempDir(PathBuf);
 
 impl TempDir {
     pub fn new() -> TempDir {
-        let path =
-            std::env::temp_dir().join(format!("anonshare-it-{}", ShareCode::generate().unwrap()));
+        let path = std::env::temp_dir().join(format!("anonshare-it-{}", ShareCode::generate().unwrap()));
         fs::create_dir_all(&path).unwrap();
         TempDir(path)
     }
@@ -81,9 +80,7 @@ impl Server {
     /// Starts a server whose root is `dir/root`, e.g. again after a restart.
     pub fn start_in(dir: TempDir, extra: &[&str]) -> Server {
         let root = dir.path().join("root");
-        let log = dir
-            .path()
-            .join(format!("server-{}.log", ShareCode::generate().unwrap()));
+        let log = dir.path().join(format!("server-{}.log", ShareCode::generate().unwrap()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_anonshare-server"))
             .args(["--listen", "127.0.0.1:0", "--root"])
             .arg(&root)
@@ -99,21 +96,10 @@ impl Server {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx
-            .recv_timeout(DEADLINE)
-            .expect("server printed its address");
+        let line = rx.recv_timeout(DEADLINE).expect("server printed its address");
         let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(
-            addr.starts_with("127.0.0.1:"),
-            "first line ends with HOST:PORT: {line:?}"
-        );
-        Server {
-            child,
-            addr,
-            root,
-            log,
-            _dir: dir,
-        }
+        assert!(addr.starts_with("127.0.0.1:"), "first line ends with HOST:PORT: {line:?}");
+        Server { child, addr, root, log, _dir: dir }
     }
 
     /// Everything the server logged so far.
@@ -252,20 +238,12 @@ impl Control {
         loop {
             let mut line = String::new();
             let n = self.reader.read_line(&mut line).unwrap();
-            assert!(
-                n > 0,
-                "connection closed while waiting for a reply; got {lines:?}"
-            );
-            assert!(
-                line.ends_with("\r\n"),
-                "reply lines end with CRLF: {line:?}"
-            );
+            assert!(n > 0, "connection closed while waiting for a reply; got {lines:?}");
+            assert!(line.ends_with("\r\n"), "reply lines end with CRLF: {line:?}");
             let line = line.trim_end().to_owned();
             let done = match lines.first() {
                 None => line.as_bytes().get(3) != Some(&b'-'),
-                Some(first) => {
-                    line.starts_with(&first[..3]) && line.as_bytes().get(3) == Some(&b' ')
-                }
+                Some(first) => line.starts_with(&first[..3]) && line.as_bytes().get(3) == Some(&b' '),
             };
             lines.push(line);
             if done {
@@ -306,20 +284,11 @@ pub fn upload(server: &Server, cwd: &Path, args: &[&str]) -> String {
     let run = client(&server.addr, cwd, &all, b"");
     assert_eq!(run.code, 0, "upload failed: {}", run.stderr);
     let url = run.stdout.trim().to_owned();
-    assert_eq!(
-        run.stdout.lines().count(),
-        1,
-        "upload prints exactly one line: {:?}",
-        run.stdout
-    );
+    assert_eq!(run.stdout.lines().count(), 1, "upload prints exactly one line: {:?}", run.stdout);
     url
 }
 
 /// The share code of a share URL.
 pub fn code_of(url: &str) -> String {
-    url.trim_end_matches('/')
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_owned()
+    url.trim_end_matches('/').rsplit('/').next().unwrap().to_owned()
 }
