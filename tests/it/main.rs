@@ -2,6 +2,9 @@
 //! the real `anonshare` client, curl, and python3's ftplib.
 
 mod cli;
+mod cluster;
+mod crash;
+mod hardening;
 mod protocol;
 mod stock;
 mod support;

@@ -1,0 +1,1 @@
+//! One store, several servers: two processes on the same --root stay consistent.
