@@ -4,17 +4,17 @@
 //! and QUIT, and maps store errors to FTP replies in one place ([`store_reply`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::chunks::for_each_chunk;
+use crate::chunks::CHUNK_BYTES;
 use crate::digest::Sha256Digest;
 use crate::expiry::{format_duration, rfc3339};
 use crate::line::{Line, LineBuffer, poll_line, read_line};
 use crate::log_event;
-use crate::platform::keep_urgent_data_inline;
+use crate::platform::{keep_urgent_data_inline, send_file};
 use crate::proto::{
     self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, TransferType, epsv_reply_text,
     list_line, listing_path, mlsx_line, pasv_reply_text,
@@ -30,7 +30,10 @@ pub const MAX_HELD_COMMANDS: usize = 16;
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
-const RETR_SLICE_BYTES: u64 = 1 << 20;
+const RETR_SLICE_BYTES: usize = 1 << 20;
+/// How long a transfer may block on its data connection before it looks at the control
+/// connection again; `--data-timeout` counts how long it may go without progress.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
 /// The lines of FEAT (RFC 2389), each sent after one space.
 const FEATURES: &[&str] = &[
@@ -71,6 +74,8 @@ struct ControlWatch<'s> {
     held: &'s mut VecDeque<Line>,
     /// QUIT arrived: the client meant to leave, so a close after it is not a crash.
     quit_seen: bool,
+    /// How long the transfer may go without progress.
+    data_timeout: Duration,
 }
 
 impl ControlWatch<'_> {
@@ -95,6 +100,38 @@ impl ControlWatch<'_> {
         }
         Ok(())
     }
+
+    /// The data connection blocked: looks at the control connection, and gives up once
+    /// nothing has moved for the data timeout.
+    fn stalled(&mut self, last_progress: Instant) -> Result<(), Stop> {
+        self.check()?;
+        if last_progress.elapsed() >= self.data_timeout {
+            return Err(Stop::Data(io::ErrorKind::TimedOut.into()));
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, patiently: a slow reader is waited for, ABOR is heard.
+    fn write_all(&mut self, data: &mut TcpStream, mut bytes: &[u8]) -> Result<(), Stop> {
+        let mut last_progress = Instant::now();
+        while !bytes.is_empty() {
+            match data.write(bytes) {
+                Ok(0) => return Err(Stop::Data(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    last_progress = Instant::now();
+                }
+                Err(err) if is_timeout(&err) => self.stalled(last_progress)?,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Stop::Data(err)),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
 
 pub struct Session<'a> {
@@ -502,9 +539,8 @@ impl<'a> Session<'a> {
             match listener.accept() {
                 Ok((stream, from)) if from.ip() == self.peer.ip() => {
                     stream.set_nonblocking(false).map_err(fail)?;
-                    let timeout = Some(self.shared.config.data_timeout);
-                    stream.set_read_timeout(timeout).map_err(fail)?;
-                    stream.set_write_timeout(timeout).map_err(fail)?;
+                    stream.set_read_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
+                    stream.set_write_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
                     return Ok(stream);
                 }
                 Ok((stream, from)) => {
@@ -543,6 +579,7 @@ impl<'a> Session<'a> {
             lines: &mut self.lines,
             held: &mut self.held,
             quit_seen: false,
+            data_timeout: self.shared.config.data_timeout,
         };
         let outcome = transfer(&mut data, &mut watch);
         let _ = data.shutdown(Shutdown::Both);
@@ -611,8 +648,8 @@ impl<'a> Session<'a> {
             text.push_str("\r\n");
         }
         let count = entries.len();
-        self.with_data(format!("Listing {path}"), move |data, _| {
-            data.write_all(text.as_bytes()).map_err(Stop::Data)?;
+        self.with_data(format!("Listing {path}"), move |data, watch| {
+            watch.write_all(data, text.as_bytes())?;
             Ok(Reply::new(226, format!("Listing sent, {count} entries")))
         })
     }
@@ -651,7 +688,7 @@ impl<'a> Session<'a> {
         let offset = std::mem::take(&mut self.restart_at);
         let path = self.resolve(argument);
         let found = self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, entry)));
-        let (mut file, entry) = match found {
+        let (file, entry) = match found {
             Ok(found) => found,
             Err(err) => return self.store_error(err),
         };
@@ -665,19 +702,24 @@ impl<'a> Session<'a> {
         let remaining = entry.size - offset;
         let (id, peer) = (self.id, self.peer);
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
-            file.seek(SeekFrom::Start(offset)).map_err(Stop::Data)?;
-            let mut sent = 0;
-            while sent < remaining {
+            let mut position = offset;
+            let mut last_progress = Instant::now();
+            while position < entry.size {
                 watch.check()?;
-                // File to socket: `io::copy` hands each slice to sendfile on Linux.
-                let slice = RETR_SLICE_BYTES.min(remaining - sent);
-                let moved = io::copy(&mut (&file).take(slice), data).map_err(Stop::Data)?;
-                if moved == 0 {
-                    let short = io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
-                    return Err(Stop::Data(short));
+                let slice = RETR_SLICE_BYTES.min((entry.size - position) as usize);
+                match send_file(&file, &mut position, slice, data) {
+                    Ok(0) => {
+                        let short =
+                            io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
+                        return Err(Stop::Data(short));
+                    }
+                    Ok(_) => last_progress = Instant::now(),
+                    Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(Stop::Data(err)),
                 }
-                sent += moved;
             }
+            let sent = position - offset;
             log_event!(
                 "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
                 path.to_string()
@@ -733,14 +775,21 @@ impl<'a> Session<'a> {
         };
         let (id, peer) = (self.id, self.peer);
         self.with_data(format!("Receiving {path}"), move |data, watch| {
-            for_each_chunk(
-                data,
-                |chunk| {
-                    watch.check()?;
-                    upload.write_chunk(chunk).map_err(Stop::Store)
-                },
-                Stop::Data,
-            )?;
+            let mut buffer = vec![0u8; CHUNK_BYTES];
+            let mut last_progress = Instant::now();
+            loop {
+                match data.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        last_progress = Instant::now();
+                        watch.check()?;
+                        upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
+                    }
+                    Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(Stop::Data(err)),
+                }
+            }
             // End of data in stream mode can also mean the client died: a gone control
             // connection says so, and then nothing is stored.
             watch.check()?;

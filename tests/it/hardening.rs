@@ -1,1 +1,474 @@
 //! Hostile input and limits: every bound the peer controls, and what the server answers.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::time::{Duration, Instant};
+
+use anonshare::digest::Sha256Digest;
+use anonshare::proto::parse_epsv_reply;
+
+use crate::support::{Control, Server, TempDir, client, code_of, python, random_bytes, upload, wait_until};
+
+/// Opens a passive data connection for the next transfer command.
+fn data_connection(control: &mut Control) -> TcpStream {
+    let reply = control.command("EPSV");
+    let port = parse_epsv_reply(&reply[4..]).unwrap_or_else(|| panic!("EPSV reply: {reply}"));
+    TcpStream::connect(("127.0.0.1", port)).unwrap()
+}
+
+/// A logged-in connection that owns a fresh share; returns it and the share's code.
+fn owner(server: &Server) -> (Control, String) {
+    let mut control = Control::login(&server.addr);
+    let created = control.command("SITE MKSHARE 600");
+    assert!(created.starts_with("257 \"/"), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    assert!(control.command("TYPE I").starts_with("200 "));
+    (control, code)
+}
+
+/// Sends `bytes` as file `name` and returns the final reply's first line.
+fn stor(control: &mut Control, name: &str, bytes: &[u8]) -> String {
+    let mut data = data_connection(control);
+    let first = control.command(&format!("STOR {name}"));
+    if !first.starts_with("150 ") {
+        return first;
+    }
+    // The server may stop reading once a limit is crossed; that is its answer, not ours.
+    let _ = data.write_all(bytes);
+    let _ = data.shutdown(Shutdown::Write);
+    let reply = control.reply().remove(0);
+    drop(data);
+    reply
+}
+
+/// Blob files on disk in `server`'s share `code` (finished files) and `.part` files anywhere.
+fn stored_files(server: &Server, code: &str) -> (usize, usize) {
+    let blobs = std::fs::read_dir(server.root.join("shares").join(code).join("blobs"))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    let parts = walkdir::WalkDir::new(server.root.join("tmp"))
+        .into_iter()
+        .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".part")))
+        .count();
+    (blobs, parts)
+}
+
+#[test]
+fn size_and_count_limits_get_552_and_leave_nothing() {
+    let server = Server::start_with(&[
+        "--max-file-size",
+        "1M",
+        "--max-share-size",
+        "1536K",
+        "--max-files-per-share",
+        "3",
+    ]);
+    let (mut control, code) = owner(&server);
+    let too_big = stor(&mut control, "big.bin", &random_bytes(2 << 20, 1));
+    assert!(too_big.starts_with("552 ") && too_big.contains("file would exceed"), "{too_big}");
+    assert_eq!(stored_files(&server, &code), (0, 0), "nothing of the rejected file remains");
+    assert!(stor(&mut control, "a", &random_bytes(1 << 20, 2)).starts_with("226 "));
+    let over_share = stor(&mut control, "b", &random_bytes(600 << 10, 3));
+    assert!(over_share.starts_with("552 ") && over_share.contains("share would exceed"), "{over_share}");
+    assert!(stor(&mut control, "b", b"small").starts_with("226 "));
+    assert!(stor(&mut control, "c", b"").starts_with("226 "));
+    let fourth = stor(&mut control, "d", b"x");
+    assert!(fourth.starts_with("552 ") && fourth.contains("most files"), "{fourth}");
+    assert_eq!(stored_files(&server, &code), (3, 0));
+    assert!(control.command("NOOP").starts_with("200 "), "the connection goes on");
+}
+
+#[test]
+fn the_free_disk_floor_refuses_uploads_and_keeps_serving_downloads() {
+    let dir = TempDir::new();
+    dir.file("kept.txt", b"still here");
+    let server = Server::start();
+    let url = upload(&server, dir.path(), &["kept.txt"]);
+    let folder = server.kill();
+    // A floor far above any real disk: every upload would cross it.
+    let server = Server::start_in(folder, &["--min-free-disk", "1000000T"]);
+    let (mut control, code) = owner(&server);
+    let refused = stor(&mut control, "x", b"bytes");
+    assert!(refused.starts_with("452 "), "{refused}");
+    assert_eq!(stored_files(&server, &code), (0, 0));
+    let url = server.url(&code_of(&url));
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "downloads go on: {}", get.stderr);
+    let refused = client(&server.addr, dir.path(), &["upload", "kept.txt"], b"");
+    assert_eq!(refused.code, 5, "{}", refused.stderr);
+}
+
+#[test]
+fn a_stalled_transfer_gets_426_and_stores_nothing() {
+    let server = Server::start_with(&["--data-timeout", "1s"]);
+    let (mut control, code) = owner(&server);
+    let mut data = data_connection(&mut control);
+    assert!(control.command("STOR stalled.bin").starts_with("150 "));
+    data.write_all(&[1; 1000]).unwrap();
+    // Send nothing more: the server gives up after the data timeout.
+    let reply = control.reply().remove(0);
+    assert!(reply.starts_with("426 ") && reply.contains("no progress"), "{reply}");
+    assert_eq!(stored_files(&server, &code), (0, 0));
+    assert!(control.command("NOOP").starts_with("200 "));
+}
+
+#[test]
+fn connections_per_address_are_capped_without_touching_other_addresses() {
+    let server = Server::start_with(&["--max-per-ip", "2"]);
+    let _first = Control::login(&server.addr);
+    let _second = Control::login(&server.addr);
+    let started = Instant::now();
+    let mut third = Control::connect(&server.addr);
+    let refused = third.reply().remove(0);
+    assert!(refused.starts_with("421 ") && refused.contains("your address"), "{refused}");
+    assert!(started.elapsed() < Duration::from_secs(5), "refused at once");
+    // Another address is still welcome.
+    let script = r#"
+import socket, sys
+host, port = sys.argv[1].rsplit(':', 1)
+s = socket.socket()
+s.bind(('127.0.0.2', 0))
+s.settimeout(20)
+s.connect((host, int(port)))
+print(s.makefile('rb').readline().decode().strip())
+"#;
+    let other = python(script, &[&server.addr]);
+    assert!(other.stdout.starts_with("220 "), "{} {}", other.stdout, other.stderr);
+}
+
+#[test]
+fn share_creation_is_rate_limited_per_address() {
+    let server = Server::start_with(&["--max-shares-per-hour", "2"]);
+    let mut control = Control::login(&server.addr);
+    assert!(control.command("SITE MKSHARE 60").starts_with("257 "));
+    assert!(control.command("SITE MKSHARE 60").starts_with("257 "));
+    let refused = control.command("SITE MKSHARE 60");
+    assert!(refused.starts_with("421 ") && refused.contains("limit 2 per hour"), "{refused}");
+    assert!(control.is_closed());
+}
+
+/// Looks up `count` made-up share codes from 127.0.0.2 and prints each reply's code.
+const GUESSER: &str = r#"
+import socket, sys
+host, port = sys.argv[1].rsplit(':', 1)
+count = int(sys.argv[2])
+s = socket.socket()
+s.bind(('127.0.0.2', 0))
+s.settimeout(20)
+s.connect((host, int(port)))
+f = s.makefile('rb')
+def reply():
+    line = f.readline().decode()
+    while len(line) > 3 and line[3] == '-':
+        line = f.readline().decode()
+    return line[:3]
+def cmd(text):
+    s.sendall((text + '\r\n').encode())
+    return reply()
+codes = [reply()]
+if codes[0] == '220':
+    codes += [cmd('USER anonymous'), cmd('PASS x')]
+    for i in range(count):
+        codes.append(cmd('CWD /guess%021d' % i))
+print(' '.join(codes))
+"#;
+
+#[test]
+fn guessing_share_codes_is_refused_while_honest_clients_go_on() {
+    let server = Server::start_with(&["--max-share-misses", "5"]);
+    let dir = TempDir::new();
+    dir.file("real.txt", b"real");
+    let url = upload(&server, dir.path(), &["real.txt"]);
+    let run = python(GUESSER, &[&server.addr, "6"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let codes: Vec<&str> = run.stdout.split_whitespace().collect();
+    assert_eq!(codes[..3], ["220", "331", "230"]);
+    assert_eq!(codes[3..8], ["550"; 5], "the first misses are plain 550s");
+    assert_eq!(codes[8], "421", "then the guesser is shown the door");
+    let again = python(GUESSER, &[&server.addr, "0"]);
+    assert!(again.stdout.starts_with("421"), "and new connections from it too: {}", again.stdout);
+    // The honest client on another address is never slowed.
+    for _ in 0..10 {
+        let list = client(&server.addr, dir.path(), &["list", &url], b"");
+        assert_eq!(list.code, 0, "{}", list.stderr);
+    }
+}
+
+#[test]
+fn hostile_paths_stay_inside_their_share() {
+    let server = Server::start_with(&["--max-share-misses", "10000"]);
+    let dir = TempDir::new();
+    dir.file("inside.txt", b"inside");
+    let url = upload(&server, dir.path(), &["inside.txt"]);
+    let code = code_of(&url);
+    let mut reader = Control::login(&server.addr);
+    let escapes = [
+        "../../../../etc/passwd",
+        "/../../etc/passwd",
+        &format!("/{code}/../../../etc/passwd"),
+        &format!("/{code}/a/../../../tmp"),
+        "\\..\\..\\etc\\passwd",
+        &format!("/{code}/%2e%2e/%2e%2e/etc/passwd"),
+        "/etc/passwd",
+        "/shares",
+        "/tmp",
+        "/..",
+    ];
+    for path in escapes {
+        for verb in ["RETR", "SIZE", "HASH", "MDTM"] {
+            let reply = reader.command(&format!("{verb} {path}"));
+            assert!(reply.starts_with("550 "), "{verb} {path}: {reply}");
+        }
+        let reply = reader.command(&format!("CWD {path}"));
+        assert!(reply.starts_with("550 ") || reply == "250 Folder is now /", "CWD {path}: {reply}");
+    }
+    let (mut writer, own) = owner(&server);
+    let long = "n".repeat(300);
+    let bad_names = [
+        "..",
+        "../escape",
+        "a\\b",
+        "con",
+        "LPT1.txt",
+        "nul.tar.gz",
+        "trailing.",
+        "colon:name",
+        "tab\there",
+        "bell\u{7}",
+        "nul\u{0}byte",
+        long.as_str(),
+    ];
+    for name in bad_names {
+        let reply = stor(&mut writer, &format!("/{own}/{name}"), b"x");
+        assert!(reply.starts_with("553 ") || reply.starts_with("550 "), "STOR {name:?}: {reply}");
+        let reply = writer.command(&format!("MKD /{own}/{name}"));
+        assert!(reply.starts_with("553 ") || reply.starts_with("550 "), "MKD {name:?}: {reply}");
+    }
+    assert_eq!(stored_files(&server, &own), (0, 0));
+    assert!(stor(&mut writer, &format!("/{own}/fine name \u{e9}.txt"), b"ok").starts_with("226 "));
+    assert!(
+        reader.command(&format!("SIZE /{code}/inside.txt")).starts_with("213 6"),
+        "others are still served"
+    );
+}
+
+#[test]
+fn protocol_abuse_gets_replies_and_others_are_served() {
+    let server = Server::start();
+    // Garbage, unknown verbs, missing and malformed arguments, commands before login.
+    let mut control = Control::connect(&server.addr);
+    assert!(control.reply()[0].starts_with("220 "));
+    for (line, code) in [
+        (&b"LIST\r\n"[..], "530"),
+        (b"STOR x\r\n", "530"),
+        (b"\x00\x01\x02\xfe\r\n", "50"),
+        (b"\r\n", "500"),
+        (b"XYZZY plugh\r\n", "500"),
+        (b"USER\r\n", "501"),
+        (b"USER anonymous\r\n", "331"),
+        (b"PASS\r\n", "230"),
+        (b"REST -5\r\n", "501"),
+        (b"REST 99999999999999999999999\r\n", "501"),
+        (b"TYPE X\r\n", "504"),
+        (b"MODE Z\r\n", "504"),
+        (b"SITE\r\n", "501"),
+        (b"SITE MKSHARE -1\r\n", "501"),
+        (b"SITE DIGEST nothex name\r\n", "501"),
+        (b"SITE EXEC rm -rf /\r\n", "502"),
+        (b"OPTS\r\n", "501"),
+        (b"RETR\r\n", "501"),
+    ] {
+        control.send(line);
+        let reply = control.reply().remove(0);
+        assert!(reply.starts_with(code), "{:?} -> {reply}", String::from_utf8_lossy(line));
+    }
+    // A client that connects and resets at once, and one that sends half a line and leaves.
+    for _ in 0..20 {
+        let stream = TcpStream::connect(&server.addr).unwrap();
+        drop(stream);
+        let mut half = TcpStream::connect(&server.addr).unwrap();
+        let _ = half.write_all(b"USER anon");
+        let _ = half.shutdown(Shutdown::Both);
+    }
+    // Random bytes, line after line: every reply is well formed and the server lives.
+    let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+    for _ in 0..300 {
+        let mut line = Vec::new();
+        for _ in 0..(state % 64) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let byte = (state >> 24) as u8;
+            if byte != b'\n' {
+                line.push(byte);
+            }
+        }
+        line.extend_from_slice(b"\r\n");
+        control.send(&line);
+        let reply = control.reply();
+        let first = reply[0].as_bytes();
+        assert!(first.len() >= 3 && first[..3].iter().all(u8::is_ascii_digit), "{reply:?}");
+        if reply[0].starts_with("221") || reply[0].starts_with("421") {
+            control = Control::login(&server.addr);
+        }
+    }
+    let mut fresh = Control::login(&server.addr);
+    assert!(fresh.command("NOOP").starts_with("200 "));
+}
+
+#[test]
+fn a_client_trickling_bytes_is_cut_off_at_the_idle_timeout() {
+    let server = Server::start_with(&["--idle-timeout", "2s"]);
+    let mut control = Control::login(&server.addr);
+    let started = Instant::now();
+    // One byte every 200 ms never completes a line; each byte alone would reset a naive timer.
+    let mut closed_by_server = false;
+    for byte in b"NOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOOP".iter() {
+        if control.stream.write_all(&[*byte]).is_err() {
+            closed_by_server = true;
+            break;
+        }
+        let mut peek = [0u8; 1];
+        control.stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        match control.stream.peek(&mut peek) {
+            Ok(_) => {
+                closed_by_server = true;
+                break;
+            }
+            Err(_) => {}
+        }
+    }
+    assert!(closed_by_server, "the trickle was cut off");
+    control.stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let goodbye = control.reply();
+    assert!(goodbye[0].starts_with("421 "), "{goodbye:?}");
+    assert!(started.elapsed() < Duration::from_secs(8), "within the idle timeout, not per byte");
+}
+
+#[test]
+fn abor_mid_upload_gets_426_then_226_and_stores_nothing() {
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let mut data = data_connection(&mut control);
+    assert!(control.command("STOR aborted.bin").starts_with("150 "));
+    data.write_all(&random_bytes(1 << 20, 5)).unwrap();
+    wait_until("the upload is being written", || stored_files(&server, &code).1 == 1);
+    control.send(b"ABOR\r\n");
+    // Keep the data flowing until the server hangs up on it.
+    let chunk = vec![0u8; 64 << 10];
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while data.write_all(&chunk).is_ok() {
+        assert!(Instant::now() < deadline, "the server never stopped reading");
+    }
+    assert!(control.reply()[0].starts_with("426 "));
+    assert!(control.reply()[0].starts_with("226 "));
+    assert_eq!(stored_files(&server, &code), (0, 0));
+    assert!(control.command("NOOP").starts_with("200 "));
+}
+
+#[test]
+fn ftplib_abort_stops_a_download_and_the_connection_goes_on() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("large.bin", &random_bytes(64 << 20, 6));
+    let url = upload(&server, dir.path(), &["large.bin"]);
+    let script = r#"
+import ftplib, sys
+host, port = sys.argv[1].rsplit(':', 1)
+ftp = ftplib.FTP()
+ftp.connect(host, int(port), timeout=20)
+ftp.login()
+ftp.cwd('/' + sys.argv[2])
+conn = ftp.transfercmd('RETR large.bin')
+conn.recv(65536)
+# RFC 959: the aborted transfer gets 426, then ABOR itself gets 226.
+print(ftp.abort()[:3])
+print(ftp.voidresp()[:3])
+conn.close()
+print(ftp.sendcmd('NOOP')[:3])
+print(ftp.size('large.bin'))
+ftp.quit()
+"#;
+    let run = python(script, &[&server.addr, &code_of(&url)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.split_whitespace().collect::<Vec<_>>(), ["426", "226", "200", "67108864"]);
+}
+
+#[test]
+fn quit_during_an_upload_lets_it_finish_then_says_goodbye() {
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let bytes = random_bytes(3 << 20, 7);
+    assert!(control.command(&format!("SITE DIGEST {} q.bin", Sha256Digest::of(&bytes))).starts_with("200 "));
+    let mut data = data_connection(&mut control);
+    assert!(control.command("STOR q.bin").starts_with("150 "));
+    data.write_all(&bytes[..1 << 20]).unwrap();
+    control.send(b"QUIT\r\n");
+    data.write_all(&bytes[1 << 20..]).unwrap();
+    data.shutdown(Shutdown::Write).unwrap();
+    let done = control.reply()[0].clone();
+    assert!(done.starts_with("226 "), "the transfer completes first (RFC 959 QUIT): {done}");
+    assert!(control.reply()[0].starts_with("221 "));
+    assert!(control.is_closed());
+    // QUIT sealed the share, so anyone can fetch the file now.
+    let mut reader = Control::login(&server.addr);
+    let hash = reader.command(&format!("HASH /{code}/q.bin"));
+    assert!(hash.contains(&Sha256Digest::of(&bytes).to_string()), "{hash}");
+}
+
+#[test]
+fn an_uploader_that_dies_mid_file_publishes_nothing() {
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let mut data = data_connection(&mut control);
+    assert!(control.command("STOR cut.bin").starts_with("150 "));
+    data.write_all(&random_bytes(500_000, 8)).unwrap();
+    // The process dies: both connections close, data first.
+    drop(data);
+    drop(control);
+    let mut reader = Control::login(&server.addr);
+    wait_until("the server noticed", || server.log().contains("event=disconnect"));
+    assert!(reader.command(&format!("CWD /{code}")).starts_with("550 "), "an unsealed share stays unseen");
+    assert!(reader.command(&format!("SIZE /{code}/cut.bin")).starts_with("550 "));
+}
+
+#[test]
+fn passive_ports_are_not_predictable() {
+    let server = Server::start();
+    let mut control = Control::login(&server.addr);
+    let ports: Vec<u16> = (0..20)
+        .map(|_| {
+            let reply = control.command("EPSV");
+            parse_epsv_reply(&reply[4..]).unwrap()
+        })
+        .collect();
+    let steps: Vec<i32> = ports.windows(2).map(|w| i32::from(w[1]) - i32::from(w[0])).collect();
+    assert!(steps.windows(2).any(|w| w[0] != w[1]), "ports follow a fixed step: {ports:?}");
+}
+
+#[test]
+fn the_listener_waits_for_the_real_client_after_a_stranger() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("f.txt", b"for me");
+    let url = upload(&server, dir.path(), &["f.txt"]);
+    let mut control = Control::login(&server.addr);
+    let reply = control.command("EPSV");
+    let port = parse_epsv_reply(&reply[4..]).unwrap();
+    let script = r#"
+import socket, sys
+s = socket.socket()
+s.bind(('127.0.0.2', 0))
+s.settimeout(20)
+s.connect(('127.0.0.1', int(sys.argv[1])))
+print(repr(s.recv(100)))
+"#;
+    assert!(control.command(&format!("RETR /{}/f.txt", code_of(&url))).starts_with("150 "));
+    let stranger = python(script, &[&port.to_string()]);
+    assert_eq!(stranger.stdout.trim(), "b''", "{}", stranger.stderr);
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut got = Vec::new();
+    data.read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"for me");
+    assert!(control.reply()[0].starts_with("226 "));
+}
