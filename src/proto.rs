@@ -392,11 +392,22 @@ impl Reply {
     }
 }
 
+/// A reply line with its control characters replaced, so echoed input cannot break the
+/// reply's framing.
+fn printable(line: &str) -> std::borrow::Cow<'_, str> {
+    if line.chars().any(char::is_control) {
+        line.chars().map(|c| if c.is_control() { '?' } else { c }).collect::<String>().into()
+    } else {
+        line.into()
+    }
+}
+
 impl fmt::Display for Reply {
     /// The reply as it goes on the wire, CRLFs included.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let code = self.code;
-        match self.lines.as_slice() {
+        let lines: Vec<_> = self.lines.iter().map(|line| printable(line)).collect();
+        match lines.as_slice() {
             [] => write!(f, "{code} \r\n"),
             [only] => write!(f, "{code} {only}\r\n"),
             [first, body @ .., last] => {
@@ -749,6 +760,32 @@ mod tests {
         ] {
             let command: Command = line.parse().unwrap();
             assert_eq!(command.to_string().parse::<Command>().unwrap(), command, "{line}");
+        }
+    }
+
+    /// Arbitrary bytes never panic the parser, and every refusal maps to a real reply code.
+    #[test]
+    fn random_lines_parse_or_fail_cleanly() {
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let verbs: &[&[u8]] =
+            &[b"RETR ", b"SITE ", b"SITE DIGEST ", b"REST ", b"TYPE ", b"EPSV ", b"", b"\xff\xf4"];
+        for round in 0..20_000 {
+            let mut line = verbs[round % verbs.len()].to_vec();
+            let len = (state % 48) as usize;
+            for _ in 0..len {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                line.push((state >> 32) as u8);
+            }
+            match parse_command(&line) {
+                // What parsed renders to a line that parses to the same command.
+                Ok(command) => assert_eq!(command.to_string().parse::<Command>().as_ref(), Ok(&command)),
+                Err(err) => assert!([500, 501, 502, 504].contains(&err.reply_code()), "{err:?}"),
+            }
+            // Whatever a reply echoes, it stays one line on the wire.
+            let reply = Reply::new(500, String::from_utf8_lossy(&line)).to_string();
+            assert!(reply.ends_with("\r\n") && !reply[..reply.len() - 2].contains(['\r', '\n']), "{reply:?}");
         }
     }
 
