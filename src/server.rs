@@ -196,7 +196,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             "--idle-timeout" => config.idle_timeout = duration(&mut args, &flag)?,
             "--data-timeout" => config.data_timeout = duration(&mut args, &flag)?,
             "--passive-timeout" => config.passive_timeout = duration(&mut args, &flag)?,
-            "--max-line" => config.max_line = args.parsed(&flag, "a number of bytes")?,
+            "--max-line" => config.max_line = bytes(&mut args, &flag)? as usize,
             "--sweep-interval" => config.sweep_interval = duration(&mut args, &flag)?,
             "--max-per-ip" => config.max_per_ip = args.parsed(&flag, "a number of connections")?,
             "--max-shares-per-hour" => {
