@@ -149,3 +149,28 @@ ftp.quit()
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.trim(), Sha256Digest::of(&bytes).to_string());
 }
+
+#[test]
+fn curl_uploads_through_the_site_verbs() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let bytes = random_bytes(2_000_000, 9);
+    let file = dir.file("from curl.bin", &bytes);
+    let (run, _) = curl(&[
+        "-v",
+        "-Q",
+        "SITE MKSHARE 3600",
+        "-Q",
+        "-SITE SEAL",
+        "-T",
+        file.to_str().unwrap(),
+        &format!("ftp://{}/", server.addr),
+    ]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let created = run.stderr.lines().find(|l| l.starts_with("< 257 \"/") && l.contains("share created")).unwrap();
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/');
+    assert!(run.stderr.contains("< 200 Share"), "sealed after the upload: {}", run.stderr);
+    let get = client(&server.addr, dir.path(), &["download", &server.url(code), "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert_eq!(fs::read(dir.path().join("out/from curl.bin")).unwrap(), bytes);
+}
