@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build run test lint fmt clean
+.PHONY: build run test test-deps lint fmt clean
 
 build:
 	$(CARGO) build --release
@@ -12,9 +12,15 @@ build:
 run:
 	$(CARGO) run --release --bin anonshare-server -- $(ARGS)
 
-# Every test: unit tests, and the integration tests that run the real binaries with curl and python3.
-test:
+# Every test: unit tests, and the integration tests that run the real binaries against curl,
+# lftp and python3's ftplib as peers.
+test: test-deps
 	$(CARGO) test --all-targets
+
+# The stock FTP clients the tests use as peers; lftp is installed from Debian packages if missing.
+test-deps:
+	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
+	@command -v lftp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lftp >/dev/null; }
 
 lint:
 	$(CARGO) fmt --all -- --check

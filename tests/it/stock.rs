@@ -174,3 +174,39 @@ fn curl_uploads_through_the_site_verbs() {
     assert_eq!(get.code, 0, "{}", get.stderr);
     assert_eq!(fs::read(dir.path().join("out/from curl.bin")).unwrap(), bytes);
 }
+
+/// Runs lftp with `script` against `url`.
+fn lftp(cwd: &std::path::Path, url: &str, script: &str) -> crate::support::Run {
+    let child = std::process::Command::new("lftp")
+        .args(["-e", &format!("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; {script}; bye"), url])
+        .current_dir(cwd)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("lftp is installed (.ci/run and make test install it)");
+    crate::support::Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn lftp_mirrors_a_share_and_uploads_through_quote() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let bytes = random_bytes(1_500_000, 10);
+    dir.file("up/big.bin", &bytes);
+    dir.file("up/nested/small file.txt", b"small");
+    let url = upload(&server, dir.path(), &["up"]);
+    let mirrored = lftp(dir.path(), &url.replace("ftp://", "ftp://anonymous:x@"), "mirror --parallel=4 . got");
+    assert_eq!(mirrored.code, 0, "{}", mirrored.stderr);
+    assert_eq!(fs::read(dir.path().join("got/up/big.bin")).unwrap(), bytes);
+    assert_eq!(fs::read(dir.path().join("got/up/nested/small file.txt")).unwrap(), b"small");
+
+    let hashed = lftp(dir.path(), &url.replace("ftp://", "ftp://anonymous:x@"), "quote HASH up/big.bin");
+    assert!(hashed.stdout.contains(&Sha256Digest::of(&bytes).to_string()), "{}", hashed.stdout);
+
+    let root = format!("ftp://anonymous:x@{}/", server.addr);
+    let put = lftp(&dir.path().join("up"), &root, "quote SITE MKSHARE 600; put big.bin; quote SITE SEAL");
+    assert_eq!(put.code, 0, "{}", put.stderr);
+    let code = put.stdout.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let list = client(&server.addr, dir.path(), &["list", &server.url(&code)], b"");
+    assert_eq!(list.stdout, format!("{}\t{}\tbig.bin\n", bytes.len(), Sha256Digest::of(&bytes)));
+}
