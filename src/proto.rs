@@ -537,8 +537,8 @@ impl fmt::Display for HashReply {
     }
 }
 
-/// Parses the text of a 213 HASH reply; the size is the range's end plus one, or 0 for `0-0`
-/// when the caller knows the file is empty.
+/// Parses the text of a 213 HASH reply into the digest, the range's last byte, and the path.
+/// `0-0` stands for both an empty and a one-byte file; the size comes from elsewhere.
 pub fn parse_hash_reply(text: &str) -> Option<(Sha256Digest, u64, String)> {
     let mut parts = text.splitn(4, ' ');
     if !parts.next()?.eq_ignore_ascii_case("SHA-256") {

@@ -51,7 +51,8 @@ const FEATURES: &[&str] = &[
 /// What a command handler asks of the loop after replying.
 enum Next {
     Continue,
-    Close,
+    /// End the connection, for the reason given (logged).
+    Close(&'static str),
 }
 
 /// Why a transfer stopped before its end.
@@ -150,6 +151,8 @@ pub struct Session<'a> {
     epsv_all: bool,
     restart_at: u64,
     owned: HashSet<String>,
+    /// The shares this connection created: its QUIT seals them.
+    created: HashSet<String>,
     declared: HashMap<String, Sha256Digest>,
 }
 
@@ -193,6 +196,7 @@ impl<'a> Session<'a> {
             epsv_all: false,
             restart_at: 0,
             owned: HashSet::new(),
+            created: HashSet::new(),
             declared: HashMap::new(),
         };
         log_event!("conn={id} peer={peer} event=connect");
@@ -237,8 +241,8 @@ impl<'a> Session<'a> {
                 Ok(command) => self.dispatch(command)?,
                 Err(err) => self.say(err.reply_code(), capitalise(&err.to_string()))?,
             };
-            if let Next::Close = next {
-                return Ok("quit");
+            if let Next::Close(reason) = next {
+                return Ok(reason);
             }
         }
     }
@@ -258,9 +262,9 @@ impl<'a> Session<'a> {
     }
 
     /// Sends a 421 and ends the connection.
-    fn close_with(&mut self, text: impl Into<String>) -> io::Result<Next> {
+    fn close_with(&mut self, reason: &'static str, text: impl Into<String>) -> io::Result<Next> {
         self.reply(Reply::new(421, text))?;
-        Ok(Next::Close)
+        Ok(Next::Close(reason))
     }
 
     fn dispatch(&mut self, command: Command) -> io::Result<Next> {
@@ -278,11 +282,11 @@ impl<'a> Session<'a> {
         if !self.logged_in && !before_login {
             return self.say(530, "Log in first: USER anonymous, then PASS with anything");
         }
-        if self.logged_in && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
+        let leaving = matches!(command, Command::Quit);
+        if self.logged_in && !leaving && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
             let limit = self.shared.config.max_share_misses;
-            return self.close_with(format!(
-                "Too many lookups of shares that do not exist (limit {limit} per hour)"
-            ));
+            let text = format!("Too many lookups of shares that do not exist (limit {limit} per hour)");
+            return self.close_with("share-misses", text);
         }
         match command {
             Command::User(name) => self.user(&name),
@@ -358,10 +362,11 @@ impl<'a> Session<'a> {
         self.say(230, "Logged in; binary mode (TYPE I)")
     }
 
-    /// QUIT: a goodbye also seals the shares this connection made, since their uploader is
-    /// done with them. A connection that drops without QUIT leaves them unsealed and unseen.
+    /// QUIT: a goodbye also seals the shares this connection created, since their uploader is
+    /// done with them (shares it only joined with SITE OWNER are left to their creator). A
+    /// connection that drops without QUIT leaves its shares unsealed and unseen.
     fn quit(&mut self) -> io::Result<Next> {
-        for code in std::mem::take(&mut self.owned) {
+        for code in std::mem::take(&mut self.created) {
             if let Ok(mut share) = self.shared.store.share(&code, unix_now())
                 && share.seal().is_ok()
             {
@@ -369,7 +374,7 @@ impl<'a> Session<'a> {
             }
         }
         self.reply(Reply::new(221, "Goodbye"))?;
-        Ok(Next::Close)
+        Ok(Next::Close("quit"))
     }
 
     fn opts(&mut self, option: &str) -> io::Result<Next> {
@@ -505,7 +510,7 @@ impl<'a> Session<'a> {
             }
             Some("1") if self.local.is_ipv4() => {}
             Some("2") if self.local.is_ipv6() => {}
-            Some("1" | "2") => {
+            Some(number) if number.bytes().all(|b| b.is_ascii_digit()) => {
                 let protocol = if self.local.is_ipv4() { 1 } else { 2 };
                 return self.say(522, format!("Network protocol not supported, use ({protocol})"));
             }
@@ -569,6 +574,9 @@ impl<'a> Session<'a> {
         preliminary: String,
         transfer: impl FnOnce(&mut TcpStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
     ) -> io::Result<Next> {
+        if self.passive.is_none() {
+            return self.say(425, "Use PASV or EPSV first");
+        }
         self.reply(Reply::new(150, preliminary))?;
         let mut data = match self.accept_data() {
             Ok(data) => data,
@@ -603,14 +611,14 @@ impl<'a> Session<'a> {
             }
             Err(Stop::Abort) => {
                 log_event!("conn={id} peer={peer} event=transfer-aborted reason=\"ABOR\"");
-                self.reply(Reply::new(426, "Transfer aborted; nothing was stored"))?;
+                self.reply(Reply::new(426, "Transfer aborted; an upload is not stored"))?;
                 self.say(226, "ABOR successful")
             }
             Err(Stop::ClientGone) => {
                 log_event!(
                     "conn={id} peer={peer} event=transfer-aborted reason=\"control connection closed\""
                 );
-                Ok(Next::Close)
+                Ok(Next::Close("closed-by-peer"))
             }
         }
     }
@@ -742,15 +750,12 @@ impl<'a> Session<'a> {
         Ok((share, rel.clone()))
     }
 
-    /// Share `code`, if it exists, is not sealed, and this connection owns it.
+    /// Share `code`, if it is not sealed and this connection owns it. Others cannot even see
+    /// an unsealed share, so to them it is not found.
     fn owned_share(&self, code: &str) -> Result<Share, Reply> {
         let share = self.open_share(code).map_err(|err| store_reply(&err))?;
         if share.meta.sealed {
             return Err(store_reply(&StoreError::Sealed));
-        }
-        if !self.owned.contains(share.code.as_str()) {
-            let text = "Share is read-only: only its owner may add files (SITE OWNER <code> <token>)";
-            return Err(Reply::new(550, text));
         }
         Ok(share)
     }
@@ -870,7 +875,7 @@ impl<'a> Session<'a> {
             let limit = config.max_shares_per_hour;
             log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
             return self
-                .close_with(format!("Too many shares created from your address (limit {limit} per hour)"));
+                .say(452, format!("Too many shares created from your address (limit {limit} per hour)"));
         }
         let expires = unix_now() + lifetime.as_secs() as i64;
         match self.shared.store.create_share(expires) {
@@ -883,6 +888,7 @@ impl<'a> Session<'a> {
                     rfc3339(expires)
                 );
                 self.owned.insert(code.clone());
+                self.created.insert(code.clone());
                 self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
                 let text = format!(
                     "{} share created; expires {}; owner token {token}",
@@ -925,6 +931,7 @@ impl<'a> Session<'a> {
         match share.seal() {
             Ok(()) => {
                 self.owned.remove(share.code.as_str());
+                self.created.remove(share.code.as_str());
                 log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
                 self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
             }

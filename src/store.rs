@@ -42,7 +42,7 @@ pub const MAX_PATH_DEPTH: usize = 32;
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 8 << 30;
 /// Largest total size of one share (`--max-share-size`).
 pub const DEFAULT_MAX_SHARE_SIZE: u64 = 16 << 30;
-/// Most files in one share (`--max-files-per-share`).
+/// Most files and folders in one share (`--max-files-per-share`).
 pub const DEFAULT_MAX_FILES_PER_SHARE: usize = 10_000;
 /// Free disk space uploads always leave (`--min-free-disk`).
 pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
@@ -91,7 +91,7 @@ impl fmt::Display for StoreError {
                 write!(f, "{what} would exceed the limit of {limit} bytes; nothing was stored")
             }
             StoreError::TooManyFiles(limit) => {
-                write!(f, "share already holds the most files allowed ({limit})")
+                write!(f, "share already holds the most files and folders allowed ({limit})")
             }
             StoreError::DiskFull { floor } => {
                 write!(f, "not enough disk space: the server keeps {floor} bytes free; nothing was stored")
@@ -505,6 +505,9 @@ impl Share {
         if manifest.lookup(rel).is_some() {
             return Err(StoreError::Exists);
         }
+        if manifest.entries() >= self.store.limits.max_files_per_share {
+            return Err(StoreError::TooManyFiles(self.store.limits.max_files_per_share));
+        }
         self.append_record(&format!("D\t{}\t{}\n", unix_now(), rel.join("/")))
     }
 
@@ -521,8 +524,8 @@ impl Share {
             None => {}
         }
         let limits = self.store.limits;
-        let (files, bytes) = manifest.totals();
-        if files >= limits.max_files_per_share {
+        let bytes = manifest.totals().1;
+        if manifest.entries() >= limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(limits.max_files_per_share));
         }
         let share_room = limits.max_share_size.saturating_sub(bytes);
@@ -654,6 +657,11 @@ impl Manifest {
         entries
     }
 
+    /// Files and folders recorded, which `--max-files-per-share` bounds.
+    pub fn entries(&self) -> usize {
+        self.files.len() + self.folders.len()
+    }
+
     /// Number of files and their total size.
     pub fn totals(&self) -> (usize, u64) {
         (self.files.len(), self.files.values().map(|f| f.size).sum())
@@ -728,9 +736,9 @@ impl Upload {
         if manifest.lookup(&self.rel).is_some() {
             return Err(StoreError::Exists);
         }
-        let (files, bytes) = manifest.totals();
+        let bytes = manifest.totals().1;
         let limits = self.share.store.limits;
-        if files >= limits.max_files_per_share {
+        if manifest.entries() >= limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(limits.max_files_per_share));
         }
         if bytes + self.received() > limits.max_share_size {

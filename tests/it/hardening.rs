@@ -74,6 +74,8 @@ fn size_and_count_limits_get_552_and_leave_nothing() {
     assert!(stor(&mut control, "c", b"").starts_with("226 "));
     let fourth = stor(&mut control, "d", b"x");
     assert!(fourth.starts_with("552 ") && fourth.contains("most files"), "{fourth}");
+    let folder = control.command("MKD more");
+    assert!(folder.starts_with("552 "), "folders count too: {folder}");
     assert_eq!(stored_files(&server, &code), (3, 0));
     assert!(control.command("NOOP").starts_with("200 "), "the connection goes on");
 }
@@ -143,8 +145,8 @@ fn share_creation_is_rate_limited_per_address() {
     assert!(control.command("SITE MKSHARE 60").starts_with("257 "));
     assert!(control.command("SITE MKSHARE 60").starts_with("257 "));
     let refused = control.command("SITE MKSHARE 60");
-    assert!(refused.starts_with("421 ") && refused.contains("limit 2 per hour"), "{refused}");
-    assert!(control.is_closed());
+    assert!(refused.starts_with("452 ") && refused.contains("limit 2 per hour"), "{refused}");
+    assert!(control.command("NOOP").starts_with("200 "), "the connection and its shares go on");
 }
 
 /// Looks up `count` made-up share codes from 127.0.0.2 and prints each reply's code.

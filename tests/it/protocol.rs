@@ -209,3 +209,27 @@ fn files_under(dir: &std::path::Path) -> Vec<String> {
     names.sort();
     names
 }
+
+#[test]
+fn the_owner_token_lets_another_connection_add_files_until_the_seal() {
+    let server = Server::start();
+    let mut creator = Control::login(&server.addr);
+    let created = creator.command("SITE MKSHARE 600");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let token = created.rsplit(' ').next().unwrap().to_owned();
+    let mut helper = Control::login(&server.addr);
+    assert!(
+        helper.command(&format!("SITE OWNER {code} {}", "a".repeat(26))).starts_with("550 "),
+        "wrong token"
+    );
+    assert!(helper.command(&format!("SITE OWNER {code} {token}")).starts_with("200 "));
+    assert!(helper.command("MKD from-helper").starts_with("257 "));
+    assert!(helper.command("QUIT").starts_with("221 "), "a helper's goodbye does not seal");
+    let mut outsider = Control::login(&server.addr);
+    assert!(outsider.command(&format!("CWD /{code}/from-helper")).starts_with("550 "));
+    assert!(creator.command("MKD from-creator").starts_with("257 "), "the creator goes on");
+    assert!(creator.command("QUIT").starts_with("221 "), "the creator's goodbye seals");
+    assert!(outsider.command(&format!("CWD /{code}/from-helper")).starts_with("250 "));
+    let mut late = Control::login(&server.addr);
+    assert!(late.command(&format!("SITE OWNER {code} {token}")).starts_with("550 "), "sealed for good");
+}
