@@ -23,7 +23,7 @@ use crate::proto::{MAX_LINE_LEN, Reply};
 use crate::session::Session;
 use crate::store::{
     DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
-    Limits, Store, unix_now,
+    Limits, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH, Store, unix_now,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -42,6 +42,10 @@ pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
 /// A client has this long to open the passive data connection it asked for.
 pub const DEFAULT_PASSIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
+pub const DEFAULT_MAX_PENDING_DIGESTS: usize = 1024;
+/// Commands a client may send during a transfer; they run once it ends.
+pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
 /// How often expired shares are removed from disk.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -66,6 +70,11 @@ pub struct Config {
     pub max_share_size: u64,
     pub max_files_per_share: usize,
     pub min_free_disk: u64,
+    pub max_name_bytes: usize,
+    pub max_path_bytes: usize,
+    pub max_path_depth: usize,
+    pub max_pending_digests: usize,
+    pub max_held_commands: usize,
 }
 
 impl Default for Config {
@@ -89,6 +98,11 @@ impl Default for Config {
             max_share_size: DEFAULT_MAX_SHARE_SIZE,
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            max_name_bytes: MAX_NAME_BYTES,
+            max_path_bytes: MAX_PATH_BYTES,
+            max_path_depth: MAX_PATH_DEPTH,
+            max_pending_digests: DEFAULT_MAX_PENDING_DIGESTS,
+            max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
         }
     }
 }
@@ -132,6 +146,11 @@ Options:
   --max-share-size BYTES   largest share in total (552) [default: {share_size}]
   --max-files-per-share N  most files in one share (552) [default: {files}]
   --min-free-disk BYTES    free disk space uploads must leave (452) [default: {free}]
+  --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
+  --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
+  --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
+  --max-pending-digests N  SITE DIGESTs waiting for their STOR (452) [default: {digests}]
+  --max-held-commands N    commands read during a transfer and run after it [default: {held}]
   -h, --help               print this help
   -V, --version            print the version
 
@@ -157,6 +176,11 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         share_size = format_bytes(d.max_share_size),
         files = d.max_files_per_share,
         free = format_bytes(d.min_free_disk),
+        name_bytes = d.max_name_bytes,
+        path_bytes = d.max_path_bytes,
+        path_depth = d.max_path_depth,
+        digests = d.max_pending_digests,
+        held = d.max_held_commands,
     )
 }
 
@@ -209,6 +233,13 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 config.max_files_per_share = args.parsed(&flag, "a number of files")?
             }
             "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
+            "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
+            "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
+            "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,
+            "--max-pending-digests" => {
+                config.max_pending_digests = args.parsed(&flag, "a number of digests")?
+            }
+            "--max-held-commands" => config.max_held_commands = args.parsed(&flag, "a number of commands")?,
             _ => return Err(unknown_flag(&flag)),
         }
     }
@@ -295,6 +326,9 @@ impl Server {
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         use anyhow::Context as _;
         let limits = Limits {
+            max_name_bytes: config.max_name_bytes,
+            max_path_bytes: config.max_path_bytes,
+            max_path_depth: config.max_path_depth,
             max_file_size: config.max_file_size,
             max_share_size: config.max_share_size,
             max_files_per_share: config.max_files_per_share,

@@ -20,13 +20,9 @@ use crate::proto::{
     list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
-use crate::store::{FileEntry, Manifest, Node, Share, StoreError, check_path, unix_now};
+use crate::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
 use crate::vpath::{VirtualPath, quote_path};
 
-/// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
-pub const MAX_PENDING_DIGESTS: usize = 1024;
-/// Commands a client may send during a transfer; they run once it ends.
-pub const MAX_HELD_COMMANDS: usize = 16;
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
@@ -77,11 +73,13 @@ struct ControlWatch<'s> {
     quit_seen: bool,
     /// How long the transfer may go without progress.
     data_timeout: Duration,
+    /// Most commands held until the transfer ends; past that the control connection waits.
+    max_held: usize,
 }
 
 impl ControlWatch<'_> {
     fn check(&mut self) -> Result<(), Stop> {
-        while self.held.len() < MAX_HELD_COMMANDS {
+        while self.held.len() < self.max_held {
             let line = match poll_line(self.control, self.lines) {
                 Ok(None) => return Ok(()),
                 Err(_) | Ok(Some(Line::Closed)) if self.quit_seen => return Ok(()),
@@ -588,6 +586,7 @@ impl<'a> Session<'a> {
             held: &mut self.held,
             quit_seen: false,
             data_timeout: self.shared.config.data_timeout,
+            max_held: self.shared.config.max_held_commands,
         };
         let outcome = transfer(&mut data, &mut watch);
         let _ = data.shutdown(Shutdown::Both);
@@ -746,7 +745,7 @@ impl<'a> Session<'a> {
             }
         };
         let share = self.owned_share(code)?;
-        check_path(rel).map_err(|err| store_reply(&err))?;
+        self.shared.store.limits().check_path(rel).map_err(|err| store_reply(&err))?;
         Ok((share, rel.clone()))
     }
 
@@ -840,9 +839,9 @@ impl<'a> Session<'a> {
         match command {
             SiteCommand::Mkshare(seconds) => self.mkshare(seconds),
             SiteCommand::Digest(digest, argument) => {
-                if self.declared.len() >= MAX_PENDING_DIGESTS {
-                    let text =
-                        format!("Too many declared digests (limit {MAX_PENDING_DIGESTS}); STOR some first");
+                let limit = self.shared.config.max_pending_digests;
+                if self.declared.len() >= limit {
+                    let text = format!("Too many declared digests (limit {limit}); STOR some first");
                     return self.say(452, text);
                 }
                 let path = self.resolve(&argument);

@@ -119,51 +119,23 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Checks one file or folder name: printable, portable to Windows, not a path trick.
+/// Checks one file or folder name against the default limits: printable, portable to
+/// Windows, not a path trick.
 pub fn check_name(name: &str) -> Result<(), StoreError> {
-    const RESERVED: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
-    const FORBIDDEN: &[char] = &['/', '\\', '<', '>', ':', '"', '|', '?', '*'];
-    let bad = |why: &str| Err(StoreError::BadName(why.to_owned()));
-    if name.is_empty() || name == "." || name == ".." {
-        return bad("empty, '.' or '..'");
-    }
-    if name.len() > MAX_NAME_BYTES {
-        return bad(&format!("longer than {MAX_NAME_BYTES} bytes"));
-    }
-    if name.chars().any(char::is_control) {
-        return bad("control character");
-    }
-    if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
-        return bad(&format!("'{c}' is not allowed in names"));
-    }
-    if name.ends_with('.') || name.ends_with(' ') {
-        return bad("ends with '.' or a space");
-    }
-    let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
-    let device = RESERVED.contains(&stem.as_str())
-        || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-            && stem.len() == 4
-            && stem.as_bytes()[3].is_ascii_digit());
-    if device {
-        return bad("reserved device name on Windows");
-    }
-    Ok(())
+    Limits::default().check_name(name)
 }
 
-/// Checks a whole relative path, given as its components.
+/// Checks a whole relative path, given as its components, against the default limits.
 pub fn check_path(rel: &[String]) -> Result<(), StoreError> {
-    if rel.len() > MAX_PATH_DEPTH {
-        return Err(StoreError::BadName(format!("deeper than {MAX_PATH_DEPTH} folders")));
-    }
-    if rel.iter().map(|part| part.len() + 1).sum::<usize>() > MAX_PATH_BYTES {
-        return Err(StoreError::BadName(format!("path longer than {MAX_PATH_BYTES} bytes")));
-    }
-    rel.iter().try_for_each(|part| check_name(part))
+    Limits::default().check_path(rel)
 }
 
-/// The limits uploads are held to.
+/// The limits uploads and names are held to.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub max_name_bytes: usize,
+    pub max_path_bytes: usize,
+    pub max_path_depth: usize,
     pub max_file_size: u64,
     pub max_share_size: u64,
     pub max_files_per_share: usize,
@@ -175,12 +147,59 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Limits {
+            max_name_bytes: MAX_NAME_BYTES,
+            max_path_bytes: MAX_PATH_BYTES,
+            max_path_depth: MAX_PATH_DEPTH,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             max_share_size: DEFAULT_MAX_SHARE_SIZE,
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
             free_space,
         }
+    }
+}
+
+impl Limits {
+    /// Checks one file or folder name: printable, portable to Windows, not a path trick.
+    pub fn check_name(&self, name: &str) -> Result<(), StoreError> {
+        const RESERVED: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
+        const FORBIDDEN: &[char] = &['/', '\\', '<', '>', ':', '"', '|', '?', '*'];
+        let bad = |why: &str| Err(StoreError::BadName(why.to_owned()));
+        if name.is_empty() || name == "." || name == ".." {
+            return bad("empty, '.' or '..'");
+        }
+        if name.len() > self.max_name_bytes {
+            return bad(&format!("longer than {} bytes", self.max_name_bytes));
+        }
+        if name.chars().any(char::is_control) {
+            return bad("control character");
+        }
+        if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
+            return bad(&format!("'{c}' is not allowed in names"));
+        }
+        if name.ends_with('.') || name.ends_with(' ') {
+            return bad("ends with '.' or a space");
+        }
+        let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
+        let device = RESERVED.contains(&stem.as_str())
+            || ((stem.starts_with("COM") || stem.starts_with("LPT"))
+                && stem.len() == 4
+                && stem.as_bytes()[3].is_ascii_digit());
+        if device {
+            return bad("reserved device name on Windows");
+        }
+        Ok(())
+    }
+
+    /// Checks a whole relative path, given as its components.
+    pub fn check_path(&self, rel: &[String]) -> Result<(), StoreError> {
+        if rel.len() > self.max_path_depth {
+            return Err(StoreError::BadName(format!("deeper than {} folders", self.max_path_depth)));
+        }
+        if rel.iter().map(|part| part.len() + 1).sum::<usize>() > self.max_path_bytes {
+            return Err(StoreError::BadName(format!("path longer than {} bytes", self.max_path_bytes)));
+        }
+        rel.iter().try_for_each(|part| self.check_name(part))
     }
 }
 
@@ -275,6 +294,10 @@ impl Store {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     fn shares_dir(&self) -> PathBuf {
@@ -484,7 +507,7 @@ impl Share {
 
     /// Checks that `rel` can be created: a valid name whose parents are not files.
     fn check_new_path(&self, rel: &[String], manifest: &Manifest) -> Result<()> {
-        check_path(rel)?;
+        self.store.limits.check_path(rel)?;
         if rel.is_empty() {
             return Err(StoreError::Exists);
         }

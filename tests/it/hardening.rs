@@ -471,3 +471,38 @@ print(repr(s.recv(100)))
     assert_eq!(got, b"for me");
     assert!(control.reply()[0].starts_with("226 "));
 }
+
+#[test]
+fn name_digest_and_held_command_bounds_have_flags() {
+    let server = Server::start_with(&[
+        "--max-name-bytes",
+        "10",
+        "--max-path-depth",
+        "2",
+        "--max-pending-digests",
+        "2",
+        "--max-held-commands",
+        "1",
+    ]);
+    let (mut control, _) = owner(&server);
+    let long = stor(&mut control, "eleven.char", b"x");
+    assert!(long.starts_with("553 ") && long.contains("longer than 10 bytes"), "{long}");
+    assert!(control.command("MKD a").starts_with("257 "));
+    assert!(control.command("MKD a/b/c").starts_with("553 "), "deeper than 2");
+    let digest = Sha256Digest::of(b"x");
+    assert!(control.command(&format!("SITE DIGEST {digest} one")).starts_with("200 "));
+    assert!(control.command(&format!("SITE DIGEST {digest} two")).starts_with("200 "));
+    assert!(control.command(&format!("SITE DIGEST {digest} three")).starts_with("452 "));
+    // Commands sent during a transfer wait, in order, until it ends.
+    let mut data = data_connection(&mut control);
+    assert!(control.command("STOR one").starts_with("150 "));
+    control.send(b"NOOP\r\nPWD\r\nNOOP\r\n");
+    data.write_all(b"x").unwrap();
+    drop(data);
+    let replies: Vec<String> = (0..4).map(|_| control.reply().remove(0)).collect();
+    assert!(replies[0].starts_with("226 "), "{replies:?}");
+    assert!(
+        replies[1].starts_with("200 ") && replies[2].starts_with("257 ") && replies[3].starts_with("200 "),
+        "{replies:?}"
+    );
+}
