@@ -377,28 +377,29 @@ impl Store {
 /// Removes the temporary folders of servers that no longer run: their lock is free.
 fn clean_dead_instances(tmp: &Path) -> io::Result<()> {
     for entry in fs::read_dir(tmp)? {
-        let path = entry?.path();
-        if !is_plain_dir(&path) {
-            remove_any(&path)?;
-            continue;
-        }
-        if path.extension().is_some_and(|e| e == "new") {
-            let age = fs::metadata(&path)?.modified()?.elapsed().unwrap_or_default();
-            if age > STALE_STAGING {
-                remove_any(&path)?;
-            }
-            continue;
-        }
-        let dead = match File::open(path.join("lock")) {
-            Ok(lock) => lock.try_lock().is_ok(),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => true,
-            Err(err) => return Err(err),
-        };
-        if dead {
-            remove_any(&path)?;
+        // Other servers start and clean at the same time: what vanished meanwhile is fine.
+        match entry.and_then(|entry| clean_if_dead(&entry.path())) {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            other => other?,
         }
     }
     Ok(())
+}
+
+fn clean_if_dead(path: &Path) -> io::Result<()> {
+    if !is_plain_dir(path) {
+        return remove_any(path);
+    }
+    if path.extension().is_some_and(|e| e == "new") {
+        let age = fs::metadata(path)?.modified()?.elapsed().unwrap_or_default();
+        return if age > STALE_STAGING { remove_any(path) } else { Ok(()) };
+    }
+    let dead = match File::open(path.join("lock")) {
+        Ok(lock) => lock.try_lock().is_ok(),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => true,
+        Err(err) => return Err(err),
+    };
+    if dead { remove_any(path) } else { Ok(()) }
 }
 
 /// A real folder, not a symbolic link to one.

@@ -1,1 +1,402 @@
 //! Crash safety: real kill -9 of the server during uploads, then a restart on the same root.
+//!
+//! Also home to the raw-protocol helpers (store, fetch, listing, manifest checks) that
+//! `cluster.rs` uses too.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+
+use anonshare::digest::Sha256Digest;
+use anonshare::expiry::parse_rfc3339;
+use anonshare::proto::{parse_epsv_reply, parse_mlsx_line};
+use anonshare::store::unix_now;
+
+use crate::support::{Control, DEADLINE, Server, TempDir, client, code_of, random_bytes, upload, wait_until};
+
+/// Seed of the kill points and file contents; a failure message names the round it hit.
+const SEED: u64 = 0x5eed_c0de_0009;
+/// Kill-and-restart rounds on one root.
+const ROUNDS: usize = 5;
+/// Sizes of the files acknowledged before a kill, some of them several MiB.
+const SIZES: [usize; 6] = [0, 1, 4096, 65_537, (1 << 20) + 3, (3 << 20) + 11];
+/// Sizes of the file a kill interrupts: big enough to be cut partway.
+const CUT_SIZES: [usize; 4] = [4096, 300_001, (1 << 20) + 7, (3 << 20) + 1];
+
+#[test]
+fn kill_9_during_uploads_loses_no_acknowledged_file() {
+    let mut rng = XorShift(SEED);
+    let mut server = Server::start();
+    let mut sealed: Vec<SealedShare> = Vec::new();
+    for round in 0..ROUNDS {
+        // The last round kills right after the last byte was sent, before any 226 could be read.
+        let cut = if round == ROUNDS - 1 { Cut::AfterLastByte } else { Cut::MidFile };
+        let (folder, crashed) = upload_until_killed(server, &mut rng, round, cut);
+        server = Server::start_in(folder, &[]);
+        assert_eq!(
+            files_under(&server.root.join("tmp")),
+            ["lock"],
+            "round {round}: after a restart tmp/ holds only the new server's lock, no .part"
+        );
+        for share in &sealed {
+            share.check_unchanged(&server, round);
+        }
+        sealed.push(check_crashed_round(&server, &crashed));
+    }
+}
+
+#[test]
+fn expired_shares_are_removed_at_start() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("brief.txt", b"gone by the next start");
+    dir.file("lasting.txt", b"still here after the next start");
+    let brief = code_of(&upload(&server, dir.path(), &["--expires", "2s", "brief.txt"]));
+    let lasting = code_of(&upload(&server, dir.path(), &["--expires", "1h", "lasting.txt"]));
+    let mut control = Control::login(&server.addr);
+    let expires = parse_rfc3339(&info_value(&site_info(&mut control, &brief).unwrap(), "expires"))
+        .expect("SITE INFO gives an RFC 3339 expiry");
+    let folder = server.kill();
+
+    wait_until("the wall clock passes the share's expiry", || unix_now() >= expires);
+    // No sweep falls due for an hour: only the sweep at start can remove the share.
+    let server = Server::start_in(folder, &["--sweep-interval", "1h"]);
+    let share_dir = server.root.join("shares").join(&brief);
+    wait_until("the sweep at start removed the expired share", || !share_dir.exists());
+    let list = client(&server.addr, dir.path(), &["list", &server.url(&brief)], b"");
+    assert_eq!(list.code, 3, "{}", list.stderr);
+    let get = client(&server.addr, dir.path(), &["download", &server.url(&brief), "--dir", "out"], b"");
+    assert_eq!(get.code, 3, "{}", get.stderr);
+    assert!(server.log().contains(&format!("event=expired share={brief}")), "{}", server.log());
+    let kept = client(&server.addr, dir.path(), &["list", &server.url(&lasting)], b"");
+    assert_eq!(kept.code, 0, "a share that has not expired survives the sweep: {}", kept.stderr);
+    assert!(kept.stdout.ends_with("\tlasting.txt\n"), "{}", kept.stdout);
+}
+
+/// Where the kill lands in the interrupted upload.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Part of the file's bytes are in its `.part` file, the data connection still open.
+    MidFile,
+    /// All bytes sent and the data connection closed; the server may or may not have committed.
+    AfterLastByte,
+}
+
+/// One round's unsealed share as the killed server left it.
+struct CrashedRound {
+    round: usize,
+    code: String,
+    token: String,
+    /// SITE INFO's expiry before the kill.
+    expires: String,
+    /// Files whose 226 arrived before the kill, by name.
+    stored: Vec<(String, Vec<u8>)>,
+    /// The file the kill interrupted.
+    cut_name: String,
+    cut_bytes: Vec<u8>,
+    cut: Cut,
+}
+
+/// A share sealed after its round was checked, and SITE INFO at that moment.
+struct SealedShare {
+    code: String,
+    info: Vec<String>,
+    files: Vec<(String, Vec<u8>)>,
+}
+
+/// Creates a share, stores a pseudo-random number of files, starts one more and kills the
+/// server with SIGKILL at the chosen cut; returns the server's folder and what was sent.
+fn upload_until_killed(
+    server: Server,
+    rng: &mut XorShift,
+    round: usize,
+    cut: Cut,
+) -> (TempDir, CrashedRound) {
+    let mut control = Control::login(&server.addr);
+    assert!(control.command("TYPE I").starts_with("200 "));
+    let share = make_share(&mut control, 3600);
+    let expires = info_value(&site_info(&mut control, &share.code).unwrap(), "expires");
+    let mut stored = Vec::new();
+    for i in 0..rng.below(4) {
+        let name = format!("round{round}-{i}.bin");
+        let bytes = random_bytes(SIZES[rng.below(SIZES.len())], rng.next());
+        let reply = store(&mut control, &format!("/{}/{name}", share.code), &bytes);
+        assert!(reply.starts_with("226 "), "round {round}, {name}: {reply}");
+        stored.push((name, bytes));
+    }
+    let cut_name = format!("round{round}-cut.bin");
+    let cut_bytes = random_bytes(CUT_SIZES[rng.below(CUT_SIZES.len())], rng.next());
+    let mut data = open_upload(&mut control, &format!("/{}/{cut_name}", share.code), &cut_bytes)
+        .unwrap_or_else(|refusal| panic!("round {round}: STOR {cut_name}: {refusal}"));
+    match cut {
+        Cut::MidFile => {
+            let written = 1 + rng.below(cut_bytes.len() - 1);
+            data.write_all(&cut_bytes[..written]).unwrap();
+            let tmp = server.root.join("tmp");
+            wait_until(&format!("round {round}: {written} bytes of {cut_name} are in a .part file"), || {
+                part_files(&tmp).iter().any(|(_, len)| *len == written as u64)
+            });
+        }
+        Cut::AfterLastByte => {
+            data.write_all(&cut_bytes).unwrap();
+            drop(data);
+        }
+    }
+    let folder = server.kill();
+    let crashed = CrashedRound {
+        round,
+        code: share.code,
+        token: share.token,
+        expires,
+        stored,
+        cut_name,
+        cut_bytes,
+        cut,
+    };
+    (folder, crashed)
+}
+
+/// Checks a crashed round's share on the restarted server and seals it.
+fn check_crashed_round(server: &Server, crashed: &CrashedRound) -> SealedShare {
+    let (round, code) = (crashed.round, crashed.code.as_str());
+    let mut stranger = Control::login(&server.addr);
+    let unseen = stranger.command(&format!("SITE INFO /{code}"));
+    assert!(unseen.starts_with("550 "), "round {round}: an unsealed share stays unseen: {unseen}");
+    let mut owner = Control::login(&server.addr);
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let claimed = owner.command(&format!("SITE OWNER {code} {}", crashed.token));
+    assert!(claimed.starts_with("200 "), "round {round}: {claimed}");
+    let info = site_info(&mut owner, code).unwrap();
+    assert_eq!(info_value(&info, "expires"), crashed.expires, "round {round}: expiry unchanged");
+    assert_eq!(info_value(&info, "sealed"), "no", "round {round}: a kill seals nothing");
+
+    let cut_path = format!("/{code}/{}", crashed.cut_name);
+    let cut_kept = match crashed.cut {
+        Cut::MidFile => false,
+        // The commit may have happened before the kill; then the file must be whole.
+        Cut::AfterLastByte => owner.command(&format!("SIZE {cut_path}")).starts_with("213 "),
+    };
+    let mut files = crashed.stored.clone();
+    if cut_kept {
+        files.push((crashed.cut_name.clone(), crashed.cut_bytes.clone()));
+    }
+    let mut names: Vec<String> = files.iter().map(|(name, _)| name.clone()).collect();
+    names.sort();
+
+    let listed = listing(&mut owner, &format!("MLSD /{code}")).unwrap();
+    let mut listed: Vec<String> = listed.iter().map(|line| parse_mlsx_line(line).unwrap().name).collect();
+    listed.sort();
+    assert_eq!(listed, names, "round {round}: MLSD lists exactly the acknowledged files");
+    let mut nlst = listing(&mut owner, &format!("NLST /{code}")).unwrap();
+    nlst.sort();
+    assert_eq!(nlst, names, "round {round}: NLST");
+    let share_dir = server.root.join("shares").join(code);
+    let torn_tail_allowed = crashed.cut == Cut::AfterLastByte;
+    let mut recorded = manifest_files(&share_dir, torn_tail_allowed);
+    recorded.sort();
+    assert_eq!(recorded, names, "round {round}: the manifest records the acknowledged files");
+    let blobs = fs::read_dir(share_dir.join("blobs")).unwrap().count();
+    match crashed.cut {
+        Cut::MidFile => assert_eq!(blobs, names.len(), "round {round}: no blob without a record"),
+        Cut::AfterLastByte => assert!(blobs <= names.len() + 1, "round {round}: {blobs} blobs"),
+    }
+    for (name, bytes) in &files {
+        let path = format!("/{code}/{name}");
+        assert_eq!(owner.command(&format!("SIZE {path}")), format!("213 {}", bytes.len()), "round {round}");
+        assert_eq!(owner.command(&format!("HASH {path}")), hash_reply(&path, bytes), "round {round}");
+        assert!(fetch(&mut owner, &path).unwrap() == *bytes, "round {round}: {path} downloads byte-exact");
+    }
+    if !cut_kept {
+        for verb in ["SIZE", "HASH", "MDTM", "MLST"] {
+            let reply = owner.command(&format!("{verb} {cut_path}"));
+            assert!(reply.starts_with("550 "), "round {round}: the cut file is unseen by {verb}: {reply}");
+        }
+        let retr = fetch(&mut owner, &cut_path).unwrap_err();
+        assert!(retr.starts_with("550 "), "round {round}: RETR of the cut file: {retr}");
+    }
+
+    let sealing = owner.command("SITE SEAL");
+    assert!(sealing.starts_with("200 "), "round {round}: {sealing}");
+    let info = site_info(&mut stranger, code).expect("a sealed share is seen by everyone");
+    assert_eq!(info_value(&info, "sealed"), "yes");
+    assert_eq!(info_value(&info, "expires"), crashed.expires, "round {round}: sealing keeps the expiry");
+    SealedShare { code: code.to_owned(), info, files }
+}
+
+impl SealedShare {
+    /// Checks that a restart changed nothing: still sealed, same expiry and totals, same files.
+    fn check_unchanged(&self, server: &Server, round: usize) {
+        let mut control = Control::login(&server.addr);
+        assert!(control.command("TYPE I").starts_with("200 "));
+        let info = site_info(&mut control, &self.code);
+        assert_eq!(info.as_ref(), Ok(&self.info), "round {round}: sealed share {} unchanged", self.code);
+        for (name, bytes) in &self.files {
+            let path = format!("/{}/{name}", self.code);
+            assert_eq!(control.command(&format!("HASH {path}")), hash_reply(&path, bytes), "round {round}");
+        }
+        let stor = store(&mut control, &format!("/{}/late.bin", self.code), b"late");
+        assert!(stor.starts_with("550 "), "round {round}: a sealed share takes no files: {stor}");
+    }
+}
+
+/// A small deterministic generator for kill points and contents, so a failure reproduces.
+struct XorShift(u64);
+
+impl XorShift {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// A share just made with SITE MKSHARE on a raw connection.
+pub(crate) struct NewShare {
+    pub code: String,
+    pub token: String,
+}
+
+/// Sends `SITE MKSHARE <seconds>` and reads the code and owner token from the 257 reply.
+pub(crate) fn make_share(control: &mut Control, seconds: u64) -> NewShare {
+    let created = control.command(&format!("SITE MKSHARE {seconds}"));
+    assert!(created.starts_with("257 \"/") && created.contains("; owner token "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let token = created.rsplit(' ').next().unwrap().to_owned();
+    NewShare { code, token }
+}
+
+/// Opens a passive data port with EPSV and returns it.
+pub(crate) fn epsv(control: &mut Control) -> u16 {
+    let reply = control.command("EPSV");
+    assert!(reply.starts_with("229 "), "{reply}");
+    parse_epsv_reply(&reply[4..]).unwrap_or_else(|| panic!("EPSV reply names a port: {reply}"))
+}
+
+/// Declares the SHA-256 of `bytes` for `path`, opens a data connection and sends STOR. Gives
+/// the data connection once the server said 150, else its refusal.
+pub(crate) fn open_upload(control: &mut Control, path: &str, bytes: &[u8]) -> Result<TcpStream, String> {
+    let declared = control.command(&format!("SITE DIGEST {} {path}", Sha256Digest::of(bytes)));
+    assert!(declared.starts_with("200 "), "{declared}");
+    let data = TcpStream::connect(("127.0.0.1", epsv(control))).unwrap();
+    let reply = control.command(&format!("STOR {path}"));
+    if reply.starts_with("150 ") { Ok(data) } else { Err(reply) }
+}
+
+/// Stores `bytes` at `path` with its digest declared; the final reply (226 when stored).
+pub(crate) fn store(control: &mut Control, path: &str, bytes: &[u8]) -> String {
+    match open_upload(control, path, bytes) {
+        Ok(mut data) => {
+            data.write_all(bytes).unwrap();
+            drop(data);
+            control.reply().remove(0)
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// Sends `line` (RETR, NLST, MLSD ...) with a data connection open; what came over the data
+/// connection once the server said 226, else its refusal.
+fn receive(control: &mut Control, line: &str) -> Result<Vec<u8>, String> {
+    let mut data = TcpStream::connect(("127.0.0.1", epsv(control))).unwrap();
+    let reply = control.command(line);
+    if !reply.starts_with("150 ") {
+        return Err(reply);
+    }
+    data.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).unwrap();
+    let done = control.reply().remove(0);
+    assert!(done.starts_with("226 "), "{line}: {done}");
+    Ok(bytes)
+}
+
+/// Downloads `path` with RETR: its bytes, or the refusal.
+pub(crate) fn fetch(control: &mut Control, path: &str) -> Result<Vec<u8>, String> {
+    receive(control, &format!("RETR {path}"))
+}
+
+/// The lines of a listing command such as `NLST /<code>`, or the refusal.
+pub(crate) fn listing(control: &mut Control, line: &str) -> Result<Vec<String>, String> {
+    let bytes = receive(control, line)?;
+    let text = String::from_utf8(bytes).unwrap();
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// The whole SITE INFO reply for share `code`, or the refusal.
+pub(crate) fn site_info(control: &mut Control, code: &str) -> Result<Vec<String>, String> {
+    control.send(format!("SITE INFO /{code}\r\n").as_bytes());
+    let lines = control.reply();
+    if lines[0].starts_with("211-") { Ok(lines) } else { Err(lines.join("\n")) }
+}
+
+/// The value of ` <key> <value>` in a SITE INFO reply.
+pub(crate) fn info_value(info: &[String], key: &str) -> String {
+    let prefix = format!(" {key} ");
+    let line = info.iter().find(|line| line.starts_with(&prefix));
+    line.unwrap_or_else(|| panic!("SITE INFO has {key}: {info:?}"))[prefix.len()..].to_owned()
+}
+
+/// The exact 213 reply HASH gives for `path` holding `bytes`.
+pub(crate) fn hash_reply(path: &str, bytes: &[u8]) -> String {
+    let last = bytes.len().saturating_sub(1);
+    format!("213 SHA-256 0-{last} {} {path}", Sha256Digest::of(bytes))
+}
+
+/// Names of all files below `dir`, sorted.
+pub(crate) fn files_under(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every `.part` file below `dir` with its length. Files may vanish while this looks.
+pub(crate) fn part_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .filter_map(|e| Some((e.path().to_owned(), e.metadata().ok()?.len())))
+        .collect()
+}
+
+/// Checks every record of the manifest in `share_dir` and returns the paths of its files. An
+/// `F` record has 6 tab-separated fields and names a blob of its size; a `D` record has 3. Only
+/// a kill may leave a torn last record (one without its newline).
+pub(crate) fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> {
+    let text = fs::read_to_string(share_dir.join("manifest")).unwrap();
+    let whole = text.rfind('\n').map_or(0, |end| end + 1);
+    let torn = &text[whole..];
+    assert!(torn.is_empty() || torn_tail_allowed, "{}: torn record {torn:?}", share_dir.display());
+    let mut files = Vec::new();
+    for line in text[..whole].lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let bad = || format!("{}: malformed record {line:?}", share_dir.display());
+        match fields.as_slice() {
+            ["F", sha256, size, modified, blob, path] => {
+                assert!(sha256.parse::<Sha256Digest>().is_ok(), "{}", bad());
+                let size: u64 = size.parse().unwrap_or_else(|_| panic!("{}", bad()));
+                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
+                let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
+                assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());
+                files.push((*path).to_owned());
+            }
+            ["D", modified, path] => {
+                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
+            }
+            _ => panic!("{}", bad()),
+        }
+    }
+    files
+}
