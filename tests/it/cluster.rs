@@ -2,23 +2,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use anonshare::digest::Sha256Digest;
 use anonshare::expiry::parse_rfc3339;
-use anonshare::secret::ShareCode;
 use anonshare::store::{Limits, Store, unix_now};
 
-use crate::crash::{
-    fetch, files_under, hash_reply, info_value, listing, make_share, manifest_files, open_upload, part_files,
-    site_info, store,
+use crate::support::{
+    Control, DEADLINE, Server, TempDir, client, code_of, fetch, files_under, hash_reply, info_value, listing,
+    make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store, upload, wait_until,
 };
-use crate::support::{Control, DEADLINE, Server, TempDir, client, code_of, random_bytes, upload, wait_until};
 
 /// Writer pairs in the concurrency test: one thread on each server per pair.
 const PAIRS: usize = 3;
@@ -38,7 +35,7 @@ const SIZES: [usize; 6] = [0, 1, 1000, 65_537, 300_000, 1 << 20];
 #[test]
 fn a_share_made_through_one_server_is_served_by_the_other() {
     let a = Server::start();
-    let b = Peer::start(&a.root, &[]);
+    let b = Server::start_on(&a.root, &[]);
     let dir = TempDir::new();
     let big = random_bytes((3 << 20) + 5, 61);
     let files: [(&str, &[u8]); 3] =
@@ -76,7 +73,7 @@ fn a_share_made_through_one_server_is_served_by_the_other() {
 #[test]
 fn sealing_and_expiry_hold_across_servers() {
     let a = Server::start();
-    let b = Peer::start(&a.root, &[]);
+    let b = Server::start_on(&a.root, &[]);
     let mut maker = Control::login(&a.addr);
     assert!(maker.command("TYPE I").starts_with("200 "));
     let share = make_share(&mut maker, 600);
@@ -128,7 +125,7 @@ fn sealing_and_expiry_hold_across_servers() {
 #[test]
 fn concurrent_writers_on_two_servers_keep_metadata_whole() {
     let a = Server::start_with(&["--sweep-interval", "1s"]);
-    let b = Peer::start(&a.root, &["--sweep-interval", "1s"]);
+    let b = Server::start_on(&a.root, &["--sweep-interval", "1s"]);
     let addrs = [a.addr.as_str(), b.addr.as_str()];
     let (acknowledged, brief_codes) = thread::scope(|scope| {
         let mut writers = Vec::new();
@@ -235,7 +232,7 @@ fn concurrent_writers_on_two_servers_keep_metadata_whole() {
 #[test]
 fn restarting_one_server_leaves_the_others_uploads_alone() {
     let a = Server::start();
-    let b = Peer::start(&a.root, &[]);
+    let b = Server::start_on(&a.root, &[]);
     let tmp = a.root.join("tmp");
     let mut control = Control::login(&b.addr);
     assert!(control.command("TYPE I").starts_with("200 "));
@@ -300,7 +297,7 @@ fn a_server_starts_while_another_server_is_starting_on_the_same_root() {
             .collect();
         let mut failures = Vec::new();
         for _ in 0..RACING_STARTS {
-            match Peer::try_start(root, &[]) {
+            match Server::try_start_on(root, &[]) {
                 Ok(peer) => drop(peer),
                 Err(err) => failures.push(format!("anonshare-server: {err}")),
             }
@@ -313,61 +310,6 @@ fn a_server_starts_while_another_server_is_starting_on_the_same_root() {
     });
     let shown = &failures[..failures.len().min(3)];
     assert!(failures.is_empty(), "{} of the starts failed, e.g. {shown:#?}", failures.len());
-}
-
-/// Another `anonshare-server` on the root of a running [`Server`]; killed when dropped.
-struct Peer {
-    child: Child,
-    addr: String,
-    log: PathBuf,
-}
-
-impl Peer {
-    /// Starts it on `root` and reads its address from the first line it prints.
-    fn start(root: &Path, extra: &[&str]) -> Peer {
-        Peer::try_start(root, extra).unwrap_or_else(|err| panic!("{err}"))
-    }
-
-    /// Starts it on `root`; a server that exits instead of printing its address gives what it
-    /// wrote to stderr.
-    fn try_start(root: &Path, extra: &[&str]) -> Result<Peer, String> {
-        let log = root.with_file_name(format!("peer-{}.log", ShareCode::generate().unwrap()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_anonshare-server"))
-            .args(["--listen", "127.0.0.1:0", "--root"])
-            .arg(root)
-            .args(extra)
-            .stdout(Stdio::piped())
-            .stderr(fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start a second anonshare-server");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(DEADLINE).expect("the server printed its address or exited");
-        let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-        let peer = Peer { child, addr, log };
-        if peer.addr.starts_with("127.0.0.1:") {
-            Ok(peer)
-        } else {
-            Err(format!("no address in its first line {line:?}; stderr: {}", peer.log().trim()))
-        }
-    }
-
-    /// Everything it logged so far.
-    fn log(&self) -> String {
-        fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Peer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A file whose 226 (or the client's exit 0) arrived: `path` inside share `code` holds

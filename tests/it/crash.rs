@@ -4,16 +4,16 @@
 //! `cluster.rs` uses too.
 
 use std::fs;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::path::Path;
+use std::io::Write;
 
-use anonshare::digest::Sha256Digest;
 use anonshare::expiry::parse_rfc3339;
-use anonshare::proto::{parse_epsv_reply, parse_mlsx_line};
+use anonshare::proto::parse_mlsx_line;
 use anonshare::store::unix_now;
 
-use crate::support::{Control, DEADLINE, Server, TempDir, client, code_of, random_bytes, upload, wait_until};
+use crate::support::{
+    Control, Server, TempDir, client, code_of, fetch, files_under, hash_reply, info_value, listing,
+    make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store, upload, wait_until,
+};
 
 /// Seed of the kill points and file contents; a failure message names the round it hit.
 const SEED: u64 = 0x5eed_c0de_0009;
@@ -255,148 +255,4 @@ impl XorShift {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-}
-
-/// A share just made with SITE MKSHARE on a raw connection.
-pub(crate) struct NewShare {
-    pub code: String,
-    pub token: String,
-}
-
-/// Sends `SITE MKSHARE <seconds>` and reads the code and owner token from the 257 reply.
-pub(crate) fn make_share(control: &mut Control, seconds: u64) -> NewShare {
-    let created = control.command(&format!("SITE MKSHARE {seconds}"));
-    assert!(created.starts_with("257 \"/") && created.contains("; owner token "), "{created}");
-    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
-    let token = created.rsplit(' ').next().unwrap().to_owned();
-    NewShare { code, token }
-}
-
-/// Opens a passive data port with EPSV and returns it.
-pub(crate) fn epsv(control: &mut Control) -> u16 {
-    let reply = control.command("EPSV");
-    assert!(reply.starts_with("229 "), "{reply}");
-    parse_epsv_reply(&reply[4..]).unwrap_or_else(|| panic!("EPSV reply names a port: {reply}"))
-}
-
-/// Declares the SHA-256 of `bytes` for `path`, opens a data connection and sends STOR. Gives
-/// the data connection once the server said 150, else its refusal.
-pub(crate) fn open_upload(control: &mut Control, path: &str, bytes: &[u8]) -> Result<TcpStream, String> {
-    let declared = control.command(&format!("SITE DIGEST {} {path}", Sha256Digest::of(bytes)));
-    assert!(declared.starts_with("200 "), "{declared}");
-    let data = TcpStream::connect(("127.0.0.1", epsv(control))).unwrap();
-    let reply = control.command(&format!("STOR {path}"));
-    if reply.starts_with("150 ") { Ok(data) } else { Err(reply) }
-}
-
-/// Stores `bytes` at `path` with its digest declared; the final reply (226 when stored).
-pub(crate) fn store(control: &mut Control, path: &str, bytes: &[u8]) -> String {
-    match open_upload(control, path, bytes) {
-        Ok(mut data) => {
-            data.write_all(bytes).unwrap();
-            drop(data);
-            control.reply().remove(0)
-        }
-        Err(refusal) => refusal,
-    }
-}
-
-/// Sends `line` (RETR, NLST, MLSD ...) with a data connection open; what came over the data
-/// connection once the server said 226, else its refusal.
-fn receive(control: &mut Control, line: &str) -> Result<Vec<u8>, String> {
-    let mut data = TcpStream::connect(("127.0.0.1", epsv(control))).unwrap();
-    let reply = control.command(line);
-    if !reply.starts_with("150 ") {
-        return Err(reply);
-    }
-    data.set_read_timeout(Some(DEADLINE)).unwrap();
-    let mut bytes = Vec::new();
-    data.read_to_end(&mut bytes).unwrap();
-    let done = control.reply().remove(0);
-    assert!(done.starts_with("226 "), "{line}: {done}");
-    Ok(bytes)
-}
-
-/// Downloads `path` with RETR: its bytes, or the refusal.
-pub(crate) fn fetch(control: &mut Control, path: &str) -> Result<Vec<u8>, String> {
-    receive(control, &format!("RETR {path}"))
-}
-
-/// The lines of a listing command such as `NLST /<code>`, or the refusal.
-pub(crate) fn listing(control: &mut Control, line: &str) -> Result<Vec<String>, String> {
-    let bytes = receive(control, line)?;
-    let text = String::from_utf8(bytes).unwrap();
-    Ok(text.lines().map(str::to_owned).collect())
-}
-
-/// The whole SITE INFO reply for share `code`, or the refusal.
-pub(crate) fn site_info(control: &mut Control, code: &str) -> Result<Vec<String>, String> {
-    control.send(format!("SITE INFO /{code}\r\n").as_bytes());
-    let lines = control.reply();
-    if lines[0].starts_with("211-") { Ok(lines) } else { Err(lines.join("\n")) }
-}
-
-/// The value of ` <key> <value>` in a SITE INFO reply.
-pub(crate) fn info_value(info: &[String], key: &str) -> String {
-    let prefix = format!(" {key} ");
-    let line = info.iter().find(|line| line.starts_with(&prefix));
-    line.unwrap_or_else(|| panic!("SITE INFO has {key}: {info:?}"))[prefix.len()..].to_owned()
-}
-
-/// The exact 213 reply HASH gives for `path` holding `bytes`.
-pub(crate) fn hash_reply(path: &str, bytes: &[u8]) -> String {
-    let last = bytes.len().saturating_sub(1);
-    format!("213 SHA-256 0-{last} {} {path}", Sha256Digest::of(bytes))
-}
-
-/// Names of all files below `dir`, sorted.
-pub(crate) fn files_under(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
-}
-
-/// Every `.part` file below `dir` with its length. Files may vanish while this looks.
-pub(crate) fn part_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
-    walkdir::WalkDir::new(dir)
-        .into_iter()
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
-        .filter_map(|e| Some((e.path().to_owned(), e.metadata().ok()?.len())))
-        .collect()
-}
-
-/// Checks every record of the manifest in `share_dir` and returns the paths of its files. An
-/// `F` record has 6 tab-separated fields and names a blob of its size; a `D` record has 3. Only
-/// a kill may leave a torn last record (one without its newline).
-pub(crate) fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> {
-    let text = fs::read_to_string(share_dir.join("manifest")).unwrap();
-    let whole = text.rfind('\n').map_or(0, |end| end + 1);
-    let torn = &text[whole..];
-    assert!(torn.is_empty() || torn_tail_allowed, "{}: torn record {torn:?}", share_dir.display());
-    let mut files = Vec::new();
-    for line in text[..whole].lines() {
-        let fields: Vec<&str> = line.split('\t').collect();
-        let bad = || format!("{}: malformed record {line:?}", share_dir.display());
-        match fields.as_slice() {
-            ["F", sha256, size, modified, blob, path] => {
-                assert!(sha256.parse::<Sha256Digest>().is_ok(), "{}", bad());
-                let size: u64 = size.parse().unwrap_or_else(|_| panic!("{}", bad()));
-                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
-                let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
-                assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());
-                files.push((*path).to_owned());
-            }
-            ["D", modified, path] => {
-                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
-            }
-            _ => panic!("{}", bad()),
-        }
-    }
-    files
 }

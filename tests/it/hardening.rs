@@ -7,21 +7,15 @@ use std::time::{Duration, Instant};
 use anonshare::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
-use crate::support::{Control, Server, TempDir, client, code_of, python, random_bytes, upload, wait_until};
-
-/// Opens a passive data connection for the next transfer command.
-fn data_connection(control: &mut Control) -> TcpStream {
-    let reply = control.command("EPSV");
-    let port = parse_epsv_reply(&reply[4..]).unwrap_or_else(|| panic!("EPSV reply: {reply}"));
-    TcpStream::connect(("127.0.0.1", port)).unwrap()
-}
+use crate::support::{
+    Control, Server, TempDir, client, code_of, data_connection, make_share, python, random_bytes, upload,
+    wait_until,
+};
 
 /// A logged-in connection that owns a fresh share; returns it and the share's code.
 fn owner(server: &Server) -> (Control, String) {
     let mut control = Control::login(&server.addr);
-    let created = control.command("SITE MKSHARE 600");
-    assert!(created.starts_with("257 \"/"), "{created}");
-    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let code = make_share(&mut control, 600).code;
     assert!(control.command("TYPE I").starts_with("200 "));
     (control, code)
 }

@@ -5,7 +5,7 @@ use std::net::TcpStream;
 
 use anonshare::proto::parse_epsv_reply;
 
-use crate::support::{Control, Server, TempDir, client, code_of, python, upload, wait_until};
+use crate::support::{Control, Server, TempDir, client, code_of, files_under, python, upload, wait_until};
 
 #[test]
 fn greeting_feat_and_login_rules() {
@@ -196,18 +196,6 @@ fn sealed_shares_survive_a_kill_9_and_leftovers_are_cleaned() {
     assert!(list.stdout.ends_with("\tkeep.txt\n"), "{}", list.stdout);
     let mut control = Control::login(&server.addr);
     assert!(control.command(&format!("SITE INFO /{}", code_of(&url))).starts_with("211-"));
-}
-
-/// Names of all files below `dir`, sorted.
-fn files_under(dir: &std::path::Path) -> Vec<String> {
-    let mut names: Vec<String> = walkdir::WalkDir::new(dir)
-        .into_iter()
-        .map(|e| e.unwrap())
-        .filter(|e| e.file_type().is_file())
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]

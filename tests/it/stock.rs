@@ -167,7 +167,8 @@ fn curl_uploads_through_the_site_verbs() {
         &format!("ftp://{}/", server.addr),
     ]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    let created = run.stderr.lines().find(|l| l.starts_with("< 257 \"/") && l.contains("share created")).unwrap();
+    let created =
+        run.stderr.lines().find(|l| l.starts_with("< 257 \"/") && l.contains("share created")).unwrap();
     let code = created.split('"').nth(1).unwrap().trim_start_matches('/');
     assert!(run.stderr.contains("< 200 Share"), "sealed after the upload: {}", run.stderr);
     let get = client(&server.addr, dir.path(), &["download", &server.url(code), "--dir", "out"], b"");
@@ -178,7 +179,11 @@ fn curl_uploads_through_the_site_verbs() {
 /// Runs lftp with `script` against `url`.
 fn lftp(cwd: &std::path::Path, url: &str, script: &str) -> crate::support::Run {
     let child = std::process::Command::new("lftp")
-        .args(["-e", &format!("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; {script}; bye"), url])
+        .args([
+            "-e",
+            &format!("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; {script}; bye"),
+            url,
+        ])
         .current_dir(cwd)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -195,7 +200,8 @@ fn lftp_mirrors_a_share_and_uploads_through_quote() {
     dir.file("up/big.bin", &bytes);
     dir.file("up/nested/small file.txt", b"small");
     let url = upload(&server, dir.path(), &["up"]);
-    let mirrored = lftp(dir.path(), &url.replace("ftp://", "ftp://anonymous:x@"), "mirror --parallel=4 . got");
+    let mirrored =
+        lftp(dir.path(), &url.replace("ftp://", "ftp://anonymous:x@"), "mirror --parallel=4 . got");
     assert_eq!(mirrored.code, 0, "{}", mirrored.stderr);
     assert_eq!(fs::read(dir.path().join("got/up/big.bin")).unwrap(), bytes);
     assert_eq!(fs::read(dir.path().join("got/up/nested/small file.txt")).unwrap(), b"small");

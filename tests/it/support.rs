@@ -10,6 +10,8 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
+use anonshare::digest::Sha256Digest;
+use anonshare::proto::parse_epsv_reply;
 use anonshare::secret::ShareCode;
 
 /// Longest any single wait in a test may take.
@@ -58,13 +60,14 @@ pub fn random_bytes(len: usize, seed: u64) -> Vec<u8> {
     out
 }
 
-/// A running `anonshare-server` on a free loopback port with its own root.
+/// A running `anonshare-server` on a free loopback port; killed when dropped.
 pub struct Server {
     child: Child,
     pub addr: String,
     pub root: PathBuf,
     log: PathBuf,
-    _dir: TempDir,
+    /// The folder holding the root, when this server owns it.
+    dir: Option<TempDir>,
 }
 
 impl Server {
@@ -73,17 +76,28 @@ impl Server {
     }
 
     pub fn start_with(extra: &[&str]) -> Server {
-        let dir = TempDir::new();
-        Server::start_in(dir, extra)
+        Server::start_in(TempDir::new(), extra)
     }
 
     /// Starts a server whose root is `dir/root`, e.g. again after a restart.
     pub fn start_in(dir: TempDir, extra: &[&str]) -> Server {
-        let root = dir.path().join("root");
-        let log = dir.path().join(format!("server-{}.log", ShareCode::generate().unwrap()));
+        let mut server = Server::start_on(&dir.path().join("root"), extra);
+        server.dir = Some(dir);
+        server
+    }
+
+    /// Starts another server on `root`, such as the root of a running one.
+    pub fn start_on(root: &Path, extra: &[&str]) -> Server {
+        Server::try_start_on(root, extra).unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// Starts a server on `root`; one that exits instead of printing its address gives what it
+    /// wrote to stderr.
+    pub fn try_start_on(root: &Path, extra: &[&str]) -> Result<Server, String> {
+        let log = root.with_file_name(format!("server-{}.log", ShareCode::generate().unwrap()));
         let mut child = Command::new(env!("CARGO_BIN_EXE_anonshare-server"))
             .args(["--listen", "127.0.0.1:0", "--root"])
-            .arg(&root)
+            .arg(root)
             .args(extra)
             .stdout(Stdio::piped())
             .stderr(fs::File::create(&log).unwrap())
@@ -96,10 +110,14 @@ impl Server {
             let _ = BufReader::new(stdout).read_line(&mut line);
             let _ = tx.send(line);
         });
-        let line = rx.recv_timeout(DEADLINE).expect("server printed its address");
-        let addr = line.trim().rsplit(' ').next().unwrap().to_owned();
-        assert!(addr.starts_with("127.0.0.1:"), "first line ends with HOST:PORT: {line:?}");
-        Server { child, addr, root, log, _dir: dir }
+        let line = rx.recv_timeout(DEADLINE).expect("the server printed its address or exited");
+        let addr = line.trim().rsplit(' ').next().unwrap_or_default().to_owned();
+        let server = Server { child, addr, root: root.to_owned(), log, dir: None };
+        if server.addr.starts_with("127.0.0.1:") {
+            Ok(server)
+        } else {
+            Err(format!("no HOST:PORT in its first line {line:?}; stderr: {}", server.log().trim()))
+        }
     }
 
     /// Everything the server logged so far.
@@ -111,9 +129,7 @@ impl Server {
     pub fn kill(mut self) -> TempDir {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
-        let dir = std::mem::replace(&mut self._dir, TempDir(PathBuf::new()));
-        std::mem::forget(self);
-        dir
+        self.dir.take().expect("a server started with its own folder")
     }
 
     pub fn url(&self, code: &str) -> String {
@@ -291,4 +307,153 @@ pub fn upload(server: &Server, cwd: &Path, args: &[&str]) -> String {
 /// The share code of a share URL.
 pub fn code_of(url: &str) -> String {
     url.trim_end_matches('/').rsplit('/').next().unwrap().to_owned()
+}
+
+/// A share just made with SITE MKSHARE on a raw connection.
+pub struct NewShare {
+    pub code: String,
+    pub token: String,
+}
+
+/// Sends `SITE MKSHARE <seconds>` and reads the code and owner token from the 257 reply.
+pub fn make_share(control: &mut Control, seconds: u64) -> NewShare {
+    let created = control.command(&format!("SITE MKSHARE {seconds}"));
+    assert!(created.starts_with("257 \"/") && created.contains("; owner token "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let token = created.rsplit(' ').next().unwrap().to_owned();
+    NewShare { code, token }
+}
+
+/// Opens a passive data port with EPSV and returns it.
+pub fn epsv(control: &mut Control) -> u16 {
+    let reply = control.command("EPSV");
+    assert!(reply.starts_with("229 "), "{reply}");
+    parse_epsv_reply(&reply[4..]).unwrap_or_else(|| panic!("EPSV reply names a port: {reply}"))
+}
+
+/// Opens a passive data connection for the next transfer command.
+pub fn data_connection(control: &mut Control) -> TcpStream {
+    TcpStream::connect(("127.0.0.1", epsv(control))).unwrap()
+}
+
+/// Declares the SHA-256 of `bytes` for `path`, opens a data connection and sends STOR. Gives
+/// the data connection once the server said 150, else its refusal.
+pub fn open_upload(control: &mut Control, path: &str, bytes: &[u8]) -> Result<TcpStream, String> {
+    let declared = control.command(&format!("SITE DIGEST {} {path}", Sha256Digest::of(bytes)));
+    assert!(declared.starts_with("200 "), "{declared}");
+    let data = data_connection(control);
+    let reply = control.command(&format!("STOR {path}"));
+    if reply.starts_with("150 ") { Ok(data) } else { Err(reply) }
+}
+
+/// Stores `bytes` at `path` with its digest declared; the final reply (226 when stored).
+pub fn store(control: &mut Control, path: &str, bytes: &[u8]) -> String {
+    match open_upload(control, path, bytes) {
+        Ok(mut data) => {
+            data.write_all(bytes).unwrap();
+            drop(data);
+            control.reply().remove(0)
+        }
+        Err(refusal) => refusal,
+    }
+}
+
+/// Sends `line` (RETR, NLST, MLSD ...) with a data connection open; what came over the data
+/// connection once the server said 226, else its refusal.
+pub fn receive(control: &mut Control, line: &str) -> Result<Vec<u8>, String> {
+    let mut data = data_connection(control);
+    let reply = control.command(line);
+    if !reply.starts_with("150 ") {
+        return Err(reply);
+    }
+    data.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).unwrap();
+    let done = control.reply().remove(0);
+    assert!(done.starts_with("226 "), "{line}: {done}");
+    Ok(bytes)
+}
+
+/// Downloads `path` with RETR: its bytes, or the refusal.
+pub fn fetch(control: &mut Control, path: &str) -> Result<Vec<u8>, String> {
+    receive(control, &format!("RETR {path}"))
+}
+
+/// The lines of a listing command such as `NLST /<code>`, or the refusal.
+pub fn listing(control: &mut Control, line: &str) -> Result<Vec<String>, String> {
+    let bytes = receive(control, line)?;
+    let text = String::from_utf8(bytes).unwrap();
+    Ok(text.lines().map(str::to_owned).collect())
+}
+
+/// The whole SITE INFO reply for share `code`, or the refusal.
+pub fn site_info(control: &mut Control, code: &str) -> Result<Vec<String>, String> {
+    control.send(format!("SITE INFO /{code}\r\n").as_bytes());
+    let lines = control.reply();
+    if lines[0].starts_with("211-") { Ok(lines) } else { Err(lines.join("\n")) }
+}
+
+/// The value of ` <key> <value>` in a SITE INFO reply.
+pub fn info_value(info: &[String], key: &str) -> String {
+    let prefix = format!(" {key} ");
+    let line = info.iter().find(|line| line.starts_with(&prefix));
+    line.unwrap_or_else(|| panic!("SITE INFO has {key}: {info:?}"))[prefix.len()..].to_owned()
+}
+
+/// The exact 213 reply HASH gives for `path` holding `bytes`.
+pub fn hash_reply(path: &str, bytes: &[u8]) -> String {
+    let last = bytes.len().saturating_sub(1);
+    format!("213 SHA-256 0-{last} {} {path}", Sha256Digest::of(bytes))
+}
+
+/// Names of all files below `dir`, sorted.
+pub fn files_under(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Every `.part` file below `dir` with its length. Files may vanish while this looks.
+pub fn part_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".part"))
+        .filter_map(|e| Some((e.path().to_owned(), e.metadata().ok()?.len())))
+        .collect()
+}
+
+/// Checks every record of the manifest in `share_dir` and returns the paths of its files. An
+/// `F` record has 6 tab-separated fields and names a blob of its size; a `D` record has 3. Only
+/// a kill may leave a torn last record (one without its newline).
+pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> {
+    let text = fs::read_to_string(share_dir.join("manifest")).unwrap();
+    let whole = text.rfind('\n').map_or(0, |end| end + 1);
+    let torn = &text[whole..];
+    assert!(torn.is_empty() || torn_tail_allowed, "{}: torn record {torn:?}", share_dir.display());
+    let mut files = Vec::new();
+    for line in text[..whole].lines() {
+        let fields: Vec<&str> = line.split('\t').collect();
+        let bad = || format!("{}: malformed record {line:?}", share_dir.display());
+        match fields.as_slice() {
+            ["F", sha256, size, modified, blob, path] => {
+                assert!(sha256.parse::<Sha256Digest>().is_ok(), "{}", bad());
+                let size: u64 = size.parse().unwrap_or_else(|_| panic!("{}", bad()));
+                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
+                let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
+                assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());
+                files.push((*path).to_owned());
+            }
+            ["D", modified, path] => {
+                assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
+            }
+            _ => panic!("{}", bad()),
+        }
+    }
+    files
 }
