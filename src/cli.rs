@@ -9,12 +9,11 @@ use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 use crate::args::{Arg, Args, UsageError, unknown_flag};
-use crate::client::{
-    ClientError, Connection, DEFAULT_TIMEOUT, RemoteFile, Result, ShareUrl, split_host_port,
-};
+use crate::client::{ClientError, DEFAULT_TIMEOUT, RemoteFile, Result, ShareInfo, ShareUrl, split_host_port};
 use crate::expiry::parse_expiry;
 use crate::json;
-use crate::transfer::{self, Observer, Quiet, SavedFile, UploadReport};
+use crate::link::{DEFAULT_RETRIES, Link};
+use crate::transfer::{self, Observer, Quiet, SavedFile, ShareOptions, UploadReport};
 
 /// Server used when neither `--server` nor `ANONSHARE_SERVER` names one.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
@@ -22,25 +21,35 @@ pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
 pub const DEFAULT_PORT: u16 = 2121;
 /// Environment variable that names the server.
 pub const SERVER_ENV: &str = "ANONSHARE_SERVER";
+/// Environment variable that holds an owner token, kept off the command line.
+pub const TOKEN_ENV: &str = "ANONSHARE_TOKEN";
 
 /// `anonshare --help`.
 pub fn usage() -> String {
     format!(
         "anonshare {version}: share files anonymously through an anonshare server; every byte verified with SHA-256
 
-Usage: anonshare [--server HOST:PORT] [--timeout D] <COMMAND> [ARGS]
+Usage: anonshare [--server HOST:PORT] [--timeout D] [--retries N] <COMMAND> [ARGS]
 
 Commands:
-  upload [--expires SPEC] [--json] PATH...
+  upload [--expires SPEC] [--max-downloads N | --once] [--json] PATH...
         Upload files and folders into a new share. Prints the share URL on stdout
         (the owner token goes to stderr). SPEC is a duration (90s, 30m, 12h, 7d) or
         a date (2026-12-01) or an RFC 3339 time; the server's default when omitted.
+        --max-downloads N lets each file be downloaded completely N times, then it
+        is gone; --once is --max-downloads 1.
   list [--json] URL
         One line per file on stdout: SIZE<TAB>SHA256<TAB>PATH.
   download [--dir DIR] [--json] URL [PATH...]
         Download every file of the share, or only the files and folders named, into
         DIR (default: the current folder). Each file is checked against its SHA-256
-        and appears under its name only when it matches. Prints saved paths.
+        and appears under its name only when it matches; a cut download is kept as
+        NAME.anonshare-part and resumed by the next try. Prints saved paths.
+  info [--json] URL
+        The share's expiry, size and download budget, then one line per file:
+        SIZE<TAB>SHA256<TAB>DOWNLOADS-LEFT<TAB>PATH.
+  delete [--token T] URL
+        Delete the share at once; T is the owner token upload printed [env: {TOKEN_ENV}].
   shell [HOST:PORT]
         Interactive menu: upload, list, download, quit. Works with piped input too.
 
@@ -49,7 +58,9 @@ URL is ftp://HOST:PORT/CODE/ as printed by upload (a bare CODE uses --server).
 Options:
   --server HOST:PORT   server for upload and bare codes [env: {SERVER_ENV}] [default: {DEFAULT_SERVER}]
   --timeout D          how long to wait for the server at any one step [default: {timeout}s]
-  --json               print a JSON object instead of lines (upload, list, download)
+  --retries N          reconnect and resume up to N times in a row after a dropped or
+                       timed-out connection, waiting longer each time [default: {retries}]
+  --json               print a JSON object instead of lines (upload, list, download, info)
   -h, --help           print this help
   -V, --version        print the version
 
@@ -63,6 +74,7 @@ Exit codes:
 ",
         version = env!("CARGO_PKG_VERSION"),
         timeout = DEFAULT_TIMEOUT.as_secs(),
+        retries = DEFAULT_RETRIES,
     )
 }
 
@@ -71,15 +83,18 @@ Exit codes:
 pub struct Invocation {
     pub server: Option<String>,
     pub timeout: Duration,
+    pub retries: u32,
     pub json: bool,
     pub action: Action,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Upload { paths: Vec<PathBuf>, expires: Option<String> },
+    Upload { paths: Vec<PathBuf>, expires: Option<String>, max_downloads: Option<u64> },
     List { url: String },
     Download { url: String, paths: Vec<String>, dir: PathBuf },
+    Info { url: String },
+    Delete { url: String, token: String },
     Shell { address: Option<String> },
     Help,
     Version,
@@ -90,20 +105,40 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     let mut args = Args::new(args)?;
     let mut server = None;
     let mut timeout = DEFAULT_TIMEOUT;
+    let mut retries = DEFAULT_RETRIES;
     let mut json = false;
     let mut expires = None;
     let mut dir = None;
+    let mut max_downloads = None;
+    let mut token = None;
     let mut positional = Vec::new();
     while let Some(arg) = args.next_arg()? {
         match arg {
             Arg::Positional(value) => positional.push(value),
             Arg::Flag(flag) => match flag.as_str() {
                 "-h" | "--help" => {
-                    return Ok(Invocation { server, timeout, json, action: Action::Help });
+                    return Ok(Invocation { server, timeout, retries, json, action: Action::Help });
                 }
                 "-V" | "--version" => {
-                    return Ok(Invocation { server, timeout, json, action: Action::Version });
+                    return Ok(Invocation { server, timeout, retries, json, action: Action::Version });
                 }
+                "--retries" => {
+                    let text = args.value(&flag)?;
+                    retries = text.parse().map_err(|_| {
+                        UsageError(format!("invalid --retries '{text}': expected a number like 5"))
+                    })?;
+                }
+                "--max-downloads" => {
+                    let text = args.value(&flag)?;
+                    let count = text.parse().ok().filter(|&n: &u64| n > 0).ok_or_else(|| {
+                        UsageError(format!(
+                            "invalid --max-downloads '{text}': expected a number of 1 or more"
+                        ))
+                    })?;
+                    max_downloads = Some(count);
+                }
+                "--once" => max_downloads = Some(1),
+                "--token" => token = Some(args.value(&flag)?),
                 "--server" => server = Some(args.value(&flag)?),
                 "--timeout" => {
                     let text = args.value(&flag)?;
@@ -123,20 +158,42 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         }
     }
     let mut positional = positional.into_iter();
-    let command = positional
-        .next()
-        .ok_or_else(|| UsageError("missing command: upload, list, download or shell (see --help)".into()))?;
+    let command = positional.next().ok_or_else(|| {
+        UsageError("missing command: upload, list, download, info, delete or shell (see --help)".into())
+    })?;
     let rest: Vec<String> = positional.collect();
     let only = |flag: &str, allowed: bool| {
         if allowed { Ok(()) } else { Err(UsageError(format!("{flag} does not apply to '{command}'"))) }
     };
+    only("--max-downloads", max_downloads.is_none() || command == "upload")?;
+    only("--token", token.is_none() || command == "delete")?;
     let action = match command.as_str() {
         "upload" => {
             only("--dir", dir.is_none())?;
             if rest.is_empty() {
                 return Err(UsageError("upload needs at least one file or folder".into()));
             }
-            Action::Upload { paths: rest.into_iter().map(PathBuf::from).collect(), expires }
+            Action::Upload { paths: rest.into_iter().map(PathBuf::from).collect(), expires, max_downloads }
+        }
+        "info" => {
+            only("--dir", dir.is_none())?;
+            only("--expires", expires.is_none())?;
+            match <[String; 1]>::try_from(rest) {
+                Ok([url]) => Action::Info { url },
+                Err(_) => return Err(UsageError("info needs exactly one share URL".into())),
+            }
+        }
+        "delete" => {
+            only("--dir", dir.is_none())?;
+            only("--expires", expires.is_none())?;
+            let token =
+                token.or_else(|| std::env::var(TOKEN_ENV).ok().filter(|t| !t.is_empty())).ok_or_else(
+                    || UsageError(format!("delete needs the owner token: --token T or {TOKEN_ENV}")),
+                )?;
+            match <[String; 1]>::try_from(rest) {
+                Ok([url]) => Action::Delete { url, token },
+                Err(_) => return Err(UsageError("delete needs exactly one share URL".into())),
+            }
         }
         "list" => {
             only("--dir", dir.is_none())?;
@@ -164,11 +221,11 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         "help" => Action::Help,
         other => {
             return Err(UsageError(format!(
-                "unknown command '{other}': expected upload, list, download or shell"
+                "unknown command '{other}': expected upload, list, download, info, delete or shell"
             )));
         }
     };
-    Ok(Invocation { server, timeout, json, action })
+    Ok(Invocation { server, timeout, retries, json, action })
 }
 
 /// The server address from `--server`, the environment, or the default; a bare host gets the
@@ -199,7 +256,7 @@ pub fn share_url(text: &str, server: Option<&str>) -> Result<ShareUrl> {
 
 /// Runs an invocation; results go to `out`.
 pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
-    let timeout = invocation.timeout;
+    let (timeout, retries) = (invocation.timeout, invocation.retries);
     let server = invocation.server.as_deref();
     let mut progress = progress_for_terminal();
     let mut quiet = Quiet;
@@ -207,10 +264,11 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
         Some(progress) => progress,
         None => &mut quiet,
     };
+    let json = invocation.json;
     match &invocation.action {
         Action::Help => write_out(out, &usage()),
         Action::Version => write_out(out, &format!("anonshare {}\n", env!("CARGO_PKG_VERSION"))),
-        Action::Upload { paths, expires } => {
+        Action::Upload { paths, expires, max_downloads } => {
             let lifetime = expires
                 .as_deref()
                 .map(|spec| {
@@ -220,40 +278,87 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
                 .transpose()?;
             let (host, port) = server_address(server)?;
             let plan = transfer::plan_upload(paths)?;
-            let mut connection = Connection::open(&crate::client::join_host_port(&host, port), timeout)?;
-            let report = transfer::upload(&mut connection, &plan, lifetime, observer)?;
-            connection.quit();
+            let mut link = Link::new(crate::client::join_host_port(&host, port), timeout, retries);
+            let options = ShareOptions { lifetime, downloads: *max_downloads };
+            let report = transfer::upload(&mut link, &plan, options, observer);
+            link.quit();
+            let report = report?;
             let url = ShareUrl { host, port, code: report.share.code.clone() };
             eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
             eprintln!("expires: {}", report.share.expires);
-            let text = if invocation.json { upload_json(&url, &report) } else { format!("{url}\n") };
-            write_out(out, &text)
+            write_out(out, &if json { upload_json(&url, &report) } else { format!("{url}\n") })
         }
         Action::List { url } => {
             let url = share_url(url, server)?;
-            let mut connection = Connection::open(&url.address(), timeout)?;
-            let info = connection.info(&url.code)?;
-            let files = connection.walk_share(&url.code)?;
-            connection.quit();
-            let text =
-                if invocation.json { list_json(&url, &info.expires, &files) } else { list_lines(&files) };
-            write_out(out, &text)
+            let (info, files) = with_link(&url, timeout, retries, |link| {
+                link.run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))
+            })?;
+            write_out(out, &if json { list_json(&url, &info.expires, &files) } else { list_lines(&files) })
         }
         Action::Download { url, paths, dir } => {
             let url = share_url(url, server)?;
-            let mut connection = Connection::open(&url.address(), timeout)?;
-            connection.info(&url.code)?;
-            let files = connection.walk_share(&url.code)?;
-            let chosen = transfer::select(&files, paths)?;
-            let saved = transfer::download(&mut connection, &url.code, &chosen, dir, observer)?;
-            connection.quit();
-            let text = if invocation.json { download_json(&url, &saved) } else { saved_lines(&saved) };
-            write_out(out, &text)
+            let saved = with_link(&url, timeout, retries, |link| {
+                let files = link.run(|connection, _| {
+                    connection.info(&url.code)?;
+                    connection.walk_share(&url.code)
+                })?;
+                let chosen = transfer::select(&files, paths)?;
+                transfer::download(link, &url.code, &chosen, dir, observer)
+            })?;
+            write_out(out, &if json { download_json(&url, &saved) } else { saved_lines(&saved) })
+        }
+        Action::Info { url } => {
+            let url = share_url(url, server)?;
+            let (info, files) = with_link(&url, timeout, retries, |link| {
+                link.run(|connection, _| {
+                    let info = connection.info(&url.code)?;
+                    let mut files = Vec::new();
+                    for file in connection.walk_share(&url.code)? {
+                        let left = match info.downloads {
+                            Some(_) => {
+                                connection.info_of(&format!("/{}/{}", url.code, file.path))?.downloads_left
+                            }
+                            None => None,
+                        };
+                        files.push((file, left));
+                    }
+                    Ok((info, files))
+                })
+            })?;
+            write_out(
+                out,
+                &if json { info_json(&url, &info, &files) } else { info_lines(&url, &info, &files) },
+            )
+        }
+        Action::Delete { url, token } => {
+            let url = share_url(url, server)?;
+            with_link(&url, timeout, retries, |link| {
+                link.run(|connection, attempt| match connection.delete_share(&url.code, token) {
+                    // Deleted before the connection dropped.
+                    Err(ClientError::NotFound(_)) if attempt.is_retry() => Ok(()),
+                    other => other,
+                })
+            })?;
+            eprintln!("deleted {url}");
+            Ok(())
         }
         Action::Shell { address } => {
-            crate::shell::run(address.as_deref(), timeout, &mut io::stdin().lock(), out)
+            crate::shell::run(address.as_deref(), (timeout, retries), &mut io::stdin().lock(), out)
         }
     }
+}
+
+/// Runs `work` on a link to the share's server, then says goodbye.
+fn with_link<T>(
+    url: &ShareUrl,
+    timeout: Duration,
+    retries: u32,
+    work: impl FnOnce(&mut Link) -> Result<T>,
+) -> Result<T> {
+    let mut link = Link::new(url.address(), timeout, retries);
+    let result = work(&mut link);
+    link.quit();
+    result
 }
 
 fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
@@ -295,6 +400,49 @@ fn upload_json(url: &ShareUrl, report: &UploadReport) -> String {
         json::string(&report.share.owner_token),
         json::string(&report.share.expires),
         files_json(&files)
+    )
+}
+
+fn downloads_text(count: Option<u64>) -> String {
+    count.map_or("unlimited".into(), |n| n.to_string())
+}
+
+/// The share's facts as `key: value` lines, then `SIZE<TAB>SHA256<TAB>DOWNLOADS-LEFT<TAB>PATH`.
+fn info_lines(url: &ShareUrl, info: &ShareInfo, files: &[(RemoteFile, Option<u64>)]) -> String {
+    let mut text = format!(
+        "url: {url}\nexpires: {}\nfiles: {}\nbytes: {}\ndownloads per file: {}\n",
+        info.expires,
+        info.files,
+        info.bytes,
+        downloads_text(info.downloads)
+    );
+    for (file, left) in files {
+        text.push_str(&format!("{}\t{}\t{}\t{}\n", file.size, file.sha256, downloads_text(*left), file.path));
+    }
+    text
+}
+
+fn info_json(url: &ShareUrl, info: &ShareInfo, files: &[(RemoteFile, Option<u64>)]) -> String {
+    let number = |count: Option<u64>| count.map_or("null".into(), |n| n.to_string());
+    let items: Vec<String> = files
+        .iter()
+        .map(|(f, left)| {
+            format!(
+                "{{\"path\":{},\"size\":{},\"sha256\":\"{}\",\"downloads_left\":{}}}",
+                json::string(&f.path),
+                f.size,
+                f.sha256,
+                number(*left)
+            )
+        })
+        .collect();
+    format!(
+        "{{\"url\":{},\"expires\":{},\"bytes\":{},\"downloads\":{},\"files\":[{}]}}\n",
+        json::string(&url.to_string()),
+        json::string(&info.expires),
+        info.bytes,
+        number(info.downloads),
+        items.join(",")
     )
 }
 
@@ -361,6 +509,11 @@ impl Observer for TerminalProgress {
         self.draw(false);
     }
 
+    fn restart(&mut self, done: u64) {
+        self.done = done;
+        self.draw(true);
+    }
+
     fn finish(&mut self) {
         self.draw(true);
         eprintln!();
@@ -379,7 +532,11 @@ mod tests {
     fn commands() {
         assert_eq!(
             parse(&["upload", "--expires", "2h", "a", "b"]),
-            Ok(Action::Upload { paths: vec!["a".into(), "b".into()], expires: Some("2h".into()) })
+            Ok(Action::Upload {
+                paths: vec!["a".into(), "b".into()],
+                expires: Some("2h".into()),
+                max_downloads: None
+            })
         );
         assert_eq!(parse(&["list", "ftp://h:1/c/"]), Ok(Action::List { url: "ftp://h:1/c/".into() }));
         assert_eq!(
@@ -387,18 +544,33 @@ mod tests {
             Ok(Action::Download { url: "u".into(), paths: vec!["x".into()], dir: "out".into() })
         );
         assert_eq!(parse(&["shell"]), Ok(Action::Shell { address: None }));
+        assert_eq!(
+            parse(&["upload", "--once", "a"]),
+            Ok(Action::Upload { paths: vec!["a".into()], expires: None, max_downloads: Some(1) })
+        );
+        assert_eq!(parse(&["info", "u"]), Ok(Action::Info { url: "u".into() }));
+        assert_eq!(
+            parse(&["delete", "--token", "t", "u"]),
+            Ok(Action::Delete { url: "u".into(), token: "t".into() })
+        );
         assert_eq!(parse(&["--help"]), Ok(Action::Help));
     }
 
     #[test]
     fn usage_errors_say_what_is_wrong() {
-        assert_eq!(parse(&[]).unwrap_err(), "missing command: upload, list, download or shell (see --help)");
+        assert_eq!(
+            parse(&[]).unwrap_err(),
+            "missing command: upload, list, download, info, delete or shell (see --help)"
+        );
+        assert!(parse(&["upload", "--max-downloads", "0", "a"]).unwrap_err().contains("--max-downloads"));
+        assert_eq!(parse(&["list", "--once", "u"]).unwrap_err(), "--max-downloads does not apply to 'list'");
+        assert_eq!(parse(&["list", "--token", "t", "u"]).unwrap_err(), "--token does not apply to 'list'");
         assert_eq!(parse(&["upload"]).unwrap_err(), "upload needs at least one file or folder");
         assert_eq!(parse(&["list"]).unwrap_err(), "list needs exactly one share URL");
         assert_eq!(parse(&["list", "u", "--dir", "x"]).unwrap_err(), "--dir does not apply to 'list'");
         assert_eq!(
             parse(&["frobnicate"]).unwrap_err(),
-            "unknown command 'frobnicate': expected upload, list, download or shell"
+            "unknown command 'frobnicate': expected upload, list, download, info, delete or shell"
         );
         assert!(parse(&["--timeout", "0s", "list", "u"]).unwrap_err().contains("--timeout"));
     }

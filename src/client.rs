@@ -167,13 +167,17 @@ pub struct CreatedShare {
     pub expires: String,
 }
 
-/// Expiry and totals of a share (`SITE INFO`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Expiry, totals and download budget of a share (`SITE INFO`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ShareInfo {
     pub expires: String,
     pub sealed: bool,
     pub files: u64,
     pub bytes: u64,
+    /// Complete downloads each file allows; `None` is no limit.
+    pub downloads: Option<u64>,
+    /// For a file: complete downloads it has left; `None` is no limit.
+    pub downloads_left: Option<u64>,
 }
 
 /// One file of a share, as listed.
@@ -320,13 +324,37 @@ impl Connection {
         if last.code == 226 || last.code == 250 { Ok(outcome) } else { Err(reply_error(&doing, &last)) }
     }
 
-    /// Creates a share that lives for `lifetime` (or the server's default); the connection's
+    /// Creates a share that lives for `lifetime` (or the server's default), each of whose files
+    /// may be downloaded completely `downloads` times (or without limit); the connection's
     /// folder becomes the share.
-    pub fn create_share(&mut self, lifetime: Option<Duration>) -> Result<CreatedShare> {
-        let command = Command::Site(SiteCommand::Mkshare(lifetime.map(|d| d.as_secs())));
+    pub fn create_share(
+        &mut self,
+        lifetime: Option<Duration>,
+        downloads: Option<u64>,
+    ) -> Result<CreatedShare> {
+        let seconds = lifetime.map(|d| d.as_secs());
+        let command = Command::Site(SiteCommand::Mkshare { seconds, downloads });
         let reply = self.expect(&command, &[257])?;
         parse_created(&reply.text()).ok_or_else(|| {
             ClientError::Connection(format!("SITE MKSHARE: unreadable reply '{}'", reply.text()))
+        })
+    }
+
+    /// Proves with the owner token that this connection may add to unsealed share `code`.
+    pub fn claim(&mut self, code: &str, token: &str) -> Result<()> {
+        self.expect(&Command::Site(SiteCommand::Owner(code.into(), token.into())), &[200]).map(drop)
+    }
+
+    /// Deletes share `code` at once.
+    pub fn delete_share(&mut self, code: &str, token: &str) -> Result<()> {
+        self.expect(&Command::Site(SiteCommand::Delete(code.into(), token.into())), &[250]).map(drop)
+    }
+
+    /// Bytes the server kept of a cut upload of `path`, where a resumed upload starts.
+    pub fn kept_bytes(&mut self, path: &str) -> Result<u64> {
+        let reply = self.expect(&Command::Site(SiteCommand::Partial(path.into())), &[213])?;
+        reply.text().trim().parse().map_err(|_| {
+            ClientError::Connection(format!("SITE PARTIAL: unreadable reply '{}'", reply.text()))
         })
     }
 
@@ -338,15 +366,22 @@ impl Connection {
         self.expect(&Command::Mkd(path.into()), &[257]).map(drop)
     }
 
-    /// Stores `source` as `path`, declaring `digest` first so the server checks it.
+    /// Stores `source` as `path`, `size` bytes with SHA-256 `digest`, both declared first so the
+    /// server checks them. With an `offset`, `source` holds the bytes from there on, and the
+    /// server adds them to the bytes it kept of a cut upload.
     pub fn store(
         &mut self,
         path: &str,
-        digest: Sha256Digest,
+        (digest, size): (Sha256Digest, u64),
+        offset: u64,
         source: &mut impl Read,
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
         self.expect(&Command::Site(SiteCommand::Digest(digest, path.into())), &[200])?;
+        self.expect(&Command::Allo(Some(size)), &[200, 202])?;
+        if offset > 0 {
+            self.expect(&Command::Rest(offset), &[350])?;
+        }
         self.transfer(&Command::Stor(path.into()), |data| {
             for_each_chunk(
                 source,
@@ -366,16 +401,24 @@ impl Connection {
         self.expect(&Command::Site(SiteCommand::Seal), &[200]).map(drop)
     }
 
-    /// Expiry and totals of share `code`.
+    /// Expiry, totals and budget of share `code`.
     pub fn info(&mut self, code: &str) -> Result<ShareInfo> {
-        let reply = self.expect(&Command::Site(SiteCommand::Info(Some(format!("/{code}")))), &[211])?;
-        let mut info = ShareInfo { expires: String::new(), sealed: false, files: 0, bytes: 0 };
+        self.info_of(&format!("/{code}"))
+    }
+
+    /// What SITE INFO says of `path`: its share, and for a file its downloads left.
+    pub fn info_of(&mut self, path: &str) -> Result<ShareInfo> {
+        let reply = self.expect(&Command::Site(SiteCommand::Info(Some(path.into()))), &[211])?;
+        let mut info = ShareInfo::default();
+        let count = |value: &str| value.parse().ok();
         for line in &reply.lines {
             match line.trim().split_once(' ') {
                 Some(("expires", value)) => info.expires = value.to_owned(),
                 Some(("sealed", value)) => info.sealed = value == "yes",
                 Some(("files", value)) => info.files = value.parse().unwrap_or(0),
                 Some(("bytes", value)) => info.bytes = value.parse().unwrap_or(0),
+                Some(("downloads", value)) => info.downloads = count(value),
+                Some(("downloads-left", value)) => info.downloads_left = count(value),
                 _ => {}
             }
         }
@@ -425,30 +468,12 @@ impl Connection {
         Ok(out)
     }
 
-    /// Downloads `path` into `sink`, returning the bytes' SHA-256 and count.
-    pub fn retrieve(
-        &mut self,
-        path: &str,
-        sink: &mut impl Write,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<(Sha256Digest, u64)> {
-        self.transfer(&Command::Retr(path.into()), |data| {
-            let mut hasher = crate::digest::Hasher::new();
-            for_each_chunk(
-                data,
-                |chunk| {
-                    hasher.update(chunk);
-                    sink.write_all(chunk).map_err(|err| {
-                        ClientError::Usage(format!("cannot write the download of {path}: {err}"))
-                    })?;
-                    progress(chunk.len() as u64);
-                    Ok(())
-                },
-                wire("RETR"),
-            )?;
-            let size = hasher.len();
-            Ok((hasher.finish(), size))
-        })
+    /// Downloads `path` from byte `offset` on, handing each chunk to `each` as it arrives.
+    pub fn retrieve(&mut self, path: &str, offset: u64, each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+        if offset > 0 {
+            self.expect(&Command::Rest(offset), &[350])?;
+        }
+        self.transfer(&Command::Retr(path.into()), |data| for_each_chunk(data, each, wire("RETR")))
     }
 
     /// Says goodbye; errors are ignored because the work is done.

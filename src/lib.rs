@@ -12,6 +12,7 @@ pub mod digest;
 pub mod expiry;
 pub mod json;
 pub mod line;
+pub mod link;
 pub mod log;
 pub mod platform;
 pub mod pool;

@@ -43,10 +43,13 @@ pub enum Command {
     Rest(u64),
     Retr(String),
     Stor(String),
+    /// `APPE`: continue a cut upload from the bytes the server kept (RFC 959 §4.1.3).
+    Appe(String),
     Mkd(String),
     Hash(String),
     Abor,
-    Allo,
+    /// `ALLO [SIZE [R RECORD]]`: the size of the next upload; a shorter one is a cut upload.
+    Allo(Option<u64>),
     Help,
     Site(SiteCommand),
 }
@@ -54,16 +57,24 @@ pub enum Command {
 /// anonshare's share extensions, sent as `SITE <sub-command> ...`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SiteCommand {
-    /// `SITE MKSHARE [SECONDS]`: create a share that expires after SECONDS (or the default).
-    Mkshare(Option<u64>),
+    /// `SITE MKSHARE [SECONDS] [DOWNLOADS=N]`: create a share that expires after SECONDS (or
+    /// the default), each of whose files may be downloaded completely N times (or without limit).
+    Mkshare {
+        seconds: Option<u64>,
+        downloads: Option<u64>,
+    },
     /// `SITE DIGEST <sha256> <path>`: the SHA-256 the next STOR of `path` must have.
     Digest(Sha256Digest, String),
     /// `SITE SEAL`: make the current share read-only for good.
     Seal,
     /// `SITE OWNER <code> <token>`: prove ownership of an unsealed share from this connection.
     Owner(String, String),
-    /// `SITE INFO [path]`: expiry, state and totals of a share.
+    /// `SITE INFO [path]`: expiry, state and totals of a share, or downloads left of a file.
     Info(Option<String>),
+    /// `SITE DELETE <code> <token>`: delete a share at once, proving ownership.
+    Delete(String, String),
+    /// `SITE PARTIAL <path>`: bytes the server kept of a cut upload, where a resume starts.
+    Partial(String),
     Help,
 }
 
@@ -136,8 +147,8 @@ const TELNET_COMMANDS: u8 = 0xF0;
 /// Verbs of RFC 959 and its extensions that anonshare deliberately does not run.
 /// PORT and EPRT are among them: they let a client aim the server at any host (RFC 2577).
 const REFUSED_VERBS: &[&str] = &[
-    "ACCT", "APPE", "DELE", "EPRT", "LPRT", "LPSV", "PORT", "REIN", "RMD", "RNFR", "RNTO", "SMNT", "STAT",
-    "STOU", "XRMD",
+    "ACCT", "DELE", "EPRT", "LPRT", "LPSV", "PORT", "REIN", "RMD", "RNFR", "RNTO", "SMNT", "STAT", "STOU",
+    "XRMD",
 ];
 
 /// Parses one control line, without its CRLF. Telnet commands in front of it (IAC IP, IAC DM,
@@ -188,10 +199,11 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ProtoError> {
         }
         "RETR" => Command::Retr(required("RETR")?),
         "STOR" => Command::Stor(required("STOR")?),
+        "APPE" => Command::Appe(required("APPE")?),
         "MKD" | "XMKD" => Command::Mkd(required("MKD")?),
         "HASH" => Command::Hash(required("HASH")?),
         "ABOR" => Command::Abor,
-        "ALLO" => Command::Allo,
+        "ALLO" => Command::Allo(parse_allo(arg.as_deref())?),
         "HELP" => Command::Help,
         "SITE" => Command::Site(parse_site(&required("SITE")?)?),
         _ if REFUSED_VERBS.contains(&upper.as_str()) => {
@@ -234,16 +246,7 @@ fn parse_site(argument: &str) -> Result<SiteCommand, ProtoError> {
         None => (argument, None),
     };
     match sub.to_ascii_uppercase().as_str() {
-        "MKSHARE" => match rest {
-            None => Ok(SiteCommand::Mkshare(None)),
-            Some(text) => {
-                text.parse().map(|s| SiteCommand::Mkshare(Some(s))).map_err(|_| ProtoError::BadArgument {
-                    verb: "SITE MKSHARE",
-                    argument: clip(text),
-                    expected: "a number of seconds",
-                })
-            }
-        },
+        "MKSHARE" => parse_mkshare(rest.unwrap_or_default()),
         "DIGEST" => {
             let bad = |text: &str| ProtoError::BadArgument {
                 verb: "SITE DIGEST",
@@ -260,21 +263,68 @@ fn parse_site(argument: &str) -> Result<SiteCommand, ProtoError> {
         }
         "SEAL" => Ok(SiteCommand::Seal),
         "OWNER" => {
-            let text = rest.ok_or(ProtoError::MissingArgument("SITE OWNER"))?;
-            match text.split_once(' ') {
-                Some((code, token)) if !code.is_empty() && !token.is_empty() => {
-                    Ok(SiteCommand::Owner(code.to_owned(), token.to_owned()))
-                }
-                _ => Err(ProtoError::BadArgument {
-                    verb: "SITE OWNER",
-                    argument: "(hidden)".into(),
-                    expected: "a share code and its owner token",
-                }),
-            }
+            parse_code_and_token("SITE OWNER", rest).map(|(code, token)| SiteCommand::Owner(code, token))
+        }
+        "DELETE" => {
+            parse_code_and_token("SITE DELETE", rest).map(|(code, token)| SiteCommand::Delete(code, token))
         }
         "INFO" => Ok(SiteCommand::Info(rest.map(str::to_owned))),
+        "PARTIAL" => {
+            Ok(SiteCommand::Partial(rest.ok_or(ProtoError::MissingArgument("SITE PARTIAL"))?.to_owned()))
+        }
         "HELP" => Ok(SiteCommand::Help),
         _ => Err(ProtoError::NotImplemented(format!("SITE {}", clip(sub).to_ascii_uppercase()))),
+    }
+}
+
+/// `SIZE [R RECORD]` (RFC 959 §4.1.3); the record size means nothing in stream mode.
+fn parse_allo(argument: Option<&str>) -> Result<Option<u64>, ProtoError> {
+    let Some(text) = argument else {
+        return Ok(None);
+    };
+    let bad = || ProtoError::BadArgument { verb: "ALLO", argument: clip(text), expected: "a size in bytes" };
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let size = match words.as_slice() {
+        [size] => size,
+        [size, r, record] if r.eq_ignore_ascii_case("R") && record.parse::<u64>().is_ok() => size,
+        _ => return Err(bad()),
+    };
+    size.parse().map(Some).map_err(|_| bad())
+}
+
+/// `[SECONDS] [DOWNLOADS=N]`, in either order.
+fn parse_mkshare(text: &str) -> Result<SiteCommand, ProtoError> {
+    let bad = || ProtoError::BadArgument {
+        verb: "SITE MKSHARE",
+        argument: clip(text),
+        expected: "a number of seconds and/or DOWNLOADS=N",
+    };
+    let (mut seconds, mut downloads) = (None, None);
+    for word in text.split_whitespace() {
+        let upper = word.to_ascii_uppercase();
+        match upper.strip_prefix("DOWNLOADS=") {
+            Some(count) if downloads.is_none() => {
+                downloads = Some(count.parse().ok().filter(|&n| n > 0).ok_or_else(bad)?)
+            }
+            None if seconds.is_none() => seconds = Some(word.parse().map_err(|_| bad())?),
+            _ => return Err(bad()),
+        }
+    }
+    Ok(SiteCommand::Mkshare { seconds, downloads })
+}
+
+/// `<code> <token>`; the token never appears in an error.
+fn parse_code_and_token(verb: &'static str, rest: Option<&str>) -> Result<(String, String), ProtoError> {
+    let text = rest.ok_or(ProtoError::MissingArgument(verb))?;
+    match text.split_once(' ') {
+        Some((code, token)) if !code.is_empty() && !token.is_empty() && !token.contains(' ') => {
+            Ok((code.to_owned(), token.to_owned()))
+        }
+        _ => Err(ProtoError::BadArgument {
+            verb,
+            argument: "(hidden)".into(),
+            expected: "a share code and its owner token",
+        }),
     }
 }
 
@@ -319,10 +369,12 @@ impl fmt::Display for Command {
             Command::Rest(offset) => write!(f, "REST {offset}"),
             Command::Retr(path) => write!(f, "RETR {path}"),
             Command::Stor(path) => write!(f, "STOR {path}"),
+            Command::Appe(path) => write!(f, "APPE {path}"),
             Command::Mkd(path) => write!(f, "MKD {path}"),
             Command::Hash(path) => write!(f, "HASH {path}"),
             Command::Abor => f.write_str("ABOR"),
-            Command::Allo => f.write_str("ALLO"),
+            Command::Allo(None) => f.write_str("ALLO"),
+            Command::Allo(Some(size)) => write!(f, "ALLO {size}"),
             Command::Help => f.write_str("HELP"),
             Command::Site(site) => write!(f, "SITE {site}"),
         }
@@ -332,13 +384,23 @@ impl fmt::Display for Command {
 impl fmt::Display for SiteCommand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            SiteCommand::Mkshare(None) => f.write_str("MKSHARE"),
-            SiteCommand::Mkshare(Some(seconds)) => write!(f, "MKSHARE {seconds}"),
+            SiteCommand::Mkshare { seconds, downloads } => {
+                f.write_str("MKSHARE")?;
+                if let Some(seconds) = seconds {
+                    write!(f, " {seconds}")?;
+                }
+                if let Some(downloads) = downloads {
+                    write!(f, " DOWNLOADS={downloads}")?;
+                }
+                Ok(())
+            }
             SiteCommand::Digest(digest, path) => write!(f, "DIGEST {digest} {path}"),
             SiteCommand::Seal => f.write_str("SEAL"),
             SiteCommand::Owner(code, token) => write!(f, "OWNER {code} {token}"),
             SiteCommand::Info(None) => f.write_str("INFO"),
             SiteCommand::Info(Some(path)) => write!(f, "INFO {path}"),
+            SiteCommand::Delete(code, token) => write!(f, "DELETE {code} {token}"),
+            SiteCommand::Partial(path) => write!(f, "PARTIAL {path}"),
             SiteCommand::Help => f.write_str("HELP"),
         }
     }
@@ -700,8 +762,20 @@ mod tests {
 
     #[test]
     fn site_extensions() {
-        check("SITE MKSHARE", Ok(Command::Site(SiteCommand::Mkshare(None))));
-        check("site mkshare 60", Ok(Command::Site(SiteCommand::Mkshare(Some(60)))));
+        let mkshare = |seconds, downloads| Ok(Command::Site(SiteCommand::Mkshare { seconds, downloads }));
+        check("SITE MKSHARE", mkshare(None, None));
+        check("site mkshare 60", mkshare(Some(60), None));
+        check("SITE MKSHARE downloads=1 60", mkshare(Some(60), Some(1)));
+        check("SITE MKSHARE DOWNLOADS=3", mkshare(None, Some(3)));
+        for bad in ["SITE MKSHARE DOWNLOADS=0", "SITE MKSHARE 1 2", "SITE MKSHARE DOWNLOADS=x"] {
+            assert_eq!(parse_command(bad.as_bytes()).unwrap_err().reply_code(), 501, "{bad}");
+        }
+        check("SITE DELETE abc tok", Ok(Command::Site(SiteCommand::Delete("abc".into(), "tok".into()))));
+        check("SITE PARTIAL /c/a b", Ok(Command::Site(SiteCommand::Partial("/c/a b".into()))));
+        check("APPE a", Ok(Command::Appe("a".into())));
+        check("ALLO", Ok(Command::Allo(None)));
+        check("ALLO 5 R 512", Ok(Command::Allo(Some(5))));
+        assert_eq!(parse_command(b"ALLO -1").unwrap_err().reply_code(), 501);
         let hex = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
         check(
             &format!("SITE DIGEST {hex} dir/a b"),
@@ -750,8 +824,14 @@ mod tests {
             "HASH a",
             "ABOR",
             "ALLO",
+            "ALLO 12",
             "HELP",
             "SITE MKSHARE 5",
+            "SITE MKSHARE 5 DOWNLOADS=2",
+            "SITE MKSHARE DOWNLOADS=1",
+            "SITE DELETE c t",
+            "SITE PARTIAL /c/a",
+            "APPE a",
             "SITE SEAL",
             "SITE INFO",
             "SITE INFO /x",

@@ -20,7 +20,7 @@ use crate::proto::{
     list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
-use crate::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
+use crate::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
 use crate::vpath::{VirtualPath, quote_path};
 
 /// Longest wait between two looks at a passive listener.
@@ -129,6 +129,43 @@ impl ControlWatch<'_> {
     }
 }
 
+/// Reads an upload's bytes from the data connection to its end, into the store.
+fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
+    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let mut last_progress = Instant::now();
+    loop {
+        match data.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                last_progress = Instant::now();
+                watch.check()?;
+                upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
+            }
+            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Stop::Data(err)),
+        }
+    }
+    // End of data in stream mode can also mean the client died: a gone control connection
+    // says so, and then nothing is stored.
+    watch.check()
+}
+
+/// Waits until the client closes the data connection, reading and ignoring what it sends.
+fn wait_for_close(data: &mut TcpStream, watch: &mut ControlWatch<'_>) -> Result<(), Stop> {
+    let mut scratch = [0u8; 512];
+    let last_progress = Instant::now();
+    loop {
+        match data.read(&mut scratch) {
+            Ok(0) => return Ok(()),
+            Ok(_) => watch.stalled(last_progress)?,
+            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Stop::Data(err)),
+        }
+    }
+}
+
 fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
@@ -152,6 +189,8 @@ pub struct Session<'a> {
     /// The shares this connection created: its QUIT seals them.
     created: HashSet<String>,
     declared: HashMap<String, Sha256Digest>,
+    /// The size ALLO announced for the next upload.
+    allocated: Option<u64>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -196,6 +235,7 @@ impl<'a> Session<'a> {
             owned: HashSet::new(),
             created: HashSet::new(),
             declared: HashMap::new(),
+            allocated: None,
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -327,13 +367,30 @@ impl<'a> Session<'a> {
             }),
             Command::Rest(offset) => {
                 self.restart_at = offset;
-                self.say(350, format!("Restarting at {offset}; send RETR"))
+                self.say(350, format!("Restarting at {offset}; send RETR or STOR"))
             }
             Command::Retr(path) => self.retr(&path),
-            Command::Stor(path) => self.stor(&path),
+            Command::Stor(path) => {
+                let start = match std::mem::take(&mut self.restart_at) {
+                    0 => Start::Fresh,
+                    offset => Start::At(offset),
+                };
+                self.stor(&path, start)
+            }
+            Command::Appe(path) => {
+                self.restart_at = 0;
+                self.stor(&path, Start::Append)
+            }
             Command::Mkd(path) => self.mkd(&path),
             Command::Abor => self.say(225, "No transfer to abort"),
-            Command::Allo => self.say(202, "No storage allocation necessary"),
+            Command::Allo(None) => self.say(202, "No storage allocation necessary"),
+            Command::Allo(Some(size)) => {
+                self.allocated = Some(size);
+                self.say(
+                    200,
+                    format!("The next upload is {size} bytes; fewer is a cut upload, kept to resume"),
+                )
+            }
             Command::Help => self.help(),
             Command::Site(site) => self.site(site),
         }
@@ -390,12 +447,14 @@ impl<'a> Session<'a> {
     fn help(&mut self) -> io::Result<Next> {
         let body = [
             " USER PASS SYST FEAT OPTS NOOP QUIT TYPE MODE STRU PWD CWD CDUP",
-            " PASV EPSV LIST NLST MLSD MLST SIZE MDTM REST RETR STOR MKD HASH ABOR ALLO HELP",
-            " SITE MKSHARE [SECONDS]      create a share; the current folder becomes it",
-            " SITE DIGEST <SHA256> <PATH> declare the SHA-256 the next STOR of PATH must have",
-            " SITE SEAL                   make the current share read-only and visible",
-            " SITE OWNER <CODE> <TOKEN>   write to an unsealed share from another connection",
-            " SITE INFO [PATH]            expiry, state and totals of a share",
+            " PASV EPSV LIST NLST MLSD MLST SIZE MDTM REST RETR STOR APPE MKD HASH ABOR ALLO HELP",
+            " SITE MKSHARE [SECONDS] [DOWNLOADS=N]  create a share; the current folder becomes it",
+            " SITE DIGEST <SHA256> <PATH>  declare the SHA-256 the next STOR of PATH must have",
+            " SITE PARTIAL <PATH>          bytes kept of a cut upload, where REST/APPE resumes",
+            " SITE SEAL                    make the current share read-only and visible",
+            " SITE OWNER <CODE> <TOKEN>    write to an unsealed share from another connection",
+            " SITE DELETE <CODE> <TOKEN>   delete a share at once",
+            " SITE INFO [PATH]             expiry, state and totals of a share; downloads left",
         ];
         let body = body.iter().map(|line| line.to_string()).collect();
         self.answer(Reply::multi(214, "Commands recognised:", body, "See docs/PROTOCOL.md"))
@@ -706,6 +765,10 @@ impl<'a> Session<'a> {
             return self
                 .say(554, format!("REST {offset} is past the end of the file ({} bytes)", entry.size));
         }
+        let slot = match self.lookup_file(&path).and_then(|(share, _)| share.reserve_download(&entry)) {
+            Ok(slot) => slot,
+            Err(err) => return self.store_error(err),
+        };
         let remaining = entry.size - offset;
         let (id, peer) = (self.id, self.peer);
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
@@ -727,6 +790,13 @@ impl<'a> Session<'a> {
                 }
             }
             let sent = position - offset;
+            // Only a download the client received whole spends the budget: it closes the data
+            // connection after reading our end of it, which a cut connection does not.
+            if let Some(slot) = slot {
+                let _ = data.shutdown(Shutdown::Write);
+                wait_for_close(data, watch)?;
+                slot.finish().map_err(Stop::Store)?;
+            }
             log_event!(
                 "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
                 path.to_string()
@@ -759,9 +829,10 @@ impl<'a> Session<'a> {
         Ok(share)
     }
 
-    fn stor(&mut self, argument: &str) -> io::Result<Next> {
-        let offset = std::mem::take(&mut self.restart_at);
+    /// STOR and APPE: receives a file, from its first byte or resuming a cut upload.
+    fn stor(&mut self, argument: &str, start: Start) -> io::Result<Next> {
         let path = self.resolve(argument);
+        let allocated = self.allocated.take();
         let (share, rel) = match self.writable(&path) {
             Ok(found) => found,
             Err(reply) => return self.answer(reply),
@@ -769,39 +840,37 @@ impl<'a> Session<'a> {
         if self.transfer_type == TransferType::Ascii {
             return self.say(550, "File transfers need TYPE I (binary); ASCII mode could alter bytes");
         }
-        if offset != 0 {
-            return self.say(550, "Resuming an upload is not supported; send the whole file");
-        }
-        let expected = self.declared.remove(&path.to_string());
-        let mut upload = match share.begin_upload(&rel, expected) {
+        let expected = Expected { sha256: self.declared.remove(&path.to_string()), size: allocated };
+        let upload = match share.begin_upload(&rel, expected, start) {
             Ok(upload) => upload,
             Err(err) => return self.store_error(err),
         };
+        let offset = upload.offset();
         let (id, peer) = (self.id, self.peer);
-        self.with_data(format!("Receiving {path}"), move |data, watch| {
-            let mut buffer = vec![0u8; CHUNK_BYTES];
-            let mut last_progress = Instant::now();
-            loop {
-                match data.read(&mut buffer) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        last_progress = Instant::now();
-                        watch.check()?;
-                        upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
-                    }
-                    Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(Stop::Data(err)),
+        let preliminary = match offset {
+            0 => format!("Receiving {path}"),
+            _ => format!("Receiving {path} from byte {offset}"),
+        };
+        self.with_data(preliminary, move |data, watch| {
+            let mut upload = upload;
+            match receive(data, watch, &mut upload) {
+                Ok(()) => {}
+                // A refused or aborted upload leaves nothing; a cut one keeps its bytes for a resume.
+                Err(stop @ (Stop::Store(_) | Stop::Abort)) => {
+                    upload.discard();
+                    return Err(stop);
                 }
+                Err(stop) => return Err(stop),
             }
-            // End of data in stream mode can also mean the client died: a gone control
-            // connection says so, and then nothing is stored.
-            watch.check()?;
+            if upload.is_short() {
+                let cut = format!("connection closed after {} of the announced bytes", upload.received());
+                return Err(Stop::Data(io::Error::new(io::ErrorKind::UnexpectedEof, cut)));
+            }
             let received = upload.received();
             match upload.commit() {
                 Ok(entry) => {
                     log_event!(
-                        "conn={id} peer={peer} event=stor path={:?} bytes={} sha256={}",
+                        "conn={id} peer={peer} event=stor path={:?} offset={offset} bytes={} sha256={}",
                         path.to_string(),
                         entry.size,
                         entry.sha256
@@ -837,7 +906,7 @@ impl<'a> Session<'a> {
 
     fn site(&mut self, command: SiteCommand) -> io::Result<Next> {
         match command {
-            SiteCommand::Mkshare(seconds) => self.mkshare(seconds),
+            SiteCommand::Mkshare { seconds, downloads } => self.mkshare(seconds, downloads),
             SiteCommand::Digest(digest, argument) => {
                 let limit = self.shared.config.max_pending_digests;
                 if self.declared.len() >= limit {
@@ -852,11 +921,22 @@ impl<'a> Session<'a> {
             SiteCommand::Seal => self.seal(),
             SiteCommand::Owner(code, token) => self.claim(&code, &token),
             SiteCommand::Info(argument) => self.info(argument.as_deref()),
+            SiteCommand::Delete(code, token) => self.delete(&code, &token),
+            SiteCommand::Partial(argument) => {
+                let path = self.resolve(&argument);
+                let kept = self
+                    .writable(&path)
+                    .and_then(|(share, rel)| share.partial_size(&rel).map_err(|err| store_reply(&err)));
+                match kept {
+                    Ok(kept) => self.say(213, kept.to_string()),
+                    Err(reply) => self.answer(reply),
+                }
+            }
             SiteCommand::Help => self.help(),
         }
     }
 
-    fn mkshare(&mut self, seconds: Option<u64>) -> io::Result<Next> {
+    fn mkshare(&mut self, seconds: Option<u64>, downloads: Option<u64>) -> io::Result<Next> {
         let config = &self.shared.config;
         let lifetime = seconds.map(Duration::from_secs).unwrap_or(config.default_expiry);
         if lifetime.is_zero() {
@@ -877,11 +957,12 @@ impl<'a> Session<'a> {
                 .say(452, format!("Too many shares created from your address (limit {limit} per hour)"));
         }
         let expires = unix_now() + lifetime.as_secs() as i64;
-        match self.shared.store.create_share(expires) {
+        match self.shared.store.create_share(expires, downloads) {
             Ok((share, token)) => {
                 let code = share.code.to_string();
+                let budget = downloads.map_or("unlimited".into(), |n| n.to_string());
                 log_event!(
-                    "conn={} peer={} event=share-created share={code} expires={}",
+                    "conn={} peer={} event=share-created share={code} expires={} downloads={budget}",
                     self.id,
                     self.peer,
                     rfc3339(expires)
@@ -919,6 +1000,23 @@ impl<'a> Session<'a> {
         self.say(200, format!("You own /{} until it is sealed", share.code))
     }
 
+    /// SITE DELETE: removes a share at once for whoever holds its owner token.
+    fn delete(&mut self, code: &str, token: &str) -> io::Result<Next> {
+        match self.shared.store.delete_share(code, token) {
+            Ok(()) => {
+                self.owned.remove(code);
+                self.created.remove(code);
+                log_event!("conn={} peer={} event=deleted share={code}", self.id, self.peer);
+                self.say(250, format!("Share /{code} deleted"))
+            }
+            Err(StoreError::NotFound) => {
+                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                self.store_error(StoreError::NotFound)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
     fn seal(&mut self) -> io::Result<Next> {
         let VirtualPath::Share { code, .. } = &self.cwd else {
             return self.say(550, "Not inside a share: CWD /<code> first");
@@ -938,23 +1036,36 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// SITE INFO: expiry, state, totals and download budget of a share; for a file, also how
+    /// many complete downloads it has left.
     fn info(&mut self, argument: Option<&str>) -> io::Result<Next> {
         let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
-        let VirtualPath::Share { code, .. } = &path else {
+        if path == VirtualPath::Root {
             return self.say(550, "Not inside a share; give SITE INFO /<code>");
-        };
-        match self.lookup(&VirtualPath::Share { code: code.clone(), rel: Vec::new() }) {
-            Ok((share, manifest, _)) => {
-                let (files, bytes) = manifest.totals();
-                let body = vec![
-                    format!(" share {}", share.code),
-                    format!(" expires {}", rfc3339(share.meta.expires)),
-                    format!(" sealed {}", if share.meta.sealed { "yes" } else { "no" }),
-                    format!(" files {files}"),
-                    format!(" bytes {bytes}"),
-                ];
-                self.answer(Reply::multi(211, format!("Share /{}", share.code), body, "End"))
+        }
+        let described = self.lookup(&path).and_then(|(share, manifest, rel)| {
+            let (files, bytes) = manifest.totals();
+            let budget = share.meta.downloads.map_or("unlimited".into(), |n| n.to_string());
+            let mut body = vec![
+                format!(" share {}", share.code),
+                format!(" expires {}", rfc3339(share.meta.expires)),
+                format!(" sealed {}", if share.meta.sealed { "yes" } else { "no" }),
+                format!(" files {files}"),
+                format!(" bytes {bytes}"),
+                format!(" downloads {budget}"),
+            ];
+            match manifest.lookup(&rel) {
+                Some(Node::Folder) => {}
+                Some(Node::File(entry)) => {
+                    let left = share.downloads_left(entry)?.map_or("unlimited".into(), |n| n.to_string());
+                    body.push(format!(" downloads-left {left}"));
+                }
+                None => return Err(StoreError::NotFound),
             }
+            Ok((format!("Share /{}", share.code), body))
+        });
+        match described {
+            Ok((title, body)) => self.answer(Reply::multi(211, title, body, "End")),
             Err(err) => self.store_error(err),
         }
     }
@@ -982,6 +1093,8 @@ pub fn store_reply(err: &StoreError) -> Reply {
         StoreError::BadName(_) => Reply::new(553, text),
         StoreError::TooLarge { .. } | StoreError::TooManyFiles(_) => Reply::new(552, text),
         StoreError::DiskFull { .. } => Reply::new(452, text),
+        StoreError::Busy => Reply::new(450, text),
+        StoreError::BadOffset { .. } => Reply::new(554, text),
         StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Reply::new(452, text),
         StoreError::Io(_) => Reply::new(451, "Local storage error; nothing was stored"),
     }

@@ -10,9 +10,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::cli::{DEFAULT_PORT, list_lines, saved_lines};
-use crate::client::{ClientError, Connection, Result, ShareUrl, join_host_port, split_host_port};
+use crate::client::{ClientError, Result, ShareUrl, join_host_port, split_host_port};
 use crate::expiry::parse_expiry;
-use crate::transfer::{self, Quiet};
+use crate::link::Link;
+use crate::transfer::{self, Quiet, ShareOptions};
 
 const MENU: &str = "\
   1) upload    PATH[, PATH...]   (add --expires SPEC to choose the expiry)
@@ -25,13 +26,13 @@ const MENU: &str = "\
 /// last command that ran failed, so a piped session's exit code tells whether it worked.
 pub fn run(
     address: Option<&str>,
-    timeout: Duration,
+    (timeout, retries): (Duration, u32),
     input: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> Result<()> {
     let interactive = io::stdin().is_terminal();
-    let mut shell =
-        Shell { input, out, interactive, timeout, host: String::new(), port: 0, connection: None };
+    let link = Link::new("", timeout, retries);
+    let mut shell = Shell { input, out, interactive, timeout, retries, host: String::new(), port: 0, link };
     shell.connect(address)?;
     if interactive {
         eprintln!("Connected to {}. Choose a number or type a command:\n{MENU}", shell.address());
@@ -56,9 +57,7 @@ pub fn run(
             eprintln!("error: {err}");
         }
     }
-    if let Some(connection) = shell.connection.take() {
-        connection.quit();
-    }
+    shell.link.quit();
     last
 }
 
@@ -67,9 +66,11 @@ struct Shell<'a> {
     out: &'a mut dyn Write,
     interactive: bool,
     timeout: Duration,
+    retries: u32,
     host: String,
     port: u16,
-    connection: Option<Connection>,
+    /// The connection to `host:port`, opened again when it drops.
+    link: Link,
 }
 
 impl Shell<'_> {
@@ -111,22 +112,16 @@ impl Shell<'_> {
                 (host, port)
             }
         };
-        self.host = host;
-        self.port = port;
-        self.connection = Some(Connection::open(&self.address(), self.timeout)?);
-        Ok(())
+        self.switch_to(host, port);
+        self.link.run(|_, _| Ok(()))
     }
 
-    /// The open connection, reopened if the server closed it meanwhile.
-    fn connection(&mut self) -> Result<&mut Connection> {
-        let alive = match self.connection.as_mut() {
-            Some(connection) => connection.send(&crate::proto::Command::Noop).is_ok_and(|r| r.code == 200),
-            None => false,
-        };
-        if !alive {
-            self.connection = Some(Connection::open(&self.address(), self.timeout)?);
-        }
-        Ok(self.connection.as_mut().expect("connection just opened"))
+    /// Points the shell at another server; the old connection says goodbye.
+    fn switch_to(&mut self, host: String, port: u16) {
+        self.link.quit();
+        self.host = host;
+        self.port = port;
+        self.link = Link::new(self.address(), self.timeout, self.retries);
     }
 
     fn print(&mut self, text: &str) -> Result<()> {
@@ -160,7 +155,12 @@ impl Shell<'_> {
             })
             .transpose()?;
         let plan = transfer::plan_upload(&paths)?;
-        let report = transfer::upload(self.connection()?, &plan, lifetime, &mut Quiet)?;
+        // An upload owns its share on every connection it opens: it gets a link of its own.
+        let mut link = Link::new(self.address(), self.timeout, self.retries);
+        let options = ShareOptions { lifetime, downloads: None };
+        let report = transfer::upload(&mut link, &plan, options, &mut Quiet);
+        link.quit();
+        let report = report?;
         let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
         eprintln!(
             "uploaded {} file(s); expires {}; owner token {}",
@@ -180,11 +180,7 @@ impl Shell<'_> {
             let url = ShareUrl::parse(&text)?;
             if (url.host.as_str(), url.port) != (self.host.as_str(), self.port) {
                 // The share lives elsewhere: follow it there.
-                if let Some(old) = self.connection.take() {
-                    old.quit();
-                }
-                self.host = url.host.clone();
-                self.port = url.port;
+                self.switch_to(url.host.clone(), url.port);
             }
             return Ok(url);
         }
@@ -196,9 +192,9 @@ impl Shell<'_> {
 
     fn list(&mut self, rest: &str) -> Result<()> {
         let url = self.share(rest)?;
-        let connection = self.connection()?;
-        let info = connection.info(&url.code)?;
-        let files = connection.walk_share(&url.code)?;
+        let (info, files) = self
+            .link
+            .run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))?;
         eprintln!("{} file(s), {} bytes; available until {}", info.files, info.bytes, info.expires);
         self.print(&list_lines(&files))
     }
@@ -210,9 +206,9 @@ impl Shell<'_> {
             None => (rest, Vec::new()),
         };
         let url = self.share(&url_text)?;
-        let connection = self.connection()?;
-        let info = connection.info(&url.code)?;
-        let files = connection.walk_share(&url.code)?;
+        let (info, files) = self
+            .link
+            .run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))?;
         let mut names = names;
         if names.is_empty() && self.interactive {
             eprintln!("Files in this share (available until {}):", info.expires);
@@ -236,7 +232,7 @@ impl Shell<'_> {
             None => ".".to_owned(),
         };
         let chosen = transfer::select(&files, &names)?;
-        let saved = transfer::download(self.connection()?, &url.code, &chosen, dir.as_ref(), &mut Quiet)?;
+        let saved = transfer::download(&mut self.link, &url.code, &chosen, dir.as_ref(), &mut Quiet)?;
         self.print(&saved_lines(&saved))
     }
 }

@@ -8,6 +8,10 @@
 //! shares/<code>/manifest    one record per finished file or folder (append-only)
 //! shares/<code>/lock        held while the share's meta or manifest changes
 //! shares/<code>/blobs/<id>  file contents under random names; names live in the manifest
+//! shares/<code>/partial/    uploads in progress or cut, kept for resuming until the seal;
+//!                           named by the SHA-256 of their path, locked while written
+//! shares/<code>/downloads   one line per finished download of a budgeted file (append-only)
+//! shares/<code>/reading/    one locked file per download in flight of a budgeted file
 //! tmp/<instance>/           one per running server: uploads in progress, shares being made,
 //!                           expired shares on their way out; its `lock` is held while it runs
 //! ```
@@ -74,6 +78,10 @@ pub enum StoreError {
     DiskFull { floor: u64 },
     /// The received bytes do not have the declared SHA-256; nothing was stored.
     DigestMismatch { expected: Sha256Digest, actual: Sha256Digest },
+    /// Another connection is uploading the same file right now.
+    Busy,
+    /// A resumed upload asked to start past the bytes kept for it.
+    BadOffset { offset: u64, kept: u64 },
     /// The disk said no.
     Io(io::Error),
 }
@@ -98,6 +106,10 @@ impl fmt::Display for StoreError {
             }
             StoreError::DigestMismatch { expected, actual } => {
                 write!(f, "SHA-256 mismatch: declared {expected}, received {actual}; file not stored")
+            }
+            StoreError::Busy => f.write_str("another upload of this file is in progress"),
+            StoreError::BadOffset { offset, kept } => {
+                write!(f, "cannot resume at byte {offset}: {kept} bytes of this upload are kept")
             }
             StoreError::Io(err) => write!(f, "storage error: {err}"),
         }
@@ -226,6 +238,8 @@ pub struct ShareMeta {
     pub sealed: bool,
     /// SHA-256 of the owner token; the token itself is never stored.
     pub owner: Sha256Digest,
+    /// How many times each file may be downloaded completely; `None` is no limit.
+    pub downloads: Option<u64>,
 }
 
 /// A share that exists and has not expired, as of the moment it was opened.
@@ -304,8 +318,9 @@ impl Store {
         self.root.join("shares")
     }
 
-    /// Creates an empty, unsealed share that expires at `expires` (Unix seconds).
-    pub fn create_share(&self, expires: i64) -> Result<(Share, OwnerToken)> {
+    /// Creates an empty, unsealed share that expires at `expires` (Unix seconds), whose files
+    /// may each be downloaded completely `downloads` times (`None`: without limit).
+    pub fn create_share(&self, expires: i64, downloads: Option<u64>) -> Result<(Share, OwnerToken)> {
         let code = ShareCode::generate()?;
         let token = OwnerToken::generate()?;
         let meta = ShareMeta {
@@ -313,6 +328,7 @@ impl Store {
             expires,
             sealed: false,
             owner: Sha256Digest::of(token.as_str().as_bytes()),
+            downloads,
         };
         // Build the share aside and rename it in whole, so a share is never half-made.
         let staging = self.instance.dir.join(format!("{code}.new"));
@@ -347,30 +363,63 @@ impl Store {
         Ok(Share { code, meta, dir, store: self.clone() })
     }
 
-    /// Removes every share that expired at or before `now`; returns their codes.
+    /// Removes every share that expired at or before `now`, and every sealed share whose files
+    /// have all used their download budget; returns their codes.
     pub fn sweep(&self, now: i64) -> Result<Vec<String>> {
         let mut removed = Vec::new();
         for entry in fs::read_dir(self.shares_dir())? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            let expired = match read_meta(&entry.path()) {
-                Ok(meta) => meta.expires <= now,
+            let done = match read_meta(&entry.path()) {
+                Ok(meta) => meta.expires <= now || self.is_spent(&name, &meta),
                 Err(err) => matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidData),
             };
-            if expired {
-                // Move it out of sight first, so a crash mid-delete leaves nothing half-visible.
-                let doomed = self.instance.dir.join("trash").join(&name);
-                match fs::rename(entry.path(), &doomed) {
-                    Ok(()) => {}
-                    // Another server swept it first.
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-                    Err(err) => return Err(err.into()),
-                }
-                remove_any(&doomed)?;
+            if done && self.remove_share(&name)? {
                 removed.push(name);
             }
         }
         Ok(removed)
+    }
+
+    /// Whether a sealed share with a download budget has had all its files downloaded up to it.
+    fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
+        let (Some(budget), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
+            return false;
+        };
+        let dir = self.shares_dir().join(name);
+        let share = Share { code, meta: meta.clone(), dir, store: self.clone() };
+        match (share.read_records(), share.finished_downloads()) {
+            (Ok(records), Ok(finished)) => {
+                records.files.values().all(|f| finished.get(&f.blob).copied().unwrap_or(0) >= budget)
+            }
+            _ => false,
+        }
+    }
+
+    /// Deletes share `code` at once, when `token` is its owner token. A wrong token gets the same
+    /// answer as a missing share. Downloads in flight finish from the files they opened.
+    pub fn delete_share(&self, code: &str, token: &str) -> Result<()> {
+        let share = self.share(code, unix_now())?;
+        if !share.is_owner(token) {
+            return Err(StoreError::NotFound);
+        }
+        match self.remove_share(share.code.as_str())? {
+            true => Ok(()),
+            false => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Moves a share out of sight, then deletes it, so a crash midway leaves nothing
+    /// half-visible. False when another server removed it first.
+    fn remove_share(&self, name: &str) -> Result<bool> {
+        let doomed = self.instance.dir.join("trash").join(name);
+        match fs::rename(self.shares_dir().join(name), &doomed) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+            Err(err) => return Err(err.into()),
+        }
+        remove_any(&doomed)?;
+        Ok(true)
     }
 }
 
@@ -420,10 +469,13 @@ fn remove_any(path: &Path) -> io::Result<()> {
 }
 
 fn write_meta(dir: &Path, meta: &ShareMeta) -> io::Result<()> {
-    let text = format!(
+    let mut text = format!(
         "created {}\nexpires {}\nsealed {}\nowner {}\n",
         meta.created, meta.expires, meta.sealed as u8, meta.owner
     );
+    if let Some(downloads) = meta.downloads {
+        text.push_str(&format!("downloads {downloads}\n"));
+    }
     let tmp = dir.join("meta.tmp");
     let mut file = File::create(&tmp)?;
     file.write_all(text.as_bytes())?;
@@ -446,6 +498,10 @@ fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
         expires: field("expires")?.parse().map_err(|_| invalid())?,
         sealed: field("sealed")? == "1",
         owner: field("owner")?.parse().map_err(|_| invalid())?,
+        downloads: match fields.get("downloads") {
+            Some(value) => Some(value.parse().map_err(|_| invalid())?),
+            None => None,
+        },
     })
 }
 
@@ -455,21 +511,42 @@ impl Share {
         Sha256Digest::of(token.as_bytes()) == self.meta.owner
     }
 
-    /// Reads the manifest: every finished file and folder.
+    /// What a reader sees: every finished file and folder, except files whose download budget
+    /// is used up, which answer like files that never existed.
     pub fn manifest(&self) -> Result<Manifest> {
-        let bytes = fs::read(self.dir.join("manifest"))?;
-        // A record without its newline was torn by a crash: only whole lines count.
-        let whole = match bytes.iter().rposition(|&b| b == b'\n') {
-            Some(end) => &bytes[..end],
-            None => &[][..],
-        };
-        let mut manifest = Manifest::default();
-        for line in whole.split(|&b| b == b'\n') {
-            if let Ok(text) = std::str::from_utf8(line) {
-                manifest.apply(text);
-            }
+        let mut manifest = self.read_records()?;
+        if let Some(budget) = self.meta.downloads {
+            let finished = self.finished_downloads()?;
+            manifest.files.retain(|_, file| finished.get(&file.blob).copied().unwrap_or(0) < budget);
         }
         Ok(manifest)
+    }
+
+    /// Every record of the manifest, spent files included.
+    fn read_records(&self) -> Result<Manifest> {
+        let mut manifest = Manifest::default();
+        for record in whole_lines(&self.dir.join("manifest"))? {
+            manifest.apply(&record);
+        }
+        Ok(manifest)
+    }
+
+    /// Finished downloads of budgeted files, by blob.
+    fn finished_downloads(&self) -> Result<BTreeMap<String, u64>> {
+        let mut finished = BTreeMap::new();
+        for blob in whole_lines(&self.dir.join("downloads"))? {
+            *finished.entry(blob).or_insert(0) += 1;
+        }
+        Ok(finished)
+    }
+
+    /// How many more complete downloads `entry` allows; `None` when the share has no budget.
+    pub fn downloads_left(&self, entry: &FileEntry) -> Result<Option<u64>> {
+        let Some(budget) = self.meta.downloads else {
+            return Ok(None);
+        };
+        let finished = self.finished_downloads()?.get(&entry.blob).copied().unwrap_or(0);
+        Ok(Some(budget.saturating_sub(finished)))
     }
 
     /// Opens a finished file for reading. A blob that is not a plain file (a planted symbolic
@@ -488,7 +565,30 @@ impl Share {
         })
     }
 
-    /// Takes the share's lock: held while meta or manifest change, released when dropped.
+    /// Reserves one complete download of `entry` when the share has a download budget
+    /// (`Ok(None)` when it has none). Finished downloads and those in flight together never
+    /// exceed the budget; past it the file is `NotFound`. A reservation that is dropped without
+    /// [`DownloadSlot::finish`] (a cut download) spends nothing.
+    pub fn reserve_download(&self, entry: &FileEntry) -> Result<Option<DownloadSlot>> {
+        let Some(budget) = self.meta.downloads else {
+            return Ok(None);
+        };
+        let _lock = self.lock()?;
+        let finished = self.finished_downloads()?.get(&entry.blob).copied().unwrap_or(0);
+        let reading = self.dir.join("reading");
+        fs::create_dir_all(&reading)?;
+        let in_flight = held_locks(&reading, &format!("{}.", entry.blob))?;
+        if finished + in_flight >= budget {
+            return Err(StoreError::NotFound);
+        }
+        let path = reading.join(format!("{}.{}", entry.blob, ShareCode::generate()?));
+        let lock = File::create(&path)?;
+        lock.lock()?;
+        Ok(Some(DownloadSlot { share: self.clone(), blob: entry.blob.clone(), budget, path, _lock: lock }))
+    }
+
+    /// Takes the share's lock: held while meta, manifest, partial uploads or download counts
+    /// change; released when dropped.
     fn lock(&self) -> Result<File> {
         let lock = OpenOptions::new().create(true).truncate(false).write(true).open(self.dir.join("lock"))?;
         lock.lock()?;
@@ -524,7 +624,7 @@ impl Share {
     pub fn make_folder(&self, rel: &[String]) -> Result<()> {
         let _lock = self.lock()?;
         self.ensure_writable()?;
-        let manifest = self.manifest()?;
+        let manifest = self.read_records()?;
         self.check_new_path(rel, &manifest)?;
         if manifest.lookup(rel).is_some() {
             return Err(StoreError::Exists);
@@ -532,14 +632,50 @@ impl Share {
         if manifest.entries() >= self.store.limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(self.store.limits.max_files_per_share));
         }
-        self.append_record(&format!("D\t{}\t{}\n", unix_now(), rel.join("/")))
+        append_line(&self.dir.join("manifest"), &format!("D\t{}\t{}", unix_now(), rel.join("/")))
     }
 
-    /// Starts receiving the file `rel`; if `expected` is given, the bytes must have that SHA-256.
-    /// The share's limits are checked now and again as bytes arrive.
-    pub fn begin_upload(&self, rel: &[String], expected: Option<Sha256Digest>) -> Result<Upload> {
+    /// Where the bytes of an upload of `rel` stay until it is committed: named by the SHA-256 of
+    /// the path, so uploaders' names never reach the filesystem.
+    fn partial_path(&self, rel: &[String]) -> PathBuf {
+        let key = Sha256Digest::of(rel.join("/").as_bytes());
+        self.dir.join("partial").join(format!("{key}.part"))
+    }
+
+    /// Bytes kept of a cut upload of `rel`, where a resumed upload continues; 0 when none.
+    pub fn partial_size(&self, rel: &[String]) -> Result<u64> {
+        match fs::metadata(self.partial_path(rel)) {
+            Ok(meta) => Ok(meta.len()),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(0),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Count and total size of the kept uploads other than `except`.
+    fn partial_totals(&self, except: &Path) -> Result<(usize, u64)> {
+        let mut totals = (0, 0);
+        let entries = match fs::read_dir(self.dir.join("partial")) {
+            Ok(entries) => entries,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(totals),
+            Err(err) => return Err(err.into()),
+        };
+        for entry in entries {
+            let entry = entry?;
+            if entry.path() != except {
+                totals.0 += 1;
+                totals.1 += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        Ok(totals)
+    }
+
+    /// Starts receiving the file `rel`, from its first byte or, for a cut upload, from `start`;
+    /// if `expected` is given, the whole file must have that SHA-256. The share's limits are
+    /// checked now and again as bytes arrive. Only one connection at a time uploads a path.
+    pub fn begin_upload(&self, rel: &[String], expected: Expected, start: Start) -> Result<Upload> {
+        let share_lock = self.lock()?;
         self.ensure_writable()?;
-        let manifest = self.manifest()?;
+        let manifest = self.read_records()?;
         self.check_new_path(rel, &manifest)?;
         match manifest.lookup(rel) {
             Some(Node::Folder) => return Err(StoreError::IsAFolder),
@@ -547,63 +683,194 @@ impl Share {
             Some(Node::File(_)) => return Err(StoreError::Exists),
             None => {}
         }
+        let path = self.partial_path(rel);
         let limits = self.store.limits;
-        let bytes = manifest.totals().1;
-        if manifest.entries() >= limits.max_files_per_share {
+        let (partials, partial_bytes) = self.partial_totals(&path)?;
+        if manifest.entries() + partials >= limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(limits.max_files_per_share));
         }
-        let share_room = limits.max_share_size.saturating_sub(bytes);
+        let share_room = limits.max_share_size.saturating_sub(manifest.totals().1 + partial_bytes);
         let (allowance, limit) = if share_room < limits.max_file_size {
             (share_room, ("the share", limits.max_share_size))
         } else {
             (limits.max_file_size, ("the file", limits.max_file_size))
         };
-        let tmp_path = self.store.instance.dir.join(format!("{}.part", ShareCode::generate()?));
+        fs::create_dir_all(path.parent().expect("partial files sit in a folder"))?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Busy),
+            Err(fs::TryLockError::Error(err)) => return Err(err.into()),
+        }
+        drop(share_lock);
+        let kept = file.metadata()?.len();
+        let offset = match start {
+            Start::Fresh => 0,
+            Start::At(offset) if offset > kept => return Err(StoreError::BadOffset { offset, kept }),
+            Start::At(offset) => offset,
+            Start::Append => kept,
+        };
+        if offset.max(expected.size.unwrap_or(0)) > allowance {
+            let (what, limit) = limit;
+            return Err(StoreError::TooLarge { what, limit });
+        }
+        let (allowance, limit) = match expected.size {
+            Some(size) if size < allowance => (size, ("the size announced with ALLO", size)),
+            _ => (allowance, limit),
+        };
+        file.set_len(offset)?;
+        // The digest covers the whole file: the kept bytes are read again to resume it.
+        let mut hasher = Hasher::new();
+        crate::chunks::for_each_chunk(
+            &mut (&file).take(offset),
+            |chunk| {
+                hasher.update(chunk);
+                Ok(())
+            },
+            StoreError::Io,
+        )?;
+        file.seek(SeekFrom::Start(offset))?;
         let mut upload = Upload {
             share: self.clone(),
             rel: rel.to_vec(),
-            expected,
-            file: None,
-            tmp_path,
-            hasher: Hasher::new(),
+            expected: expected.sha256,
+            size: expected.size,
+            file: Some(file),
+            path,
+            hasher,
+            offset,
             allowance,
             limit,
             next_space_check: 0,
         };
         upload.check_free_space(0)?;
-        upload.file = Some(File::create(&upload.tmp_path)?);
         Ok(upload)
     }
 
-    /// Seals the share: from now on it is read-only for everyone.
+    /// Seals the share: from now on it is read-only for everyone, and uploads kept for
+    /// resuming are deleted.
     pub fn seal(&mut self) -> Result<()> {
         let _lock = self.lock()?;
         let mut meta = read_meta(&self.dir)?;
         meta.sealed = true;
         write_meta(&self.dir, &meta)?;
         self.meta = meta;
+        remove_any(&self.dir.join("partial"))?;
         Ok(())
     }
+}
 
-    /// Appends one manifest record durably; the caller holds the share's lock. A torn tail left
-    /// by a crash is closed off first so it cannot swallow the new record.
-    fn append_record(&self, record: &str) -> Result<()> {
-        let mut file = OpenOptions::new().read(true).append(true).open(self.dir.join("manifest"))?;
-        let len = file.metadata()?.len();
-        let mut text = String::with_capacity(record.len() + 1);
-        if len > 0 {
-            let mut last = [0u8; 1];
-            file.seek(SeekFrom::Start(len - 1))?;
-            file.read_exact(&mut last)?;
-            if last[0] != b'\n' {
-                text.push('\n');
-            }
+/// What the uploader said the file will be.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expected {
+    /// SHA-256 of the whole file (`SITE DIGEST`).
+    pub sha256: Option<Sha256Digest>,
+    /// Size of the whole file (`ALLO`): fewer bytes mean the upload was cut.
+    pub size: Option<u64>,
+}
+
+/// Where an upload starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    /// At the first byte: anything kept of an earlier try is dropped (STOR).
+    Fresh,
+    /// At this byte of what an earlier, cut try kept (REST, then STOR).
+    At(u64),
+    /// At the end of what an earlier, cut try kept (APPE).
+    Append,
+}
+
+/// One complete download of a budgeted file, reserved while it is in flight.
+#[derive(Debug)]
+pub struct DownloadSlot {
+    share: Share,
+    blob: String,
+    budget: u64,
+    path: PathBuf,
+    _lock: File,
+}
+
+impl DownloadSlot {
+    /// Counts the download as complete. The last download a budget allows deletes the file's
+    /// contents from disk.
+    pub fn finish(self) -> Result<()> {
+        let _lock = self.share.lock()?;
+        append_line(&self.share.dir.join("downloads"), &self.blob)?;
+        let finished = self.share.finished_downloads()?.get(&self.blob).copied().unwrap_or(0);
+        if finished >= self.budget {
+            remove_any(&self.share.dir.join("blobs").join(&self.blob))?;
         }
-        text.push_str(record);
-        file.write_all(text.as_bytes())?;
-        file.sync_data()?;
+        // The reservation goes while the share's lock is held: no one sees it gone and the count not yet
+        // grown.
+        drop(self);
         Ok(())
     }
+}
+
+impl Drop for DownloadSlot {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+/// How many files in `dir` whose names start with `prefix` are locked by someone; stale ones,
+/// left by a crashed server, are removed.
+fn held_locks(dir: &Path, prefix: &str) -> io::Result<u64> {
+    let mut held = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if !entry.file_name().to_string_lossy().starts_with(prefix) {
+            continue;
+        }
+        let file = match File::open(entry.path()) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
+            Err(err) => return Err(err),
+        };
+        match file.try_lock() {
+            Ok(()) => remove_any(&entry.path())?,
+            Err(fs::TryLockError::WouldBlock) => held += 1,
+            Err(fs::TryLockError::Error(err)) => return Err(err),
+        }
+    }
+    Ok(held)
+}
+
+/// The complete lines of an append-only file; a last line without its newline was torn by a
+/// crash and does not count. A missing file has no lines.
+fn whole_lines(path: &Path) -> Result<Vec<String>> {
+    let bytes = match fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(err) => return Err(err.into()),
+    };
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => &[][..],
+    };
+    let lines = whole.split(|&b| b == b'\n').filter(|line| !line.is_empty());
+    Ok(lines.filter_map(|line| std::str::from_utf8(line).ok()).map(str::to_owned).collect())
+}
+
+/// Appends one line to an append-only file durably; the caller holds the share's lock. A torn
+/// tail left by a crash is closed off first so it cannot swallow the new line.
+fn append_line(path: &Path, line: &str) -> Result<()> {
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let len = file.metadata()?.len();
+    let mut text = String::with_capacity(line.len() + 2);
+    if len > 0 {
+        let mut last = [0u8; 1];
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+        if last[0] != b'\n' {
+            text.push('\n');
+        }
+    }
+    text.push_str(line);
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
+    file.sync_data()?;
+    Ok(())
 }
 
 impl Manifest {
@@ -692,15 +959,20 @@ impl Manifest {
     }
 }
 
-/// A file being received. Bytes go to a temporary file and into the digest in the same pass;
-/// [`Upload::commit`] makes it visible, and dropping it without a commit leaves nothing behind.
+/// A file being received. Bytes go to the path's partial file and into the digest in the same
+/// pass; [`Upload::commit`] makes the file visible and [`Upload::discard`] deletes what came.
+/// Dropping it otherwise (a cut connection) keeps the bytes for a resumed upload.
 pub struct Upload {
     share: Share,
     rel: Vec<String>,
     expected: Option<Sha256Digest>,
+    size: Option<u64>,
+    /// The partial file, locked while this upload lives; `None` once committed.
     file: Option<File>,
-    tmp_path: PathBuf,
+    path: PathBuf,
     hasher: Hasher,
+    /// The byte this upload started at; earlier bytes were kept from a cut upload.
+    offset: u64,
     /// Bytes this file may have before a limit is crossed.
     allowance: u64,
     /// What the allowance protects, and that limit, for the error.
@@ -710,9 +982,19 @@ pub struct Upload {
 }
 
 impl Upload {
-    /// Bytes received so far.
+    /// Bytes of the file so far, those kept from a cut upload included.
     pub fn received(&self) -> u64 {
         self.hasher.len()
+    }
+
+    /// The byte this upload started at.
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
+    /// Whether fewer bytes came than the uploader announced: the upload was cut.
+    pub fn is_short(&self) -> bool {
+        self.size.is_some_and(|size| self.received() < size)
     }
 
     fn check_free_space(&mut self, incoming: u64) -> Result<()> {
@@ -743,20 +1025,26 @@ impl Upload {
     }
 
     /// Checks the digest, syncs, renames into place and records the file. Only after this
-    /// returns is the file on disk and visible.
+    /// returns is the file on disk and visible. A file that cannot be stored is deleted.
     pub fn commit(mut self) -> Result<FileEntry> {
-        let file = self.file.take().expect("upload committed once");
+        let committed = self.try_commit();
+        if committed.is_err() {
+            self.delete_partial();
+        }
+        committed
+    }
+
+    fn try_commit(&mut self) -> Result<FileEntry> {
         let sha256 = self.hasher.clone().finish();
         if let Some(expected) = self.expected
             && expected != sha256
         {
             return Err(StoreError::DigestMismatch { expected, actual: sha256 });
         }
-        file.sync_all()?;
-        drop(file);
+        self.file.as_ref().expect("upload committed once").sync_all()?;
         let _lock = self.share.lock()?;
         self.share.ensure_writable()?;
-        let manifest = self.share.manifest()?;
+        let manifest = self.share.read_records()?;
         if manifest.lookup(&self.rel).is_some() {
             return Err(StoreError::Exists);
         }
@@ -770,28 +1058,43 @@ impl Upload {
         }
         let blob = ShareCode::generate()?.to_string();
         let blobs = self.share.dir.join("blobs");
-        fs::rename(&self.tmp_path, blobs.join(&blob))?;
+        fs::rename(&self.path, blobs.join(&blob))?;
+        self.file = None;
         sync_dir(&blobs)?;
         let entry =
             FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), blob };
         let record = format!(
-            "F\t{}\t{}\t{}\t{}\t{}\n",
+            "F\t{}\t{}\t{}\t{}\t{}",
             entry.sha256,
             entry.size,
             entry.modified,
             entry.blob,
             entry.path_text()
         );
-        self.share.append_record(&record)?;
+        append_line(&self.share.dir.join("manifest"), &record)?;
         Ok(entry)
+    }
+
+    /// Deletes what was received, kept bytes included: the upload was refused or aborted.
+    pub fn discard(mut self) {
+        self.delete_partial();
+    }
+
+    fn delete_partial(&mut self) {
+        if self.file.take().is_some() {
+            // Under the share's lock, so no other upload of this path opens the file meanwhile.
+            let _lock = self.share.lock();
+            let _ = fs::remove_file(&self.path);
+        }
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        // Committed uploads were renamed away; anything else is an abandoned partial file.
-        self.file.take();
-        let _ = fs::remove_file(&self.tmp_path);
+        // Neither committed nor discarded: the connection was cut. The bytes stay for a resume.
+        if let Some(file) = self.file.take() {
+            let _ = file.sync_data();
+        }
     }
 }
 
@@ -821,26 +1124,25 @@ mod tests {
     }
 
     fn upload(share: &Share, path: &str, bytes: &[u8]) -> Result<FileEntry> {
-        let mut upload = share.begin_upload(&rel(path), Some(Sha256Digest::of(bytes)))?;
+        let mut upload = share.begin_upload(
+            &rel(path),
+            Expected { sha256: Some(Sha256Digest::of(bytes)), size: None },
+            Start::Fresh,
+        )?;
         upload.write_chunk(bytes)?;
         upload.commit()
     }
 
-    /// Files left in this server's temporary folder, other than its lock and trash.
-    fn leftovers(store: &Store) -> usize {
-        fs::read_dir(&store.instance.dir)
-            .unwrap()
-            .filter(|e| {
-                e.as_ref().unwrap().file_name() != "lock" && e.as_ref().unwrap().file_name() != "trash"
-            })
-            .count()
+    /// Uploads kept in the share's partial folder.
+    fn leftovers(share: &Share) -> usize {
+        fs::read_dir(share.dir.join("partial")).map_or(0, |entries| entries.count())
     }
 
     #[test]
     fn files_are_visible_only_after_commit() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut pending = share.begin_upload(&rel("a/b.txt"), None).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share.begin_upload(&rel("a/b.txt"), Expected::default(), Start::Fresh).unwrap();
         pending.write_chunk(b"hello").unwrap();
         assert!(share.manifest().unwrap().lookup(&rel("a/b.txt")).is_none());
         let entry = pending.commit().unwrap();
@@ -851,57 +1153,138 @@ mod tests {
         let mut text = String::new();
         share.open_file(&entry).unwrap().read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello");
-        assert_eq!(leftovers(&store), 0);
+        assert_eq!(leftovers(&share), 0);
     }
 
     #[test]
     fn a_digest_mismatch_stores_nothing() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut pending = share.begin_upload(&rel("x"), Some(Sha256Digest::of(b"other"))).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share
+            .begin_upload(
+                &rel("x"),
+                Expected { sha256: Some(Sha256Digest::of(b"other")), size: None },
+                Start::Fresh,
+            )
+            .unwrap();
         pending.write_chunk(b"bytes").unwrap();
         assert!(matches!(pending.commit(), Err(StoreError::DigestMismatch { .. })));
         assert!(share.manifest().unwrap().lookup(&rel("x")).is_none());
-        assert_eq!(leftovers(&store), 0);
+        assert_eq!(leftovers(&share), 0);
         assert_eq!(fs::read_dir(share.dir.join("blobs")).unwrap().count(), 0);
     }
 
     #[test]
-    fn an_abandoned_upload_leaves_nothing() {
+    fn a_discarded_upload_leaves_nothing() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut pending = share.begin_upload(&rel("x"), None).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), Expected::default(), Start::Fresh).unwrap();
         pending.write_chunk(b"half").unwrap();
-        assert_eq!(leftovers(&store), 1);
-        drop(pending);
-        assert_eq!(leftovers(&store), 0);
+        assert_eq!(leftovers(&share), 1);
+        pending.discard();
+        assert_eq!(leftovers(&share), 0);
         assert!(share.manifest().unwrap().lookup(&rel("x")).is_none());
+    }
+
+    #[test]
+    fn a_cut_upload_is_kept_unseen_and_resumes_to_the_whole_digest() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let whole = b"the first half, then the second half";
+        let expected = Expected { sha256: Some(Sha256Digest::of(whole)), size: Some(whole.len() as u64) };
+        let mut first = share.begin_upload(&rel("x"), expected, Start::Fresh).unwrap();
+        first.write_chunk(&whole[..20]).unwrap();
+        assert!(!first.is_short() || first.received() == 20);
+        drop(first);
+        assert!(share.manifest().unwrap().lookup(&rel("x")).is_none(), "kept bytes are unseen");
+        assert_eq!(share.partial_size(&rel("x")).unwrap(), 20);
+        // Past the kept bytes is refused; REST inside them drops the rest.
+        assert!(matches!(
+            share.begin_upload(&rel("x"), expected, Start::At(21)),
+            Err(StoreError::BadOffset { offset: 21, kept: 20 })
+        ));
+        let mut second = share.begin_upload(&rel("x"), expected, Start::At(10)).unwrap();
+        assert!(matches!(share.begin_upload(&rel("x"), expected, Start::Append), Err(StoreError::Busy)));
+        second.write_chunk(&whole[10..30]).unwrap();
+        drop(second);
+        let mut third = share.begin_upload(&rel("x"), expected, Start::Append).unwrap();
+        assert_eq!(third.offset(), 30);
+        third.write_chunk(&whole[30..]).unwrap();
+        assert!(!third.is_short());
+        let entry = third.commit().unwrap();
+        assert_eq!(entry.size, whole.len() as u64);
+        assert_eq!(leftovers(&share), 0);
+        // Sealing drops whatever is still kept.
+        let mut cut = share.begin_upload(&rel("y"), Expected::default(), Start::Fresh).unwrap();
+        cut.write_chunk(b"abc").unwrap();
+        drop(cut);
+        share.seal().unwrap();
+        assert_eq!(leftovers(&share), 0);
+    }
+
+    #[test]
+    fn a_download_budget_is_exact_and_cut_downloads_spend_nothing() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+        let entry = upload(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
+        // A cut download gives its reservation back.
+        drop(share.reserve_download(&entry).unwrap());
+        let one = share.reserve_download(&entry).unwrap().unwrap();
+        let two = share.reserve_download(&entry).unwrap().unwrap();
+        assert!(matches!(share.reserve_download(&entry), Err(StoreError::NotFound)), "two in flight");
+        one.finish().unwrap();
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+        assert!(lookup(&share));
+        two.finish().unwrap();
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+        assert!(!lookup(&share), "a spent file answers like one that never existed");
+        assert!(!share.dir.join("blobs").join(&entry.blob).exists(), "its bytes are gone");
+        assert_eq!(store.sweep(unix_now()).unwrap(), vec![share.code.to_string()], "a spent share is swept");
+    }
+
+    #[test]
+    fn deleting_needs_the_owner_token() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, token) = store.create_share(unix_now() + 60, None).unwrap();
+        let code = share.code.to_string();
+        assert!(matches!(store.delete_share(&code, "wrong"), Err(StoreError::NotFound)));
+        store.delete_share(&code, token.as_str()).unwrap();
+        assert!(matches!(store.share(&code, unix_now()), Err(StoreError::NotFound)));
+        assert!(matches!(store.delete_share(&code, token.as_str()), Err(StoreError::NotFound)));
     }
 
     #[test]
     fn files_are_never_replaced() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         upload(&share, "a", b"first").unwrap();
         assert!(matches!(upload(&share, "a", b"second"), Err(StoreError::Exists)));
-        // Two uploads of one name racing: the second to commit loses.
-        let mut one = share.begin_upload(&rel("b"), None).unwrap();
-        let mut two = share.begin_upload(&rel("b"), None).unwrap();
+        // One upload of a name at a time: a second one waits its turn.
+        let mut one = share.begin_upload(&rel("b"), Expected::default(), Start::Fresh).unwrap();
+        assert!(matches!(
+            share.begin_upload(&rel("b"), Expected::default(), Start::Fresh),
+            Err(StoreError::Busy)
+        ));
         one.write_chunk(b"1").unwrap();
-        two.write_chunk(b"2").unwrap();
         one.commit().unwrap();
-        assert!(matches!(two.commit(), Err(StoreError::Exists)));
+        assert!(matches!(
+            share.begin_upload(&rel("b"), Expected::default(), Start::Fresh),
+            Err(StoreError::Exists)
+        ));
         assert_eq!(share.manifest().unwrap().totals(), (2, 6));
     }
 
     #[test]
     fn sealed_shares_take_no_files() {
         let (store, _root) = temp_store(Limits::default());
-        let (mut share, token) = store.create_share(unix_now() + 60).unwrap();
+        let (mut share, token) = store.create_share(unix_now() + 60, None).unwrap();
         assert!(share.is_owner(token.as_str()));
         assert!(!share.is_owner("someone else"));
         upload(&share, "a", b"1").unwrap();
-        let mut late = share.begin_upload(&rel("late"), None).unwrap();
+        let mut late = share.begin_upload(&rel("late"), Expected::default(), Start::Fresh).unwrap();
         late.write_chunk(b"late").unwrap();
         share.seal().unwrap();
         assert!(matches!(late.commit(), Err(StoreError::Sealed)), "sealing wins over an upload in flight");
@@ -915,11 +1298,11 @@ mod tests {
         let limits =
             Limits { max_file_size: 10, max_share_size: 15, max_files_per_share: 3, ..Limits::default() };
         let (store, _root) = temp_store(limits);
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut big = share.begin_upload(&rel("big"), None).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut big = share.begin_upload(&rel("big"), Expected::default(), Start::Fresh).unwrap();
         big.write_chunk(b"0123456789").unwrap();
         assert!(matches!(big.write_chunk(b"!"), Err(StoreError::TooLarge { what: "the file", limit: 10 })));
-        drop(big);
+        big.discard();
         upload(&share, "a", b"0123456789").unwrap();
         assert!(matches!(
             upload(&share, "b", b"012345"),
@@ -927,8 +1310,11 @@ mod tests {
         ));
         upload(&share, "b", b"01234").unwrap();
         upload(&share, "c", b"").unwrap();
-        assert!(matches!(share.begin_upload(&rel("d"), None), Err(StoreError::TooManyFiles(3))));
-        assert_eq!(leftovers(&store), 0);
+        assert!(matches!(
+            share.begin_upload(&rel("d"), Expected::default(), Start::Fresh),
+            Err(StoreError::TooManyFiles(3))
+        ));
+        assert_eq!(leftovers(&share), 0);
     }
 
     #[test]
@@ -938,8 +1324,8 @@ mod tests {
         }
         let limits = Limits { min_free_disk: 900, free_space: tiny_disk, ..Limits::default() };
         let (store, _root) = temp_store(limits);
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
-        let mut pending = share.begin_upload(&rel("x"), None).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), Expected::default(), Start::Fresh).unwrap();
         let chunk = vec![0; 1 << 20];
         let mut written = 0;
         let err = loop {
@@ -950,13 +1336,16 @@ mod tests {
             assert!(written <= 2 * FREE_SPACE_CHECK_BYTES, "the floor was never enforced");
         };
         assert!(matches!(err, StoreError::DiskFull { floor: 900 }), "{err}");
-        drop(pending);
-        assert_eq!(leftovers(&store), 0);
+        pending.discard();
+        assert_eq!(leftovers(&share), 0);
         let full = Limits { min_free_disk: 1000, free_space: tiny_disk, ..Limits::default() };
         let (store, _root) = temp_store(full);
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         assert!(
-            matches!(share.begin_upload(&rel("x"), None), Err(StoreError::DiskFull { .. })),
+            matches!(
+                share.begin_upload(&rel("x"), Expected::default(), Start::Fresh),
+                Err(StoreError::DiskFull { .. })
+            ),
             "refused before writing"
         );
     }
@@ -965,7 +1354,7 @@ mod tests {
     fn expired_shares_are_not_found_and_swept() {
         let (store, root) = temp_store(Limits::default());
         let now = unix_now();
-        let (share, _) = store.create_share(now + 10).unwrap();
+        let (share, _) = store.create_share(now + 10, None).unwrap();
         upload(&share, "a", b"1").unwrap();
         let code = share.code.to_string();
         assert!(store.share(&code, now).is_ok());
@@ -987,7 +1376,7 @@ mod tests {
     #[test]
     fn capital_letters_name_the_same_share() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         assert!(store.share(&share.code.as_str().to_ascii_uppercase(), unix_now()).is_ok());
     }
 
@@ -995,7 +1384,7 @@ mod tests {
     #[test]
     fn planted_symbolic_links_are_not_followed() {
         let (store, root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         let entry = upload(&share, "a", b"mine").unwrap();
         let outside = root.0.join("outside.txt");
         fs::write(&outside, b"secret").unwrap();
@@ -1004,7 +1393,7 @@ mod tests {
         std::os::unix::fs::symlink(&outside, &blob).unwrap();
         assert!(matches!(share.open_file(&entry), Err(StoreError::NotFound)));
         // A share folder that is a link is no share.
-        let (other, _) = store.create_share(unix_now() + 60).unwrap();
+        let (other, _) = store.create_share(unix_now() + 60, None).unwrap();
         let fake = root.0.join("shares").join("abcdefghijklmnopqrstuvwxyz");
         std::os::unix::fs::symlink(&other.dir, &fake).unwrap();
         assert!(matches!(store.share("abcdefghijklmnopqrstuvwxyz", unix_now()), Err(StoreError::NotFound)));
@@ -1014,12 +1403,12 @@ mod tests {
     fn only_dead_servers_temporary_folders_are_cleaned() {
         let root = temp_root();
         let first = Store::open(&root.0, Limits::default()).unwrap();
-        let (share, _) = first.create_share(unix_now() + 60).unwrap();
-        let mut pending = share.begin_upload(&rel("x"), None).unwrap();
+        let (share, _) = first.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), Expected::default(), Start::Fresh).unwrap();
         pending.write_chunk(b"in flight").unwrap();
         // A second server on the same root leaves the first one's upload alone.
         let second = Store::open(&root.0, Limits::default()).unwrap();
-        assert!(pending.tmp_path.exists());
+        assert!(pending.path.exists());
         pending.commit().unwrap();
         // Once the first server is gone, the next start removes its folder.
         let first_dir = first.instance.dir.clone();
@@ -1033,9 +1422,10 @@ mod tests {
     #[test]
     fn a_torn_manifest_record_is_ignored() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         upload(&share, "a", b"1").unwrap();
-        share.append_record("F\tdeadbeef").unwrap();
+        let mut manifest = OpenOptions::new().append(true).open(share.dir.join("manifest")).unwrap();
+        manifest.write_all(b"F\tdeadbeef").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (1, 1));
         upload(&share, "b", b"22").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (2, 3));
@@ -1044,7 +1434,7 @@ mod tests {
     #[test]
     fn files_and_folders_do_not_collide() {
         let (store, _root) = temp_store(Limits::default());
-        let (share, _) = store.create_share(unix_now() + 60).unwrap();
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         upload(&share, "f", b"1").unwrap();
         assert!(matches!(upload(&share, "f/g", b"2"), Err(StoreError::NotAFolder)));
         share.make_folder(&rel("d")).unwrap();

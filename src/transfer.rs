@@ -1,11 +1,12 @@
 //! Whole-share work on top of a [`Connection`]: planning an upload from local files and folders,
 //! uploading the plan into a new share, choosing files of a share, and saving them verified.
 //! A download is written beside its target and renamed into place only once its SHA-256
-//! matches, so a cut or corrupt file never sits under its final name.
+//! matches, so a cut or corrupt file never sits under its final name. Both directions resume
+//! through a [`Link`] when the connection drops.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File};
-use std::io;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -14,6 +15,8 @@ use walkdir::WalkDir;
 use crate::chunks::for_each_chunk;
 use crate::client::{ClientError, Connection, CreatedShare, RemoteFile, Result};
 use crate::digest::{Hasher, Sha256Digest};
+use crate::link::{Attempt, Link};
+use crate::platform::free_space;
 use crate::store::check_path;
 
 /// Suffix of a download in progress, beside its final name.
@@ -25,6 +28,8 @@ pub trait Observer {
     fn start(&mut self, _path: &str, _size: u64) {}
     /// `bytes` more bytes moved.
     fn advance(&mut self, _bytes: u64) {}
+    /// The file starts moving again, after the first `done` bytes (a resume).
+    fn restart(&mut self, _done: u64) {}
     /// The file is done (or failed).
     fn finish(&mut self) {}
 }
@@ -165,38 +170,89 @@ pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
     Ok(hasher.finish())
 }
 
-/// Creates a share living `lifetime` (or the server default), uploads the plan with every
-/// file's SHA-256 declared first, and seals the share.
+/// What a new share asks of the server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ShareOptions {
+    /// How long it lives; the server's default when `None`.
+    pub lifetime: Option<Duration>,
+    /// Complete downloads each file allows; no limit when `None`.
+    pub downloads: Option<u64>,
+}
+
+/// Creates a share, uploads the plan with every file's SHA-256 and size declared first, and
+/// seals the share. A dropped connection is taken up again: files already stored are not sent
+/// again, and a file that was cut resumes from the bytes the server kept.
 pub fn upload(
-    connection: &mut Connection,
+    link: &mut Link,
     plan: &UploadPlan,
-    lifetime: Option<Duration>,
+    options: ShareOptions,
     observer: &mut dyn Observer,
 ) -> Result<UploadReport> {
-    let share = connection.create_share(lifetime)?;
+    let share = link.run(|connection, _| connection.create_share(options.lifetime, options.downloads))?;
+    link.own(&share.code, &share.owner_token);
     let remote = |parts: &[String]| format!("/{}/{}", share.code, parts.join("/"));
     for folder in &plan.folders {
-        connection.make_folder(&remote(folder))?;
+        link.run(|connection, attempt| match connection.make_folder(&remote(folder)) {
+            // Made before the connection dropped.
+            Err(ClientError::NotFound(text)) if attempt.is_retry() && text.contains("lready exists") => {
+                Ok(())
+            }
+            other => other,
+        })?;
     }
     let mut files = Vec::with_capacity(plan.files.len());
     for file in &plan.files {
         let path = file.remote.join("/");
         let sha256 = hash_file(&file.source)?;
-        let mut source = File::open(&file.source)
-            .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display())))?;
         observer.start(&path, file.size);
-        let mut sent = 0;
-        let result = connection.store(&remote(&file.remote), sha256, &mut source, &mut |n| {
-            sent += n;
-            observer.advance(n);
+        let result = link.run(|connection, attempt| {
+            upload_one(connection, attempt, &remote(&file.remote), file, sha256, observer)
         });
         observer.finish();
         result?;
-        files.push(UploadedFile { path, size: sent, sha256 });
+        files.push(UploadedFile { path, size: file.size, sha256 });
     }
-    connection.change_folder(&format!("/{}", share.code))?;
-    connection.seal()?;
+    link.run(|connection, _| {
+        connection.change_folder(&format!("/{}", share.code))?;
+        match connection.seal() {
+            // The seal went through before the connection dropped.
+            Err(ClientError::NotFound(text)) if text.contains("sealed") => Ok(()),
+            other => other,
+        }
+    })?;
     Ok(UploadReport { share, files })
+}
+
+/// Sends one file; a retry first asks what the server already has of it.
+fn upload_one(
+    connection: &mut Connection,
+    attempt: &mut Attempt,
+    remote: &str,
+    file: &LocalFile,
+    sha256: Sha256Digest,
+    observer: &mut dyn Observer,
+) -> Result<()> {
+    let unreadable =
+        |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display()));
+    let mut offset = 0;
+    if attempt.is_retry() {
+        // The 226 may have been lost on the way: then the file is stored already.
+        if connection.hash(remote).is_ok_and(|stored| stored == sha256) {
+            return Ok(());
+        }
+        offset = connection.kept_bytes(remote)?;
+        if offset > file.size {
+            offset = 0;
+        }
+        eprintln!("anonshare: resuming {} at byte {offset}", file.remote.join("/"));
+    }
+    let mut source = File::open(&file.source).map_err(unreadable)?;
+    source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
+    observer.restart(offset);
+    connection.store(remote, (sha256, file.size), offset, &mut source, &mut |n| {
+        attempt.moved += n;
+        observer.advance(n);
+    })
 }
 
 /// The files of `all` that `wanted` names, by exact path or by a folder that holds them.
@@ -229,15 +285,16 @@ pub struct SavedFile {
     pub local: PathBuf,
 }
 
-/// Downloads `files` of share `code` under `dir`, each verified against its SHA-256.
+/// Downloads `files` of share `code` under `dir`, each verified against its SHA-256. A dropped
+/// connection is taken up again, and a cut file resumes from the bytes already saved.
 pub fn download(
-    connection: &mut Connection,
+    link: &mut Link,
     code: &str,
     files: &[RemoteFile],
     dir: &Path,
     observer: &mut dyn Observer,
 ) -> Result<Vec<SavedFile>> {
-    let mut saved = Vec::with_capacity(files.len());
+    let mut targets = Vec::with_capacity(files.len());
     for file in files {
         let parts: Vec<String> = file.path.split('/').map(str::to_owned).collect();
         // The server names the files; a hostile one must not write outside `dir`.
@@ -246,8 +303,14 @@ pub fn download(
         })?;
         let mut target = dir.to_path_buf();
         target.extend(&parts);
+        targets.push(target);
+    }
+    check_room(dir, files, &targets)?;
+    let mut saved = Vec::with_capacity(files.len());
+    for (file, target) in files.iter().zip(targets) {
         observer.start(&file.path, file.size);
-        let result = download_one(connection, code, file, &target, observer);
+        let mut partial = Partial::new(&target);
+        let result = link.run(|connection, attempt| partial.fetch(connection, attempt, code, file, observer));
         observer.finish();
         result?;
         saved.push(SavedFile { file: file.clone(), local: target });
@@ -255,37 +318,139 @@ pub fn download(
     Ok(saved)
 }
 
-fn download_one(
-    connection: &mut Connection,
-    code: &str,
-    file: &RemoteFile,
-    target: &Path,
-    observer: &mut dyn Observer,
-) -> Result<()> {
-    let local_error =
-        |err: io::Error| ClientError::Usage(format!("cannot write '{}': {err}", target.display()));
-    let parent = target.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(parent).map_err(local_error)?;
-    let mut partial_name = target.file_name().unwrap_or_default().to_owned();
-    partial_name.push(PARTIAL_SUFFIX);
-    let partial = parent.join(partial_name);
-    let mut sink = File::create(&partial).map_err(local_error)?;
-    let outcome = connection
-        .retrieve(&format!("/{code}/{}", file.path), &mut sink, &mut |n| observer.advance(n))
-        .and_then(|(sha256, size)| {
-            if sha256 != file.sha256 || size != file.size {
-                return Err(ClientError::Integrity(format!(
-                    "{}: received {size} bytes with SHA-256 {sha256}, expected {} bytes with SHA-256 {}; not saved",
-                    file.path, file.size, file.sha256
+/// Refuses a download that cannot fit: the bytes still to come must fit in the free space of
+/// the disk that holds `dir`, where the platform can tell.
+fn check_room(dir: &Path, files: &[RemoteFile], targets: &[PathBuf]) -> Result<()> {
+    let needed: u64 = files
+        .iter()
+        .zip(targets)
+        .map(|(file, target)| {
+            file.size.saturating_sub(fs::metadata(partial_path(target)).map_or(0, |m| m.len()))
+        })
+        .sum();
+    let existing = dir.ancestors().find(|p| p.as_os_str().is_empty() || p.exists()).unwrap_or(Path::new("."));
+    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    match free_space(existing) {
+        Some(free) if needed > free => Err(ClientError::Refused(format!(
+            "not enough room in '{}': the download needs {needed} bytes, {free} are free",
+            dir.display()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// `NAME.anonshare-part` beside `target`.
+fn partial_path(target: &Path) -> PathBuf {
+    let mut name = target.file_name().unwrap_or_default().to_owned();
+    name.push(PARTIAL_SUFFIX);
+    target.with_file_name(name)
+}
+
+/// A download in progress beside its target, and the running SHA-256 of what it holds.
+struct Partial<'t> {
+    target: &'t Path,
+    path: PathBuf,
+    /// The digest of the partial file's bytes, carried from one attempt to the next.
+    hasher: Option<Hasher>,
+}
+
+impl<'t> Partial<'t> {
+    fn new(target: &'t Path) -> Partial<'t> {
+        Partial { target, path: partial_path(target), hasher: None }
+    }
+
+    fn local_error(&self) -> impl Fn(io::Error) -> ClientError + '_ {
+        |err| ClientError::Usage(format!("cannot write '{}': {err}", self.target.display()))
+    }
+
+    /// One attempt: continues the partial file from its end, verifies the whole file, and
+    /// renames it into place. A cut leaves the partial file for the next attempt.
+    fn fetch(
+        &mut self,
+        connection: &mut Connection,
+        attempt: &mut Attempt,
+        code: &str,
+        file: &RemoteFile,
+        observer: &mut dyn Observer,
+    ) -> Result<()> {
+        let parent = self.target.parent().unwrap_or(Path::new("."));
+        fs::create_dir_all(parent).map_err(self.local_error())?;
+        let mut sink = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&self.path)
+            .map_err(self.local_error())?;
+        let mut kept = sink.metadata().map_err(self.local_error())?.len();
+        if kept > file.size {
+            sink.set_len(0).map_err(self.local_error())?;
+            kept = 0;
+        }
+        let mut hasher = match self.hasher.take() {
+            Some(hasher) if hasher.len() == kept => hasher,
+            _ => hash_prefix(&mut sink, kept).map_err(self.local_error())?,
+        };
+        if kept > 0 {
+            eprintln!("anonshare: resuming {} at byte {kept}", file.path);
+        }
+        observer.restart(kept);
+        let remote = format!("/{code}/{}", file.path);
+        let received = if kept < file.size || file.size == 0 {
+            connection.retrieve(&remote, kept, |chunk| {
+                sink.write_all(chunk).map_err(self.local_error())?;
+                hasher.update(chunk);
+                attempt.moved += chunk.len() as u64;
+                observer.advance(chunk.len() as u64);
+                Ok(())
+            })
+        } else {
+            Ok(())
+        };
+        let size = hasher.len();
+        if let Err(err) = received {
+            self.hasher = Some(hasher);
+            return Err(err);
+        }
+        if size < file.size {
+            self.hasher = Some(hasher);
+            return Err(ClientError::Connection(format!(
+                "{}: transfer cut at byte {size} of {}",
+                file.path, file.size
+            )));
+        }
+        let sha256 = hasher.finish();
+        if sha256 != file.sha256 || size != file.size {
+            let _ = fs::remove_file(&self.path);
+            // Bytes kept from an earlier attempt are not trusted: they may be what went wrong.
+            if kept > 0 {
+                return Err(ClientError::Connection(format!(
+                    "{}: the resumed file does not match its SHA-256; downloading it again from the start",
+                    file.path
                 )));
             }
-            sink.sync_all().map_err(local_error)?;
-            fs::rename(&partial, target).map_err(local_error)
-        });
-    if outcome.is_err() {
-        let _ = fs::remove_file(&partial);
+            return Err(ClientError::Integrity(format!(
+                "{}: received {size} bytes with SHA-256 {sha256}, expected {} bytes with SHA-256 {}; not saved",
+                file.path, file.size, file.sha256
+            )));
+        }
+        sink.sync_all().map_err(self.local_error())?;
+        fs::rename(&self.path, self.target).map_err(self.local_error())
     }
-    outcome
+}
+
+/// The running SHA-256 of the first `len` bytes of `file`.
+fn hash_prefix(file: &mut File, len: u64) -> io::Result<Hasher> {
+    let mut hasher = Hasher::new();
+    file.seek(SeekFrom::Start(0))?;
+    for_each_chunk(
+        &mut file.take(len),
+        |chunk| {
+            hasher.update(chunk);
+            Ok(())
+        },
+        |err| err,
+    )?;
+    Ok(hasher)
 }
 
 #[cfg(test)]

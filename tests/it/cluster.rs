@@ -243,17 +243,21 @@ fn restarting_one_server_leaves_the_others_uploads_alone() {
     let half = bytes.len() / 2;
     data.write_all(&bytes[..half]).unwrap();
     wait_until("B has the first half in a .part file", || {
-        part_files(&tmp).iter().any(|(_, len)| *len == half as u64)
+        part_files(&a.root).iter().any(|(_, len)| *len == half as u64)
     });
-    let part = part_files(&tmp).remove(0).0;
-    let b_instance = part.parent().unwrap().to_owned();
-    let instances: Vec<PathBuf> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
-    let a_instance = instances.iter().find(|dir| **dir != b_instance).expect("A's instance folder").clone();
-    assert_eq!(instances.len(), 2, "{instances:?}");
+    let part = part_files(&a.root).remove(0).0;
+    let before: Vec<PathBuf> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(before.len(), 2, "{before:?}");
 
     let a = Server::start_in(a.kill(), &[]);
-    assert!(!a_instance.exists(), "the new A removed the dead A's folder at start");
-    assert!(b_instance.join("lock").exists(), "B's folder is left alone");
+    let after: Vec<PathBuf> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
+    let kept: Vec<&PathBuf> = before.iter().filter(|dir| after.contains(dir)).collect();
+    assert_eq!(
+        kept.len(),
+        1,
+        "the new A removed the dead A's folder at start, B's stays: {before:?} {after:?}"
+    );
+    assert!(kept[0].join("lock").exists(), "B's folder is left alone");
     assert_eq!(fs::metadata(&part).map(|m| m.len()).ok(), Some(half as u64), "B's .part is left alone");
     data.write_all(&bytes[half..]).unwrap();
     drop(data);
@@ -325,7 +329,7 @@ struct Acknowledged {
 enum Handoff {
     /// The maker made this share; its partner claims it with the token.
     Share { code: String, token: String },
-    /// This side got its 150 for the contested name.
+    /// This side sent its STOR for the contested name.
     Started,
     /// The partner stored all its files; the maker may seal.
     Done,
@@ -372,20 +376,28 @@ fn pair_writer(
         // Files are never replaced: both servers start storing one name before either
         // finishes, and exactly one of them wins.
         let bytes = random_bytes(100_000, seed(15));
-        let mut data = open_upload(&mut control, &format!("/{code}/contested.bin"), &bytes)
-            .unwrap_or_else(|refusal| panic!("pair {pair}, {code}/contested.bin: {refusal}"));
+        // One name is uploaded by one connection at a time: the later STOR gets 450 at once.
+        let opened = open_upload(&mut control, &format!("/{code}/contested.bin"), &bytes);
         to_partner.send(Handoff::Started).unwrap();
         let Ok(Handoff::Started) = from_partner.recv_timeout(DEADLINE) else {
-            panic!("pair {pair}: the partner did not start storing contested.bin");
+            panic!("pair {pair}: the partner did not try storing contested.bin");
         };
-        data.write_all(&bytes).unwrap();
-        drop(data);
-        let reply = control.reply().remove(0);
-        if reply.starts_with("226 ") {
-            let path = "contested.bin".to_owned();
-            acknowledged.push(Acknowledged { code: code.clone(), path, bytes, via: side });
-        } else {
-            assert!(reply.starts_with("550 "), "pair {pair}, {code}/contested.bin: {reply}");
+        match opened {
+            Ok(mut data) => {
+                data.write_all(&bytes).unwrap();
+                drop(data);
+                let reply = control.reply().remove(0);
+                if reply.starts_with("226 ") {
+                    let path = "contested.bin".to_owned();
+                    acknowledged.push(Acknowledged { code: code.clone(), path, bytes, via: side });
+                } else {
+                    assert!(reply.starts_with("550 "), "pair {pair}, {code}/contested.bin: {reply}");
+                }
+            }
+            Err(refusal) => {
+                let busy_or_exists = refusal.starts_with("450 ") || refusal.starts_with("550 ");
+                assert!(busy_or_exists, "pair {pair}, {code}/contested.bin: {refusal}");
+            }
         }
         if maker {
             let Ok(Handoff::Done) = from_partner.recv_timeout(DEADLINE) else {

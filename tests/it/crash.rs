@@ -133,9 +133,8 @@ fn upload_until_killed(
         Cut::MidFile => {
             let written = 1 + rng.below(cut_bytes.len() - 1);
             data.write_all(&cut_bytes[..written]).unwrap();
-            let tmp = server.root.join("tmp");
             wait_until(&format!("round {round}: {written} bytes of {cut_name} are in a .part file"), || {
-                part_files(&tmp).iter().any(|(_, len)| *len == written as u64)
+                part_files(&server.root).iter().any(|(_, len)| *len == written as u64)
             });
         }
         Cut::AfterLastByte => {

@@ -40,7 +40,7 @@ fn stored_files(server: &Server, code: &str) -> (usize, usize) {
     let blobs = std::fs::read_dir(server.root.join("shares").join(code).join("blobs"))
         .map(|d| d.count())
         .unwrap_or(0);
-    let parts = walkdir::WalkDir::new(server.root.join("tmp"))
+    let parts = walkdir::WalkDir::new(&server.root)
         .into_iter()
         .filter(|e| e.as_ref().is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".part")))
         .count();

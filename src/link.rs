@@ -1,0 +1,148 @@
+//! A connection to one server that comes back: work runs through [`Link::run`], and when the
+//! connection drops or times out the link connects again, after a growing pause, and runs the
+//! work again, as long as its retries last. The work itself decides how to resume.
+
+use std::thread;
+use std::time::Duration;
+
+use crate::client::{ClientError, Connection, Result};
+
+/// Retries after a failure, in a row, before giving up (the `--retries` default).
+pub const DEFAULT_RETRIES: u32 = 5;
+/// Pause before the first retry; each further one doubles it.
+pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
+/// Longest pause between two retries.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// What one run of the work knows about the runs before it.
+#[derive(Debug, Default)]
+pub struct Attempt {
+    /// 0 for the first run, then 1, 2, ... for each retry.
+    pub number: u32,
+    /// Bytes this run moved; a run that moved some makes the next failure count as the first.
+    pub moved: u64,
+}
+
+impl Attempt {
+    pub fn is_retry(&self) -> bool {
+        self.number > 0
+    }
+}
+
+/// A connection to one server, opened on demand and again after a failure.
+pub struct Link {
+    address: String,
+    timeout: Duration,
+    retries: u32,
+    connection: Option<Connection>,
+    /// A share this client is uploading to: every new connection proves it owns it.
+    owner: Option<(String, String)>,
+}
+
+impl Link {
+    /// A link to `address` (`HOST:PORT`); nothing is connected until work runs.
+    pub fn new(address: impl Into<String>, timeout: Duration, retries: u32) -> Link {
+        Link { address: address.into(), timeout, retries, connection: None, owner: None }
+    }
+
+    pub fn address(&self) -> &str {
+        &self.address
+    }
+
+    /// From now on, every new connection sends `SITE OWNER code token` before its work.
+    pub fn own(&mut self, code: &str, token: &str) {
+        self.owner = Some((code.to_owned(), token.to_owned()));
+    }
+
+    /// Runs `work` on the connection; when the connection fails, connects again and runs it
+    /// again, until it succeeds, fails another way, or fails `retries` times in a row without
+    /// moving a byte. Each retry is announced on stderr.
+    pub fn run<T>(&mut self, mut work: impl FnMut(&mut Connection, &mut Attempt) -> Result<T>) -> Result<T> {
+        let mut failures = 0;
+        let mut attempt = Attempt::default();
+        loop {
+            attempt.moved = 0;
+            let outcome = self.connection().and_then(|connection| work(connection, &mut attempt));
+            let why = match outcome {
+                Err(ClientError::Connection(why)) => why,
+                other => return other,
+            };
+            self.connection = None;
+            failures = if attempt.moved > 0 { 1 } else { failures + 1 };
+            if failures > self.retries {
+                return Err(ClientError::Connection(match self.retries {
+                    0 => why,
+                    retries => format!("{why} (gave up after {retries} retries)"),
+                }));
+            }
+            let pause = backoff(failures);
+            eprintln!(
+                "anonshare: {why}; retry {failures} of {} in {:.1}s",
+                self.retries,
+                pause.as_secs_f64()
+            );
+            thread::sleep(pause);
+            attempt.number += 1;
+        }
+    }
+
+    /// The open connection, or a new one.
+    fn connection(&mut self) -> Result<&mut Connection> {
+        if self.connection.is_none() {
+            let mut connection = Connection::open(&self.address, self.timeout)?;
+            if let Some((code, token)) = &self.owner {
+                match connection.claim(code, token) {
+                    Ok(()) => {}
+                    // Sealed while the reply was lost: what remains to do only reads.
+                    Err(ClientError::NotFound(text)) if text.contains("sealed") => {}
+                    Err(err) => return Err(err),
+                }
+            }
+            self.connection = Some(connection);
+        }
+        Ok(self.connection.as_mut().expect("connection just opened"))
+    }
+
+    /// Says goodbye on the open connection, if there is one.
+    pub fn quit(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            connection.quit();
+        }
+    }
+}
+
+/// The pause before retry `failures` (1-based): doubling from [`FIRST_BACKOFF`] up to
+/// [`MAX_BACKOFF`].
+fn backoff(failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(16);
+    (FIRST_BACKOFF * 2u32.pow(doublings)).min(MAX_BACKOFF)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_its_cap() {
+        assert_eq!(backoff(1), FIRST_BACKOFF);
+        assert_eq!(backoff(2), FIRST_BACKOFF * 2);
+        assert_eq!(backoff(3), FIRST_BACKOFF * 4);
+        assert_eq!(backoff(40), MAX_BACKOFF);
+    }
+
+    #[test]
+    fn other_errors_are_not_retried() {
+        let mut link = Link::new("127.0.0.1:1", Duration::from_secs(1), 3);
+        let mut runs = 0;
+        // Port 1 refuses: the connection error is retried, then reported.
+        let err = link
+            .run(|_, _| -> Result<()> {
+                runs += 1;
+                Ok(())
+            })
+            .unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("gave up after 3 retries"), "{err}");
+        assert_eq!(runs, 0, "work never ran without a connection");
+    }
+}
