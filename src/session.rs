@@ -31,6 +31,10 @@ const RETR_SLICE_BYTES: usize = 1 << 20;
 /// connection again; `--data-timeout` counts how long it may go without progress.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
+/// How long a download of a budgeted file waits for the client to close the data connection
+/// after the last byte, so a connection cut at the end does not spend the budget.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
 /// The lines of FEAT (RFC 2389), each sent after one space.
 const FEATURES: &[&str] = &[
     "EPSV",
@@ -151,19 +155,22 @@ fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Uplo
     watch.check()
 }
 
-/// Waits until the client closes the data connection, reading and ignoring what it sends.
+/// Waits a moment for the client to close the data connection after the last byte. A reset
+/// means the bytes did not all arrive; a client that keeps it open (some wait for the 226 first)
+/// is taken at its word once the grace is over.
 fn wait_for_close(data: &mut TcpStream, watch: &mut ControlWatch<'_>) -> Result<(), Stop> {
     let mut scratch = [0u8; 512];
-    let last_progress = Instant::now();
-    loop {
+    let started = Instant::now();
+    while started.elapsed() < CLOSE_GRACE {
         match data.read(&mut scratch) {
             Ok(0) => return Ok(()),
-            Ok(_) => watch.stalled(last_progress)?,
-            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Ok(_) => {}
+            Err(err) if is_timeout(&err) => watch.check()?,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
             Err(err) => return Err(Stop::Data(err)),
         }
     }
+    Ok(())
 }
 
 fn is_timeout(err: &io::Error) -> bool {
@@ -790,8 +797,8 @@ impl<'a> Session<'a> {
                 }
             }
             let sent = position - offset;
-            // Only a download the client received whole spends the budget: it closes the data
-            // connection after reading our end of it, which a cut connection does not.
+            // Only a download that delivered the last byte spends the budget; a reset right
+            // after it says the bytes did not arrive.
             if let Some(slot) = slot {
                 let _ = data.shutdown(Shutdown::Write);
                 wait_for_close(data, watch)?;

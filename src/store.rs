@@ -357,7 +357,8 @@ impl Store {
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
             Err(err) => return Err(err.into()),
         };
-        if meta.expires <= now {
+        // A share whose every file was downloaded as often as allowed is gone, like an expired one.
+        if meta.expires <= now || self.is_spent(code.as_str(), &meta) {
             return Err(StoreError::NotFound);
         }
         Ok(Share { code, meta, dir, store: self.clone() })

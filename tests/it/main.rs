@@ -5,6 +5,7 @@ mod cli;
 mod cluster;
 mod crash;
 mod hardening;
+mod lifecycle;
 mod protocol;
 mod stock;
 mod support;

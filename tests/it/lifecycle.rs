@@ -1,0 +1,210 @@
+//! The share lifecycle: download budgets (exact under races, cut downloads spend nothing),
+//! one-time shares, deletion with the owner token, `info`, resumed uploads on the wire, and the
+//! client's early refusal of a download that cannot fit.
+
+use std::fs;
+use std::io::{Read, Write};
+use std::thread;
+
+use anonshare::digest::Sha256Digest;
+
+use crate::support::{
+    Control, Server, TempDir, client, code_of, data_connection, fetch, info_value, random_bytes, site_info,
+    upload, wait_until,
+};
+
+/// Clients racing for a file that may be downloaded once.
+const RACERS: usize = 8;
+
+#[test]
+fn eight_clients_racing_for_a_once_file_and_exactly_one_gets_it() {
+    let server = Server::start_with(&["--sweep-interval", "1s", "--max-per-ip", "32"]);
+    let dir = TempDir::new();
+    let bytes = random_bytes(4 << 20, 41);
+    dir.file("once.bin", &bytes);
+    let code = code_of(&upload(&server, dir.path(), &["--once", "once.bin"]));
+    let path = format!("/{code}/once.bin");
+    let outcomes: Vec<Result<Vec<u8>, String>> = thread::scope(|scope| {
+        let racers: Vec<_> = (0..RACERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut control = Control::login(&server.addr);
+                    assert!(control.command("TYPE I").starts_with("200 "));
+                    fetch(&mut control, &path)
+                })
+            })
+            .collect();
+        racers.into_iter().map(|racer| racer.join().unwrap()).collect()
+    });
+    let winners: Vec<&Vec<u8>> = outcomes.iter().filter_map(|outcome| outcome.as_ref().ok()).collect();
+    assert_eq!(winners.len(), 1, "exactly one racer gets the file: {outcomes:?}");
+    assert!(*winners[0] == bytes, "and gets it whole");
+    for refusal in outcomes.iter().filter_map(|outcome| outcome.as_ref().err()) {
+        assert!(refusal.starts_with("550 "), "the others get 550: {refusal}");
+    }
+    // Spent, the file answers like one that never existed, for our client and stock verbs alike.
+    let get = client(&server.addr, dir.path(), &["download", &server.url(&code), "--dir", "out"], b"");
+    assert_eq!(get.code, 3, "{}", get.stderr);
+    let mut control = Control::login(&server.addr);
+    assert!(control.command(&format!("SIZE {path}")).starts_with("550 "));
+    // Every file spent: the sweeper removes the share, bytes and all.
+    let share_dir = server.root.join("shares").join(&code);
+    wait_until("the spent share is swept", || !share_dir.exists());
+    assert!(site_info(&mut control, &code).unwrap_err().starts_with("550 "));
+}
+
+#[test]
+fn a_cut_download_spends_nothing_and_a_resumed_one_counts_once() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let bytes = random_bytes(8 << 20, 42);
+    dir.file("big.bin", &bytes);
+    let code = code_of(&upload(&server, dir.path(), &["--max-downloads", "1", "big.bin"]));
+    let path = format!("/{code}/big.bin");
+    let mut control = Control::login(&server.addr);
+    assert!(control.command("TYPE I").starts_with("200 "));
+
+    // Read the first MiB, then drop the data connection with bytes unread: the server is cut off.
+    let mut data = data_connection(&mut control);
+    assert!(control.command(&format!("RETR {path}")).starts_with("150 "));
+    let mut first = vec![0u8; 1 << 20];
+    data.read_exact(&mut first).unwrap();
+    drop(data);
+    let cut = control.reply().remove(0);
+    assert!(cut.starts_with("426 "), "{cut}");
+    let left = site_info(&mut control, &format!("{code}/big.bin")).unwrap();
+    assert_eq!(info_value(&left, "downloads-left"), "1", "a cut download spends nothing");
+
+    // Resume where the cut left off: this one delivers the last byte and counts.
+    assert!(control.command(&format!("REST {}", first.len())).starts_with("350 "));
+    let rest = fetch(&mut control, &path).unwrap();
+    first.extend_from_slice(&rest);
+    assert!(first == bytes, "prefix and resumed rest make the file");
+    assert!(control.command(&format!("SIZE {path}")).starts_with("550 "), "the budget of one is spent");
+    let info = client(&server.addr, dir.path(), &["info", &server.url(&code)], b"");
+    assert_eq!(info.code, 3, "a share whose every file is spent is gone: {}", info.stderr);
+}
+
+#[test]
+fn info_shows_expiry_size_and_downloads_left() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("a.txt", b"alpha\n");
+    dir.file("b.txt", b"bravo bravo\n");
+    let url = upload(&server, dir.path(), &["--max-downloads", "3", "--expires", "2h", "a.txt", "b.txt"]);
+    let got = client(&server.addr, dir.path(), &["download", &url, "a.txt", "--dir", "out"], b"");
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    let info = client(&server.addr, dir.path(), &["info", &url], b"");
+    assert_eq!(info.code, 0, "{}", info.stderr);
+    let a = format!("6\t{}\t2\ta.txt\n", Sha256Digest::of(b"alpha\n"));
+    let b = format!("12\t{}\t3\tb.txt\n", Sha256Digest::of(b"bravo bravo\n"));
+    assert!(info.stdout.starts_with(&format!("url: {url}\nexpires: ")), "{}", info.stdout);
+    assert!(info.stdout.contains("files: 2\nbytes: 18\ndownloads per file: 3\n"), "{}", info.stdout);
+    assert!(info.stdout.ends_with(&format!("{a}{b}")), "{}", info.stdout);
+    let json = client(&server.addr, dir.path(), &["info", "--json", &url], b"");
+    assert!(json.stdout.contains("\"downloads\":3,"), "{}", json.stdout);
+    assert!(json.stdout.contains("\"path\":\"a.txt\",\"size\":6,"), "{}", json.stdout);
+    assert!(json.stdout.contains("\"downloads_left\":2}"), "{}", json.stdout);
+    // Without a budget, downloads are unlimited.
+    let free = upload(&server, dir.path(), &["a.txt"]);
+    let info = client(&server.addr, dir.path(), &["info", &free], b"");
+    assert!(info.stdout.contains("downloads per file: unlimited\n"), "{}", info.stdout);
+    assert!(info.stdout.ends_with("\tunlimited\ta.txt\n"), "{}", info.stdout);
+}
+
+#[test]
+fn delete_with_the_owner_token_removes_a_share_at_once() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("gone.txt", b"soon gone\n");
+    let run = client(&server.addr, dir.path(), &["upload", "--json", "gone.txt"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let token = run.stdout.split("\"owner_token\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let url = run.stdout.split("\"url\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    let code = code_of(&url);
+    let wrong =
+        client(&server.addr, dir.path(), &["delete", "--token", "aaaaaaaaaaaaaaaaaaaaaaaaaa", &url], b"");
+    assert_eq!(wrong.code, 3, "a wrong token is told nothing more than a missing share: {}", wrong.stderr);
+    assert_eq!(client(&server.addr, dir.path(), &["list", &url], b"").code, 0, "still there");
+    let deleted = client(&server.addr, dir.path(), &["delete", "--token", &token, &url], b"");
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    assert!(deleted.stdout.is_empty(), "{}", deleted.stdout);
+    assert!(!server.root.join("shares").join(&code).exists(), "gone from disk at once");
+    assert_eq!(client(&server.addr, dir.path(), &["list", &url], b"").code, 3);
+    let again = client(&server.addr, dir.path(), &["delete", "--token", &token, &url], b"");
+    assert_eq!(again.code, 3, "{}", again.stderr);
+    assert_eq!(client(&server.addr, dir.path(), &["delete", &url], b"").code, 1, "the token is required");
+}
+
+#[test]
+fn a_cut_upload_resumes_from_another_connection_with_the_owner_token() {
+    let server = Server::start();
+    let bytes = random_bytes((3 << 20) + 5, 43);
+    let digest = Sha256Digest::of(&bytes);
+    let mut first = Control::login(&server.addr);
+    assert!(first.command("TYPE I").starts_with("200 "));
+    let share = crate::support::make_share(&mut first, 600);
+    let path = format!("/{}/resumed.bin", share.code);
+    assert!(first.command(&format!("SITE DIGEST {digest} {path}")).starts_with("200 "));
+    assert!(first.command(&format!("ALLO {}", bytes.len())).starts_with("200 "));
+    let mut data = data_connection(&mut first);
+    assert!(first.command(&format!("STOR {path}")).starts_with("150 "));
+    let half = bytes.len() / 2;
+    data.write_all(&bytes[..half]).unwrap();
+    drop(data);
+    let cut = first.reply().remove(0);
+    assert!(cut.starts_with("426 "), "fewer bytes than ALLO announced is a cut: {cut}");
+    drop(first);
+
+    let mut second = Control::login(&server.addr);
+    assert!(second.command("TYPE I").starts_with("200 "));
+    assert!(second.command(&format!("SITE PARTIAL {path}")).starts_with("550 "), "only the owner asks");
+    assert!(second.command(&format!("SITE OWNER {} {}", share.code, share.token)).starts_with("200 "));
+    assert_eq!(
+        second.command(&format!("SIZE {path}")).split(' ').next(),
+        Some("550"),
+        "kept bytes are unseen"
+    );
+    assert_eq!(second.command(&format!("SITE PARTIAL {path}")), format!("213 {half}"));
+    assert!(second.command(&format!("SITE DIGEST {digest} {path}")).starts_with("200 "));
+    assert!(second.command(&format!("REST {}", half + 1)).starts_with("350 "));
+    let mut data = data_connection(&mut second);
+    let past = second.command(&format!("STOR {path}"));
+    assert!(past.starts_with("554 "), "REST past the kept bytes: {past}");
+    drop(data);
+    // APPE continues at the end of the kept bytes; the server checks the whole file's digest.
+    assert!(second.command(&format!("SITE DIGEST {digest} {path}")).starts_with("200 "));
+    data = data_connection(&mut second);
+    let appending = second.command(&format!("APPE {path}"));
+    assert!(appending.starts_with("150 ") && appending.contains(&format!("from byte {half}")), "{appending}");
+    data.write_all(&bytes[half..]).unwrap();
+    drop(data);
+    let stored = second.reply().remove(0);
+    assert!(
+        stored.starts_with(&format!("226 Stored {path}, {} bytes, SHA-256 {digest}", bytes.len())),
+        "{stored}"
+    );
+    assert!(second.command("SITE SEAL").starts_with("200 "));
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    assert!(fetch(&mut reader, &path).unwrap() == bytes);
+    assert!(crate::support::part_files(&server.root).is_empty(), "nothing kept after the seal");
+}
+
+#[test]
+fn a_download_that_cannot_fit_is_refused_before_it_starts() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("huge.bin", b"small on disk, listed as huge");
+    let url = upload(&server, dir.path(), &["huge.bin"]);
+    // The server's record claims an exabyte: far more than any disk the download could go to.
+    let manifest = server.root.join("shares").join(code_of(&url)).join("manifest");
+    let text = fs::read_to_string(&manifest).unwrap();
+    let size = "29";
+    assert!(text.contains(&format!("\t{size}\t")), "{text}");
+    fs::write(&manifest, text.replace(&format!("\t{size}\t"), "\t1152921504606846976\t")).unwrap();
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
+    assert_eq!(get.code, 5, "{}", get.stderr);
+    assert!(get.stderr.contains("not enough room"), "{}", get.stderr);
+    assert!(!dir.path().join("out").exists(), "nothing was written");
+}
