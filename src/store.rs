@@ -697,7 +697,7 @@ impl Share {
             (limits.max_file_size, ("the file", limits.max_file_size))
         };
         fs::create_dir_all(path.parent().expect("partial files sit in a folder"))?;
-        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Busy),
@@ -705,6 +705,24 @@ impl Share {
         }
         drop(share_lock);
         let kept = file.metadata()?.len();
+        let upload = self.resume_upload(rel, expected, start, (file, path.clone(), kept), (allowance, limit));
+        if upload.is_err() && kept == 0 {
+            // Nothing was kept before: leave no empty partial file behind a refusal.
+            let _lock = self.lock();
+            let _ = fs::remove_file(&path);
+        }
+        upload
+    }
+
+    /// The rest of [`Share::begin_upload`], once the partial file is open and locked.
+    fn resume_upload(
+        &self,
+        rel: &[String],
+        expected: Expected,
+        start: Start,
+        (mut file, path, kept): (File, PathBuf, u64),
+        (allowance, limit): (u64, (&'static str, u64)),
+    ) -> Result<Upload> {
         let offset = match start {
             Start::Fresh => 0,
             Start::At(offset) if offset > kept => return Err(StoreError::BadOffset { offset, kept }),

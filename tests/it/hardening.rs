@@ -95,7 +95,7 @@ fn the_free_disk_floor_refuses_uploads_and_keeps_serving_downloads() {
 }
 
 #[test]
-fn a_stalled_transfer_gets_426_and_stores_nothing() {
+fn a_stalled_transfer_gets_426_and_keeps_its_bytes_unseen_for_a_resume() {
     let server = Server::start_with(&["--data-timeout", "1s"]);
     let (mut control, code) = owner(&server);
     let mut data = data_connection(&mut control);
@@ -104,7 +104,9 @@ fn a_stalled_transfer_gets_426_and_stores_nothing() {
     // Send nothing more: the server gives up after the data timeout.
     let reply = control.reply().remove(0);
     assert!(reply.starts_with("426 ") && reply.contains("no progress"), "{reply}");
-    assert_eq!(stored_files(&server, &code), (0, 0));
+    assert_eq!(stored_files(&server, &code), (0, 1), "no file, one kept partial");
+    assert!(control.command("SIZE stalled.bin").starts_with("550 "), "kept bytes are unseen");
+    assert_eq!(control.command("SITE PARTIAL stalled.bin"), "213 1000");
     assert!(control.command("NOOP").starts_with("200 "));
 }
 
