@@ -6,5 +6,6 @@ mod cluster;
 mod crash;
 mod hardening;
 mod protocol;
+mod proxy;
 mod stock;
 mod support;
