@@ -7,5 +7,6 @@ mod crash;
 mod hardening;
 mod lifecycle;
 mod protocol;
+mod proxy;
 mod stock;
 mod support;
