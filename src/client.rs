@@ -88,7 +88,7 @@ pub fn reply_error(command: &str, reply: &Reply) -> ClientError {
     let first = reply.lines.first().map(String::as_str).unwrap_or("");
     match reply.code {
         550 if first.starts_with("SHA-256 mismatch") => ClientError::Integrity(text),
-        450 | 550 => ClientError::NotFound(text),
+        550 => ClientError::NotFound(text),
         421 | 452 | 501 | 504 | 530 | 552 | 553 => ClientError::Refused(text),
         _ => ClientError::Connection(text),
     }
@@ -558,5 +558,10 @@ mod tests {
         assert_eq!(code(Reply::new(550, "SHA-256 mismatch: declared a, received b")), 4);
         assert_eq!(code(Reply::new(421, "Too many connections")), 5);
         assert_eq!(code(Reply::new(426, "aborted")), 2);
+        assert_eq!(
+            code(Reply::new(450, "Another upload of this file is in progress")),
+            2,
+            "transient: retried"
+        );
     }
 }

@@ -692,25 +692,28 @@ fn a_pasv_client_goes_through_the_proxy_too() {
 }
 
 #[test]
-fn a_cut_data_connection_fails_the_current_client() {
-    let (server, code) = share_with_big_file(UNBUFFERABLE_BYTES);
-    // Data connection 0 is the MLSD of the share, 1 the RETR of big.bin (files go in path order).
-    let proxy = FaultProxy::start(&server.addr, vec![Fault::data_to_client(1, MIB as u64)]);
+fn cut_data_connections_are_resumed_and_no_byte_is_sent_twice() {
+    let (server, code, files) = share_with_big_file(UNBUFFERABLE_BYTES);
+    // Data connection 0 is the MLSD of the share, 1 the RETR of big.bin (files go in path order),
+    // 2 its first resume, 3 its second.
+    let cuts = vec![Fault::data_to_client(1, MIB as u64), Fault::data_to_client(2, 5 * MIB as u64)];
+    let proxy = FaultProxy::start(&server.addr, cuts);
     let out = TempDir::new();
     let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
-    // The client sees its data connection end early, then the server's 426.
-    assert_eq!(run.code, 2, "a cut download fails as a connection error: {}", run.stderr);
-    assert!(run.stderr.contains("426"), "{}", run.stderr);
-    assert_eq!(proxy.faults_fired(), 1);
-    assert_eq!(files_under(out.path()), Vec::<String>::new(), "neither big.bin nor its .anonshare-part");
+    assert_eq!(run.code, 0, "a cut download resumes: {}", run.stderr);
+    assert!(run.stderr.contains("426") && run.stderr.contains("retry 1 of 5"), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("resuming big.bin at byte {MIB}\n")), "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("resuming big.bin at byte {}\n", 6 * MIB)), "{}", run.stderr);
+    assert_eq!(proxy.faults_fired(), 2);
+    check_downloaded(out.path(), &files);
     proxy.wait_idle();
     let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
-    assert_eq!(proxy.data_bytes_to_client(), listing + MIB as u64, "exactly the bytes before the cut");
+    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
 }
 
 #[test]
-fn a_cut_control_connection_fails_the_current_client() {
-    let (server, code) = share_with_big_file(3 * MIB);
+fn a_cut_control_connection_is_taken_up_again() {
+    let (server, code, files) = share_with_big_file(3 * MIB);
     // Where the client's RETR ends on its control connection, from a clean run.
     let clean = FaultProxy::start(&server.addr, Vec::new());
     let out = TempDir::new();
@@ -721,39 +724,93 @@ fn a_cut_control_connection_fails_the_current_client() {
     let retr = format!("RETR /{code}/big.bin\r\n");
     let at = find(&commands, retr.as_bytes()).expect("the client sent RETR") + retr.len();
 
-    // The control connection goes down just after the RETR got through.
+    // The control connection goes down just after the RETR got through, and its data with it.
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_server(0, at as u64)]);
     let out = TempDir::new();
     let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("closed the connection"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("closed the connection; retry 1 of 5"), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
-    assert_eq!(files_under(out.path()), Vec::<String>::new(), "neither big.bin nor its .anonshare-part");
+    assert_eq!(proxy.control_connections(), 2);
+    check_downloaded(out.path(), &files);
     proxy.wait_idle();
-    assert_eq!(proxy.control_transcript(0, Direction::ToServer), commands[..at]);
+    let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
+    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
 }
 
 #[test]
-fn a_network_loss_mid_download_fails_the_current_client() {
-    let (server, code) = share_with_big_file(UNBUFFERABLE_BYTES);
+fn a_network_loss_mid_download_is_resumed() {
+    let (server, code, files) = share_with_big_file(UNBUFFERABLE_BYTES);
     let cut = Fault::data_to_client(1, MIB as u64 + 17).and_control();
     let proxy = FaultProxy::start(&server.addr, vec![cut]);
     let out = TempDir::new();
     let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
-    // The data ends early, and the control connection is already gone. (With a file the server
-    // could buffer whole, its 226 would have reached the client first: exit 4, a short file.)
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("closed the connection"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains(&format!("resuming big.bin at byte {}\n", MIB + 17)), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
-    assert_eq!(files_under(out.path()), Vec::<String>::new(), "neither big.bin nor its .anonshare-part");
+    check_downloaded(out.path(), &files);
     proxy.wait_idle();
     let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
-    assert_eq!(proxy.data_bytes_to_client(), listing + MIB as u64 + 17);
+    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
+}
+
+#[test]
+fn spent_retries_end_in_exit_2_and_keep_the_partial_file() {
+    let (server, code, _) = share_with_big_file(UNBUFFERABLE_BYTES);
+    let cuts = (1..=3).map(|nth| Fault::data_to_client(nth, 0)).collect();
+    let proxy = FaultProxy::start(&server.addr, cuts);
+    let out = TempDir::new();
+    let run = client(
+        &proxy.addr,
+        out.path(),
+        &["--retries", "2", "download", &proxy.url(&code), "--dir", "."],
+        b"",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("gave up after 2 retries"), "{}", run.stderr);
+    assert_eq!(run.stderr.matches("; retry ").count(), 2, "{}", run.stderr);
+    assert!(!out.path().join("big.bin").exists(), "nothing under the final name");
+}
+
+#[test]
+fn cut_uploads_resume_from_the_bytes_the_server_kept() {
+    let server = Server::start();
+    let cuts = vec![Fault::data_to_server(0, MIB as u64), Fault::control_to_server(1, 0)];
+    let proxy = FaultProxy::start(&server.addr, cuts);
+    let dir = TempDir::new();
+    let bytes = random_bytes(UNBUFFERABLE_BYTES, 8);
+    dir.file("big.bin", &bytes);
+    dir.file("small.txt", b"after the big one");
+    let run = client(&proxy.addr, dir.path(), &["upload", "big.bin", "small.txt"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // The server keeps what it had read when the cut reset the connection; bytes still in its
+    // socket buffer were lost with it, and only those cross again.
+    let kept: u64 = run
+        .stderr
+        .split("resuming big.bin at byte ")
+        .nth(1)
+        .and_then(|rest| rest.lines().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("the upload resumed: {}", run.stderr));
+    assert!(kept > 0 && kept <= MIB as u64, "{kept}");
+    assert_eq!(proxy.faults_fired(), 2);
+    proxy.wait_idle();
+    let sent = bytes.len() as u64 + (MIB as u64 - kept) + 17;
+    assert_eq!(proxy.data_bytes_to_server(), sent, "only bytes the server lost cross again");
+    let out = TempDir::new();
+    let got = client(
+        &server.addr,
+        out.path(),
+        &["download", &server.url(&code_of(run.stdout.trim())), "--dir", "."],
+        b"",
+    );
+    assert_eq!(got.code, 0, "{}", got.stderr);
+    assert_same_bytes(&out.path().join("big.bin"), &bytes);
+    assert!(crate::support::part_files(&server.root).is_empty(), "nothing kept after the seal");
 }
 
 #[test]
 fn dropping_the_proxy_ends_every_connection_at_once() {
-    let (server, code) = share_with_big_file(3 * MIB);
+    let (server, code, _) = share_with_big_file(3 * MIB);
     let proxy = FaultProxy::start(&server.addr, Vec::new());
     let mut control = Control::login(&proxy.addr);
     let mut data = data_connection(&mut control);
@@ -769,14 +826,30 @@ fn dropping_the_proxy_ends_every_connection_at_once() {
 }
 
 /// A server holding a share (uploaded directly) with `big.bin` of `size` bytes and a small file
-/// after it.
-fn share_with_big_file(size: usize) -> (Server, String) {
+/// after it; the share's code and its files.
+fn share_with_big_file(size: usize) -> (Server, String, Vec<(&'static str, Vec<u8>)>) {
     let server = Server::start();
     let dir = TempDir::new();
-    dir.file("big.bin", &random_bytes(size, 7));
-    dir.file("small.txt", b"after the big one");
+    let files = vec![("big.bin", random_bytes(size, 7)), ("small.txt", b"after the big one".to_vec())];
+    for (name, bytes) in &files {
+        dir.file(name, bytes);
+    }
     let code = code_of(&upload(&server, dir.path(), &["big.bin", "small.txt"]));
-    (server, code)
+    (server, code, files)
+}
+
+fn total(files: &[(&str, Vec<u8>)]) -> u64 {
+    files.iter().map(|(_, bytes)| bytes.len() as u64).sum()
+}
+
+/// Every file arrived byte-exact, and no partial file is left.
+fn check_downloaded(dir: &Path, files: &[(&str, Vec<u8>)]) {
+    for (name, bytes) in files {
+        assert_same_bytes(&dir.join(name), bytes);
+    }
+    let mut names: Vec<String> = files.iter().map(|(name, _)| name.to_string()).collect();
+    names.sort();
+    assert_eq!(files_under(dir), names, "no .anonshare-part left");
 }
 
 /// Size of a file cut after 1 MiB: far more than the socket buffers between the proxy and the
@@ -806,31 +879,16 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 #[test]
-fn a_cut_upload_fails_the_current_client() {
-    let server = Server::start();
-    let proxy = FaultProxy::start(&server.addr, vec![Fault::data_to_server(0, MIB as u64)]);
-    let dir = TempDir::new();
-    dir.file("big.bin", &random_bytes(UNBUFFERABLE_BYTES, 8));
-    let run = client(&proxy.addr, dir.path(), &["upload", "big.bin"], b"");
-    // The client's next write fails; the server saw the data end after 1 MiB.
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert_eq!(run.stdout, "", "no share URL");
-    assert_eq!(proxy.faults_fired(), 1);
-    proxy.wait_idle();
-    assert_eq!(proxy.data_bytes_to_server(), MIB as u64, "exactly the bytes before the cut");
-}
-
-#[test]
-fn a_control_connection_cut_mid_greeting_fails_at_once() {
+fn a_control_connection_cut_mid_greeting_is_retried() {
     let server = Server::start();
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_client(0, 3)]);
     let dir = TempDir::new();
-    dir.file("a.txt", b"never sent");
+    dir.file("a.txt", b"sent on the second try");
     let run = client(&proxy.addr, dir.path(), &["upload", "a.txt"], b"");
-    assert_eq!(run.code, 2, "{}", run.stderr);
-    assert!(run.stderr.contains("greeting: server closed the connection"), "{}", run.stderr);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stderr.contains("greeting: server closed the connection; retry 1 of 5"), "{}", run.stderr);
     proxy.wait_idle();
     assert_eq!(proxy.control_transcript(0, Direction::ToClient), b"220", "a reply split mid-line");
     assert_eq!(proxy.control_transcript(0, Direction::ToServer), b"");
-    assert_eq!((proxy.faults_fired(), proxy.data_connections()), (1, 0));
+    assert_eq!((proxy.faults_fired(), proxy.data_connections()), (1, 1));
 }
