@@ -216,3 +216,86 @@ fn lftp_mirrors_a_share_and_uploads_through_quote() {
     let list = client(&server.addr, dir.path(), &["list", &server.url(&code)], b"");
     assert_eq!(list.stdout, format!("{}\t{}\tbig.bin\n", bytes.len(), Sha256Digest::of(&bytes)));
 }
+
+#[test]
+fn curl_resumes_a_download_and_meets_budgets_and_deletion() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let big = random_bytes((2 << 20) + 11, 51);
+    dir.file("big.bin", &big);
+    // curl -C - continues a partial local file with REST + RETR.
+    let url = upload(&server, dir.path(), &["big.bin"]);
+    let local = dir.file("resumed.bin", &big[..1 << 20]);
+    let local_text = local.to_str().unwrap();
+    let (resumed, _) = curl(&["-C", "-", "-o", local_text, &format!("{url}big.bin")]);
+    assert_eq!(resumed.code, 0, "{}", resumed.stderr);
+    assert!(fs::read(&local).unwrap() == big, "the resumed file is whole");
+    assert!(server.log().contains("event=retr path=") && server.log().contains(" offset=1048576 "));
+
+    // A budget of one holds for curl: the second download finds nothing.
+    let once = upload(&server, dir.path(), &["--once", "big.bin"]);
+    let (first, bytes) = curl(&[&format!("{once}big.bin")]);
+    assert_eq!(first.code, 0, "{}", first.stderr);
+    assert!(bytes == big);
+    let (second, bytes) = curl(&[&format!("{once}big.bin")]);
+    assert_ne!(second.code, 0, "spent: {} bytes", bytes.len());
+    assert!(bytes.is_empty());
+
+    // SITE DELETE with the owner token, from curl.
+    let run = client(&server.addr, dir.path(), &["upload", "--json", "big.bin"], b"");
+    let token = run.stdout.split("\"owner_token\":\"").nth(1).unwrap().split('"').next().unwrap();
+    let code = run.stdout.split("\"code\":\"").nth(1).unwrap().split('"').next().unwrap();
+    let root = format!("ftp://{}/", server.addr);
+    let (deleted, _) = curl(&["-Q", &format!("SITE DELETE {code} {token}"), &root]);
+    assert_eq!(deleted.code, 0, "{}", deleted.stderr);
+    let (gone, _) = curl(&[&server.url(code)]);
+    assert_ne!(gone.code, 0, "a deleted share is gone for curl too");
+}
+
+/// Cuts an upload half way, then resumes it on a new connection with the owner token and
+/// `REST` + `STOR`, the way ftplib's `storbinary(..., rest=n)` does.
+const FTPLIB_RESUME: &str = r#"
+import ftplib, hashlib, io, sys
+host, port = sys.argv[1].rsplit(':', 1)
+data = bytes(range(256)) * 8192
+digest = hashlib.sha256(data).hexdigest()
+ftp = ftplib.FTP(); ftp.connect(host, int(port), timeout=20); ftp.login()
+made = ftp.sendcmd("SITE MKSHARE 600")
+code = made.split('"')[1].strip('/')
+token = made.rsplit(' ', 1)[1]
+ftp.voidcmd("TYPE I")
+ftp.sendcmd("SITE DIGEST %s big.bin" % digest)
+ftp.sendcmd("ALLO %d" % len(data))
+conn = ftp.transfercmd("STOR big.bin")
+conn.sendall(data[:700000])
+conn.close()
+try:
+    ftp.voidresp()
+    raise SystemExit("a cut upload must not be stored")
+except ftplib.error_temp as err:
+    assert str(err).startswith("426"), err
+ftp.close()
+
+ftp = ftplib.FTP(); ftp.connect(host, int(port), timeout=20); ftp.login()
+ftp.sendcmd("SITE OWNER %s %s" % (code, token))
+kept = int(ftp.sendcmd("SITE PARTIAL big.bin").split()[1])
+assert kept == 700000, kept
+ftp.sendcmd("SITE DIGEST %s big.bin" % digest)
+reply = ftp.storbinary("STOR big.bin", io.BytesIO(data[kept:]), rest=kept)
+assert reply.startswith("226"), reply
+ftp.sendcmd("SITE SEAL")
+print(code)
+"#;
+
+#[test]
+fn ftplib_resumes_a_cut_upload() {
+    let server = Server::start();
+    let run = python(FTPLIB_RESUME, &[&server.addr]);
+    assert_eq!(run.code, 0, "ftplib: {}", run.stderr);
+    let code = run.stdout.trim();
+    let dir = TempDir::new();
+    let get = client(&server.addr, dir.path(), &["download", &server.url(code), "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    let expected: Vec<u8> = (0..8192).flat_map(|_| 0..=255u8).collect();
+    assert!(fs::read(dir.path().join("out/big.bin")).unwrap() == expected);
+}
