@@ -41,13 +41,15 @@ pub enum ClientError {
     Integrity(String),
     /// The server refused because of a limit or a rule (exit 5).
     Refused(String),
+    /// The user stopped the transfer (exit 1); nothing is retried.
+    Cancelled,
 }
 
 impl ClientError {
     /// The process exit code for this error, as documented in `--help`.
     pub fn exit_code(&self) -> u8 {
         match self {
-            ClientError::Usage(_) => 1,
+            ClientError::Usage(_) | ClientError::Cancelled => 1,
             ClientError::Connection(_) => 2,
             ClientError::NotFound(_) => 3,
             ClientError::Integrity(_) => 4,
@@ -64,6 +66,7 @@ impl fmt::Display for ClientError {
             | ClientError::NotFound(text)
             | ClientError::Integrity(text)
             | ClientError::Refused(text) => f.write_str(text),
+            ClientError::Cancelled => f.write_str("cancelled"),
         }
     }
 }
@@ -375,7 +378,7 @@ impl Connection {
         (digest, size): (Sha256Digest, u64),
         offset: u64,
         source: &mut impl Read,
-        progress: &mut dyn FnMut(u64),
+        progress: &mut dyn FnMut(u64) -> Result<()>,
     ) -> Result<()> {
         self.expect(&Command::Site(SiteCommand::Digest(digest, path.into())), &[200])?;
         self.expect(&Command::Allo(Some(size)), &[200, 202])?;
@@ -387,8 +390,7 @@ impl Connection {
                 source,
                 |chunk| {
                     data.write_all(chunk).map_err(wire("STOR"))?;
-                    progress(chunk.len() as u64);
-                    Ok(())
+                    progress(chunk.len() as u64)
                 },
                 |err| ClientError::Usage(format!("cannot read the file for {path}: {err}")),
             )?;

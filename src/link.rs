@@ -131,7 +131,7 @@ mod tests {
     }
 
     #[test]
-    fn other_errors_are_not_retried() {
+    fn a_server_that_refuses_is_retried_then_reported() {
         let mut link = Link::new("127.0.0.1:1", Duration::from_secs(1), 3);
         let mut runs = 0;
         // Port 1 refuses: the connection error is retried, then reported.

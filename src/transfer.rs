@@ -30,6 +30,10 @@ pub trait Observer {
     fn advance(&mut self, _bytes: u64) {}
     /// The file starts moving again, after the first `done` bytes (a resume).
     fn restart(&mut self, _done: u64) {}
+    /// Asked between chunks: true stops the transfer with [`ClientError::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
+    }
     /// The file is done (or failed).
     fn finish(&mut self) {}
 }
@@ -252,6 +256,7 @@ fn upload_one(
     connection.store(remote, (sha256, file.size), offset, &mut source, &mut |n| {
         attempt.moved += n;
         observer.advance(n);
+        if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
     })
 }
 
@@ -401,7 +406,7 @@ impl<'t> Partial<'t> {
                 hasher.update(chunk);
                 attempt.moved += chunk.len() as u64;
                 observer.advance(chunk.len() as u64);
-                Ok(())
+                if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
             })
         } else {
             Ok(())
