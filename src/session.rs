@@ -760,8 +760,9 @@ impl<'a> Session<'a> {
     fn retr(&mut self, argument: &str) -> io::Result<Next> {
         let offset = std::mem::take(&mut self.restart_at);
         let path = self.resolve(argument);
-        let found = self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, entry)));
-        let (file, entry) = match found {
+        let found =
+            self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, share, entry)));
+        let (file, share, entry) = match found {
             Ok(found) => found,
             Err(err) => return self.store_error(err),
         };
@@ -772,7 +773,7 @@ impl<'a> Session<'a> {
             return self
                 .say(554, format!("REST {offset} is past the end of the file ({} bytes)", entry.size));
         }
-        let slot = match self.lookup_file(&path).and_then(|(share, _)| share.reserve_download(&entry)) {
+        let slot = match share.reserve_download(&entry) {
             Ok(slot) => slot,
             Err(err) => return self.store_error(err),
         };

@@ -333,8 +333,8 @@ fn check_room(dir: &Path, files: &[RemoteFile], targets: &[PathBuf]) -> Result<(
             file.size.saturating_sub(fs::metadata(partial_path(target)).map_or(0, |m| m.len()))
         })
         .sum();
-    let existing = dir.ancestors().find(|p| p.as_os_str().is_empty() || p.exists()).unwrap_or(Path::new("."));
-    let existing = if existing.as_os_str().is_empty() { Path::new(".") } else { existing };
+    // The folder may not exist yet: its nearest existing parent tells the disk.
+    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
     match free_space(existing) {
         Some(free) if needed > free => Err(ClientError::Refused(format!(
             "not enough room in '{}': the download needs {needed} bytes, {free} are free",
