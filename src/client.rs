@@ -445,7 +445,8 @@ impl Connection {
             .ok_or_else(|| ClientError::Connection(format!("HASH: unreadable reply '{}'", reply.text())))
     }
 
-    /// Every file of share `code`, with size and SHA-256, in path order.
+    /// Every file of share `code`, with size and SHA-256, in path order. The SHA-256 comes
+    /// with the listing (the `X.sha256` fact); a server that does not send it is asked with HASH.
     pub fn walk_share(&mut self, code: &str) -> Result<Vec<RemoteFile>> {
         let mut files = Vec::new();
         let mut folders = vec![String::new()];
@@ -457,14 +458,17 @@ impl Connection {
                 if entry.is_dir {
                     folders.push(path);
                 } else {
-                    files.push((path, entry.size));
+                    files.push((path, entry.size, entry.sha256));
                 }
             }
         }
-        files.sort();
+        files.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = Vec::with_capacity(files.len());
-        for (path, size) in files {
-            let sha256 = self.hash(&format!("/{code}/{path}"))?;
+        for (path, size, listed) in files {
+            let sha256 = match listed {
+                Some(sha256) => sha256,
+                None => self.hash(&format!("/{code}/{path}"))?,
+            };
             out.push(RemoteFile { path, size, sha256 });
         }
         Ok(out)

@@ -42,7 +42,7 @@ const FEATURES: &[&str] = &[
     "SIZE",
     "MDTM",
     "REST STREAM",
-    "MLST type*;size*;modify*;perm*;",
+    "MLST type*;size*;modify*;perm*;X.sha256*;",
     "UTF8",
     "TVFS",
     "HASH SHA-256*",
@@ -446,7 +446,7 @@ impl<'a> Session<'a> {
             ["UTF8", "ON"] | ["UTF-8", "ON"] => self.say(200, "UTF8 is always on"),
             ["HASH"] | ["HASH", "SHA-256"] => self.say(200, "SHA-256"),
             ["HASH", _] => self.say(501, "Only SHA-256 is supported"),
-            ["MLST", ..] => self.say(200, "MLST OPTS type;size;modify;perm;"),
+            ["MLST", ..] => self.say(200, "MLST OPTS type;size;modify;perm;X.sha256;"),
             _ => self.say(501, format!("Unknown option '{}'", option.chars().take(64).collect::<String>())),
         }
     }
@@ -700,6 +700,7 @@ impl<'a> Session<'a> {
                     is_dir: false,
                     size: file.size,
                     modified: file.modified,
+                    sha256: Some(file.sha256),
                 }]),
                 None => Err(StoreError::NotFound),
             }),
@@ -730,19 +731,23 @@ impl<'a> Session<'a> {
     fn mlst(&mut self, argument: Option<&str>) -> io::Result<Next> {
         let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         let entry = match &path {
-            VirtualPath::Root => Ok(ListingEntry { name: "/".into(), is_dir: true, size: 0, modified: 0 }),
+            VirtualPath::Root => {
+                Ok(ListingEntry { name: "/".into(), is_dir: true, size: 0, modified: 0, sha256: None })
+            }
             _ => self.lookup(&path).and_then(|(share, manifest, rel)| match manifest.lookup(&rel) {
                 Some(Node::Folder) => Ok(ListingEntry {
                     name: String::new(),
                     is_dir: true,
                     size: 0,
                     modified: share.meta.created,
+                    sha256: None,
                 }),
                 Some(Node::File(file)) => Ok(ListingEntry {
                     name: String::new(),
                     is_dir: false,
                     size: file.size,
                     modified: file.modified,
+                    sha256: Some(file.sha256),
                 }),
                 None => Err(StoreError::NotFound),
             }),

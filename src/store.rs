@@ -950,6 +950,7 @@ impl Manifest {
                     is_dir: true,
                     size: 0,
                     modified: *modified,
+                    sha256: None,
                 });
             }
         }
@@ -960,6 +961,7 @@ impl Manifest {
                     is_dir: false,
                     size: file.size,
                     modified: file.modified,
+                    sha256: Some(file.sha256),
                 });
             }
         }
