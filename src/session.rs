@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -489,7 +490,7 @@ impl<'a> Session<'a> {
     }
 
     /// Opens the share of `path` and its manifest, or says why not.
-    fn lookup(&self, path: &VirtualPath) -> Result<(Share, Manifest, Vec<String>), StoreError> {
+    fn lookup(&self, path: &VirtualPath) -> Result<(Share, Arc<Manifest>, Vec<String>), StoreError> {
         let VirtualPath::Share { code, rel } = path else {
             return Err(StoreError::NotFound);
         };

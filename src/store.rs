@@ -23,12 +23,12 @@
 //! servers may share one root: every change happens under the share's lock, and each server
 //! cleans up only the temporary folders of servers that are no longer running.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Hasher, Sha256Digest};
@@ -221,7 +221,17 @@ pub struct Store {
     root: PathBuf,
     limits: Limits,
     instance: Arc<Instance>,
+    manifests: Arc<ManifestCache>,
 }
+
+/// Manifests already read, by share code, with the number of bytes each was read from. A
+/// manifest only ever grows, so while its length is unchanged its records are too, also when
+/// another server on the same root wrote them.
+#[derive(Debug, Default)]
+struct ManifestCache(Mutex<HashMap<String, (u64, Arc<Manifest>)>>);
+
+/// Most manifests kept in memory; past it the cache starts over.
+const MANIFEST_CACHE_SHARES: usize = 512;
 
 /// This server's own temporary folder, locked for as long as the server runs.
 #[derive(Debug)]
@@ -303,7 +313,7 @@ impl Store {
         let dir = tmp.join(id.as_str());
         fs::rename(&staging, &dir)?;
         let instance = Arc::new(Instance { dir, _lock: lock });
-        Ok(Store { root, limits, instance })
+        Ok(Store { root, limits, instance, manifests: Arc::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -514,29 +524,52 @@ impl Share {
 
     /// What a reader sees: every finished file and folder, except files whose download budget
     /// is used up, which answer like files that never existed.
-    pub fn manifest(&self) -> Result<Manifest> {
-        let mut manifest = self.read_records()?;
-        if let Some(budget) = self.meta.downloads {
-            let finished = self.finished_downloads()?;
-            manifest.files.retain(|_, file| finished.get(&file.blob).copied().unwrap_or(0) < budget);
-        }
-        Ok(manifest)
+    pub fn manifest(&self) -> Result<Arc<Manifest>> {
+        let records = self.read_records()?;
+        let Some(budget) = self.meta.downloads else {
+            return Ok(records);
+        };
+        let finished = self.finished_downloads()?;
+        let mut manifest = Manifest::clone(&records);
+        manifest.files.retain(|_, file| finished.get(&file.blob).copied().unwrap_or(0) < budget);
+        Ok(Arc::new(manifest))
     }
 
-    /// Every record of the manifest, spent files included.
-    fn read_records(&self) -> Result<Manifest> {
-        let mut manifest = Manifest::default();
-        for record in whole_lines(&self.dir.join("manifest"))? {
-            manifest.apply(&record);
+    /// Every record of the manifest, spent files included; read again only when it grew.
+    fn read_records(&self) -> Result<Arc<Manifest>> {
+        let path = self.dir.join("manifest");
+        let len = fs::metadata(&path)?.len();
+        let cache = &self.store.manifests.0;
+        let cached = cache.lock().unwrap_or_else(PoisonError::into_inner).get(self.code.as_str()).cloned();
+        if let Some((read, manifest)) = cached
+            && read == len
+        {
+            return Ok(manifest);
         }
+        let bytes = fs::read(&path)?;
+        let mut manifest = Manifest::default();
+        for record in whole_lines(&bytes) {
+            manifest.apply(record);
+        }
+        let manifest = Arc::new(manifest);
+        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
+        if cache.len() >= MANIFEST_CACHE_SHARES {
+            cache.clear();
+        }
+        cache.insert(self.code.to_string(), (bytes.len() as u64, manifest.clone()));
         Ok(manifest)
     }
 
     /// Finished downloads of budgeted files, by blob.
     fn finished_downloads(&self) -> Result<BTreeMap<String, u64>> {
+        let bytes = match fs::read(self.dir.join("downloads")) {
+            Ok(bytes) => bytes,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
+            Err(err) => return Err(err.into()),
+        };
         let mut finished = BTreeMap::new();
-        for blob in whole_lines(&self.dir.join("downloads"))? {
-            *finished.entry(blob).or_insert(0) += 1;
+        for blob in whole_lines(&bytes) {
+            *finished.entry(blob.to_owned()).or_insert(0) += 1;
         }
         Ok(finished)
     }
@@ -855,20 +888,17 @@ fn held_locks(dir: &Path, prefix: &str) -> io::Result<u64> {
     Ok(held)
 }
 
-/// The complete lines of an append-only file; a last line without its newline was torn by a
-/// crash and does not count. A missing file has no lines.
-fn whole_lines(path: &Path) -> Result<Vec<String>> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err.into()),
-    };
+/// The complete lines of an append-only file's bytes; a last line without its newline was torn
+/// by a crash and does not count.
+fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
     let whole = match bytes.iter().rposition(|&b| b == b'\n') {
         Some(end) => &bytes[..end],
         None => &[][..],
     };
-    let lines = whole.split(|&b| b == b'\n').filter(|line| !line.is_empty());
-    Ok(lines.filter_map(|line| std::str::from_utf8(line).ok()).map(str::to_owned).collect())
+    whole
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| std::str::from_utf8(line).ok())
 }
 
 /// Appends one line to an append-only file durably; the caller holds the share's lock. A torn
@@ -1438,6 +1468,21 @@ mod tests {
         let _third = Store::open(&root.0, Limits::default()).unwrap();
         assert!(!first_dir.exists());
         assert!(second.instance.dir.exists());
+    }
+
+    #[test]
+    fn a_cached_manifest_sees_what_another_server_added() {
+        let root = temp_root();
+        let first = Store::open(&root.0, Limits::default()).unwrap();
+        let second = Store::open(&root.0, Limits::default()).unwrap();
+        let (share, _) = first.create_share(unix_now() + 60, None).unwrap();
+        upload(&share, "a", b"1").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (1, 1));
+        let again = share.manifest().unwrap();
+        assert!(Arc::ptr_eq(&again, &share.manifest().unwrap()), "unchanged: read once");
+        let through_second = second.share(share.code.as_str(), unix_now()).unwrap();
+        upload(&through_second, "b", b"22").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (2, 3), "grown: read again");
     }
 
     #[test]
