@@ -1,9 +1,11 @@
 //! The `anonshare` command line: parses arguments into an [`Invocation`], runs it against a
 //! server through `client` and `transfer`, writes results to stdout and progress to stderr.
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
+use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
@@ -12,7 +14,7 @@ use crate::args::{Arg, Args, UsageError, unknown_flag};
 use crate::client::{ClientError, DEFAULT_TIMEOUT, RemoteFile, Result, ShareInfo, ShareUrl, split_host_port};
 use crate::expiry::parse_expiry;
 use crate::json;
-use crate::link::{DEFAULT_RETRIES, Link};
+use crate::link::{DEFAULT_PARALLEL, DEFAULT_RETRIES, Link};
 use crate::transfer::{self, Observer, Quiet, SavedFile, ShareOptions, UploadReport};
 
 /// Server used when neither `--server` nor `ANONSHARE_SERVER` names one.
@@ -21,6 +23,8 @@ pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
 pub const DEFAULT_PORT: u16 = 2121;
 /// Environment variable that names the server.
 pub const SERVER_ENV: &str = "ANONSHARE_SERVER";
+/// Most connections `--parallel` may ask for.
+pub const MAX_PARALLEL: usize = 16;
 /// Environment variable that holds an owner token, kept off the command line.
 pub const TOKEN_ENV: &str = "ANONSHARE_TOKEN";
 
@@ -29,7 +33,7 @@ pub fn usage() -> String {
     format!(
         "anonshare {version}: share files anonymously through an anonshare server; every byte verified with SHA-256
 
-Usage: anonshare [--server HOST:PORT] [--timeout D] [--retries N] <COMMAND> [ARGS]
+Usage: anonshare [--server HOST:PORT] [--timeout D] [--retries N] [--parallel N] <COMMAND> [ARGS]
 
 Commands:
   upload [--expires SPEC] [--max-downloads N | --once] [--json] PATH...
@@ -60,6 +64,8 @@ Options:
   --timeout D          how long to wait for the server at any one step [default: {timeout}s]
   --retries N          reconnect and resume up to N times in a row after a dropped or
                        timed-out connection, waiting longer each time [default: {retries}]
+  --parallel N         move up to N files at once, each on its own connection (1-{MAX_PARALLEL})
+                       [default: {parallel}]
   --json               print a JSON object instead of lines (upload, list, download, info)
   -h, --help           print this help
   -V, --version        print the version
@@ -75,6 +81,7 @@ Exit codes:
         version = env!("CARGO_PKG_VERSION"),
         timeout = DEFAULT_TIMEOUT.as_secs(),
         retries = DEFAULT_RETRIES,
+        parallel = DEFAULT_PARALLEL,
     )
 }
 
@@ -84,6 +91,7 @@ pub struct Invocation {
     pub server: Option<String>,
     pub timeout: Duration,
     pub retries: u32,
+    pub parallel: usize,
     pub json: bool,
     pub action: Action,
 }
@@ -106,6 +114,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     let mut server = None;
     let mut timeout = DEFAULT_TIMEOUT;
     let mut retries = DEFAULT_RETRIES;
+    let mut parallel = DEFAULT_PARALLEL;
     let mut json = false;
     let mut expires = None;
     let mut dir = None;
@@ -117,16 +126,30 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             Arg::Positional(value) => positional.push(value),
             Arg::Flag(flag) => match flag.as_str() {
                 "-h" | "--help" => {
-                    return Ok(Invocation { server, timeout, retries, json, action: Action::Help });
+                    return Ok(Invocation { server, timeout, retries, parallel, json, action: Action::Help });
                 }
                 "-V" | "--version" => {
-                    return Ok(Invocation { server, timeout, retries, json, action: Action::Version });
+                    return Ok(Invocation {
+                        server,
+                        timeout,
+                        retries,
+                        parallel,
+                        json,
+                        action: Action::Version,
+                    });
                 }
                 "--retries" => {
                     let text = args.value(&flag)?;
                     retries = text.parse().map_err(|_| {
                         UsageError(format!("invalid --retries '{text}': expected a number like 5"))
                     })?;
+                }
+                "--parallel" => {
+                    let text = args.value(&flag)?;
+                    parallel =
+                        text.parse().ok().filter(|n| (1..=MAX_PARALLEL).contains(n)).ok_or_else(|| {
+                            UsageError(format!("invalid --parallel '{text}': expected 1 to {MAX_PARALLEL}"))
+                        })?;
                 }
                 "--max-downloads" => {
                     let text = args.value(&flag)?;
@@ -225,7 +248,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             )));
         }
     };
-    Ok(Invocation { server, timeout, retries, json, action })
+    Ok(Invocation { server, timeout, retries, parallel, json, action })
 }
 
 /// The server address from `--server`, the environment, or the default; a bare host gets the
@@ -256,13 +279,12 @@ pub fn share_url(text: &str, server: Option<&str>) -> Result<ShareUrl> {
 
 /// Runs an invocation; results go to `out`.
 pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
-    let (timeout, retries) = (invocation.timeout, invocation.retries);
+    let (timeout, retries, parallel) = (invocation.timeout, invocation.retries, invocation.parallel);
     let server = invocation.server.as_deref();
-    let mut progress = progress_for_terminal();
-    let mut quiet = Quiet;
-    let observer: &mut dyn Observer = match progress.as_mut() {
+    let progress = progress_for_terminal();
+    let observer: &dyn Observer = match progress.as_ref() {
         Some(progress) => progress,
-        None => &mut quiet,
+        None => &Quiet,
     };
     let json = invocation.json;
     match &invocation.action {
@@ -278,10 +300,12 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
                 .transpose()?;
             let (host, port) = server_address(server)?;
             let plan = transfer::plan_upload(paths)?;
-            let mut link = Link::new(crate::client::join_host_port(&host, port), timeout, retries);
+            let address = crate::client::join_host_port(&host, port);
+            let mut link = Link::new(address, timeout, retries).with_parallel(parallel);
             let options = ShareOptions { lifetime, downloads: *max_downloads };
             let report = transfer::upload(&mut link, &plan, options, observer);
             link.quit();
+            progress.iter().for_each(TerminalProgress::end);
             let report = report?;
             let url = ShareUrl { host, port, code: report.share.code.clone() };
             eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
@@ -290,26 +314,28 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
         }
         Action::List { url } => {
             let url = share_url(url, server)?;
-            let (info, files) = with_link(&url, timeout, retries, |link| {
+            let (info, files) = with_link(&url, (timeout, retries, parallel), |link| {
                 link.run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))
             })?;
             write_out(out, &if json { list_json(&url, &info.expires, &files) } else { list_lines(&files) })
         }
         Action::Download { url, paths, dir } => {
             let url = share_url(url, server)?;
-            let saved = with_link(&url, timeout, retries, |link| {
+            let saved = with_link(&url, (timeout, retries, parallel), |link| {
                 let files = link.run(|connection, _| {
                     connection.info(&url.code)?;
                     connection.walk_share(&url.code)
                 })?;
                 let chosen = transfer::select(&files, paths)?;
                 transfer::download(link, &url.code, &chosen, dir, observer)
-            })?;
+            });
+            progress.iter().for_each(TerminalProgress::end);
+            let saved = saved?;
             write_out(out, &if json { download_json(&url, &saved) } else { saved_lines(&saved) })
         }
         Action::Info { url } => {
             let url = share_url(url, server)?;
-            let (info, files) = with_link(&url, timeout, retries, |link| {
+            let (info, files) = with_link(&url, (timeout, retries, parallel), |link| {
                 link.run(|connection, _| {
                     let info = connection.info(&url.code)?;
                     let mut files = Vec::new();
@@ -332,7 +358,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
         }
         Action::Delete { url, token } => {
             let url = share_url(url, server)?;
-            with_link(&url, timeout, retries, |link| {
+            with_link(&url, (timeout, retries, parallel), |link| {
                 link.run(|connection, attempt| match connection.delete_share(&url.code, token) {
                     // Deleted before the connection dropped.
                     Err(ClientError::NotFound(_)) if attempt.is_retry() => Ok(()),
@@ -351,11 +377,10 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
 /// Runs `work` on a link to the share's server, then says goodbye.
 fn with_link<T>(
     url: &ShareUrl,
-    timeout: Duration,
-    retries: u32,
+    (timeout, retries, parallel): (Duration, u32, usize),
     work: impl FnOnce(&mut Link) -> Result<T>,
 ) -> Result<T> {
-    let mut link = Link::new(url.address(), timeout, retries);
+    let mut link = Link::new(url.address(), timeout, retries).with_parallel(parallel);
     let result = work(&mut link);
     link.quit();
     result
@@ -476,47 +501,76 @@ pub fn progress_for_terminal() -> Option<TerminalProgress> {
     io::stderr().is_terminal().then(TerminalProgress::default)
 }
 
-/// One self-rewriting line per file on stderr.
+/// One self-rewriting line on stderr for a whole transfer: files done, bytes moved of the files
+/// started so far, and the file that started last. Files may move in parallel.
 #[derive(Default)]
-pub struct TerminalProgress {
-    path: String,
-    size: u64,
-    done: u64,
+pub struct TerminalProgress(Mutex<Tally>);
+
+#[derive(Default)]
+struct Tally {
+    /// Bytes moved and size, by file.
+    files: BTreeMap<String, (u64, u64)>,
+    finished: usize,
+    latest: String,
     last_draw: Option<Instant>,
 }
 
 impl TerminalProgress {
-    fn draw(&mut self, force: bool) {
+    fn update(&self, force: bool, change: impl FnOnce(&mut Tally)) {
+        let mut tally = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        change(&mut tally);
         let now = Instant::now();
-        if !force && self.last_draw.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
+        if !force && tally.last_draw.is_some_and(|t| now.duration_since(t) < Duration::from_millis(100)) {
             return;
         }
-        self.last_draw = Some(now);
-        let percent = (self.done * 100).checked_div(self.size).unwrap_or(100);
+        tally.last_draw = Some(now);
+        let (done, size) = tally.files.values().fold((0, 0), |(d, s), (done, size)| (d + done, s + size));
+        let percent = (done * 100).checked_div(size).unwrap_or(100);
         let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        eprint!("\r\x1b[K{}  {:.1}/{:.1} MiB  {percent}%", self.path, mib(self.done), mib(self.size));
+        let files = tally.files.len();
+        eprint!(
+            "\r\x1b[K{}/{files} files  {:.1}/{:.1} MiB  {percent}%  {}",
+            tally.finished,
+            mib(done),
+            mib(size),
+            tally.latest
+        );
+    }
+
+    /// Ends the progress line.
+    pub fn end(&self) {
+        if !self.0.lock().unwrap_or_else(PoisonError::into_inner).files.is_empty() {
+            eprintln!();
+        }
     }
 }
 
 impl Observer for TerminalProgress {
-    fn start(&mut self, path: &str, size: u64) {
-        *self = TerminalProgress { path: path.to_owned(), size, done: 0, last_draw: None };
-        self.draw(true);
+    fn start(&self, path: &str, size: u64) {
+        self.update(true, |tally| {
+            tally.files.insert(path.to_owned(), (0, size));
+            tally.latest = path.to_owned();
+        });
     }
 
-    fn advance(&mut self, bytes: u64) {
-        self.done += bytes;
-        self.draw(false);
+    fn advance(&self, path: &str, bytes: u64) {
+        self.update(false, |tally| {
+            if let Some((done, _)) = tally.files.get_mut(path) {
+                *done += bytes;
+            }
+        });
     }
 
-    fn restart(&mut self, done: u64) {
-        self.done = done;
-        self.draw(true);
+    fn restart(&self, path: &str, kept: u64) {
+        self.update(true, |tally| {
+            if let Some((done, _)) = tally.files.get_mut(path) {
+                *done = kept;
+            }
+        });
     }
 
-    fn finish(&mut self) {
-        self.draw(true);
-        eprintln!();
+    fn finish(&self, _path: &str) {
+        self.update(true, |tally| tally.finished += 1);
     }
 }
 

@@ -13,6 +13,8 @@ pub const DEFAULT_RETRIES: u32 = 5;
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest pause between two retries.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
+/// Connections a transfer of many files uses at once (the `--parallel` default).
+pub const DEFAULT_PARALLEL: usize = 4;
 
 /// What one run of the work knows about the runs before it.
 #[derive(Debug, Default)]
@@ -34,6 +36,8 @@ pub struct Link {
     address: String,
     timeout: Duration,
     retries: u32,
+    /// Connections a transfer of many files may use at once, this one included.
+    parallel: usize,
     connection: Option<Connection>,
     /// A share this client is uploading to: every new connection proves it owns it.
     owner: Option<(String, String)>,
@@ -42,7 +46,22 @@ pub struct Link {
 impl Link {
     /// A link to `address` (`HOST:PORT`); nothing is connected until work runs.
     pub fn new(address: impl Into<String>, timeout: Duration, retries: u32) -> Link {
-        Link { address: address.into(), timeout, retries, connection: None, owner: None }
+        Link { address: address.into(), timeout, retries, parallel: 1, connection: None, owner: None }
+    }
+
+    /// Lets transfers of many files use up to `parallel` connections at once.
+    pub fn with_parallel(mut self, parallel: usize) -> Link {
+        self.parallel = parallel.max(1);
+        self
+    }
+
+    pub fn parallel(&self) -> usize {
+        self.parallel
+    }
+
+    /// Another link to the same server, with the same settings and share, not yet connected.
+    pub fn fork(&self) -> Link {
+        Link { connection: None, owner: self.owner.clone(), address: self.address.clone(), ..*self }
     }
 
     pub fn address(&self) -> &str {

@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use crate::cli::{DEFAULT_PORT, list_lines, saved_lines};
 use crate::client::{ClientError, Result, ShareUrl, join_host_port, split_host_port};
 use crate::expiry::parse_expiry;
-use crate::link::Link;
+use crate::link::{DEFAULT_PARALLEL, Link};
 use crate::transfer::{self, Quiet, ShareOptions};
 
 const MENU: &str = "\
@@ -121,7 +121,7 @@ impl Shell<'_> {
         self.link.quit();
         self.host = host;
         self.port = port;
-        self.link = Link::new(self.address(), self.timeout, self.retries);
+        self.link = Link::new(self.address(), self.timeout, self.retries).with_parallel(DEFAULT_PARALLEL);
     }
 
     fn print(&mut self, text: &str) -> Result<()> {
@@ -156,9 +156,9 @@ impl Shell<'_> {
             .transpose()?;
         let plan = transfer::plan_upload(&paths)?;
         // An upload owns its share on every connection it opens: it gets a link of its own.
-        let mut link = Link::new(self.address(), self.timeout, self.retries);
+        let mut link = Link::new(self.address(), self.timeout, self.retries).with_parallel(DEFAULT_PARALLEL);
         let options = ShareOptions { lifetime, downloads: None };
-        let report = transfer::upload(&mut link, &plan, options, &mut Quiet);
+        let report = transfer::upload(&mut link, &plan, options, &Quiet);
         link.quit();
         let report = report?;
         let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
@@ -232,7 +232,7 @@ impl Shell<'_> {
             None => ".".to_owned(),
         };
         let chosen = transfer::select(&files, &names)?;
-        let saved = transfer::download(&mut self.link, &url.code, &chosen, dir.as_ref(), &mut Quiet)?;
+        let saved = transfer::download(&mut self.link, &url.code, &chosen, dir.as_ref(), &Quiet)?;
         self.print(&saved_lines(&saved))
     }
 }

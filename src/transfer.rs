@@ -8,6 +8,9 @@ use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Mutex, PoisonError};
+use std::thread;
 use std::time::Duration;
 
 use walkdir::WalkDir;
@@ -22,20 +25,21 @@ use crate::store::check_path;
 /// Suffix of a download in progress, beside its final name.
 pub const PARTIAL_SUFFIX: &str = ".anonshare-part";
 
-/// Told about each file as it moves, to draw progress.
-pub trait Observer {
-    /// A file of `size` bytes starts moving.
-    fn start(&mut self, _path: &str, _size: u64) {}
-    /// `bytes` more bytes moved.
-    fn advance(&mut self, _bytes: u64) {}
-    /// The file starts moving again, after the first `done` bytes (a resume).
-    fn restart(&mut self, _done: u64) {}
+/// Told about each file as it moves, to draw progress. Several files may move at once, from
+/// several threads, so every call names its file.
+pub trait Observer: Sync {
+    /// The file `path` of `size` bytes starts moving.
+    fn start(&self, _path: &str, _size: u64) {}
+    /// `bytes` more bytes of `path` moved.
+    fn advance(&self, _path: &str, _bytes: u64) {}
+    /// `path` starts moving again with its first `done` bytes already there (a resume).
+    fn restart(&self, _path: &str, _done: u64) {}
     /// Asked between chunks: true stops the transfer with [`ClientError::Cancelled`].
     fn cancelled(&self) -> bool {
         false
     }
-    /// The file is done (or failed).
-    fn finish(&mut self) {}
+    /// `path` is done (or failed).
+    fn finish(&self, _path: &str) {}
 }
 
 /// An observer that ignores everything.
@@ -190,7 +194,7 @@ pub fn upload(
     link: &mut Link,
     plan: &UploadPlan,
     options: ShareOptions,
-    observer: &mut dyn Observer,
+    observer: &dyn Observer,
 ) -> Result<UploadReport> {
     let share = link.run(|connection, _| connection.create_share(options.lifetime, options.downloads))?;
     link.own(&share.code, &share.owner_token);
@@ -204,18 +208,18 @@ pub fn upload(
             other => other,
         })?;
     }
-    let mut files = Vec::with_capacity(plan.files.len());
-    for file in &plan.files {
+    let files = in_parallel(link, plan.files.len(), |link, index| {
+        let file = &plan.files[index];
         let path = file.remote.join("/");
         let sha256 = hash_file(&file.source)?;
         observer.start(&path, file.size);
         let result = link.run(|connection, attempt| {
             upload_one(connection, attempt, &remote(&file.remote), file, sha256, observer)
         });
-        observer.finish();
+        observer.finish(&path);
         result?;
-        files.push(UploadedFile { path, size: file.size, sha256 });
-    }
+        Ok(UploadedFile { path, size: file.size, sha256 })
+    })?;
     link.run(|connection, _| {
         connection.change_folder(&format!("/{}", share.code))?;
         match connection.seal() {
@@ -234,7 +238,7 @@ fn upload_one(
     remote: &str,
     file: &LocalFile,
     sha256: Sha256Digest,
-    observer: &mut dyn Observer,
+    observer: &dyn Observer,
 ) -> Result<()> {
     let unreadable =
         |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display()));
@@ -250,12 +254,13 @@ fn upload_one(
         }
         eprintln!("anonshare: resuming {} at byte {offset}", file.remote.join("/"));
     }
+    let path = file.remote.join("/");
     let mut source = File::open(&file.source).map_err(unreadable)?;
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
-    observer.restart(offset);
+    observer.restart(&path, offset);
     connection.store(remote, (sha256, file.size), offset, &mut source, &mut |n| {
         attempt.moved += n;
-        observer.advance(n);
+        observer.advance(&path, n);
         if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
     })
 }
@@ -297,7 +302,7 @@ pub fn download(
     code: &str,
     files: &[RemoteFile],
     dir: &Path,
-    observer: &mut dyn Observer,
+    observer: &dyn Observer,
 ) -> Result<Vec<SavedFile>> {
     let mut targets = Vec::with_capacity(files.len());
     for file in files {
@@ -311,16 +316,63 @@ pub fn download(
         targets.push(target);
     }
     check_room(dir, files, &targets)?;
-    let mut saved = Vec::with_capacity(files.len());
-    for (file, target) in files.iter().zip(targets) {
+    in_parallel(link, files.len(), |link, index| {
+        let (file, target) = (&files[index], &targets[index]);
         observer.start(&file.path, file.size);
-        let mut partial = Partial::new(&target);
+        let mut partial = Partial::new(target);
         let result = link.run(|connection, attempt| partial.fetch(connection, attempt, code, file, observer));
-        observer.finish();
+        observer.finish(&file.path);
         result?;
-        saved.push(SavedFile { file: file.clone(), local: target });
+        Ok(SavedFile { file: file.clone(), local: target.clone() })
+    })
+}
+
+/// Runs `job` for every index in `0..jobs`, on as many connections at once as the link allows
+/// (`--parallel`): the link itself and copies of it. Results come back in index order. The first
+/// failure stops the others from taking new jobs and is what returns.
+fn in_parallel<T: Send>(
+    link: &mut Link,
+    jobs: usize,
+    job: impl Fn(&mut Link, usize) -> Result<T> + Sync,
+) -> Result<Vec<T>> {
+    let workers = link.parallel().min(jobs);
+    if workers <= 1 {
+        return (0..jobs).map(|index| job(link, index)).collect();
     }
-    Ok(saved)
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let results: Mutex<Vec<Option<Result<T>>>> = Mutex::new((0..jobs).map(|_| None).collect());
+    let work = |link: &mut Link| {
+        while !failed.load(Ordering::Relaxed) {
+            let index = next.fetch_add(1, Ordering::Relaxed);
+            if index >= jobs {
+                break;
+            }
+            let result = job(link, index);
+            failed.fetch_or(result.is_err(), Ordering::Relaxed);
+            results.lock().unwrap_or_else(PoisonError::into_inner)[index] = Some(result);
+        }
+    };
+    let mut helpers: Vec<Link> = (1..workers).map(|_| link.fork()).collect();
+    thread::scope(|scope| {
+        for helper in &mut helpers {
+            scope.spawn(|| work(helper));
+        }
+        work(link);
+    });
+    helpers.iter_mut().for_each(Link::quit);
+    let results = results.into_inner().unwrap_or_else(PoisonError::into_inner);
+    let mut done = Vec::with_capacity(jobs);
+    let mut skipped = false;
+    for result in results {
+        match result {
+            Some(Ok(value)) => done.push(value),
+            Some(Err(err)) => return Err(err),
+            None => skipped = true,
+        }
+    }
+    assert!(!skipped, "a job is skipped only after another failed");
+    Ok(done)
 }
 
 /// Refuses a download that cannot fit: the bytes still to come must fit in the free space of
@@ -376,7 +428,7 @@ impl<'t> Partial<'t> {
         attempt: &mut Attempt,
         code: &str,
         file: &RemoteFile,
-        observer: &mut dyn Observer,
+        observer: &dyn Observer,
     ) -> Result<()> {
         let parent = self.target.parent().unwrap_or(Path::new("."));
         fs::create_dir_all(parent).map_err(self.local_error())?;
@@ -398,14 +450,14 @@ impl<'t> Partial<'t> {
         if kept > 0 {
             eprintln!("anonshare: resuming {} at byte {kept}", file.path);
         }
-        observer.restart(kept);
+        observer.restart(&file.path, kept);
         let remote = format!("/{code}/{}", file.path);
         let received = if kept < file.size || file.size == 0 {
             connection.retrieve(&remote, kept, |chunk| {
                 sink.write_all(chunk).map_err(self.local_error())?;
                 hasher.update(chunk);
                 attempt.moved += chunk.len() as u64;
-                observer.advance(chunk.len() as u64);
+                observer.advance(&file.path, chunk.len() as u64);
                 if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
             })
         } else {

@@ -649,7 +649,12 @@ fn a_clean_proxy_passes_every_byte() {
     }
     let total: u64 = files.iter().map(|(_, bytes)| bytes.len() as u64).sum();
 
-    let up = client(&proxy.addr, dir.path(), &["upload", "big.bin", "notes.txt", "photos"], b"");
+    let up = client(
+        &proxy.addr,
+        dir.path(),
+        &["--parallel", "1", "upload", "big.bin", "notes.txt", "photos"],
+        b"",
+    );
     assert_eq!(up.code, 0, "upload through the proxy: {}", up.stderr);
     let url = up.stdout.trim().to_owned();
     assert!(url.starts_with(&format!("ftp://{}/", proxy.addr)), "the URL names the proxy: {url}");
@@ -660,7 +665,7 @@ fn a_clean_proxy_passes_every_byte() {
     assert_eq!(proxy.data_bytes_to_client(), 0);
 
     let out = TempDir::new();
-    let down = client(&proxy.addr, out.path(), &["download", &url, "--dir", "."], b"");
+    let down = client(&proxy.addr, out.path(), &["--parallel", "1", "download", &url, "--dir", "."], b"");
     assert_eq!(down.code, 0, "download through the proxy: {}", down.stderr);
     for (path, bytes) in &files {
         assert_same_bytes(&out.path().join(path), bytes);
@@ -701,7 +706,12 @@ fn cut_data_connections_are_resumed_and_no_byte_is_sent_twice() {
     let cuts = vec![Fault::data_to_client(1, MIB as u64), Fault::data_to_client(2, 5 * MIB as u64)];
     let proxy = FaultProxy::start(&server.addr, cuts);
     let out = TempDir::new();
-    let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
+    let run = client(
+        &proxy.addr,
+        out.path(),
+        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
+        b"",
+    );
     assert_eq!(run.code, 0, "a cut download resumes: {}", run.stderr);
     assert!(run.stderr.contains("426") && run.stderr.contains("retry 1 of 5"), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("resuming big.bin at byte {MIB}\n")), "{}", run.stderr);
@@ -719,7 +729,12 @@ fn a_cut_control_connection_is_taken_up_again() {
     // Where the client's RETR ends on its control connection, from a clean run.
     let clean = FaultProxy::start(&server.addr, Vec::new());
     let out = TempDir::new();
-    let run = client(&clean.addr, out.path(), &["download", &clean.url(&code), "--dir", "."], b"");
+    let run = client(
+        &clean.addr,
+        out.path(),
+        &["--parallel", "1", "download", &clean.url(&code), "--dir", "."],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     clean.wait_idle();
     let commands = clean.control_transcript(0, Direction::ToServer);
@@ -729,7 +744,12 @@ fn a_cut_control_connection_is_taken_up_again() {
     // The control connection goes down just after the RETR got through, and its data with it.
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_server(0, at as u64)]);
     let out = TempDir::new();
-    let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
+    let run = client(
+        &proxy.addr,
+        out.path(),
+        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("closed the connection; retry 1 of 5"), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
@@ -746,7 +766,12 @@ fn a_network_loss_mid_download_is_resumed() {
     let cut = Fault::data_to_client(1, MIB as u64 + 17).and_control();
     let proxy = FaultProxy::start(&server.addr, vec![cut]);
     let out = TempDir::new();
-    let run = client(&proxy.addr, out.path(), &["download", &proxy.url(&code), "--dir", "."], b"");
+    let run = client(
+        &proxy.addr,
+        out.path(),
+        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
+        b"",
+    );
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains(&format!("resuming big.bin at byte {}\n", MIB + 17)), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
@@ -765,7 +790,7 @@ fn spent_retries_end_in_exit_2_and_keep_the_partial_file() {
     let run = client(
         &proxy.addr,
         out.path(),
-        &["--retries", "2", "download", &proxy.url(&code), "--dir", "."],
+        &["--parallel", "1", "--retries", "2", "download", &proxy.url(&code), "--dir", "."],
         b"",
     );
     assert_eq!(run.code, 2, "{}", run.stderr);
@@ -783,7 +808,7 @@ fn cut_uploads_resume_from_the_bytes_the_server_kept() {
     let bytes = random_bytes(UNBUFFERABLE_BYTES, 8);
     dir.file("big.bin", &bytes);
     dir.file("small.txt", b"after the big one");
-    let run = client(&proxy.addr, dir.path(), &["upload", "big.bin", "small.txt"], b"");
+    let run = client(&proxy.addr, dir.path(), &["--parallel", "1", "upload", "big.bin", "small.txt"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
     // The server keeps what it had read when the cut reset the connection; bytes still in its
     // socket buffer were lost with it, and only those cross again.
@@ -802,7 +827,7 @@ fn cut_uploads_resume_from_the_bytes_the_server_kept() {
     let got = client(
         &server.addr,
         out.path(),
-        &["download", &server.url(&code_of(run.stdout.trim())), "--dir", "."],
+        &["--parallel", "1", "download", &server.url(&code_of(run.stdout.trim())), "--dir", "."],
         b"",
     );
     assert_eq!(got.code, 0, "{}", got.stderr);
@@ -886,11 +911,43 @@ fn a_control_connection_cut_mid_greeting_is_retried() {
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_client(0, 3)]);
     let dir = TempDir::new();
     dir.file("a.txt", b"sent on the second try");
-    let run = client(&proxy.addr, dir.path(), &["upload", "a.txt"], b"");
+    let run = client(&proxy.addr, dir.path(), &["--parallel", "1", "upload", "a.txt"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("greeting: server closed the connection; retry 1 of 5"), "{}", run.stderr);
     proxy.wait_idle();
     assert_eq!(proxy.control_transcript(0, Direction::ToClient), b"220", "a reply split mid-line");
     assert_eq!(proxy.control_transcript(0, Direction::ToServer), b"");
     assert_eq!((proxy.faults_fired(), proxy.data_connections()), (1, 1));
+}
+
+#[test]
+fn many_files_move_on_parallel_connections_and_arrive_whole() {
+    let server = Server::start();
+    let proxy = FaultProxy::start(&server.addr, Vec::new());
+    let dir = TempDir::new();
+    let files: Vec<(String, Vec<u8>)> = (0..12)
+        .map(|i| (format!("many/f{i:02}.bin"), random_bytes(1000 + i * 7919, 60 + i as u64)))
+        .collect();
+    for (path, bytes) in &files {
+        dir.file(path, bytes);
+    }
+    let up = client(&proxy.addr, dir.path(), &["--parallel", "4", "upload", "many"], b"");
+    assert_eq!(up.code, 0, "{}", up.stderr);
+    proxy.wait_idle();
+    // One connection makes and seals the share; three more join it with the owner token.
+    assert_eq!((proxy.control_connections(), proxy.data_connections()), (4, 12));
+    let out = TempDir::new();
+    let down = client(
+        &proxy.addr,
+        out.path(),
+        &["--parallel", "4", "download", up.stdout.trim(), "--dir", "."],
+        b"",
+    );
+    assert_eq!(down.code, 0, "{}", down.stderr);
+    for (path, bytes) in &files {
+        assert_same_bytes(&out.path().join(path), bytes);
+    }
+    assert_eq!(down.stdout.lines().count(), files.len(), "one saved path per file: {}", down.stdout);
+    proxy.wait_idle();
+    assert_eq!(proxy.control_connections(), 4 + 4);
 }
