@@ -666,7 +666,9 @@ impl Share {
         if manifest.entries() >= self.store.limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(self.store.limits.max_files_per_share));
         }
-        append_line(&self.dir.join("manifest"), &format!("D\t{}\t{}", unix_now(), rel.join("/")))
+        let manifest =
+            append_line(&self.dir.join("manifest"), &format!("D\t{}\t{}", unix_now(), rel.join("/")))?;
+        Ok(manifest.sync_data()?)
     }
 
     /// Where the bytes of an upload of `rel` stay until it is committed: named by the SHA-256 of
@@ -847,7 +849,7 @@ impl DownloadSlot {
     /// contents from disk.
     pub fn finish(self) -> Result<()> {
         let _lock = self.share.lock()?;
-        append_line(&self.share.dir.join("downloads"), &self.blob)?;
+        append_line(&self.share.dir.join("downloads"), &self.blob)?.sync_data()?;
         let finished = self.share.finished_downloads()?.get(&self.blob).copied().unwrap_or(0);
         if finished >= self.budget {
             remove_any(&self.share.dir.join("blobs").join(&self.blob))?;
@@ -901,9 +903,10 @@ fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
         .filter_map(|line| std::str::from_utf8(line).ok())
 }
 
-/// Appends one line to an append-only file durably; the caller holds the share's lock. A torn
-/// tail left by a crash is closed off first so it cannot swallow the new line.
-fn append_line(path: &Path, line: &str) -> Result<()> {
+/// Appends one line to an append-only file; the caller holds the share's lock and syncs the
+/// file when the line must be durable. A torn tail left by a crash is closed off first so it
+/// cannot swallow the new line.
+fn append_line(path: &Path, line: &str) -> Result<File> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     let len = file.metadata()?.len();
     let mut text = String::with_capacity(line.len() + 2);
@@ -918,8 +921,7 @@ fn append_line(path: &Path, line: &str) -> Result<()> {
     text.push_str(line);
     text.push('\n');
     file.write_all(text.as_bytes())?;
-    file.sync_data()?;
-    Ok(())
+    Ok(file)
 }
 
 impl Manifest {
@@ -1085,6 +1087,8 @@ impl Upload {
         committed
     }
 
+    /// The share's lock is held only for checks, the rename and the append; the syncs happen
+    /// outside it, so uploads to one share in parallel sync together instead of in turn.
     fn try_commit(&mut self) -> Result<FileEntry> {
         let sha256 = self.hasher.clone().finish();
         if let Some(expected) = self.expected
@@ -1092,25 +1096,16 @@ impl Upload {
         {
             return Err(StoreError::DigestMismatch { expected, actual: sha256 });
         }
-        self.file.as_ref().expect("upload committed once").sync_all()?;
-        let _lock = self.share.lock()?;
-        self.share.ensure_writable()?;
-        let manifest = self.share.read_records()?;
-        if manifest.lookup(&self.rel).is_some() {
-            return Err(StoreError::Exists);
-        }
-        let bytes = manifest.totals().1;
-        let limits = self.share.store.limits;
-        if manifest.entries() >= limits.max_files_per_share {
-            return Err(StoreError::TooManyFiles(limits.max_files_per_share));
-        }
-        if bytes + self.received() > limits.max_share_size {
-            return Err(StoreError::TooLarge { what: "the share", limit: limits.max_share_size });
-        }
+        self.file.as_ref().expect("upload committed once").sync_data()?;
         let blob = ShareCode::generate()?.to_string();
         let blobs = self.share.dir.join("blobs");
-        fs::rename(&self.path, blobs.join(&blob))?;
-        self.file = None;
+        {
+            let _lock = self.share.lock()?;
+            self.check_room_to_commit()?;
+            fs::rename(&self.path, blobs.join(&blob))?;
+            self.file = None;
+        }
+        // The blob is durable under its name before any record can name it.
         sync_dir(&blobs)?;
         let entry =
             FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), blob };
@@ -1122,8 +1117,38 @@ impl Upload {
             entry.blob,
             entry.path_text()
         );
-        append_line(&self.share.dir.join("manifest"), &record)?;
+        let manifest = self.share.dir.join("manifest");
+        let appended = {
+            let _lock = self.share.lock()?;
+            // Another upload of this path may have started and finished since the rename.
+            self.check_room_to_commit().and_then(|()| append_line(&manifest, &record))
+        };
+        match appended {
+            // The 226 waits for the record to be durable.
+            Ok(manifest) => manifest.sync_data()?,
+            Err(err) => {
+                let _ = fs::remove_file(blobs.join(&entry.blob));
+                return Err(err);
+            }
+        }
         Ok(entry)
+    }
+
+    /// Checks, under the share's lock, that the file may still be recorded.
+    fn check_room_to_commit(&self) -> Result<()> {
+        self.share.ensure_writable()?;
+        let manifest = self.share.read_records()?;
+        if manifest.lookup(&self.rel).is_some() {
+            return Err(StoreError::Exists);
+        }
+        let limits = self.share.store.limits;
+        if manifest.entries() >= limits.max_files_per_share {
+            return Err(StoreError::TooManyFiles(limits.max_files_per_share));
+        }
+        if manifest.totals().1 + self.received() > limits.max_share_size {
+            return Err(StoreError::TooLarge { what: "the share", limit: limits.max_share_size });
+        }
+        Ok(())
     }
 
     /// Deletes what was received, kept bytes included: the upload was refused or aborted.
