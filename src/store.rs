@@ -28,7 +28,8 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Hasher, Sha256Digest};
@@ -50,6 +51,8 @@ pub const DEFAULT_MAX_SHARE_SIZE: u64 = 16 << 30;
 pub const DEFAULT_MAX_FILES_PER_SHARE: usize = 10_000;
 /// Free disk space uploads always leave (`--min-free-disk`).
 pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
+/// A large upload starts writing its bytes to disk each time this many more arrived.
+const FLUSH_BYTES: u64 = 32 << 20;
 /// An upload looks at the free disk space again after this many bytes.
 const FREE_SPACE_CHECK_BYTES: u64 = 16 << 20;
 /// A half-made instance folder older than this belongs to a server that died starting.
@@ -796,6 +799,7 @@ impl Share {
             allowance,
             limit,
             next_space_check: 0,
+            flusher: None,
         };
         upload.check_free_space(0)?;
         Ok(upload)
@@ -1032,6 +1036,39 @@ pub struct Upload {
     limit: (&'static str, u64),
     /// When `received` passes this, free disk space is checked again.
     next_space_check: u64,
+    /// Writes a large upload's bytes to disk while more arrive, so the sync before its `226`
+    /// has little left to do.
+    flusher: Option<Flusher>,
+}
+
+/// A thread that syncs an upload's file each time it is asked, while the upload goes on.
+struct Flusher {
+    ask: mpsc::SyncSender<()>,
+    thread: thread::JoinHandle<()>,
+}
+
+impl Flusher {
+    fn start(file: &File) -> io::Result<Flusher> {
+        let file = file.try_clone()?;
+        let (ask, asked) = mpsc::sync_channel::<()>(1);
+        let thread = thread::Builder::new().name("flusher".into()).spawn(move || {
+            while asked.recv().is_ok() {
+                let _ = file.sync_data();
+            }
+        })?;
+        Ok(Flusher { ask, thread })
+    }
+
+    /// Asks for a sync, unless one is already waiting to start.
+    fn flush(&self) {
+        let _ = self.ask.try_send(());
+    }
+
+    /// Waits for the sync under way, if any.
+    fn stop(self) {
+        drop(self.ask);
+        let _ = self.thread.join();
+    }
 }
 
 impl Upload {
@@ -1072,8 +1109,16 @@ impl Upload {
             return Err(StoreError::TooLarge { what, limit });
         }
         self.check_free_space(incoming)?;
-        self.file.as_mut().expect("upload not committed").write_all(bytes)?;
+        let file = self.file.as_mut().expect("upload not committed");
+        file.write_all(bytes)?;
         self.hasher.update(bytes);
+        let received = self.hasher.len();
+        if received / FLUSH_BYTES != (received - incoming) / FLUSH_BYTES {
+            if self.flusher.is_none() {
+                self.flusher = Some(Flusher::start(file)?);
+            }
+            self.flusher.as_ref().expect("flusher just started").flush();
+        }
         Ok(())
     }
 
@@ -1095,6 +1140,9 @@ impl Upload {
             && expected != sha256
         {
             return Err(StoreError::DigestMismatch { expected, actual: sha256 });
+        }
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
         }
         self.file.as_ref().expect("upload committed once").sync_data()?;
         let blob = ShareCode::generate()?.to_string();
@@ -1167,6 +1215,9 @@ impl Upload {
 
 impl Drop for Upload {
     fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
         // Neither committed nor discarded: the connection was cut. The bytes stay for a resume.
         if let Some(file) = self.file.take() {
             let _ = file.sync_data();
