@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build run test test-deps lint fmt clean
+.PHONY: build run test test-deps lint fmt clean bench-loss
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,11 @@ test: test-deps
 test-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
 	@command -v lftp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lftp >/dev/null; }
+
+# Transfer times under packet loss, anonshare beside vsftpd + curl (root; not part of test).
+# Options through ARGS, for example make bench-loss ARGS="--rounds 20 --size 16M". See docs/LOSS.md.
+bench-loss: build
+	bench/loss $(ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
