@@ -705,22 +705,13 @@ fn cut_data_connections_are_resumed_and_no_byte_is_sent_twice() {
     // 2 its first resume, 3 its second.
     let cuts = vec![Fault::data_to_client(1, MIB as u64), Fault::data_to_client(2, 5 * MIB as u64)];
     let proxy = FaultProxy::start(&server.addr, cuts);
-    let out = TempDir::new();
-    let run = client(
-        &proxy.addr,
-        out.path(),
-        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
-        b"",
-    );
+    let (run, out) = download_through(&proxy, &code);
     assert_eq!(run.code, 0, "a cut download resumes: {}", run.stderr);
     assert!(run.stderr.contains("426") && run.stderr.contains("retry 1 of 5"), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("resuming big.bin at byte {MIB}\n")), "{}", run.stderr);
     assert!(run.stderr.contains(&format!("resuming big.bin at byte {}\n", 6 * MIB)), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 2);
-    check_downloaded(out.path(), &files);
-    proxy.wait_idle();
-    let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
-    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
+    check_downloaded_once(&proxy, &server, &code, out.path(), &files);
 }
 
 #[test]
@@ -743,21 +734,12 @@ fn a_cut_control_connection_is_taken_up_again() {
 
     // The control connection goes down just after the RETR got through, and its data with it.
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_server(0, at as u64)]);
-    let out = TempDir::new();
-    let run = client(
-        &proxy.addr,
-        out.path(),
-        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
-        b"",
-    );
+    let (run, out) = download_through(&proxy, &code);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains("closed the connection; retry 1 of 5"), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
     assert_eq!(proxy.control_connections(), 2);
-    check_downloaded(out.path(), &files);
-    proxy.wait_idle();
-    let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
-    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
+    check_downloaded_once(&proxy, &server, &code, out.path(), &files);
 }
 
 #[test]
@@ -765,20 +747,11 @@ fn a_network_loss_mid_download_is_resumed() {
     let (server, code, files) = share_with_big_file(UNBUFFERABLE_BYTES);
     let cut = Fault::data_to_client(1, MIB as u64 + 17).and_control();
     let proxy = FaultProxy::start(&server.addr, vec![cut]);
-    let out = TempDir::new();
-    let run = client(
-        &proxy.addr,
-        out.path(),
-        &["--parallel", "1", "download", &proxy.url(&code), "--dir", "."],
-        b"",
-    );
+    let (run, out) = download_through(&proxy, &code);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stderr.contains(&format!("resuming big.bin at byte {}\n", MIB + 17)), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
-    check_downloaded(out.path(), &files);
-    proxy.wait_idle();
-    let listing = mlsd_bytes(&server, &[&format!("/{code}")]);
-    assert_eq!(proxy.data_bytes_to_client(), listing + total(&files), "every byte crossed once");
+    check_downloaded_once(&proxy, &server, &code, out.path(), &files);
 }
 
 #[test]
@@ -867,6 +840,29 @@ fn share_with_big_file(size: usize) -> (Server, String, Vec<(&'static str, Vec<u
 
 fn total(files: &[(&str, Vec<u8>)]) -> u64 {
     files.iter().map(|(_, bytes)| bytes.len() as u64).sum()
+}
+
+/// Downloads the share through the proxy, one file at a time so data connections come in path
+/// order; the run and the folder it saved into.
+fn download_through(proxy: &FaultProxy, code: &str) -> (crate::support::Run, TempDir) {
+    let out = TempDir::new();
+    let args = ["--parallel", "1", "download", &proxy.url(code), "--dir", "."];
+    (client(&proxy.addr, out.path(), &args, b""), out)
+}
+
+/// Every file arrived byte-exact, none is left partial, and every byte crossed the proxy once:
+/// the files and the share's one listing, exactly.
+fn check_downloaded_once(
+    proxy: &FaultProxy,
+    server: &Server,
+    code: &str,
+    dir: &Path,
+    files: &[(&str, Vec<u8>)],
+) {
+    check_downloaded(dir, files);
+    proxy.wait_idle();
+    let listing = mlsd_bytes(server, &[&format!("/{code}")]);
+    assert_eq!(proxy.data_bytes_to_client(), listing + total(files), "every byte crossed once");
 }
 
 /// Every file arrived byte-exact, and no partial file is left.
