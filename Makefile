@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build run test test-deps lint fmt clean
+.PHONY: build run test test-deps lint fmt clean bench
 
 build:
 	$(CARGO) build --release
@@ -21,6 +21,12 @@ test: test-deps
 test-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
 	@command -v lftp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lftp >/dev/null; }
+
+# Benchmarks against vsftpd and pyftpdlib on loopback (not part of test or CI). Installs the
+# peers if missing, prints a table of medians and writes docs/BENCHMARKS.md.
+# `make bench ARGS=--quick` finishes in under two minutes; `ARGS=--help` lists the sizes.
+bench: build
+	python3 bench/bench.py $(ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check
