@@ -153,6 +153,10 @@ def peak_rss_kib(pid):
     return None
 
 
+def load_average():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
 def git_describe():
     try:
         head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
@@ -305,7 +309,8 @@ class Vsftpd(Server):
         wait_for_port(self.port, self.process, time.monotonic() + START_DEADLINE)
 
     def config_lines(self):
-        return (self.base / "vsftpd.conf").read_text().replace(str(self.base), "BASE").strip().splitlines()
+        text = (self.base / "vsftpd.conf").read_text().replace(str(self.base), "BASE")
+        return text.replace(f"listen_port={self.port}", "listen_port=PORT").strip().splitlines()
 
 
 class Pyftpdlib(Server):
@@ -799,7 +804,7 @@ def machine_facts(ctx):
         for line in f:
             if line.startswith("MemTotal:"):
                 mem_kib = int(line.split()[1])
-    disk = first_line(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", str(ctx.base)])
+    disk = " ".join(first_line(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", str(ctx.base)]).split())
     device = disk.split()[0] if disk != "unknown" else ""
     rotational = ""
     if device.startswith("/dev/"):
@@ -807,20 +812,20 @@ def machine_facts(ctx):
             rotational = Path(f"/sys/block/{Path(device).name}/queue/rotational").read_text().strip()
         except OSError:
             pass
-    tmpfs = first_line(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", str(ctx.tmpfs)])
+    tmpfs = " ".join(first_line(["findmnt", "-n", "-o", "FSTYPE", "-T", str(ctx.tmpfs)]).split())
     vsftpd = first_line(["dpkg-query", "-W", "-f", "${Version}\n", "vsftpd"])
     return [
         ("CPU", f"{os.cpu_count()} cores, {cpu}" + (", SHA-NI" if " sha_ni" in flags else "")),
         ("memory", f"{mem_kib / (1 << 20):.1f} GiB"),
         ("kernel", f"Linux {platform.release()}"),
-        ("disk (server roots, upload sources)", f"{disk}" + (f", rotational={rotational}" if rotational else "")),
+        ("disk (server roots, upload sources)", f"{disk}" + (f", rotational={rotational} as the kernel reports it" if rotational else "")),
         ("tmpfs (download targets)", f"{ctx.tmpfs.parent} ({tmpfs})"),
-        ("load average at start", ctx.load_at_start),
+        ("load average (1, 5, 15 min) at start and end", f"{ctx.load_at_start}; {load_average()}"),
         ("anonshare", f"commit {git_describe()}, {first_line(['rustc', '--version'])}, release profile"),
         ("vsftpd", f"{vsftpd} (Debian)"),
         ("pyftpdlib", f"{PYFTPDLIB_VERSION} (PyPI), Python {first_line([str(VENV / 'bin' / 'python'), '--version']).split()[-1]}"),
-        ("curl", first_line(["curl", "--version"])),
-        ("lftp", first_line(["lftp", "--version"]).replace("|", "").replace("  ", " ")),
+        ("curl", " ".join(first_line(["curl", "--version"]).split()[:2])),
+        ("lftp", " ".join(first_line(["lftp", "--version"]).replace("|", "").split()[:3])),
     ]
 
 
@@ -879,7 +884,7 @@ def render(ctx, workloads, rss, invocation):
     out.append("")
     out.append("### Machine")
     out.append("")
-    out.append(table(["", ""], machine_facts(ctx)))
+    out.append(table(["what", "fact"], machine_facts(ctx)))
     out.append("")
     out.append("### Exact commands")
     out.append("")
@@ -977,7 +982,7 @@ def main(argv):
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         ctx = Context(args=args, base=base, tmpfs=tmpfs, data=base / "data")
-        ctx.load_at_start = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+        ctx.load_at_start = load_average()
         ctx.data.mkdir()
         ctx.big, ctx.small_count, ctx.small_size = args.big, args.small_count, args.small_size
         ctx.clients, ctx.connects = args.clients, args.connects
