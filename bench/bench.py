@@ -47,8 +47,6 @@ HOST = "127.0.0.1"
 # Bounded waits: a server has this long to start listening, a client this long to finish.
 START_DEADLINE = 20.0
 RUN_DEADLINE = 600.0
-# One client of the connect workloads: its socket timeout (connect, then each reply).
-LOGIN_DEADLINE = 30.0
 # Clients at once in the paced connect workload, below every server's listen backlog.
 PACED_CONNECTS = 16
 # lftp: no TLS probe, no retry loops, and no per-file time setting after an upload, so the peer
@@ -59,9 +57,9 @@ LFTP_SETTINGS = (
 )
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
-             connects=100, rounds=3, warmup=1)
+             connects=100, login_timeout=5.0, rounds=3, warmup=1)
 FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
-            connects=300, rounds=5, warmup=1)
+            connects=300, login_timeout=30.0, rounds=5, warmup=1)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,6 +212,7 @@ class Server:
         self.log_path = self.base / "server.log"
         self.process = None
         self.port = None
+        self._log = None
 
     def stop(self):
         """Kills the server and every process it forked (its own process group)."""
@@ -223,6 +222,9 @@ class Server:
             except ProcessLookupError:
                 pass
             self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
         if self.root.exists():
             os.chmod(self.root, 0o755)  # vsftpd's root is read-only; let the cleanup in
 
@@ -619,9 +621,9 @@ def ftp_reply(reader):
     return int(code)
 
 
-def login_and_quit(port):
+def login_and_quit(port, timeout):
     """One client: connect, read the greeting, log in as anonymous, QUIT, read the goodbye."""
-    with socket.create_connection((HOST, port), timeout=LOGIN_DEADLINE) as s:
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
         reader = s.makefile("rb")
         if ftp_reply(reader) != 220:
             raise ConnectionError("no 220 greeting")
@@ -640,7 +642,8 @@ def login_and_quit(port):
 class Connects:
     """N clients, each on its own thread: connect, log in, QUIT. With no `at_once` they are all
     released together (a burst); with `at_once` that many threads take the N clients in turn.
-    Timed from the release until the last one is done. A client gets LOGIN_DEADLINE seconds."""
+    Timed from the release until the last one is done. A client's socket waits at most
+    --login-timeout for the connection and for each reply."""
 
     def __init__(self, ctx, at_once=None):
         self.ctx = ctx
@@ -667,7 +670,7 @@ class Connects:
                     if next(left, None) is None:
                         return
                 try:
-                    login_and_quit(server.port)
+                    login_and_quit(server.port, self.ctx.args.login_timeout)
                 except (OSError, ConnectionError) as err:
                     failures.append(err)
 
@@ -684,7 +687,7 @@ class Connects:
     def commands(self):
         how = "all at once" if self.at_once is None else f"{self.at_once} threads taking them in turn"
         return [f"{self.ctx.connects} clients of bench.py, {how}, each: connect, read 220, "
-                f"USER anonymous, (PASS if 331), QUIT, read 221; {LOGIN_DEADLINE:.0f} s socket timeout"]
+                f"USER anonymous, (PASS if 331), QUIT, read 221; {self.ctx.args.login_timeout:g} s socket timeout"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,6 +708,8 @@ class Context:
     small_dir: Path = None
     clients: int = 0
     connects: int = 0
+    load_at_start: str = ""
+    vsftpd_config: list = field(default_factory=list)
 
 
 def make_servers(ctx, connections):
@@ -938,7 +943,7 @@ def write_doc(path, generated):
 def parse_args(argv):
     p = argparse.ArgumentParser(
         description="Benchmark anonshare against vsftpd and pyftpdlib on loopback.",
-        epilog="Sizes take K, M, G (powers of 1024). A full run takes about ten minutes; "
+        epilog="Sizes take K, M, G (powers of 1024). A full run takes about 13 minutes; "
                "--quick under two.")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and 3 rounds; writes target/bench/BENCHMARKS-quick.md, not docs/")
@@ -948,6 +953,8 @@ def parse_args(argv):
     p.add_argument("--clients", type=int, help="clients downloading at once (default 64; quick 16)")
     p.add_argument("--client-size", type=parse_size, help="file each of them downloads (default 16M; quick 4M)")
     p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 100)")
+    p.add_argument("--login-timeout", type=float,
+                   help="seconds a connect-workload client waits on its socket (default 30; quick 5)")
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
     p.add_argument("--only", help="comma-separated workloads: big-down,big-up,small-down,small-up,clients,"
