@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build run test test-deps lint fmt clean bench-loss
+.PHONY: build run test test-deps lint fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
@@ -26,6 +26,12 @@ test-deps:
 # Options through ARGS, for example make bench-loss ARGS="--rounds 20 --size 16M". See docs/LOSS.md.
 bench-loss: build
 	bench/loss $(ARGS)
+
+# Benchmarks against vsftpd and pyftpdlib on loopback (not part of test or CI). Installs the
+# peers if missing, prints a table of medians and writes docs/BENCHMARKS.md.
+# `make bench ARGS=--quick` finishes in under two minutes; `ARGS=--help` lists the sizes.
+bench: build
+	python3 bench/bench.py $(ARGS)
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -1,0 +1,1062 @@
+#!/usr/bin/env python3
+"""Benchmarks anonshare against two stock FTP servers, vsftpd and pyftpdlib, on loopback.
+
+Installs what is missing (vsftpd, curl and lftp from Debian packages; pyftpdlib from PyPI into a
+virtual environment under target/bench/), starts every server with a temporary root, runs each
+workload several times with the servers in alternation, prints a table of medians and ratios
+ours/peer, and writes it with the machine and the exact commands to docs/BENCHMARKS.md (between
+two marker lines; the rest of that file is kept).
+
+"Ours" is anonshare-server driven by our own client, target/release/anonshare, which verifies
+every file with SHA-256; the server syncs every file it stores. The peers are driven by curl and
+lftp, and a peer's verified download is curl followed by sha256sum. The many-clients and
+connect workloads drive every server with the same client (curl, and a small loader here).
+
+Only the Python standard library is used. Every server started here is killed on the way out,
+even on an error or Ctrl-C, and every file written lives in a temporary folder removed at the end.
+"""
+
+import argparse
+import hashlib
+import os
+import platform
+import selectors
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_BIN = REPO / "target" / "release" / "anonshare-server"
+CLIENT_BIN = REPO / "target" / "release" / "anonshare"
+VENV = REPO / "target" / "bench" / "venv"
+PYFTPDLIB_VERSION = "2.2.0"
+DOC = REPO / "docs" / "BENCHMARKS.md"
+QUICK_DOC = REPO / "target" / "bench" / "BENCHMARKS-quick.md"
+BEGIN_MARK = "<!-- bench.py: generated from here -->"
+END_MARK = "<!-- bench.py: generated up to here -->"
+HOST = "127.0.0.1"
+
+# Bounded waits: a server has this long to start listening, a client this long to finish.
+START_DEADLINE = 20.0
+RUN_DEADLINE = 600.0
+# Clients at once in the paced connect workload, below every server's listen backlog.
+PACED_CONNECTS = 16
+# lftp: no TLS probe, no retry loops, and no per-file time setting after an upload, so the peer
+# does the least a stock client must.
+LFTP_SETTINGS = (
+    "set cmd:fail-exit yes; set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 30; "
+    "set ftp:use-site-utime no; set ftp:use-site-utime2 no"
+)
+# Each (preset, flags) pair: what --quick means.
+QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
+             connects=100, login_timeout=5.0, rounds=3, warmup=1)
+FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
+            connects=300, login_timeout=30.0, rounds=5, warmup=1)
+
+
+# ---------------------------------------------------------------------------------------------
+# Small helpers
+
+
+def parse_size(text):
+    """'4K', '16M', '1G' or a plain number of bytes; powers of 1024."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+    text = text.strip().upper().removesuffix("IB").removesuffix("B")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid size '{text}': expected bytes like 4096, 4K, 16M or 1G")
+
+
+def show_size(n):
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= scale and n % scale == 0:
+            return f"{n // scale} {unit}"
+    return f"{n} B"
+
+
+def plural(n, word):
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def log(text):
+    print(text, file=sys.stderr, flush=True)
+
+
+def free_port():
+    """A port the OS just handed out on loopback, for servers that cannot report theirs."""
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, deadline):
+    """Polls until something accepts on the port, the process dies, or the deadline passes."""
+    pause = 0.005
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before listening on port {port}")
+        try:
+            with socket.create_connection((HOST, port), timeout=1):
+                return
+        except OSError:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+    raise RuntimeError(f"nothing listened on port {port} in {START_DEADLINE:.0f}s")
+
+
+def run(argv, **kwargs):
+    """Runs a client to completion; a hung client is killed at the deadline."""
+    return subprocess.run(argv, timeout=RUN_DEADLINE, **kwargs)
+
+
+def write_random_file(path, size):
+    with open(path, "wb") as f:
+        left = size
+        while left:
+            n = min(left, 4 << 20)
+            f.write(os.urandom(n))
+            left -= n
+    os.chmod(path, 0o644)
+
+
+def sha256_of(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def count_files(top):
+    return sum(len(files) for _, _, files in os.walk(top))
+
+
+def peak_rss_kib(pid):
+    """VmHWM of a process: the most resident memory it ever had."""
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return None
+
+
+def load_average():
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+
+
+def git_describe():
+    try:
+        head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "-C", str(REPO), "status", "--porcelain", "--", "src"],
+                               capture_output=True, text=True).stdout.strip()
+        return head + (" (src/ modified)" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+# ---------------------------------------------------------------------------------------------
+# Installing the peers
+
+
+def ensure_peers():
+    """vsftpd, curl and lftp from Debian packages, pyftpdlib into a venv, and our binaries."""
+    missing = [tool for tool in ("vsftpd", "curl", "lftp", "sha256sum")
+               if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    if missing:
+        packages = ["coreutils" if tool == "sha256sum" else tool for tool in missing]
+        log(f"installing {' '.join(packages)} with apt-get")
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env,
+                       stdout=subprocess.DEVNULL)
+    python = VENV / "bin" / "python"
+    probe = [str(python), "-c", "import pyftpdlib, sys; sys.exit(pyftpdlib.__ver__ != sys.argv[1])",
+             PYFTPDLIB_VERSION]
+    if not python.exists() or subprocess.run(probe).returncode != 0:
+        log(f"installing pyftpdlib {PYFTPDLIB_VERSION} into {VENV.relative_to(REPO)}")
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", f"pyftpdlib=={PYFTPDLIB_VERSION}"],
+                       check=True)
+    if not (SERVER_BIN.exists() and CLIENT_BIN.exists()):
+        log("building anonshare (cargo build --release)")
+        subprocess.run(["cargo", "build", "--release"], cwd=REPO, check=True)
+
+
+def vsftpd_path():
+    return shutil.which("vsftpd", path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+
+
+# ---------------------------------------------------------------------------------------------
+# Servers. Each has a temporary root; `public` is the folder a stock client reads and writes.
+
+
+class Server:
+    name = "?"
+    is_ours = False
+
+    def __init__(self, base):
+        self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base))
+        self.root = self.base / "root"
+        self.log_path = self.base / "server.log"
+        self.process = None
+        self.port = None
+        self._log = None
+
+    def stop(self):
+        """Kills the server and every process it forked (its own process group)."""
+        if self.process is not None and self.process.poll() is None:
+            try:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+        if self.root.exists():
+            os.chmod(self.root, 0o755)  # vsftpd's root is read-only; let the cleanup in
+
+    def _spawn(self, argv, stdout=subprocess.DEVNULL):
+        self._log = open(self.log_path, "wb")
+        self.process = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=self._log,
+                                        start_new_session=True)
+
+    def url(self, path=""):
+        return f"ftp://{HOST}:{self.port}/{path}"
+
+
+class Anonshare(Server):
+    name = "anonshare"
+    is_ours = True
+
+    def __init__(self, base, connections):
+        super().__init__(base)
+        self.connections = connections
+
+    @staticmethod
+    def argv(root="ROOT", connections="N"):
+        n = str(connections)
+        # The defaults refuse a load test from one address: lift them.
+        limits = ["--workers", n, "--max-clients", n, "--max-per-ip", n,
+                  "--max-shares-per-hour", "1000000", "--max-share-misses", "1000000",
+                  "--min-free-disk", "0"]
+        return [str(SERVER_BIN), "--listen", f"{HOST}:0", "--root", str(root), *limits]
+
+    def start(self):
+        self._spawn(self.argv(self.root, self.connections), stdout=subprocess.PIPE)
+        line = self._first_line()
+        self.port = int(line.rsplit(":", 1)[1])
+
+    def _first_line(self):
+        """The first stdout line, `... listening on HOST:PORT`, read with a deadline."""
+        deadline = time.monotonic() + START_DEADLINE
+        buffer = b""
+        with selectors.DefaultSelector() as selector:
+            selector.register(self.process.stdout, selectors.EVENT_READ)
+            while b"\n" not in buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not selector.select(left):
+                    raise RuntimeError("anonshare-server printed no address in time")
+                chunk = os.read(self.process.stdout.fileno(), 4096)
+                if not chunk:
+                    raise RuntimeError(f"anonshare-server exited: see {self.log_path}")
+                buffer += chunk
+        return buffer.split(b"\n", 1)[0].decode().strip()
+
+    def peak_rss_kib(self):
+        return peak_rss_kib(self.process.pid)
+
+    def share_dir(self, url):
+        code = url.rstrip("/").rsplit("/", 1)[1]
+        return self.root / "shares" / code
+
+
+class Vsftpd(Server):
+    name = "vsftpd"
+
+    def argv(self, config="CONFIG"):
+        return [vsftpd_path(), str(config)]
+
+    def start(self):
+        # vsftpd wants a root it cannot write, with a writable folder inside.
+        self.root.mkdir(mode=0o755)
+        (self.root / "pub").mkdir()
+        os.chmod(self.root / "pub", 0o777)
+        empty = self.base / "empty"
+        empty.mkdir()
+        self.port = free_port()
+        config = self.base / "vsftpd.conf"
+        config.write_text("\n".join([
+            "listen=YES", "listen_ipv6=NO", f"listen_address={HOST}", f"listen_port={self.port}",
+            "background=NO", "anonymous_enable=YES", "local_enable=NO", f"anon_root={self.root}",
+            "write_enable=YES", "anon_upload_enable=YES", "anon_mkdir_write_enable=YES",
+            "no_anon_password=YES", "run_as_launching_user=YES", "seccomp_sandbox=NO",
+            f"secure_chroot_dir={empty}", "max_clients=4000", "max_per_ip=4000",
+            "xferlog_enable=NO", "dirmessage_enable=NO", "",
+        ]))
+        os.chmod(self.root, 0o555)
+        self._spawn(self.argv(config))
+        wait_for_port(self.port, self.process, time.monotonic() + START_DEADLINE)
+
+    def config_lines(self):
+        text = (self.base / "vsftpd.conf").read_text().replace(str(self.base), "BASE")
+        return text.replace(f"listen_port={self.port}", "listen_port=PORT").strip().splitlines()
+
+
+class Pyftpdlib(Server):
+    name = "pyftpdlib"
+
+    @staticmethod
+    def argv(root="ROOT", port="PORT"):
+        return [str(VENV / "bin" / "python"), "-m", "pyftpdlib", "-i", HOST, "-p", str(port),
+                "-d", str(root), "-w"]
+
+    def start(self):
+        self.root.mkdir()
+        (self.root / "pub").mkdir()
+        self.port = free_port()
+        self._spawn(self.argv(self.root, self.port))
+        wait_for_port(self.port, self.process, time.monotonic() + START_DEADLINE)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ours: the anonshare client.
+
+
+def ours_upload(server, paths):
+    """Uploads with our client; returns the share URL. Raises on failure."""
+    done = run([str(CLIENT_BIN), "--server", f"{HOST}:{server.port}", "upload", *map(str, paths)],
+               capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"anonshare upload failed ({done.returncode}): {done.stderr.strip()}")
+    return done.stdout.strip()
+
+
+def ours_download(url, target):
+    done = run([str(CLIENT_BIN), "download", url, "--dir", str(target)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"anonshare download failed ({done.returncode}): {done.stderr.strip()}")
+
+
+def lftp(server, script):
+    argv = ["lftp", "-u", "anonymous,", "-p", str(server.port), HOST, "-e", f"{LFTP_SETTINGS}; {script}; bye"]
+    done = run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if done.returncode != 0:
+        raise RuntimeError(f"lftp failed ({done.returncode}): {done.stderr.strip()[-500:]}")
+
+
+def timed(action):
+    """Seconds that `action()` took."""
+    return timed_value(action)[0]
+
+
+def timed_value(action):
+    """Seconds that `action()` took, and what it returned."""
+    start = time.perf_counter()
+    value = action()
+    return time.perf_counter() - start, value
+
+
+def synced_seconds():
+    """Flushes every dirty page; returns how long that took. Runs between rounds so that no
+    round pays for the write-back of another, and tells what a peer's upload left unsynced."""
+    start = time.perf_counter()
+    os.sync()
+    return time.perf_counter() - start
+
+
+# ---------------------------------------------------------------------------------------------
+# Workloads. Each prepares every server, then `run(server, round)` returns a Sample.
+
+
+@dataclass
+class Sample:
+    seconds: float
+    sync: float = 0.0  # write-back left behind by the run (uploads)
+    failures: int = 0
+    transfer: float = None  # a peer's verified download: the curl part alone
+
+
+@dataclass
+class Workload:
+    key: str
+    title: str
+    goal: str
+    # Whether ours meets the goal given the ratio of medians ours/peer (time).
+    met: object
+    servers: list = field(default_factory=list)
+    samples: dict = field(default_factory=dict)
+    commands: list = field(default_factory=list)
+    throughput_bytes: int = 0  # set for workloads reported as aggregate throughput
+    reports_sync: bool = False
+
+
+class BigDownload:
+    """One big file, downloaded into tmpfs and verified: ours checks SHA-256 as it receives;
+    a peer's download is curl, then sha256sum."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.w = Workload("big-down", f"{show_size(ctx.big)} download into tmpfs, verified",
+                          "≤ 0.5", lambda r: r <= 0.5)
+
+    def prepare(self, server):
+        if server.is_ours:
+            server.share_url = ours_upload(server, [self.ctx.big_file])
+        else:
+            os.link(self.ctx.big_file, server.root / "pub" / self.ctx.big_file.name)
+
+    def run(self, server, round_no):
+        target = self.ctx.tmpfs / f"{server.name}-{round_no}"
+        target.mkdir()
+        try:
+            if server.is_ours:
+                seconds = timed(lambda: ours_download(server.share_url, target))
+                got = target / self.ctx.big_file.name
+                failures = int(got.stat().st_size != self.ctx.big)
+            else:
+                got = target / self.ctx.big_file.name
+                url = server.url(f"pub/{self.ctx.big_file.name}")
+                fetch = timed(lambda: run(["curl", "-sS", "-o", str(got), url], check=True))
+                check, out = timed_value(lambda: run(["sha256sum", str(got)], check=True,
+                                                     capture_output=True, text=True).stdout)
+                seconds = fetch + check
+                failures = int(out.split()[0] != self.ctx.big_sha256)
+                return Sample(seconds, failures=failures, transfer=fetch)
+        finally:
+            shutil.rmtree(target)
+        return Sample(seconds, failures=failures)
+
+    def commands(self):
+        return [
+            "ours: anonshare download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
+            "peer: curl -sS -o TMPFS/DIR/big.bin ftp://127.0.0.1:PORT/pub/big.bin"
+            " && sha256sum TMPFS/DIR/big.bin",
+        ]
+
+
+class BigUpload:
+    """One big file uploaded. Ours declares its SHA-256 and the server syncs before 226; a peer
+    is curl -T. The sync that follows each run is timed and reported beside the peer."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.w = Workload("big-up", f"{show_size(ctx.big)} upload, verified, synced", "≤ 1.0",
+                          lambda r: r <= 1.0, reports_sync=True)
+
+    def prepare(self, server):
+        pass
+
+    def run(self, server, round_no):
+        name = self.ctx.big_file.name
+        if server.is_ours:
+            seconds, url = timed_value(lambda: ours_upload(server, [self.ctx.big_file]))
+            sync = synced_seconds()
+            stored = server.share_dir(url)
+            failures = 0
+            shutil.rmtree(stored)
+        else:
+            folder = f"pub/up/{round_no}"
+            argv = ["curl", "-sS", "--ftp-create-dirs", "-T", str(self.ctx.big_file), server.url(folder + "/")]
+            seconds = timed(lambda: run(argv, check=True))
+            sync = synced_seconds()
+            stored = server.root / folder / name
+            failures = int(stored.stat().st_size != self.ctx.big)
+            shutil.rmtree(stored.parent)
+        return Sample(seconds, sync=sync, failures=failures)
+
+    def commands(self):
+        return [
+            "ours: anonshare --server 127.0.0.1:PORT upload DATA/big.bin",
+            "peer: curl -sS --ftp-create-dirs -T DATA/big.bin ftp://127.0.0.1:PORT/pub/up/ROUND/",
+        ]
+
+
+class SmallDownload:
+    """Many small files in one folder. Ours: anonshare download (one connection, every file
+    verified); a peer: lftp mirror --parallel=8, unverified."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.w = Workload("small-down",
+                          f"{ctx.small_count} files of {show_size(ctx.small_size)}, download",
+                          "≤ 0.5", lambda r: r <= 0.5)
+
+    def prepare(self, server):
+        if server.is_ours:
+            server.share_url = ours_upload(server, [self.ctx.small_dir])
+        else:
+            shutil.copytree(self.ctx.small_dir, server.root / "pub" / self.ctx.small_dir.name)
+
+    def run(self, server, round_no):
+        target = self.ctx.tmpfs / f"{server.name}-{round_no}"
+        target.mkdir()
+        name = self.ctx.small_dir.name
+        try:
+            if server.is_ours:
+                seconds = timed(lambda: ours_download(server.share_url, target))
+            else:
+                script = f"mirror --parallel=8 pub/{name} {target / name}"
+                seconds = timed(lambda: lftp(server, script))
+            failures = self.ctx.small_count - count_files(target / name)
+        finally:
+            shutil.rmtree(target)
+        return Sample(seconds, failures=failures)
+
+    def commands(self):
+        return [
+            "ours: anonshare download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
+            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
+            "mirror --parallel=8 pub/small TMPFS/DIR/small; bye'",
+        ]
+
+
+class SmallUpload:
+    """Many small files uploaded. Ours: anonshare upload of the folder (each file declared,
+    stored, synced); a peer: lftp mirror -R --parallel=8."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.w = Workload("small-up",
+                          f"{ctx.small_count} files of {show_size(ctx.small_size)}, upload, synced",
+                          "≤ 0.5", lambda r: r <= 0.5, reports_sync=True)
+
+    def prepare(self, server):
+        pass
+
+    def run(self, server, round_no):
+        if server.is_ours:
+            seconds, url = timed_value(lambda: ours_upload(server, [self.ctx.small_dir]))
+            sync = synced_seconds()
+            stored = server.share_dir(url)
+            failures = self.ctx.small_count - count_files(stored / "blobs")
+            shutil.rmtree(stored)
+        else:
+            folder = server.root / "pub" / "up" / str(round_no)
+            script = f"mirror -R --parallel=8 --no-perms {self.ctx.small_dir} pub/up/{round_no}"
+            seconds = timed(lambda: lftp(server, script))
+            sync = synced_seconds()
+            failures = self.ctx.small_count - count_files(folder)
+            shutil.rmtree(folder)
+        return Sample(seconds, sync=sync, failures=failures)
+
+    def commands(self):
+        return [
+            "ours: anonshare --server 127.0.0.1:PORT upload DATA/small",
+            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
+            "mirror -R --parallel=8 --no-perms DATA/small pub/up/ROUND; bye'",
+        ]
+
+
+class ManyClients:
+    """N curl processes started at once, each downloading the same file to /dev/null. Timed
+    from the first start to the last exit; a client that fails or gets short bytes counts."""
+
+    def __init__(self, ctx, size, key=None):
+        self.ctx = ctx
+        self.size = size
+        self.file = ctx.data / f"client-{size}.bin"
+        if not self.file.exists():
+            write_random_file(self.file, size)
+        self.w = Workload(key or "clients", f"{ctx.clients} clients each downloading {show_size(size)} at once",
+                          "throughput ≥ peer, 0 failures", lambda r: r <= 1.0)
+        self.w.throughput_bytes = ctx.clients * size
+
+    def prepare(self, server):
+        if server.is_ours:
+            share = ours_upload(server, [self.file])
+            server.client_url = share + self.file.name
+        else:
+            os.link(self.file, server.root / "pub" / self.file.name)
+            server.client_url = server.url(f"pub/{self.file.name}")
+
+    def run(self, server, round_no):
+        argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", server.client_url]
+        processes = []
+        start = time.perf_counter()
+        try:
+            for _ in range(self.ctx.clients):
+                processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                                  stdin=subprocess.DEVNULL))
+            outputs = [(p.communicate(timeout=RUN_DEADLINE)[0], p.returncode) for p in processes]
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        seconds = time.perf_counter() - start
+        failures = sum(1 for out, code in outputs if code != 0 or out.strip() != str(self.size).encode())
+        return Sample(seconds, failures=failures)
+
+    def commands(self):
+        return [f"each of {self.ctx.clients} at once: curl -sS -o /dev/null -w '%{{size_download}}' "
+                "ftp://127.0.0.1:PORT/PATH/client.bin"]
+
+
+def ftp_reply(reader):
+    """Reads one reply (multi-line aware) and returns its code."""
+    line = reader.readline()
+    if len(line) < 4:
+        raise ConnectionError(f"bad reply {line!r}")
+    code = line[:3]
+    if line[3:4] == b"-":
+        while True:
+            line = reader.readline()
+            if not line:
+                raise ConnectionError("connection closed inside a reply")
+            if line[:3] == code and line[3:4] == b" ":
+                break
+    return int(code)
+
+
+def login_and_quit(port, timeout):
+    """One client: connect, read the greeting, log in as anonymous, QUIT, read the goodbye."""
+    with socket.create_connection((HOST, port), timeout=timeout) as s:
+        reader = s.makefile("rb")
+        if ftp_reply(reader) != 220:
+            raise ConnectionError("no 220 greeting")
+        s.sendall(b"USER anonymous\r\n")
+        code = ftp_reply(reader)
+        if code == 331:
+            s.sendall(b"PASS bench@example.org\r\n")
+            code = ftp_reply(reader)
+        if code != 230:
+            raise ConnectionError(f"login got {code}")
+        s.sendall(b"QUIT\r\n")
+        if ftp_reply(reader) != 221:
+            raise ConnectionError("no 221 goodbye")
+
+
+class Connects:
+    """N clients, each on its own thread: connect, log in, QUIT. With no `at_once` they are all
+    released together (a burst); with `at_once` that many threads take the N clients in turn.
+    Timed from the release until the last one is done. A client's socket waits at most
+    --login-timeout for the connection and for each reply."""
+
+    def __init__(self, ctx, at_once=None):
+        self.ctx = ctx
+        self.at_once = at_once
+        key, how = ("connect", "") if at_once is None else ("connect-paced", f", {at_once} at a time")
+        self.w = Workload(key, f"{ctx.connects} clients connect + log in + quit{how}", "≤ 1.0",
+                          lambda r: r <= 1.0)
+
+    def prepare(self, server):
+        pass
+
+    def run(self, server, round_no):
+        n = self.ctx.connects
+        workers = self.at_once or n
+        gate = threading.Barrier(workers + 1)
+        failures = []
+        left = iter(range(n))
+        lock = threading.Lock()
+
+        def worker():
+            gate.wait()
+            while True:
+                with lock:
+                    if next(left, None) is None:
+                        return
+                try:
+                    login_and_quit(server.port, self.ctx.args.login_timeout)
+                except (OSError, ConnectionError) as err:
+                    failures.append(err)
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(workers)]
+        for t in threads:
+            t.start()
+        gate.wait()
+        start = time.perf_counter()
+        for t in threads:
+            t.join(RUN_DEADLINE)
+        seconds = time.perf_counter() - start
+        return Sample(seconds, failures=len(failures) + sum(t.is_alive() for t in threads))
+
+    def commands(self):
+        how = "all at once" if self.at_once is None else f"{self.at_once} threads taking them in turn"
+        return [f"{self.ctx.connects} clients of bench.py, {how}, each: connect, read 220, "
+                f"USER anonymous, (PASS if 331), QUIT, read 221; {self.ctx.args.login_timeout:g} s socket timeout"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running
+
+
+@dataclass
+class Context:
+    args: object
+    base: Path
+    tmpfs: Path
+    data: Path
+    big: int = 0
+    big_file: Path = None
+    big_sha256: str = ""
+    small_count: int = 0
+    small_size: int = 0
+    small_dir: Path = None
+    clients: int = 0
+    connects: int = 0
+    load_at_start: str = ""
+    vsftpd_config: list = field(default_factory=list)
+
+
+def make_servers(ctx, connections):
+    return [Anonshare(ctx.base, connections), Vsftpd(ctx.base), Pyftpdlib(ctx.base)]
+
+
+def run_workload(ctx, workload, connections, started):
+    """Starts fresh servers, prepares them, runs warm-ups and rounds in alternation."""
+    w = workload.w
+    servers = make_servers(ctx, connections)
+    started.extend(servers)
+    for s in servers:
+        s.start()
+        workload.prepare(s)
+        w.samples[s.name] = []
+    w.servers = [s.name for s in servers]
+    w.commands = workload.commands()
+    rounds = ctx.args.warmup + ctx.args.rounds
+    for r in range(rounds):
+        # Rotate who goes first, so no server always runs right after the same other one.
+        order = servers[r % len(servers):] + servers[:r % len(servers)]
+        for s in order:
+            synced_seconds()
+            sample = workload.run(s, r)
+            if r >= ctx.args.warmup:
+                w.samples[s.name].append(sample)
+            tag = "warm-up" if r < ctx.args.warmup else f"round {r - ctx.args.warmup + 1}"
+            extra = f" (+{sample.sync:.3f}s sync)" if w.reports_sync else ""
+            fail = f" FAILURES={sample.failures}" if sample.failures else ""
+            log(f"  {w.key:10} {tag:8} {s.name:10} {sample.seconds:8.3f}s{extra}{fail}")
+    rss = {s.name: s.peak_rss_kib() for s in servers if s.is_ours}
+    for s in servers:
+        s.stop()
+    return rss
+
+
+def median(xs):
+    return statistics.median(xs) if xs else float("nan")
+
+
+def spread(samples):
+    values = [s.seconds for s in samples]
+    return f"{min(values):.3f}–{max(values):.3f}" if values else ""
+
+
+def result_rows(workloads):
+    """Rows of the main table: workload, ours, each peer with its ratio, goal, met."""
+    rows = []
+    for w in workloads:
+        ours = median([s.seconds for s in w.samples["anonshare"]])
+        ours_fail = sum(s.failures for s in w.samples["anonshare"])
+        cells = [w.title]
+        verdicts = []
+
+        def show(seconds):
+            if w.throughput_bytes:
+                return f"{w.throughput_bytes / seconds / (1 << 20):,.0f} MiB/s ({seconds:.3f} s)"
+            return f"{seconds:.3f} s"
+
+        cells.append(show(ours))
+        for peer in ("vsftpd", "pyftpdlib"):
+            theirs = median([s.seconds for s in w.samples[peer]])
+            ratio = ours / theirs
+            shown_ratio = f"{theirs / ours:.2f}× thr." if w.throughput_bytes else f"{ratio:.2f}"
+            cells += [show(theirs), shown_ratio]
+            verdicts.append(w.met(ratio) and ours_fail == 0)
+        met = " / ".join("yes" if v else "**no**" for v in verdicts)
+        cells += [w.goal, met]
+        rows.append(cells)
+    return rows
+
+
+def table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine_facts(ctx):
+    def first_line(argv):
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL).stdout \
+                .splitlines()[0].strip()
+        except (OSError, IndexError):
+            return "unknown"
+
+    cpu = "unknown"
+    flags = ""
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name") and cpu == "unknown":
+                cpu = line.split(":", 1)[1].strip()
+            if line.startswith("flags") and not flags:
+                flags = line
+    mem_kib = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kib = int(line.split()[1])
+    disk = " ".join(first_line(["findmnt", "-n", "-o", "SOURCE,FSTYPE,OPTIONS", "-T", str(ctx.base)]).split())
+    device = disk.split()[0] if disk != "unknown" else ""
+    rotational = ""
+    if device.startswith("/dev/"):
+        try:
+            rotational = Path(f"/sys/block/{Path(device).name}/queue/rotational").read_text().strip()
+        except OSError:
+            pass
+    tmpfs = " ".join(first_line(["findmnt", "-n", "-o", "FSTYPE", "-T", str(ctx.tmpfs)]).split())
+    vsftpd = first_line(["dpkg-query", "-W", "-f", "${Version}\n", "vsftpd"])
+    return [
+        ("CPU", f"{os.cpu_count()} cores, {cpu}" + (", SHA-NI" if " sha_ni" in flags else "")),
+        ("memory", f"{mem_kib / (1 << 20):.1f} GiB"),
+        ("kernel", f"Linux {platform.release()}"),
+        ("disk (server roots, upload sources)", f"{disk}" + (f", rotational={rotational} as the kernel reports it" if rotational else "")),
+        ("tmpfs (download targets)", f"{ctx.tmpfs.parent} ({tmpfs})"),
+        ("load average (1, 5, 15 min) at start and end", f"{ctx.load_at_start}; {load_average()}"),
+        ("anonshare", f"commit {git_describe()}, {first_line(['rustc', '--version'])}, release profile"),
+        ("vsftpd", f"{vsftpd} (Debian)"),
+        ("pyftpdlib", f"{PYFTPDLIB_VERSION} (PyPI), Python {first_line([str(VENV / 'bin' / 'python'), '--version']).split()[-1]}"),
+        ("curl", " ".join(first_line(["curl", "--version"]).split()[:2])),
+        ("lftp", " ".join(first_line(["lftp", "--version"]).replace("|", "").split()[:3])),
+    ]
+
+
+def render(ctx, workloads, rss, invocation):
+    a = ctx.args
+    out = [BEGIN_MARK, ""]
+    out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`. "
+               f"Every number is the **median of {plural(a.rounds, 'round')}** (after "
+               f"{plural(a.warmup, 'warm-up round')}), the servers taking turns within each round "
+               "(ours, vsftpd, pyftpdlib, with the first rotating every round), on a machine shared "
+               "with other work. Ratios are ours/peer on medians of time: below 1 anonshare is faster. "
+               "For the many-clients row the ratio is aggregate throughput ours/peer: above 1 is better.")
+    out.append("")
+    header = ["workload", "anonshare", "vsftpd", "ratio", "pyftpdlib", "ratio", "goal", "met (vs vsftpd / pyftpdlib)"]
+    out.append(table(header, result_rows(workloads)))
+    out.append("")
+    out.append("Range of the rounds (min–max seconds) and failures:")
+    out.append("")
+    rows = []
+    for w in workloads:
+        row = [w.title]
+        for name in w.servers:
+            fails = sum(s.failures for s in w.samples[name])
+            row.append(spread(w.samples[name]) + (f", **{fails} failed**" if fails else ", 0 failed"))
+        rows.append(row)
+    out.append(table(["workload", "anonshare", "vsftpd", "pyftpdlib"], rows))
+    out.append("")
+    for w in workloads:
+        if w.key != "big-down":
+            continue
+        parts = [f"{peer} {median([s.transfer for s in w.samples[peer]]):.3f} s" for peer in ("vsftpd", "pyftpdlib")]
+        out.append(f"Of a peer's verified download, curl alone took (median): {', '.join(parts)}; the rest is "
+                   "sha256sum. anonshare's client hashes as the bytes arrive, so its time includes the check.")
+        out.append("")
+    sync_rows = []
+    for w in workloads:
+        if not w.reports_sync:
+            continue
+        ours = median([s.seconds + s.sync for s in w.samples["anonshare"]])
+        row = [w.title, f"{ours:.3f} s"]
+        for peer in ("vsftpd", "pyftpdlib"):
+            theirs = median([s.seconds + s.sync for s in w.samples[peer]])
+            row += [f"{theirs:.3f} s", f"{ours / theirs:.2f}"]
+        sync_rows.append(row)
+    if sync_rows:
+        out.append("The peers do not sync what they store; anonshare syncs every file before its `226`. "
+                   "The same uploads counting the `sync` that the harness runs right after each one "
+                   "(the goal is judged on the table above, without it):")
+        out.append("")
+        out.append(table(["upload + sync", "anonshare", "vsftpd", "ratio", "pyftpdlib", "ratio"], sync_rows))
+        out.append("")
+    out.append("Peak resident memory of anonshare-server (VmHWM from /proc/PID/status, over the "
+               "server's whole life; one fresh server per line; goal ≤ 32 MiB):")
+    out.append("")
+    out.append(table(["server's work", "peak RSS"], [[k, f"{v / 1024:.1f} MiB"] for k, v in rss]))
+    out.append("")
+    out.append("### Machine")
+    out.append("")
+    out.append(table(["what", "fact"], machine_facts(ctx)))
+    out.append("")
+    out.append("### Exact commands")
+    out.append("")
+    out.append("```sh")
+    out.append(f"make bench ARGS='{' '.join(sys.argv[1:])}'" if sys.argv[1:] else "make bench")
+    out.append(f"# which runs: python3 bench/bench.py {' '.join(sys.argv[1:])}".rstrip())
+    out.append("```")
+    out.append("")
+    out.append("Servers, each started fresh for every workload with an empty root in a temporary "
+               "folder on the disk above (PORT is the bound port; ROOT, BASE the temporary folders):")
+    out.append("")
+    out.append("```sh")
+    ours_flags = " ".join(Anonshare.argv())
+    out.append(f"{ours_flags.replace(str(REPO) + '/', '')}")
+    out.append("# N = the most connections the workload opens at once, at least 64 (the default "
+               "--workers); the other flags lift the per-address and free-disk limits")
+    out.append(f"vsftpd BASE/vsftpd.conf        # {'; '.join(ctx.vsftpd_config)}")
+    out.append(" ".join(Pyftpdlib.argv()).replace(str(REPO) + "/", ""))
+    out.append("```")
+    out.append("")
+    out.append("Clients, per workload (DATA holds the generated random files, TMPFS a folder in tmpfs; "
+               "ours means target/release/anonshare):")
+    out.append("")
+    for w in workloads:
+        out.append(f"- **{w.title}**")
+        for c in w.commands:
+            out.append(f"  - `{c}`")
+    out.append("")
+    out.append("Before every run the harness calls `sync`, so no run pays for write-back left by "
+               "the one before. Downloads are removed after each run; uploads are removed from the "
+               "server's root after each run (outside the timing).")
+    out.append("")
+    out.append(END_MARK)
+    return "\n".join(out)
+
+
+def write_doc(path, generated):
+    """Replaces the generated part of the doc, keeping whatever was written around it."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists():
+        text = path.read_text()
+        if BEGIN_MARK in text and END_MARK in text:
+            head = text.split(BEGIN_MARK, 1)[0]
+            tail = text.split(END_MARK, 1)[1]
+            path.write_text(head + generated + tail)
+            return
+    path.write_text("# Benchmarks\n\nanonshare against vsftpd and pyftpdlib on loopback; `make bench` "
+                    "reproduces everything below.\n\n## Results\n\n" + generated + "\n")
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(
+        description="Benchmark anonshare against vsftpd and pyftpdlib on loopback.",
+        epilog="Sizes take K, M, G (powers of 1024). A full run takes about 13 minutes; "
+               "--quick under two.")
+    p.add_argument("--quick", action="store_true",
+                   help="small sizes and 3 rounds; writes target/bench/BENCHMARKS-quick.md, not docs/")
+    p.add_argument("--big", type=parse_size, help="size of the big file (default 1G; quick 64M)")
+    p.add_argument("--small-count", type=int, help="number of small files (default 1000; quick 200)")
+    p.add_argument("--small-size", type=parse_size, help="size of each small file (default 4K)")
+    p.add_argument("--clients", type=int, help="clients downloading at once (default 64; quick 16)")
+    p.add_argument("--client-size", type=parse_size, help="file each of them downloads (default 16M; quick 4M)")
+    p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 100)")
+    p.add_argument("--login-timeout", type=float,
+                   help="seconds a connect-workload client waits on its socket (default 30; quick 5)")
+    p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
+    p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
+    p.add_argument("--only", help="comma-separated workloads: big-down,big-up,small-down,small-up,clients,"
+                                  "connect,connect-paced")
+    p.add_argument("--tmp", default=tempfile.gettempdir(),
+                   help="where server roots and generated files go: a real disk (default %(default)s)")
+    p.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs for download targets (default %(default)s)")
+    p.add_argument("--doc", help="markdown file to write (default docs/BENCHMARKS.md; quick: target/bench/)")
+    args = p.parse_args(argv)
+    preset = QUICK if args.quick else FULL
+    for key, value in preset.items():
+        if getattr(args, key) is None:
+            setattr(args, key, parse_size(value) if key in ("big", "small_size", "client_size") else value)
+    if args.rounds < 1 or args.warmup < 0:
+        p.error("--rounds must be at least 1 and --warmup at least 0")
+    args.doc = Path(args.doc) if args.doc else (QUICK_DOC if args.quick else DOC)
+    all_keys = ["big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced"]
+    args.only = args.only.split(",") if args.only else all_keys
+    unknown = set(args.only) - set(all_keys)
+    if unknown:
+        p.error(f"unknown workload {', '.join(sorted(unknown))}: expected some of {','.join(all_keys)}")
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    ensure_peers()
+    started = []
+    base = Path(tempfile.mkdtemp(prefix="anonshare-bench-", dir=args.tmp))
+    tmpfs = Path(tempfile.mkdtemp(prefix="anonshare-bench-", dir=args.tmpfs))
+    # SIGTERM (from make or a shell) unwinds like Ctrl-C, through the cleanup below.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        ctx = Context(args=args, base=base, tmpfs=tmpfs, data=base / "data")
+        ctx.load_at_start = load_average()
+        ctx.data.mkdir()
+        ctx.big, ctx.small_count, ctx.small_size = args.big, args.small_count, args.small_size
+        ctx.clients, ctx.connects = args.clients, args.connects
+        log(f"generating data in {ctx.data}")
+        if {"big-down", "big-up"} & set(args.only):
+            ctx.big_file = ctx.data / "big.bin"
+            write_random_file(ctx.big_file, ctx.big)
+            ctx.big_sha256 = sha256_of(ctx.big_file)
+        ctx.small_dir = ctx.data / "small"
+        ctx.small_dir.mkdir()
+        for i in range(ctx.small_count):
+            write_random_file(ctx.small_dir / f"f{i:05}.bin", ctx.small_size)
+
+        # Each workload: its runner and the most connections it opens at once (ours needs the
+        # worker pool and the per-address limit at least that large).
+        plan = {
+            "big-down": (BigDownload, 64),
+            "big-up": (BigUpload, 64),
+            "small-down": (SmallDownload, 64),
+            "small-up": (SmallUpload, 64),
+            "clients": (lambda c: ManyClients(c, c.args.client_size), max(64, args.clients + 8)),
+            "connect": (Connects, max(64, args.connects + 8)),
+            "connect-paced": (lambda c: Connects(c, PACED_CONNECTS), 64),
+        }
+        workloads, rss = [], []
+        for key in args.only:
+            make, connections = plan[key]
+            workload = make(ctx)
+            log(f"{key}: {workload.w.title}")
+            peaks = run_workload(ctx, workload, connections, started)
+            workloads.append(workload.w)
+            if key == "big-down":
+                rss.append((f"upload 1 × {show_size(ctx.big)}, then {plural(args.warmup + args.rounds, 'download')} of it",
+                            peaks["anonshare"]))
+            if key == "big-up":
+                rss.append((f"{plural(args.warmup + args.rounds, 'upload')} of {show_size(ctx.big)}", peaks["anonshare"]))
+            if key == "clients":
+                rss.append((f"{args.clients} clients × {show_size(args.client_size)} at once, "
+                            f"{plural(args.warmup + args.rounds, 'round')}", peaks["anonshare"]))
+        if "clients" in args.only:
+            # The same crowd with a file 16 times smaller: peak memory must not follow file size.
+            small = max(args.client_size // 16, 1 << 20)
+            workload = ManyClients(ctx, small, key="clients-small")
+            log(f"clients-small: {workload.w.title}")
+            peaks = run_workload(ctx, workload, max(64, args.clients + 8), started)
+            rss.append((f"{args.clients} clients × {show_size(small)} at once, "
+                        f"{plural(args.warmup + args.rounds, 'round')}", peaks["anonshare"]))
+            workloads.append(workload.w)
+        ctx.vsftpd_config = [line for line in next(
+            s for s in started if isinstance(s, Vsftpd)).config_lines()]
+
+        invocation = "python3 bench/bench.py " + " ".join(argv)
+        generated = render(ctx, workloads, rss, invocation.strip())
+        print()
+        print(generated.split("### Machine")[0].replace(BEGIN_MARK, "").strip())
+        write_doc(args.doc, generated)
+        log(f"\nwrote {args.doc}")
+        return 0
+    finally:
+        for s in started:
+            s.stop()
+        shutil.rmtree(base, ignore_errors=True)
+        shutil.rmtree(tmpfs, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
