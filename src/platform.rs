@@ -1,7 +1,7 @@
 //! The one place for operating-system differences, each with a portable fallback.
 
 use std::io;
-use std::net::TcpStream;
+use std::net::{SocketAddr, TcpListener, TcpStream, ToSocketAddrs};
 use std::path::Path;
 
 /// Makes a directory's entries (a rename, a new file) durable.
@@ -70,4 +70,35 @@ pub fn send_file(
     let sent = (&*socket).write(&buffer[..read])?;
     *offset += sent as u64;
     Ok(sent)
+}
+
+/// Listens on `address` (`HOST:PORT`) with room for `backlog` connections not yet accepted, so a
+/// burst of clients waits in the queue instead of retrying its handshake a second later.
+pub fn listen(address: &str, backlog: u32) -> io::Result<TcpListener> {
+    let mut last = io::Error::new(io::ErrorKind::InvalidInput, "no address to listen on");
+    for addr in address.to_socket_addrs()? {
+        match listen_on(addr, backlog) {
+            Ok(listener) => return Ok(listener),
+            Err(err) => last = err,
+        }
+    }
+    Err(last)
+}
+
+#[cfg(unix)]
+fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, SocketFlags::CLOEXEC, None)?;
+    // As the standard library does: a restarted server can bind while old connections linger.
+    rustix::net::sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from(socket))
+}
+
+/// Elsewhere, the standard library's own backlog.
+#[cfg(not(unix))]
+fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
+    TcpListener::bind(addr)
 }

@@ -48,6 +48,9 @@ pub const DEFAULT_MAX_PENDING_DIGESTS: usize = 1024;
 pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
 /// How often expired shares are removed from disk.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// Connections the kernel may hold before the accept loop takes them (at least `--max-clients`):
+/// a burst of clients waits in the queue, and the ones over a limit get their `421` at once.
+const LISTEN_BACKLOG: u32 = 1024;
 
 /// Everything the server can be told.
 #[derive(Debug, Clone)]
@@ -337,7 +340,8 @@ impl Server {
         };
         let store = Store::open(&config.root, limits)
             .with_context(|| format!("cannot open store at {}", config.root.display()))?;
-        let listener = TcpListener::bind(&config.listen)
+        let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
+        let listener = crate::platform::listen(&config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let admission = Admission::new(AdmissionLimits {
             max_per_ip: config.max_per_ip,
