@@ -335,9 +335,14 @@ class Pyftpdlib(Server):
 # Ours: the anonshare client.
 
 
+# Connections our client uses at once, as many as lftp's mirror --parallel=8 here.
+OURS_PARALLEL = "8"
+
+
 def ours_upload(server, paths):
     """Uploads with our client; returns the share URL. Raises on failure."""
-    done = run([str(CLIENT_BIN), "--server", f"{HOST}:{server.port}", "upload", *map(str, paths)],
+    done = run([str(CLIENT_BIN), "--parallel", OURS_PARALLEL, "--server", f"{HOST}:{server.port}", "upload",
+                *map(str, paths)],
                capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"anonshare upload failed ({done.returncode}): {done.stderr.strip()}")
@@ -345,7 +350,8 @@ def ours_upload(server, paths):
 
 
 def ours_download(url, target):
-    done = run([str(CLIENT_BIN), "download", url, "--dir", str(target)], capture_output=True, text=True)
+    done = run([str(CLIENT_BIN), "--parallel", OURS_PARALLEL, "download", url, "--dir", str(target)],
+               capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"anonshare download failed ({done.returncode}): {done.stderr.strip()}")
 
@@ -441,7 +447,7 @@ class BigDownload:
 
     def commands(self):
         return [
-            "ours: anonshare download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
+            "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
             "peer: curl -sS -o TMPFS/DIR/big.bin ftp://127.0.0.1:PORT/pub/big.bin"
             " && sha256sum TMPFS/DIR/big.bin",
         ]
@@ -479,7 +485,7 @@ class BigUpload:
 
     def commands(self):
         return [
-            "ours: anonshare --server 127.0.0.1:PORT upload DATA/big.bin",
+            "ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload DATA/big.bin",
             "peer: curl -sS --ftp-create-dirs -T DATA/big.bin ftp://127.0.0.1:PORT/pub/up/ROUND/",
         ]
 
@@ -517,7 +523,7 @@ class SmallDownload:
 
     def commands(self):
         return [
-            "ours: anonshare download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
+            "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
             f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
             "mirror --parallel=8 pub/small TMPFS/DIR/small; bye'",
         ]
@@ -554,7 +560,7 @@ class SmallUpload:
 
     def commands(self):
         return [
-            "ours: anonshare --server 127.0.0.1:PORT upload DATA/small",
+            "ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload DATA/small",
             f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
             "mirror -R --parallel=8 --no-perms DATA/small pub/up/ROUND; bye'",
         ]

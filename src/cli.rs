@@ -304,7 +304,10 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let mut link = Link::new(address, timeout, retries).with_parallel(parallel);
             let options = ShareOptions { lifetime, downloads: *max_downloads };
             let report = transfer::upload(&mut link, &plan, options, observer);
-            link.quit();
+            // QUIT would seal the share: a failed upload only hangs up, and publishes nothing.
+            if report.is_ok() {
+                link.quit();
+            }
             progress.iter().for_each(TerminalProgress::end);
             let report = report?;
             let url = ShareUrl { host, port, code: report.share.code.clone() };

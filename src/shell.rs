@@ -159,7 +159,10 @@ impl Shell<'_> {
         let mut link = Link::new(self.address(), self.timeout, self.retries).with_parallel(DEFAULT_PARALLEL);
         let options = ShareOptions { lifetime, downloads: None };
         let report = transfer::upload(&mut link, &plan, options, &Quiet);
-        link.quit();
+        // QUIT would seal the share: a failed upload only hangs up, and publishes nothing.
+        if report.is_ok() {
+            link.quit();
+        }
         let report = report?;
         let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
         eprintln!(

@@ -193,3 +193,19 @@ fn the_shell_works_from_a_pipe() {
     let run = client(&server.addr, dir.path(), &["shell", &server.addr], b"2 abcdefghijklmnopqrstuvwxyz\n");
     assert_eq!(run.code, 3, "a piped session that ends in failure says so: {}", run.stderr);
 }
+
+#[test]
+fn a_failed_upload_publishes_nothing() {
+    let server = Server::start_with(&["--max-file-size", "10"]);
+    let dir = TempDir::new();
+    dir.file("a-small.txt", b"fits");
+    dir.file("b-large.txt", b"does not fit in ten bytes");
+    let run =
+        client(&server.addr, dir.path(), &["--parallel", "1", "upload", "a-small.txt", "b-large.txt"], b"");
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stdout.is_empty(), "no URL: {}", run.stdout);
+    let log = server.log();
+    assert!(log.contains("event=share-created"), "{log}");
+    assert!(log.contains("event=stor path="), "the first file was stored: {log}");
+    assert!(!log.contains("event=sealed"), "the half-made share is not sealed: {log}");
+}
