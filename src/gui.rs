@@ -123,8 +123,8 @@ pub struct GuiApp {
     /// View this share once connected (a share URL given at start).
     view_when_connected: bool,
 
-    /// Files for the next upload, in the order they were added.
-    chosen: Vec<PathBuf>,
+    /// Files for the next upload, in the order they were added, with their sizes then.
+    chosen: Vec<(PathBuf, u64)>,
     /// The expiry field: a duration, a date or an RFC 3339 time; empty for the server's default.
     expires: String,
     upload_note: Option<Note>,
@@ -278,14 +278,17 @@ impl GuiApp {
     pub fn add_files(&mut self, paths: Vec<PathBuf>) {
         let mut left_out = Vec::new();
         for path in paths {
-            if !path.is_file() {
-                left_out.push(format!("'{}' is not a file", path.display()));
-            } else if self.chosen.contains(&path) {
-                continue;
-            } else if self.chosen.len() >= MAX_UPLOAD_FILES {
-                left_out.push(format!("'{}' was not added", path.display()));
-            } else {
-                self.chosen.push(path);
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => {
+                    if self.chosen.iter().any(|(chosen, _)| *chosen == path) {
+                        continue;
+                    } else if self.chosen.len() >= MAX_UPLOAD_FILES {
+                        left_out.push(format!("'{}' was not added", path.display()));
+                    } else {
+                        self.chosen.push((path, meta.len()));
+                    }
+                }
+                _ => left_out.push(format!("'{}' is not a file", path.display())),
             }
         }
         self.upload_note = match left_out.is_empty() {
@@ -497,9 +500,9 @@ impl GuiApp {
         if !self.chosen.is_empty() {
             let mut remove = None;
             Grid::new("chosen").num_columns(3).striped(true).show(ui, |ui| {
-                for (index, path) in self.chosen.iter().enumerate() {
+                for (index, (path, size)) in self.chosen.iter().enumerate() {
                     ui.label(file_name(path));
-                    ui.label(std::fs::metadata(path).map(|meta| human_size(meta.len())).unwrap_or_default());
+                    ui.label(human_size(*size));
                     if ui.add_enabled(!uploading, Button::new("Remove")).clicked() {
                         remove = Some(index);
                     }
@@ -593,11 +596,8 @@ impl GuiApp {
         let Some(server) = &self.server else { return };
         let (host, port, address) = (server.host.clone(), server.port, server.address());
         let (timeout, retries) = (self.timeout, self.retries);
-        let paths = self.chosen.clone();
-        let files = paths
-            .iter()
-            .map(|path| (file_name(path), std::fs::metadata(path).map_or(0, |meta| meta.len())))
-            .collect();
+        let files = self.chosen.iter().map(|(path, size)| (file_name(path), *size)).collect();
+        let paths: Vec<PathBuf> = self.chosen.iter().map(|(path, _)| path.clone()).collect();
         self.upload_note = None;
         self.uploaded = None;
         self.start(ctx, JobKind::Upload, files, move |reporter| {
@@ -711,7 +711,8 @@ impl GuiApp {
     fn listed_share(&mut self, url: ShareUrl, result: Result<(ShareInfo, Vec<RemoteFile>), ClientError>) {
         match result {
             Ok((info, files)) => {
-                let selected = vec![false; files.len()];
+                // A share is mostly fetched whole: every file starts selected.
+                let selected = vec![true; files.len()];
                 self.listed = Some(Listed { url, info, files, selected });
             }
             Err(ClientError::NotFound(_)) => {
@@ -850,9 +851,7 @@ fn show_listing(ui: &mut Ui, listed: &mut Listed, busy: bool) -> (usize, usize) 
         for (file, selected) in listed.files.iter().zip(&mut listed.selected) {
             ui.add_enabled(!busy, egui::Checkbox::new(selected, file.path.as_str()));
             ui.label(human_size(file.size)).on_hover_text(format!("{} bytes", file.size));
-            ui.add(
-                egui::Label::new(RichText::new(file.sha256.to_string()).monospace().small()).selectable(true),
-            );
+            ui.add(egui::Label::new(RichText::new(file.sha256.to_string()).monospace()).selectable(true));
             ui.end_row();
         }
     });

@@ -151,6 +151,8 @@ fn connect_upload_view_download_one_file_and_disconnect() {
 
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    assert!(shows(&window, "2 of 2 file(s) selected"), "all files start selected");
+    click(&mut window, "Select none");
     window.get_by_role_and_label(Role::CheckBox, "photo.jpg").click();
     window.run();
     assert!(shows(&window, "1 of 2 file(s) selected"));
@@ -233,13 +235,13 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     let url = upload(&mut window, &[source], "1d");
     view(&mut window, &url);
     wait_for(&mut window, "Available until");
-    click(&mut window, "Select all");
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
     click(&mut window, "Download");
     click(&mut window, "Cancel");
     wait_for(&mut window, "Download cancelled");
     assert!(!downloads.join("big.bin").exists(), "a cancelled download never sits under its name");
+    assert!(downloads.join("big.bin.anonshare-part").exists(), "it stopped partway, with bytes kept");
 
     click(&mut window, "Download");
     wait_for(&mut window, "Downloaded 1 file(s)");
