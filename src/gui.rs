@@ -19,7 +19,7 @@ use std::time::Duration;
 use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEdit, Ui};
 use time::OffsetDateTime;
 
-use crate::cli::DEFAULT_PORT;
+use crate::cli::{DEFAULT_PORT, SERVER_ENV, server_address};
 use crate::client::{
     ClientError, DEFAULT_TIMEOUT, RemoteFile, ShareInfo, ShareUrl, join_host_port, split_host_port,
 };
@@ -78,21 +78,22 @@ fn default_download_dir() -> PathBuf {
 pub fn usage() -> String {
     format!(
         "usage: anonshare-gui [HOST:PORT | ftp://HOST:PORT/CODE/]\n\n\
-         Opens the desktop client. HOST:PORT fills in the server (default 127.0.0.1:{DEFAULT_PORT});\n\
-         a share URL connects to its server and lists the share at once.\n"
+         Opens the desktop client. HOST:PORT fills in the server (else {SERVER_ENV}, else\n\
+         127.0.0.1:{DEFAULT_PORT}); a share URL connects to its server and lists the share at once.\n"
     )
 }
 
-/// Reads the command line (without the program name) into the window's settings.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Settings, String> {
+/// Reads the command line (without the program name) into the window's settings; `None` when
+/// it asks for help.
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Settings>, String> {
     let mut settings = Settings::default();
     let args: Vec<OsString> = args.into_iter().collect();
     match args.as_slice() {
-        [] => {}
+        [] => (settings.host, settings.port) = server_address(None).map_err(|err| err.to_string())?,
         [arg] => {
             let arg = arg.to_str().ok_or_else(|| format!("invalid argument {arg:?}: not UTF-8"))?;
             if arg == "-h" || arg == "--help" {
-                return Err(usage());
+                return Ok(None);
             }
             if arg.starts_with("ftp://") {
                 let url = ShareUrl::parse(arg).map_err(|err| err.to_string())?;
@@ -105,7 +106,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Settings, 
         }
         _ => return Err(format!("expected at most one argument\n\n{}", usage())),
     }
-    Ok(settings)
+    Ok(Some(settings))
 }
 
 /// The desktop client's window: everything it shows and the work it has running.
@@ -974,13 +975,12 @@ mod tests {
 
     #[test]
     fn arguments() {
-        let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from));
-        assert_eq!(parse(&[]).unwrap(), Settings::default());
+        let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from)).map(|s| s.expect("settings"));
         let settings = parse(&["example.org:2200"]).unwrap();
         assert_eq!((settings.host.as_str(), settings.port, settings.open), ("example.org", 2200, None));
         let settings = parse(&["ftp://10.0.0.1:2121/abc/"]).unwrap();
         assert_eq!((settings.host.as_str(), settings.open.unwrap().code.as_str()), ("10.0.0.1", "abc"));
-        assert!(parse(&["--help"]).unwrap_err().starts_with("usage:"));
+        assert_eq!(parse_args([OsString::from("--help")]), Ok(None));
         assert!(parse(&["a", "b"]).is_err());
         assert!(parse(&["ftp://nocode"]).is_err());
     }

@@ -3,12 +3,16 @@
 
 use std::process::ExitCode;
 
-use anonshare::gui::{GuiApp, WINDOW_SIZE, parse_args};
+use anonshare::gui::{GuiApp, WINDOW_SIZE, parse_args, usage};
 use eframe::egui;
 
 fn main() -> ExitCode {
     let settings = match parse_args(std::env::args_os().skip(1)) {
-        Ok(settings) => settings,
+        Ok(Some(settings)) => settings,
+        Ok(None) => {
+            print!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
         Err(err) => {
             eprintln!("anonshare-gui: {err}");
             return ExitCode::from(1);
