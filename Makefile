@@ -3,19 +3,37 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build run test test-deps lint fmt clean bench bench-loss
+.PHONY: build build-gui run gui gui-screenshot test test-gui test-deps lint lint-gui fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
+
+# The desktop client too (cargo feature gui).
+build-gui:
+	$(CARGO) build --release --features gui --bins
 
 # The server with its defaults: 127.0.0.1:2121, shares under ./anonshare-data.
 run:
 	$(CARGO) run --release --bin anonshare-server -- $(ARGS)
 
+# The desktop client; ARGS may name the server (HOST:PORT) or a share URL to open.
+gui:
+	$(CARGO) run --release --features gui --bin anonshare-gui -- $(ARGS)
+
+# docs/gui.png: the real window under Xvfb, listing a share (installs xvfb and imagemagick if missing).
+gui-screenshot: build-gui
+	scripts/gui-screenshot.sh
+
 # Every test: unit tests, and the integration tests that run the real binaries against curl,
 # lftp and python3's ftplib as peers.
 test: test-deps
 	$(CARGO) test --all-targets
+
+# The desktop client's tests: its unit tests, and tests/gui.rs, which drives the window with
+# egui_kittest against the real server. Headless: no display and no system packages needed.
+test-gui:
+	$(CARGO) test --features gui --lib gui::
+	$(CARGO) test --features gui --test gui
 
 # The stock FTP clients the tests use as peers; lftp is installed from Debian packages if missing.
 test-deps:
@@ -36,6 +54,10 @@ bench: build
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+# Clippy on the desktop client and its tests too (builds egui).
+lint-gui:
+	$(CARGO) clippy --all-targets --features gui -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

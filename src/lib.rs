@@ -10,6 +10,8 @@ pub mod cli;
 pub mod client;
 pub mod digest;
 pub mod expiry;
+#[cfg(feature = "gui")]
+pub mod gui;
 pub mod json;
 pub mod line;
 pub mod link;

@@ -1,0 +1,272 @@
+//! The desktop client's window, driven with egui_kittest the way a person uses it: widgets are
+//! found by their labels, clicked and typed into, and files are dropped onto the window. Every
+//! test runs the real `anonshare-server` on 127.0.0.1:0 and waits, with a deadline, for what the
+//! window shows while its transfers run on their own threads.
+
+#[allow(dead_code)]
+#[path = "it/support.rs"]
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anonshare::digest::Sha256Digest;
+use anonshare::expiry::parse_rfc3339;
+use anonshare::gui::{GuiApp, MAX_UPLOAD_FILES, Settings};
+use eframe::egui::accesskit::Role;
+use eframe::egui::{self, Key, Modifiers, OutputCommand};
+use egui_kittest::Harness;
+use egui_kittest::kittest::{NodeT as _, Queryable};
+use support::{DEADLINE, Server, TempDir, random_bytes, wait_until};
+use time::OffsetDateTime;
+
+type Window = Harness<'static, GuiApp>;
+
+/// The window as the binary shows it, tall enough that every section is on screen.
+fn window(settings: Settings) -> Window {
+    let mut window = Harness::builder()
+        .with_size([1000.0, 1300.0])
+        .build_ui_state(|ui, app: &mut GuiApp| app.show(ui), GuiApp::new(settings));
+    window.run();
+    window
+}
+
+fn settings(downloads: &Path) -> Settings {
+    Settings { download_dir: downloads.to_owned(), ..Settings::default() }
+}
+
+fn shows(window: &Window, text: &str) -> bool {
+    window.query_all_by_label_contains(text).next().is_some()
+}
+
+/// Steps the window until it shows `text`; transfers run on other threads meanwhile.
+fn wait_for(window: &mut Window, text: &str) {
+    wait_until(&format!("the window shows '{text}'"), || {
+        window.step();
+        shows(window, text)
+    });
+    window.run();
+}
+
+fn click(window: &mut Window, label: &str) {
+    window.get_by_role_and_label(Role::Button, label).click();
+    window.step();
+}
+
+/// Replaces the text of the field labelled `label` with `text`, as a person would.
+fn fill(window: &mut Window, label: &str, text: &str) {
+    window.get_by_label(label).click();
+    window.run();
+    window.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    window.get_by_label(label).type_text(text);
+    window.run();
+    assert_eq!(
+        window.get_by_label(label).value().as_deref(),
+        Some(text),
+        "the field '{label}' holds the text"
+    );
+}
+
+/// A file dropped onto the window from a file manager.
+#[derive(Debug)]
+struct Dropped(PathBuf);
+
+impl egui::DroppedFile for Dropped {
+    fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn bytes(&self) -> Result<Vec<u8>, String> {
+        fs::read(&self.0).map_err(|err| err.to_string())
+    }
+}
+
+fn drop_files(window: &mut Window, paths: &[PathBuf]) {
+    for path in paths {
+        window.input_mut().dropped_files.push(Arc::new(Dropped(path.clone())));
+    }
+    window.run();
+}
+
+fn connect(window: &mut Window, server: &Server) {
+    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    fill(window, "Server address", host);
+    fill(window, "Port", port);
+    click(window, "Connect");
+    wait_for(window, &format!("Connected to {}", server.addr));
+    assert!(window.query_by_role_and_label(Role::Button, "Connect").is_none(), "Connect became Disconnect");
+    window.get_by_role_and_label(Role::Button, "Disconnect");
+}
+
+/// Uploads `paths` by dropping them and returns the share path the window shows.
+fn upload(window: &mut Window, paths: &[PathBuf], expires: &str) -> String {
+    drop_files(window, paths);
+    fill(window, "Expires", expires);
+    click(window, "Upload");
+    wait_for(window, "Share path:");
+    click(window, "Copy to clipboard");
+    let copied = window.output().platform_output.commands.iter().find_map(|command| match command {
+        OutputCommand::CopyText(text) => Some(text.clone()),
+        _ => None,
+    });
+    window.run();
+    assert!(shows(window, "Copied."));
+    copied.expect("Copy to clipboard put the share path on the clipboard")
+}
+
+fn view(window: &mut Window, share: &str) {
+    fill(window, "Share path", share);
+    click(window, "View");
+}
+
+#[test]
+fn connect_upload_view_download_one_file_and_disconnect() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let notes = random_bytes(300_000, 1);
+    let photo = random_bytes(1_500_000, 2);
+    let files = [dir.file("notes.txt", &notes), dir.file("photo.jpg", &photo)];
+    let mut window = window(settings(&dir.path().join("unused")));
+
+    connect(&mut window, &server);
+    let url = upload(&mut window, &files, "2h");
+    assert!(url.starts_with(&format!("ftp://{}/", server.addr)), "{url}");
+    assert!(shows(&window, &url), "the share path is in the window");
+    assert!(shows(&window, "Uploaded 2 file(s)"));
+
+    view(&mut window, &url);
+    wait_for(&mut window, "Available until");
+    for (name, bytes) in [("notes.txt", &notes), ("photo.jpg", &photo)] {
+        window.get_by_role_and_label(Role::CheckBox, name);
+        assert!(shows(&window, &Sha256Digest::of(bytes).to_string()), "the SHA-256 of {name} is listed");
+    }
+    assert!(shows(&window, "293.0 KiB") && shows(&window, "1.4 MiB"), "sizes are listed");
+    let expires = window.get_all_by_label_contains("Available until").next().unwrap().value().unwrap();
+    let until = expires.split("until ").nth(1).and_then(|rest| rest.split([' ', ';']).next()).unwrap();
+    let left = parse_rfc3339(until).expect("an RFC 3339 expiry") - OffsetDateTime::now_utc().unix_timestamp();
+    assert!((7000..=7200).contains(&left), "the share expires in 2h: {expires}");
+    assert!(shows(&window, "after that the share and its files are gone"));
+
+    let downloads = dir.path().join("downloads");
+    fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    assert!(shows(&window, "2 of 2 file(s) selected"), "all files start selected");
+    click(&mut window, "Select none");
+    window.get_by_role_and_label(Role::CheckBox, "photo.jpg").click();
+    window.run();
+    assert!(shows(&window, "1 of 2 file(s) selected"));
+    click(&mut window, "Download");
+    wait_for(&mut window, "Downloaded 1 file(s)");
+    assert!(shows(&window, "verified against its SHA-256"));
+    assert_eq!(
+        fs::read(downloads.join("photo.jpg")).unwrap(),
+        photo,
+        "the downloaded bytes are the uploaded ones"
+    );
+    assert!(!downloads.join("notes.txt").exists(), "only the selected file is downloaded");
+
+    click(&mut window, "Disconnect");
+    window.run();
+    window.get_by_role_and_label(Role::Button, "Connect");
+    assert!(shows(&window, "Not connected"));
+}
+
+#[test]
+fn a_missing_share_is_reported_not_listed() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let mut window = window(settings(dir.path()));
+    connect(&mut window, &server);
+    view(&mut window, &server.url("aaaaaaaaaaaaaaaaaaaaaaaaaa"));
+    wait_for(&mut window, "does not exist or has expired");
+    assert!(!shows(&window, "Available until"));
+}
+
+#[test]
+fn a_server_that_is_not_there_is_an_error_in_the_window() {
+    // A port that was free a moment ago refuses connections.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = TempDir::new();
+    let mut window = window(Settings { retries: 0, ..settings(dir.path()) });
+    fill(&mut window, "Port", &port.to_string());
+    click(&mut window, "Connect");
+    wait_for(&mut window, &format!("Cannot connect to 127.0.0.1:{port}"));
+    window.get_by_role_and_label(Role::Button, "Connect");
+
+    fill(&mut window, "Port", "http");
+    click(&mut window, "Connect");
+    assert!(shows(&window, "Invalid port 'http'"));
+}
+
+#[test]
+fn an_upload_takes_at_most_six_files() {
+    let dir = TempDir::new();
+    let paths: Vec<PathBuf> =
+        (0..MAX_UPLOAD_FILES + 1).map(|n| dir.file(&format!("f{n}.txt"), n.to_string().as_bytes())).collect();
+    let mut window = window(settings(dir.path()));
+    drop_files(&mut window, &paths);
+    assert!(shows(&window, &format!("{MAX_UPLOAD_FILES} of {MAX_UPLOAD_FILES} files")));
+    assert!(shows(&window, "An upload takes at most 6 files"));
+    assert!(
+        window.query_by_label("f5.txt").is_some() && window.query_by_label("f6.txt").is_none(),
+        "the seventh file was left out"
+    );
+    assert!(
+        window.get_by_role_and_label(Role::Button, "Upload").accesskit_node().is_disabled(),
+        "not connected"
+    );
+}
+
+#[test]
+fn transfers_can_be_cancelled_and_a_download_resumes() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let big = random_bytes(24 << 20, 3);
+    let source = dir.file("big.bin", &big);
+    let mut window = window(settings(dir.path()));
+    connect(&mut window, &server);
+
+    drop_files(&mut window, std::slice::from_ref(&source));
+    click(&mut window, "Upload");
+    click(&mut window, "Cancel");
+    wait_for(&mut window, "Upload cancelled");
+
+    let url = upload(&mut window, &[source], "1d");
+    view(&mut window, &url);
+    wait_for(&mut window, "Available until");
+    let downloads = dir.path().join("downloads");
+    fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    click(&mut window, "Download");
+    click(&mut window, "Cancel");
+    wait_for(&mut window, "Download cancelled");
+    assert!(!downloads.join("big.bin").exists(), "a cancelled download never sits under its name");
+    assert!(downloads.join("big.bin.anonshare-part").exists(), "it stopped partway, with bytes kept");
+
+    click(&mut window, "Download");
+    wait_for(&mut window, "Downloaded 1 file(s)");
+    assert_eq!(fs::read(downloads.join("big.bin")).unwrap(), big);
+}
+
+#[test]
+fn window_keeps_drawing_while_a_transfer_runs() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let source = dir.file("big.bin", &random_bytes(8 << 20, 4));
+    let mut window = window(settings(dir.path()));
+    connect(&mut window, &server);
+    drop_files(&mut window, &[source]);
+    click(&mut window, "Upload");
+    // Each frame returns at once while the upload runs on its own thread, and its bar moves.
+    let deadline = Instant::now() + DEADLINE;
+    let mut frames = 0;
+    while !shows(&window, "Share path:") {
+        assert!(Instant::now() < deadline, "the upload never finished");
+        let started = Instant::now();
+        window.step();
+        assert!(started.elapsed() < Duration::from_millis(500), "a frame took {:?}", started.elapsed());
+        frames += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(frames > 1, "the window drew frames while the upload ran");
+}
