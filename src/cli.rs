@@ -76,7 +76,7 @@ Exit codes:
   2  cannot reach the server, or the connection failed
   3  share or file not found, or expired
   4  integrity failure: bytes did not match their SHA-256
-  5  refused by the server (a limit or a rule)
+  5  refused by the server (a limit or a rule), or a download that would not fit on the disk
 ",
         version = env!("CARGO_PKG_VERSION"),
         timeout = DEFAULT_TIMEOUT.as_secs(),

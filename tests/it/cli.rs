@@ -164,7 +164,23 @@ fn help_tells_the_exit_codes() {
     let dir = TempDir::new();
     let help = client("127.0.0.1:1", dir.path(), &["--help"], b"");
     assert_eq!(help.code, 0);
-    for needle in ["upload", "list", "download", "shell", "--json", "--expires", "4  integrity failure"] {
+    let needles = [
+        "upload",
+        "list",
+        "download",
+        "info",
+        "delete",
+        "shell",
+        "--json",
+        "--expires",
+        "--max-downloads",
+        "--once",
+        "--retries",
+        "--parallel",
+        "--token",
+        "4  integrity failure",
+    ];
+    for needle in needles {
         assert!(help.stdout.contains(needle), "--help mentions {needle}");
     }
 }
