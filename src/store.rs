@@ -227,9 +227,9 @@ pub struct Store {
     manifests: Arc<ManifestCache>,
 }
 
-/// Manifests already read, by share code, with the number of bytes each was read from. A
-/// manifest only ever grows, so while its length is unchanged its records are too, also when
-/// another server on the same root wrote them.
+/// Manifests already read, by share code, with how many of the file's bytes they hold. A
+/// manifest only ever grows, so the bytes read stay what they were, also when another server on
+/// the same root appended after them: only what follows needs reading.
 #[derive(Debug, Default)]
 struct ManifestCache(Mutex<HashMap<String, (u64, Arc<Manifest>)>>);
 
@@ -538,28 +538,35 @@ impl Share {
         Ok(Arc::new(manifest))
     }
 
-    /// Every record of the manifest, spent files included; read again only when it grew.
+    /// Every record of the manifest, spent files included. The manifest only grows, so only
+    /// the records after the ones already read are read and parsed.
     fn read_records(&self) -> Result<Arc<Manifest>> {
         let path = self.dir.join("manifest");
         let len = fs::metadata(&path)?.len();
         let cache = &self.store.manifests.0;
         let cached = cache.lock().unwrap_or_else(PoisonError::into_inner).get(self.code.as_str()).cloned();
-        if let Some((read, manifest)) = cached
-            && read == len
-        {
+        let (mut read, mut manifest) = cached.filter(|(read, _)| *read <= len).unwrap_or_default();
+        if read == len {
             return Ok(manifest);
         }
-        let bytes = fs::read(&path)?;
-        let mut manifest = Manifest::default();
-        for record in whole_lines(&bytes) {
-            manifest.apply(record);
+        let mut file = File::open(&path)?;
+        file.seek(SeekFrom::Start(read))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        // Only whole lines count: a torn last record waits until a later append closes it off.
+        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
+            return Ok(manifest);
+        };
+        let records = Arc::make_mut(&mut manifest);
+        for record in whole_lines(&bytes[..=end]) {
+            records.apply(record);
         }
-        let manifest = Arc::new(manifest);
+        read += end as u64 + 1;
         let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
         if cache.len() >= MANIFEST_CACHE_SHARES {
             cache.clear();
         }
-        cache.insert(self.code.to_string(), (bytes.len() as u64, manifest.clone()));
+        cache.insert(self.code.to_string(), (read, manifest.clone()));
         Ok(manifest)
     }
 
