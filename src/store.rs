@@ -28,7 +28,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError, mpsc};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -225,6 +225,62 @@ pub struct Store {
     limits: Limits,
     instance: Arc<Instance>,
     manifests: Arc<ManifestCache>,
+    /// Per share, the syncs that commits running at once share.
+    syncs: Arc<Mutex<HashMap<String, Arc<ShareSyncs>>>>,
+}
+
+/// The two syncs every commit to a share waits for, each shared by the commits that wait at
+/// the same time.
+#[derive(Debug, Default)]
+struct ShareSyncs {
+    blobs: GroupSync,
+    manifest: GroupSync,
+}
+
+/// A sync that commits running at once share: while one sync runs, the commits that arrive
+/// wait for the next one, and that one covers them all. A commit asks only after its own write,
+/// so the sync that answers it started after the write.
+#[derive(Debug, Default)]
+struct GroupSync {
+    state: Mutex<GroupState>,
+    done: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct GroupState {
+    /// Requests so far; each caller's ticket is the count when it asked.
+    asked: u64,
+    /// Every ticket up to this one is covered by a finished sync.
+    synced: u64,
+    running: bool,
+}
+
+impl GroupSync {
+    /// Returns once a call of `sync` that started after this call began has succeeded.
+    fn sync(&self, sync: impl Fn() -> io::Result<()>) -> io::Result<()> {
+        let lock = || self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = lock();
+        state.asked += 1;
+        let ticket = state.asked;
+        while state.synced < ticket {
+            if state.running {
+                state = self.done.wait(state).unwrap_or_else(PoisonError::into_inner);
+                continue;
+            }
+            state.running = true;
+            let covered = state.asked;
+            drop(state);
+            let result = sync();
+            state = lock();
+            state.running = false;
+            if result.is_ok() {
+                state.synced = covered;
+            }
+            self.done.notify_all();
+            result?;
+        }
+        Ok(())
+    }
 }
 
 /// Manifests already read, by share code, with how many of the file's bytes they hold. A
@@ -316,7 +372,7 @@ impl Store {
         let dir = tmp.join(id.as_str());
         fs::rename(&staging, &dir)?;
         let instance = Arc::new(Instance { dir, _lock: lock });
-        Ok(Store { root, limits, instance, manifests: Arc::default() })
+        Ok(Store { root, limits, instance, manifests: Arc::default(), syncs: Arc::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -568,6 +624,16 @@ impl Share {
         }
         cache.insert(self.code.to_string(), (read, manifest.clone()));
         Ok(manifest)
+    }
+
+    /// The group syncs of this share, shared by every commit to it in this server.
+    fn syncs(&self) -> Arc<ShareSyncs> {
+        let mut syncs = self.store.syncs.lock().unwrap_or_else(PoisonError::into_inner);
+        if syncs.len() >= MANIFEST_CACHE_SHARES && !syncs.contains_key(self.code.as_str()) {
+            // Only shares with commits in flight need theirs; the others start over.
+            syncs.retain(|_, group| Arc::strong_count(group) > 1);
+        }
+        syncs.entry(self.code.to_string()).or_default().clone()
     }
 
     /// Finished downloads of budgeted files, by blob.
@@ -1161,7 +1227,8 @@ impl Upload {
             self.file = None;
         }
         // The blob is durable under its name before any record can name it.
-        sync_dir(&blobs)?;
+        let syncs = self.share.syncs();
+        syncs.blobs.sync(|| sync_dir(&blobs))?;
         let entry =
             FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), blob };
         let record = format!(
@@ -1180,7 +1247,7 @@ impl Upload {
         };
         match appended {
             // The 226 waits for the record to be durable.
-            Ok(manifest) => manifest.sync_data()?,
+            Ok(manifest) => syncs.manifest.sync(|| manifest.sync_data())?,
             Err(err) => {
                 let _ = fs::remove_file(blobs.join(&entry.blob));
                 return Err(err);
@@ -1234,6 +1301,8 @@ impl Drop for Upload {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicU64, Ordering};
+
     use super::*;
 
     struct TempRoot(PathBuf);
@@ -1566,6 +1635,35 @@ mod tests {
         let through_second = second.share(share.code.as_str(), unix_now()).unwrap();
         upload(&through_second, "b", b"22").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (2, 3), "grown: read again");
+    }
+
+    #[test]
+    fn a_group_sync_covers_every_write_made_before_it_was_asked() {
+        let group = GroupSync::default();
+        let written = AtomicU64::new(0);
+        let durable = AtomicU64::new(0);
+        let syncs = AtomicU64::new(0);
+        thread::scope(|scope| {
+            for _ in 0..16 {
+                scope.spawn(|| {
+                    for _ in 0..50 {
+                        let mine = written.fetch_add(1, Ordering::SeqCst) + 1;
+                        group
+                            .sync(|| {
+                                syncs.fetch_add(1, Ordering::SeqCst);
+                                durable.fetch_max(written.load(Ordering::SeqCst), Ordering::SeqCst);
+                                Ok(())
+                            })
+                            .unwrap();
+                        assert!(durable.load(Ordering::SeqCst) >= mine, "write {mine} was not covered");
+                    }
+                });
+            }
+        });
+        assert!(syncs.load(Ordering::SeqCst) <= 16 * 50);
+        // A failed sync is reported to the caller that ran it, and the next caller runs its own.
+        assert!(group.sync(|| Err(io::ErrorKind::Other.into())).is_err());
+        assert!(group.sync(|| Ok(())).is_ok());
     }
 
     #[test]
