@@ -19,6 +19,8 @@ use crate::proto::{
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Time a reply, or the next bytes of a transfer, may take (the `--timeout` default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long to wait for the server's reason after a data connection failed.
+const REPLY_AFTER_DATA_FAILURE: Duration = Duration::from_secs(2);
 /// Longest reply line accepted from a server.
 pub const MAX_REPLY_LINE: usize = 8192;
 /// Most lines in one multi-line reply.
@@ -262,6 +264,18 @@ impl Connection {
         Err(ClientError::Connection(format!("{doing}: reply longer than {MAX_REPLY_LINES} lines")))
     }
 
+    /// Whether the connection is still good for a command: the server has neither closed it
+    /// nor said anything unasked (such as `421` before it closes an idle connection). Looks
+    /// without waiting.
+    pub fn is_open(&self) -> bool {
+        if self.lines.has_buffered() || self.reader.set_nonblocking(true).is_err() {
+            return false;
+        }
+        let looked = self.reader.peek(&mut [0u8; 1]);
+        let restored = self.reader.set_nonblocking(false).is_ok();
+        restored && matches!(looked, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+    }
+
     /// Sends one command and returns its reply, whatever the code.
     pub fn send(&mut self, command: &Command) -> Result<Reply> {
         let verb = verb_of(command);
@@ -322,9 +336,30 @@ impl Connection {
         let outcome = body(&mut data);
         let _ = data.shutdown(Shutdown::Both);
         drop(data);
-        let outcome = outcome?;
+        let outcome = match outcome {
+            Ok(outcome) => outcome,
+            Err(err) => return Err(self.why_data_failed(&doing, err)),
+        };
         let last = self.read_reply(&doing)?;
         if last.code == 226 || last.code == 250 { Ok(outcome) } else { Err(reply_error(&doing, &last)) }
+    }
+
+    /// After the data connection failed: the server may have closed it on purpose (a limit, a
+    /// full disk) and said why. Its reply, if one comes soon, decides the error; else `err`.
+    fn why_data_failed(&mut self, doing: &str, err: ClientError) -> ClientError {
+        if !matches!(err, ClientError::Connection(_)) {
+            return err;
+        }
+        let timeout = self.reader.read_timeout().ok().flatten();
+        if self.reader.set_read_timeout(Some(REPLY_AFTER_DATA_FAILURE)).is_err() {
+            return err;
+        }
+        let reply = self.read_reply(doing);
+        let _ = self.reader.set_read_timeout(timeout);
+        match reply {
+            Ok(reply) if reply.code >= 400 && reply.code != 426 => reply_error(doing, &reply),
+            _ => err,
+        }
     }
 
     /// Creates a share that lives for `lifetime` (or the server's default), each of whose files

@@ -70,6 +70,11 @@ impl LineBuffer {
     pub fn next_line(&mut self) -> Option<Line> {
         self.ready.pop_front()
     }
+
+    /// Whether bytes arrived that no one has taken yet.
+    pub fn has_buffered(&self) -> bool {
+        !self.ready.is_empty() || !self.partial.is_empty()
+    }
 }
 
 /// Reads until a whole line is there. Timeouts are the stream's.

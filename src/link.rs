@@ -81,7 +81,11 @@ impl Link {
         let mut attempt = Attempt::default();
         loop {
             attempt.moved = 0;
-            let outcome = self.connection().and_then(|connection| work(connection, &mut attempt));
+            let mut ran = false;
+            let outcome = self.connection().and_then(|connection| {
+                ran = true;
+                work(connection, &mut attempt)
+            });
             let why = match outcome {
                 Err(ClientError::Connection(why)) => why,
                 other => return other,
@@ -101,12 +105,28 @@ impl Link {
                 pause.as_secs_f64()
             );
             thread::sleep(pause);
-            attempt.number += 1;
+            // Only work that ran may have done something a retry must take into account.
+            if ran {
+                attempt.number += 1;
+            }
         }
     }
 
-    /// The open connection, or a new one.
+    /// Runs `work` once, on the open connection or a new one, without retrying.
+    pub fn run_once<T>(&mut self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
+        let outcome = self.connection().and_then(work);
+        if matches!(outcome, Err(ClientError::Connection(_))) {
+            self.connection = None;
+        }
+        outcome
+    }
+
+    /// The open connection, or a new one. A connection the server has hung up on meanwhile
+    /// (an idle timeout, with its `421`) is replaced.
     fn connection(&mut self) -> Result<&mut Connection> {
+        if self.connection.as_ref().is_some_and(|connection| !connection.is_open()) {
+            self.connection = None;
+        }
         if self.connection.is_none() {
             let mut connection = Connection::open(&self.address, self.timeout)?;
             if let Some((code, token)) = &self.owner {

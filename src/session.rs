@@ -32,10 +32,6 @@ const RETR_SLICE_BYTES: usize = 1 << 20;
 /// connection again; `--data-timeout` counts how long it may go without progress.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
 
-/// How long a download of a budgeted file waits for the client to close the data connection
-/// after the last byte, so a connection cut at the end does not spend the budget.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
-
 /// The lines of FEAT (RFC 2389), each sent after one space.
 const FEATURES: &[&str] = &[
     "EPSV",
@@ -154,24 +150,6 @@ fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Uplo
     // End of data in stream mode can also mean the client died: a gone control connection
     // says so, and then nothing is stored.
     watch.check()
-}
-
-/// Waits a moment for the client to close the data connection after the last byte. A reset
-/// means the bytes did not all arrive; a client that keeps it open (some wait for the 226 first)
-/// is taken at its word once the grace is over.
-fn wait_for_close(data: &mut TcpStream, watch: &mut ControlWatch<'_>) -> Result<(), Stop> {
-    let mut scratch = [0u8; 512];
-    let started = Instant::now();
-    while started.elapsed() < CLOSE_GRACE {
-        match data.read(&mut scratch) {
-            Ok(0) => return Ok(()),
-            Ok(_) => {}
-            Err(err) if is_timeout(&err) => watch.check()?,
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(Stop::Data(err)),
-        }
-    }
-    Ok(())
 }
 
 fn is_timeout(err: &io::Error) -> bool {
@@ -804,11 +782,9 @@ impl<'a> Session<'a> {
                 }
             }
             let sent = position - offset;
-            // Only a download that delivered the last byte spends the budget; a reset right
-            // after it says the bytes did not arrive.
+            // A download spends the budget once its last byte went out, whatever the client
+            // does next: a client could otherwise read it all and then reset the connection.
             if let Some(slot) = slot {
-                let _ = data.shutdown(Shutdown::Write);
-                wait_for_close(data, watch)?;
                 slot.finish().map_err(Stop::Store)?;
             }
             log_event!(

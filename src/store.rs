@@ -290,7 +290,9 @@ impl GroupSync {
 struct ManifestCache(Mutex<HashMap<String, (u64, Arc<Manifest>)>>);
 
 /// Most manifests kept in memory; past it the cache starts over.
-const MANIFEST_CACHE_SHARES: usize = 512;
+const MANIFEST_CACHE_SHARES: usize = 256;
+/// Most records kept in memory over all cached manifests; past it the cache starts over.
+const MANIFEST_CACHE_RECORDS: usize = 200_000;
 
 /// This server's own temporary folder, locked for as long as the server runs.
 #[derive(Debug)]
@@ -595,35 +597,39 @@ impl Share {
     }
 
     /// Every record of the manifest, spent files included. The manifest only grows, so only
-    /// the records after the ones already read are read and parsed.
+    /// the records after the ones already read are read and parsed, in place unless a reader
+    /// still holds the older version.
     fn read_records(&self) -> Result<Arc<Manifest>> {
         let path = self.dir.join("manifest");
         let len = fs::metadata(&path)?.len();
-        let cache = &self.store.manifests.0;
-        let cached = cache.lock().unwrap_or_else(PoisonError::into_inner).get(self.code.as_str()).cloned();
-        let (mut read, mut manifest) = cached.filter(|(read, _)| *read <= len).unwrap_or_default();
-        if read == len {
-            return Ok(manifest);
-        }
-        let mut file = File::open(&path)?;
-        file.seek(SeekFrom::Start(read))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        // Only whole lines count: a torn last record waits until a later append closes it off.
-        let Some(end) = bytes.iter().rposition(|&b| b == b'\n') else {
-            return Ok(manifest);
-        };
-        let records = Arc::make_mut(&mut manifest);
-        for record in whole_lines(&bytes[..=end]) {
-            records.apply(record);
-        }
-        read += end as u64 + 1;
-        let mut cache = cache.lock().unwrap_or_else(PoisonError::into_inner);
-        if cache.len() >= MANIFEST_CACHE_SHARES {
+        let mut cache = self.store.manifests.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let records: usize = cache.values().map(|(_, manifest)| manifest.entries()).sum();
+        if !cache.contains_key(self.code.as_str())
+            && (cache.len() >= MANIFEST_CACHE_SHARES || records >= MANIFEST_CACHE_RECORDS)
+        {
             cache.clear();
         }
-        cache.insert(self.code.to_string(), (read, manifest.clone()));
-        Ok(manifest)
+        let (read, manifest) = cache.entry(self.code.to_string()).or_default();
+        if *read > len {
+            *read = 0;
+            *manifest = Arc::default();
+        }
+        if *read == len {
+            return Ok(manifest.clone());
+        }
+        let mut file = File::open(&path)?;
+        file.seek(SeekFrom::Start(*read))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        // Only whole lines count: a torn last record is cut off by the next append.
+        if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
+            let records = Arc::make_mut(manifest);
+            for record in whole_lines(&bytes[..=end]) {
+                records.apply(record);
+            }
+            *read += end as u64 + 1;
+        }
+        Ok(manifest.clone())
     }
 
     /// The group syncs of this share, shared by every commit to it in this server.
@@ -986,20 +992,36 @@ fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
 fn append_line(path: &Path, line: &str) -> Result<File> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     let len = file.metadata()?.len();
-    let mut text = String::with_capacity(line.len() + 2);
     if len > 0 {
-        let mut last = [0u8; 1];
-        file.seek(SeekFrom::Start(len - 1))?;
-        file.read_exact(&mut last)?;
-        if last[0] != b'\n' {
-            text.push('\n');
+        // A torn last line is cut off, not closed off: closed, a record torn inside its path
+        // would name a file at a shorter path.
+        let tail = len.saturating_sub(TORN_TAIL_SEARCH);
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(tail))?;
+        file.read_to_end(&mut bytes)?;
+        if bytes.last() != Some(&b'\n') {
+            let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(end) => tail + end as u64 + 1,
+                None if tail == 0 => 0,
+                None => {
+                    return Err(StoreError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "torn line too long",
+                    )));
+                }
+            };
+            file.set_len(whole)?;
         }
     }
+    let mut text = String::with_capacity(line.len() + 1);
     text.push_str(line);
     text.push('\n');
     file.write_all(text.as_bytes())?;
     Ok(file)
 }
+
+/// How far back from the end a torn last line is looked for: longer than any record.
+const TORN_TAIL_SEARCH: u64 = 64 * 1024;
 
 impl Manifest {
     /// Applies one record; malformed ones are skipped.
@@ -1260,6 +1282,8 @@ impl Upload {
     fn check_room_to_commit(&self) -> Result<()> {
         self.share.ensure_writable()?;
         let manifest = self.share.read_records()?;
+        // A parent may have become a file since the upload began.
+        self.share.check_new_path(&self.rel, &manifest)?;
         if manifest.lookup(&self.rel).is_some() {
             return Err(StoreError::Exists);
         }
@@ -1279,10 +1303,12 @@ impl Upload {
     }
 
     fn delete_partial(&mut self) {
-        if self.file.take().is_some() {
-            // Under the share's lock, so no other upload of this path opens the file meanwhile.
+        if let Some(file) = self.file.take() {
+            // Under the share's lock and still holding the file's own lock, so no other upload
+            // of this path opens the file meanwhile.
             let _lock = self.share.lock();
             let _ = fs::remove_file(&self.path);
+            drop(file);
         }
     }
 }
@@ -1397,7 +1423,7 @@ mod tests {
         let expected = Expected { sha256: Some(Sha256Digest::of(whole)), size: Some(whole.len() as u64) };
         let mut first = share.begin_upload(&rel("x"), expected, Start::Fresh).unwrap();
         first.write_chunk(&whole[..20]).unwrap();
-        assert!(!first.is_short() || first.received() == 20);
+        assert!(first.is_short(), "20 of the announced bytes");
         drop(first);
         assert!(share.manifest().unwrap().lookup(&rel("x")).is_none(), "kept bytes are unseen");
         assert_eq!(share.partial_size(&rel("x")).unwrap(), 20);
@@ -1676,6 +1702,26 @@ mod tests {
         assert_eq!(share.manifest().unwrap().totals(), (1, 1));
         upload(&share, "b", b"22").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (2, 3));
+        // A record torn inside its path is cut off, never read as a file at a shorter path.
+        let sha = Sha256Digest::of(b"x");
+        manifest.write_all(format!("F\t{sha}\t1\t0\tblob\tdocs/no").as_bytes()).unwrap();
+        upload(&share, "c", b"333").unwrap();
+        let records = share.manifest().unwrap();
+        assert_eq!(records.totals(), (3, 6));
+        assert!(records.lookup(&rel("docs/no")).is_none() && records.lookup(&rel("docs")).is_none());
+    }
+
+    #[test]
+    fn a_file_committed_meanwhile_cannot_become_a_folder() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut inside = share.begin_upload(&rel("a/b"), Expected::default(), Start::Fresh).unwrap();
+        inside.write_chunk(b"inner").unwrap();
+        upload(&share, "a", b"outer").unwrap();
+        assert!(matches!(inside.commit(), Err(StoreError::NotAFolder)));
+        let manifest = share.manifest().unwrap();
+        assert!(matches!(manifest.lookup(&rel("a")), Some(Node::File(_))));
+        assert_eq!(manifest.totals(), (1, 5));
     }
 
     #[test]

@@ -198,6 +198,23 @@ pub fn upload(
 ) -> Result<UploadReport> {
     let share = link.run(|connection, _| connection.create_share(options.lifetime, options.downloads))?;
     link.own(&share.code, &share.owner_token);
+    match fill_and_seal(link, plan, &share, observer) {
+        Ok(files) => Ok(UploadReport { share, files }),
+        Err(err) => {
+            // Nothing is published, and the bytes that did arrive go now rather than at expiry.
+            let _ = link.run_once(|connection| connection.delete_share(&share.code, &share.owner_token));
+            Err(err)
+        }
+    }
+}
+
+/// Makes the plan's folders and files in the new share, then seals it.
+fn fill_and_seal(
+    link: &mut Link,
+    plan: &UploadPlan,
+    share: &CreatedShare,
+    observer: &dyn Observer,
+) -> Result<Vec<UploadedFile>> {
     let remote = |parts: &[String]| format!("/{}/{}", share.code, parts.join("/"));
     for folder in &plan.folders {
         link.run(|connection, attempt| match connection.make_folder(&remote(folder)) {
@@ -228,7 +245,7 @@ pub fn upload(
             other => other,
         }
     })?;
-    Ok(UploadReport { share, files })
+    Ok(files)
 }
 
 /// Sends one file; a retry first asks what the server already has of it.

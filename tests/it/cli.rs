@@ -1,6 +1,7 @@
 //! The `anonshare` command line against a real server: upload, list, download, shell, exit codes.
 
 use std::fs;
+use std::io::Write;
 
 use anonshare::digest::Sha256Digest;
 
@@ -224,4 +225,49 @@ fn a_failed_upload_publishes_nothing() {
     assert!(log.contains("event=share-created"), "{log}");
     assert!(log.contains("event=stor path="), "the first file was stored: {log}");
     assert!(!log.contains("event=sealed"), "the half-made share is not sealed: {log}");
+    assert!(log.contains("event=deleted"), "and it is deleted at once: {log}");
+    assert_eq!(fs::read_dir(server.root.join("shares")).unwrap().count(), 0, "nothing left on disk");
+}
+
+#[test]
+fn a_shell_left_idle_past_the_servers_timeout_carries_on() {
+    let server = Server::start_with(&["--idle-timeout", "1s"]);
+    let dir = TempDir::new();
+    dir.file("kept.txt", b"still listed");
+    let url = upload(&server, dir.path(), &["kept.txt"]);
+    let mut shell = std::process::Command::new(env!("CARGO_BIN_EXE_anonshare"))
+        .args(["shell", &server.addr])
+        .current_dir(dir.path())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = shell.stdin.take().unwrap();
+    writeln!(input, "list {url}").unwrap();
+    // The server hangs up on the idle shell; the next command must still work.
+    wait_until("the server closed the idle shell's connection", || {
+        server.log().matches("reason=idle-timeout").count() >= 1
+    });
+    writeln!(input, "list {url}").unwrap();
+    drop(input);
+    let output = shell.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert_eq!(stdout.matches("\tkept.txt\n").count(), 2, "both listings: {stdout}");
+}
+
+#[test]
+fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
+    let dir = TempDir::new();
+    let free = anonshare::platform::free_space(dir.path()).expect("free space of the test disk");
+    // A floor a few MiB below what is free now: the upload crosses it part way.
+    let floor = (free - (4 << 20)).to_string();
+    let server = Server::start_with(&["--min-free-disk", &floor]);
+    dir.file("big.bin", &random_bytes(64 << 20, 71));
+    let run = client(&server.addr, dir.path(), &["upload", "big.bin"], b"");
+    assert_eq!(run.code, 5, "{}", run.stderr);
+    assert!(run.stderr.contains("452"), "{}", run.stderr);
+    assert!(!run.stderr.contains("retry"), "a refusal is not retried: {}", run.stderr);
 }
