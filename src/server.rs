@@ -44,6 +44,8 @@ pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
 pub const DEFAULT_PASSIVE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
 pub const DEFAULT_MAX_PENDING_DIGESTS: usize = 1024;
+/// Largest download budget a share may ask for (`SITE MKSHARE DOWNLOADS=N`).
+pub const DEFAULT_MAX_DOWNLOAD_BUDGET: u64 = 10_000;
 /// Commands a client may send during a transfer; they run once it ends.
 pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
 /// How often expired shares are removed from disk.
@@ -77,6 +79,7 @@ pub struct Config {
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
     pub max_pending_digests: usize,
+    pub max_download_budget: u64,
     pub max_held_commands: usize,
 }
 
@@ -105,6 +108,7 @@ impl Default for Config {
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
             max_pending_digests: DEFAULT_MAX_PENDING_DIGESTS,
+            max_download_budget: DEFAULT_MAX_DOWNLOAD_BUDGET,
             max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
         }
     }
@@ -154,6 +158,7 @@ Options:
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
   --max-pending-digests N  SITE DIGESTs waiting for their STOR (452) [default: {digests}]
   --max-held-commands N    commands read during a transfer and run after it [default: {held}]
+  --max-download-budget N  most downloads per file a share may ask for (504) [default: {budget}]
   -h, --help               print this help
   -V, --version            print the version
 
@@ -184,6 +189,7 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         path_depth = d.max_path_depth,
         digests = d.max_pending_digests,
         held = d.max_held_commands,
+        budget = d.max_download_budget,
     )
 }
 
@@ -243,6 +249,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 config.max_pending_digests = args.parsed(&flag, "a number of digests")?
             }
             "--max-held-commands" => config.max_held_commands = args.parsed(&flag, "a number of commands")?,
+            "--max-download-budget" => {
+                config.max_download_budget = args.parsed(&flag, "a number of downloads")?
+            }
             _ => return Err(unknown_flag(&flag)),
         }
     }

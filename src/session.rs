@@ -940,6 +940,12 @@ impl<'a> Session<'a> {
             );
             return self.say(504, text);
         }
+        if let Some(budget) = downloads
+            && budget > config.max_download_budget
+        {
+            let limit = config.max_download_budget;
+            return self.say(504, format!("DOWNLOADS={budget} is more than this server allows ({limit})"));
+        }
         if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
             let limit = config.max_shares_per_hour;
             log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);

@@ -212,3 +212,16 @@ fn a_download_that_cannot_fit_is_refused_before_it_starts() {
     assert!(get.stderr.contains("not enough room"), "{}", get.stderr);
     assert!(!dir.path().join("out").exists(), "nothing was written");
 }
+
+#[test]
+fn a_download_budget_has_a_ceiling_with_a_flag() {
+    let server = Server::start_with(&["--max-download-budget", "5"]);
+    let mut control = Control::login(&server.addr);
+    let refused = control.command("SITE MKSHARE 60 DOWNLOADS=6");
+    assert!(refused.starts_with("504 ") && refused.contains("(5)"), "{refused}");
+    assert!(control.command("SITE MKSHARE 60 DOWNLOADS=5").starts_with("257 "));
+    let dir = TempDir::new();
+    dir.file("a.txt", b"a");
+    let run = client(&server.addr, dir.path(), &["upload", "--max-downloads", "9", "a.txt"], b"");
+    assert_eq!(run.code, 5, "{}", run.stderr);
+}
