@@ -12,13 +12,13 @@
 //!                           named by the SHA-256 of their path, locked while written
 //! shares/<code>/downloads   one line per finished download of a budgeted file (append-only)
 //! shares/<code>/reading/    one locked file per download in flight of a budgeted file
-//! tmp/<instance>/           one per running server: uploads in progress, shares being made,
-//!                           expired shares on their way out; its `lock` is held while it runs
+//! tmp/<instance>/           one per running server: shares being made, expired or deleted
+//!                           shares on their way out; its `lock` is held while it runs
 //! ```
 //!
 //! A file becomes visible only through its manifest record, which is appended after the file was
 //! synced and renamed into place: nobody sees a half-written file, and a crash leaves at most an
-//! unlisted blob or a torn last record, both ignored. Names chosen by uploaders never reach the
+//! unlisted blob, a kept partial upload or a torn last record, none of them ever listed. Names chosen by uploaders never reach the
 //! filesystem, so no name can escape a share or collide on a case-insensitive disk. Several
 //! servers may share one root: every change happens under the share's lock, and each server
 //! cleans up only the temporary folders of servers that are no longer running.
