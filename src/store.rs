@@ -1712,6 +1712,24 @@ mod tests {
     }
 
     #[test]
+    fn a_large_upload_is_flushed_while_it_arrives_and_stored_whole() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let chunk: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+        let chunks = FLUSH_BYTES as usize / chunk.len() + 1;
+        let mut whole = Hasher::new();
+        let mut pending = share.begin_upload(&rel("big"), Expected::default(), Start::Fresh).unwrap();
+        for _ in 0..chunks {
+            pending.write_chunk(&chunk).unwrap();
+            whole.update(&chunk);
+        }
+        assert!(pending.flusher.is_some(), "past {FLUSH_BYTES} bytes a flusher runs");
+        let entry = pending.commit().unwrap();
+        assert_eq!((entry.size, entry.sha256), ((chunks * chunk.len()) as u64, whole.finish()));
+        assert_eq!(share.open_file(&entry).unwrap().metadata().unwrap().len(), entry.size);
+    }
+
+    #[test]
     fn a_file_committed_meanwhile_cannot_become_a_folder() {
         let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
