@@ -19,7 +19,8 @@ pub const DEFAULT_PARALLEL: usize = 4;
 /// What one run of the work knows about the runs before it.
 #[derive(Debug, Default)]
 pub struct Attempt {
-    /// 0 for the first run, then 1, 2, ... for each retry.
+    /// How many earlier runs of the work were cut off: 0 on the first run. A connection that
+    /// failed before the work ran does not count, since nothing was done.
     pub number: u32,
     /// Bytes this run moved; a run that moved some makes the next failure count as the first.
     pub moved: u64,
