@@ -461,9 +461,7 @@ impl Store {
         let dir = self.shares_dir().join(name);
         let share = Share { code, meta: meta.clone(), dir, store: self.clone() };
         match (share.read_records(), share.finished_downloads()) {
-            (Ok(records), Ok(finished)) => {
-                records.files.values().all(|f| finished.get(&f.blob).copied().unwrap_or(0) >= budget)
-            }
+            (Ok(records), Ok(finished)) => records.files.values().all(|f| finished.of(&f.blob) >= budget),
             _ => false,
         }
     }
@@ -592,7 +590,7 @@ impl Share {
         };
         let finished = self.finished_downloads()?;
         let mut manifest = Manifest::clone(&records);
-        manifest.files.retain(|_, file| finished.get(&file.blob).copied().unwrap_or(0) < budget);
+        manifest.files.retain(|_, file| finished.of(&file.blob) < budget);
         Ok(Arc::new(manifest))
     }
 
@@ -643,7 +641,7 @@ impl Share {
     }
 
     /// Finished downloads of budgeted files, by blob.
-    fn finished_downloads(&self) -> Result<BTreeMap<String, u64>> {
+    fn finished_downloads(&self) -> Result<Finished> {
         let bytes = match fs::read(self.dir.join("downloads")) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -653,7 +651,7 @@ impl Share {
         for blob in whole_lines(&bytes) {
             *finished.entry(blob.to_owned()).or_insert(0) += 1;
         }
-        Ok(finished)
+        Ok(Finished(finished))
     }
 
     /// How many more complete downloads `entry` allows; `None` when the share has no budget.
@@ -661,7 +659,7 @@ impl Share {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
-        let finished = self.finished_downloads()?.get(&entry.blob).copied().unwrap_or(0);
+        let finished = self.finished_downloads()?.of(&entry.blob);
         Ok(Some(budget.saturating_sub(finished)))
     }
 
@@ -690,7 +688,7 @@ impl Share {
             return Ok(None);
         };
         let _lock = self.lock()?;
-        let finished = self.finished_downloads()?.get(&entry.blob).copied().unwrap_or(0);
+        let finished = self.finished_downloads()?.of(&entry.blob);
         let reading = self.dir.join("reading");
         fs::create_dir_all(&reading)?;
         let in_flight = held_locks(&reading, &format!("{}.", entry.blob))?;
@@ -906,6 +904,16 @@ pub struct Expected {
     pub size: Option<u64>,
 }
 
+/// Finished downloads of a share's budgeted files, by blob.
+struct Finished(BTreeMap<String, u64>);
+
+impl Finished {
+    /// How many times the file stored as `blob` was downloaded completely.
+    fn of(&self, blob: &str) -> u64 {
+        self.0.get(blob).copied().unwrap_or(0)
+    }
+}
+
 /// Where an upload starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Start {
@@ -933,7 +941,7 @@ impl DownloadSlot {
     pub fn finish(self) -> Result<()> {
         let _lock = self.share.lock()?;
         append_line(&self.share.dir.join("downloads"), &self.blob)?.sync_data()?;
-        let finished = self.share.finished_downloads()?.get(&self.blob).copied().unwrap_or(0);
+        let finished = self.share.finished_downloads()?.of(&self.blob);
         if finished >= self.budget {
             remove_any(&self.share.dir.join("blobs").join(&self.blob))?;
         }
