@@ -12,7 +12,7 @@ use crate::digest::Sha256Digest;
 use crate::line::{Line, LineBuffer, read_line};
 use crate::proto::{
     Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
-    parse_mlsx_line, parse_pasv_reply,
+    parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
 };
 
 /// Time allowed to open a TCP connection to the server.
@@ -327,6 +327,15 @@ impl Connection {
         command: &Command,
         body: impl FnOnce(&mut TcpStream) -> Result<T>,
     ) -> Result<T> {
+        self.transfer_replying(command, body).map(|(outcome, _)| outcome)
+    }
+
+    /// [`Self::transfer`], also giving the final reply.
+    fn transfer_replying<T>(
+        &mut self,
+        command: &Command,
+        body: impl FnOnce(&mut TcpStream) -> Result<T>,
+    ) -> Result<(T, Reply)> {
         let doing = command_for_humans(command);
         let mut data = self.open_data()?;
         let first = self.send(command)?;
@@ -341,7 +350,11 @@ impl Connection {
             Err(err) => return Err(self.why_data_failed(&doing, err)),
         };
         let last = self.read_reply(&doing)?;
-        if last.code == 226 || last.code == 250 { Ok(outcome) } else { Err(reply_error(&doing, &last)) }
+        if last.code == 226 || last.code == 250 {
+            Ok((outcome, last))
+        } else {
+            Err(reply_error(&doing, &last))
+        }
     }
 
     /// After the data connection failed: the server may have closed it on purpose (a limit, a
@@ -404,33 +417,45 @@ impl Connection {
         self.expect(&Command::Mkd(path.into()), &[257]).map(drop)
     }
 
-    /// Stores `source` as `path`, `size` bytes with SHA-256 `digest`, both declared first so the
-    /// server checks them. With an `offset`, `source` holds the bytes from there on, and the
-    /// server adds them to the bytes it kept of a cut upload.
+    /// Sends `source` as `path`, a file of `size` bytes, from byte `offset` on, handing each
+    /// chunk to `each` as it goes. `declared` is the file's SHA-256 when it is known before the
+    /// bytes (a resume), and the server then refuses a file that does not match. Returns the
+    /// SHA-256 the server computed over the whole file it stored.
     pub fn store(
         &mut self,
         path: &str,
-        (digest, size): (Sha256Digest, u64),
+        size: u64,
+        declared: Option<Sha256Digest>,
         offset: u64,
         source: &mut impl Read,
-        progress: &mut dyn FnMut(u64) -> Result<()>,
-    ) -> Result<()> {
-        self.expect(&Command::Site(SiteCommand::Digest(digest, path.into())), &[200])?;
+        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<Sha256Digest> {
+        if let Some(digest) = declared {
+            self.expect(&Command::Site(SiteCommand::Digest(digest, path.into())), &[200])?;
+        }
         self.expect(&Command::Allo(Some(size)), &[200, 202])?;
         if offset > 0 {
             self.expect(&Command::Rest(offset), &[350])?;
         }
-        self.transfer(&Command::Stor(path.into()), |data| {
+        let ((), reply) = self.transfer_replying(&Command::Stor(path.into()), |data| {
             for_each_chunk(
                 source,
                 |chunk| {
                     data.write_all(chunk).map_err(wire("STOR"))?;
-                    progress(chunk.len() as u64)
+                    each(chunk)
                 },
                 |err| ClientError::Usage(format!("cannot read the file for {path}: {err}")),
             )?;
             data.shutdown(Shutdown::Write).map_err(wire("STOR"))
-        })
+        })?;
+        match parse_stored_reply(&reply.text()) {
+            Some((stored, digest)) if stored == size => Ok(digest),
+            Some((stored, _)) => {
+                Err(ClientError::Integrity(format!("{path}: the server stored {stored} bytes of {size}")))
+            }
+            // Another server's wording: ask it.
+            None => self.hash(path),
+        }
     }
 
     /// Seals the share the connection is in.

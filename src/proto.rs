@@ -616,6 +616,31 @@ pub fn parse_hash_reply(text: &str) -> Option<(Sha256Digest, u64, String)> {
     Some((digest, end, path))
 }
 
+/// What the `226` after a `STOR` or `APPE` says of the file stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredReply {
+    pub path: String,
+    pub size: u64,
+    /// SHA-256 of the bytes stored, as the server computed it while they arrived.
+    pub digest: Sha256Digest,
+}
+
+impl fmt::Display for StoredReply {
+    /// `Stored <path>, <size> bytes, SHA-256 <hex>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Stored {}, {} bytes, SHA-256 {}", self.path, self.size, self.digest)
+    }
+}
+
+/// Parses the text of a `226` after an upload into its size and SHA-256. The path may hold
+/// commas and spaces, so the fields are read from the end.
+pub fn parse_stored_reply(text: &str) -> Option<(u64, Sha256Digest)> {
+    let (rest, digest) = text.rsplit_once(" SHA-256 ")?;
+    let digest = digest.parse().ok()?;
+    let size = rest.strip_suffix(" bytes,")?.rsplit_once(", ")?.1.parse().ok()?;
+    Some((size, digest))
+}
+
 /// What a listing knows of one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListingEntry {
@@ -927,6 +952,17 @@ mod tests {
         assert_eq!(parse_epsv_reply("nonsense"), None);
         let address: SocketAddrV4 = "127.0.0.1:50123".parse().unwrap();
         assert_eq!(parse_pasv_reply(&pasv_reply_text(address)), Some(address));
+    }
+
+    #[test]
+    fn a_stored_reply_parses_back_whatever_its_path_holds() {
+        for path in ["/c/a.bin", "/c/a, 7 bytes, b.bin", "/c/SHA-256 x"] {
+            let reply =
+                StoredReply { path: path.into(), size: 12345, digest: Sha256Digest::of(path.as_bytes()) };
+            assert_eq!(parse_stored_reply(&reply.to_string()), Some((12345, reply.digest)));
+        }
+        assert_eq!(parse_stored_reply("Transfer complete"), None);
+        assert_eq!(parse_stored_reply("Stored /c/a, many bytes, SHA-256 00"), None);
     }
 
     #[test]

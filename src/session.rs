@@ -17,8 +17,8 @@ use crate::line::{Line, LineBuffer, poll_line, read_line};
 use crate::log_event;
 use crate::platform::{keep_urgent_data_inline, send_file};
 use crate::proto::{
-    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, TransferType, epsv_reply_text,
-    list_line, listing_path, mlsx_line, pasv_reply_text,
+    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, StoredReply, TransferType,
+    epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
 use crate::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
@@ -865,10 +865,9 @@ impl<'a> Session<'a> {
                         entry.size,
                         entry.sha256
                     );
-                    Ok(Reply::new(
-                        226,
-                        format!("Stored {path}, {} bytes, SHA-256 {}", entry.size, entry.sha256),
-                    ))
+                    let stored =
+                        StoredReply { path: path.to_string(), size: entry.size, digest: entry.sha256 };
+                    Ok(Reply::new(226, stored.to_string()))
                 }
                 Err(err) => {
                     log_event!(

@@ -187,7 +187,7 @@ pub struct ShareOptions {
     pub downloads: Option<u64>,
 }
 
-/// Creates a share, uploads the plan with every file's SHA-256 and size declared first, and
+/// Creates a share, uploads the plan, checks every file's SHA-256 against the server's, and
 /// seals the share. A dropped connection is taken up again: files already stored are not sent
 /// again, and a file that was cut resumes from the bytes the server kept.
 pub fn upload(
@@ -228,14 +228,12 @@ fn fill_and_seal(
     let files = in_parallel(link, plan.files.len(), |link, index| {
         let file = &plan.files[index];
         let path = file.remote.join("/");
-        let sha256 = hash_file(&file.source)?;
         observer.start(&path, file.size);
         let result = link.run(|connection, attempt| {
-            upload_one(connection, attempt, &remote(&file.remote), file, sha256, observer)
+            upload_one(connection, attempt, &remote(&file.remote), file, observer)
         });
         observer.finish(&path);
-        result?;
-        Ok(UploadedFile { path, size: file.size, sha256 })
+        Ok(UploadedFile { path, size: file.size, sha256: result? })
     })?;
     link.run(|connection, _| {
         connection.change_folder(&format!("/{}", share.code))?;
@@ -248,38 +246,55 @@ fn fill_and_seal(
     Ok(files)
 }
 
-/// Sends one file; a retry first asks what the server already has of it.
+/// Sends one file and returns its SHA-256. A first attempt hashes the bytes as they go and
+/// compares with the SHA-256 the server reports: the share is sealed only after every file
+/// matched, so nobody sees a file that arrived wrong. A retry hashes the whole file first, to
+/// tell whether the server has it already, and declares it so the server checks the bytes it
+/// kept together with the rest.
 fn upload_one(
     connection: &mut Connection,
     attempt: &mut Attempt,
     remote: &str,
     file: &LocalFile,
-    sha256: Sha256Digest,
     observer: &dyn Observer,
-) -> Result<()> {
+) -> Result<Sha256Digest> {
     let unreadable =
         |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display()));
+    let path = file.remote.join("/");
     let mut offset = 0;
+    let mut declared = None;
     if attempt.is_retry() {
+        let sha256 = hash_file(&file.source)?;
         // The 226 may have been lost on the way: then the file is stored already.
         if connection.hash(remote).is_ok_and(|stored| stored == sha256) {
-            return Ok(());
+            return Ok(sha256);
         }
         offset = connection.kept_bytes(remote)?;
         if offset > file.size {
             offset = 0;
         }
-        eprintln!("anonshare: resuming {} at byte {offset}", file.remote.join("/"));
+        eprintln!("anonshare: resuming {path} at byte {offset}");
+        declared = Some(sha256);
     }
-    let path = file.remote.join("/");
     let mut source = File::open(&file.source).map_err(unreadable)?;
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     observer.restart(&path, offset);
-    connection.store(remote, (sha256, file.size), offset, &mut source, &mut |n| {
-        attempt.moved += n;
-        observer.advance(&path, n);
+    let mut sent = Hasher::new();
+    let stored = connection.store(remote, file.size, declared, offset, &mut source, &mut |chunk| {
+        if declared.is_none() {
+            sent.update(chunk);
+        }
+        attempt.moved += chunk.len() as u64;
+        observer.advance(&path, chunk.len() as u64);
         if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
-    })
+    })?;
+    let local = declared.unwrap_or_else(|| sent.finish());
+    if stored != local {
+        return Err(ClientError::Integrity(format!(
+            "{path}: the server stored SHA-256 {stored}, but the bytes sent have SHA-256 {local}"
+        )));
+    }
+    Ok(local)
 }
 
 /// The files of `all` that `wanted` names, by exact path or by a folder that holds them.

@@ -72,6 +72,9 @@ pub struct Fault {
     /// the server's last byte was buffered, is already with the client. A control fault always
     /// takes its data connections along.
     pub with_control: bool,
+    /// Instead of cutting, flip the bits of the byte at offset `after_bytes` and go on: a
+    /// corruption that TCP's checksum missed.
+    pub flip: bool,
 }
 
 impl Fault {
@@ -82,6 +85,7 @@ impl Fault {
             direction: Direction::ToClient,
             after_bytes,
             with_control: false,
+            flip: false,
         }
     }
 
@@ -95,6 +99,11 @@ impl Fault {
 
     pub fn control_to_server(nth: usize, after_bytes: u64) -> Fault {
         Fault { channel: Channel::Control, ..Fault::data_to_server(nth, after_bytes) }
+    }
+
+    /// Byte `at` of data connection `nth` reaches the server with its bits flipped.
+    pub fn flip_data_to_server(nth: usize, at: u64) -> Fault {
+        Fault { flip: true, ..Fault::data_to_server(nth, at) }
     }
 
     /// The same cut, taking the control connection down with it: a network loss mid-transfer.
@@ -542,6 +551,8 @@ impl<'a> Pump<'a> {
 
     /// Writes `bytes` on, but no further than the fault allows, then fires the fault if due.
     fn forward(&mut self, bytes: &[u8]) -> Result<(), Stopped> {
+        let flipped = self.flip(bytes);
+        let bytes = flipped.as_deref().unwrap_or(bytes);
         let allowed = self.fault.map_or(u64::MAX, |f| f.after_bytes - self.forwarded);
         let mut rest = &bytes[..bytes.len().min(usize::try_from(allowed).unwrap_or(usize::MAX))];
         let (_, to) = self.link.ends(self.direction);
@@ -570,10 +581,22 @@ impl<'a> Pump<'a> {
         self.check_fault()
     }
 
+    /// `bytes` with the byte a flip fault names flipped, if it is among them; the fault is then
+    /// spent.
+    fn flip(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
+        let fault = self.fault.filter(|f| f.flip)?;
+        let at = usize::try_from(fault.after_bytes.checked_sub(self.forwarded)?).ok()?;
+        let mut flipped = bytes.to_vec();
+        *flipped.get_mut(at)? ^= 0xff;
+        self.fault = None;
+        self.shared.faults_fired.fetch_add(1, Ordering::SeqCst);
+        Some(flipped)
+    }
+
     /// Cuts, if the fault's byte count has been reached.
     fn check_fault(&self) -> Result<(), Stopped> {
         let Some(fault) = self.fault else { return Ok(()) };
-        if self.forwarded < fault.after_bytes {
+        if fault.flip || self.forwarded < fault.after_bytes {
             return Ok(());
         }
         // Counted first: whoever sees the cut also sees the count.
@@ -818,6 +841,22 @@ fn cut_uploads_resume_from_the_bytes_the_server_kept() {
     assert_eq!(got.code, 0, "{}", got.stderr);
     assert_same_bytes(&out.path().join("big.bin"), &bytes);
     assert!(crate::support::part_files(&server.root).is_empty(), "nothing kept after the seal");
+}
+
+#[test]
+fn bytes_corrupted_on_the_way_up_are_caught_and_nothing_is_published() {
+    let server = Server::start();
+    let proxy = FaultProxy::start(&server.addr, vec![Fault::flip_data_to_server(0, 5000)]);
+    let dir = TempDir::new();
+    dir.file("precious.bin", &random_bytes(100_000, 9));
+    let run = client(&proxy.addr, dir.path(), &["--parallel", "1", "upload", "precious.bin"], b"");
+    assert_eq!(proxy.faults_fired(), 1);
+    assert_eq!(run.code, 4, "{}", run.stderr);
+    assert!(run.stderr.contains("SHA-256"), "{}", run.stderr);
+    assert_eq!(run.stdout, "", "no share path is printed");
+    proxy.wait_idle();
+    let shares = fs::read_dir(server.root.join("shares")).unwrap().count();
+    assert_eq!(shares, 0, "the unsealed share was deleted, never published");
 }
 
 #[test]
