@@ -5,14 +5,16 @@ use std::io::{self, Read};
 /// Bytes per read when moving file contents.
 pub const CHUNK_BYTES: usize = 256 * 1024;
 
-/// Reads `source` to its end, handing each chunk to `each`. Read errors go through
-/// `read_error`, so the caller can say which side failed.
+/// Reads `source` to its end, handing each chunk to `each`. `expected` is how many bytes the
+/// source should hold, so that a small file gets a small buffer; more still arrive whole. Read
+/// errors go through `read_error`, so the caller can say which side failed.
 pub fn for_each_chunk<E>(
     source: &mut impl Read,
+    expected: u64,
     mut each: impl FnMut(&[u8]) -> Result<(), E>,
     read_error: impl FnOnce(io::Error) -> E,
 ) -> Result<(), E> {
-    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let mut buffer = vec![0u8; chunk_size(expected)];
     loop {
         match source.read(&mut buffer) {
             Ok(0) => return Ok(()),
@@ -22,6 +24,15 @@ pub fn for_each_chunk<E>(
         }
     }
 }
+
+/// The buffer for `expected` bytes: room for all of them and the end of the stream in one read
+/// each, up to [`CHUNK_BYTES`].
+pub fn chunk_size(expected: u64) -> usize {
+    usize::try_from(expected.saturating_add(1)).unwrap_or(CHUNK_BYTES).clamp(MIN_CHUNK_BYTES, CHUNK_BYTES)
+}
+
+/// Smallest buffer, for sources expected to be empty or tiny.
+const MIN_CHUNK_BYTES: usize = 4096;
 
 #[cfg(test)]
 mod tests {
@@ -33,6 +44,7 @@ mod tests {
         let mut out = Vec::new();
         let result: Result<(), io::Error> = for_each_chunk(
             &mut input.as_slice(),
+            10,
             |chunk| {
                 out.extend_from_slice(chunk);
                 Ok(())

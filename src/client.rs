@@ -440,6 +440,7 @@ impl Connection {
         let ((), reply) = self.transfer_replying(&Command::Stor(path.into()), |data| {
             for_each_chunk(
                 source,
+                size - offset.min(size),
                 |chunk| {
                     data.write_all(chunk).map_err(wire("STOR"))?;
                     each(chunk)
@@ -539,7 +540,7 @@ impl Connection {
         if offset > 0 {
             self.expect(&Command::Rest(offset), &[350])?;
         }
-        self.transfer(&Command::Retr(path.into()), |data| for_each_chunk(data, each, wire("RETR")))
+        self.transfer(&Command::Retr(path.into()), |data| for_each_chunk(data, u64::MAX, each, wire("RETR")))
     }
 
     /// Says goodbye; errors are ignored because the work is done.

@@ -102,3 +102,29 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
+
+/// Deletes `len` bytes of `file` from `offset` on, leaving a hole that reads as zeros and frees
+/// its disk space; the file keeps its size. Where holes are not supported, the bytes are
+/// overwritten with zeros.
+#[cfg(target_os = "linux")]
+pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use rustix::fs::FallocateFlags;
+    match rustix::fs::fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len) {
+        Ok(()) => Ok(()),
+        Err(rustix::io::Errno::OPNOTSUPP) => write_zeros(file, offset, len),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Elsewhere the bytes are overwritten with zeros.
+#[cfg(not(target_os = "linux"))]
+pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    write_zeros(file, offset, len)
+}
+
+#[cfg_attr(target_os = "linux", allow(dead_code))]
+fn write_zeros(mut file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
+    use std::io::{Read, Seek, SeekFrom};
+    file.seek(SeekFrom::Start(offset))?;
+    io::copy(&mut io::repeat(0).take(len), &mut file).map(drop)
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::chunks::CHUNK_BYTES;
+use crate::chunks::chunk_size;
 use crate::digest::Sha256Digest;
 use crate::expiry::{format_duration, rfc3339};
 use crate::line::{Line, LineBuffer, poll_line, read_line};
@@ -132,7 +132,7 @@ impl ControlWatch<'_> {
 
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
-    let mut buffer = vec![0u8; CHUNK_BYTES];
+    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX))];
     let mut last_progress = Instant::now();
     loop {
         match data.read(&mut buffer) {
@@ -763,12 +763,14 @@ impl<'a> Session<'a> {
         };
         let remaining = entry.size - offset;
         let (id, peer) = (self.id, self.peer);
+        let (file, start) = file;
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
-            let mut position = offset;
+            let end = start + entry.size;
+            let mut position = start + offset;
             let mut last_progress = Instant::now();
-            while position < entry.size {
+            while position < end {
                 watch.check()?;
-                let slice = RETR_SLICE_BYTES.min((entry.size - position) as usize);
+                let slice = RETR_SLICE_BYTES.min((end - position) as usize);
                 match send_file(&file, &mut position, slice, data) {
                     Ok(0) => {
                         let short =
@@ -781,7 +783,7 @@ impl<'a> Session<'a> {
                     Err(err) => return Err(Stop::Data(err)),
                 }
             }
-            let sent = position - offset;
+            let sent = position - start - offset;
             // A download spends the budget once its last byte went out, whatever the client
             // does next: a client could otherwise read it all and then reset the connection.
             if let Some(slot) = slot {

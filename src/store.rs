@@ -8,6 +8,7 @@
 //! shares/<code>/manifest    one record per finished file or folder (append-only)
 //! shares/<code>/lock        held while the share's meta or manifest changes
 //! shares/<code>/blobs/<id>  file contents under random names; names live in the manifest
+//! shares/<code>/pack        small files' contents, appended one after another (append-only)
 //! shares/<code>/partial/    uploads in progress or cut, kept for resuming until the seal;
 //!                           named by the SHA-256 of their path, locked while written
 //! shares/<code>/downloads   one line per finished download of a budgeted file (append-only)
@@ -17,8 +18,9 @@
 //! ```
 //!
 //! A file becomes visible only through its manifest record, which is appended after the file was
-//! synced and renamed into place: nobody sees a half-written file, and a crash leaves at most an
-//! unlisted blob, a kept partial upload or a torn last record, none of them ever listed. Names chosen by uploaders never reach the
+//! synced and renamed into place, or appended to the pack and synced: nobody sees a half-written
+//! file, and a crash leaves at most an unlisted blob, unlisted bytes at the end of the pack, a
+//! kept partial upload or a torn last record, none of them ever listed. Names chosen by uploaders never reach the
 //! filesystem, so no name can escape a share or collide on a case-insensitive disk. Several
 //! servers may share one root: every change happens under the share's lock, and each server
 //! cleans up only the temporary folders of servers that are no longer running.
@@ -33,7 +35,7 @@ use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::digest::{Hasher, Sha256Digest};
-use crate::platform::{free_space, sync_dir};
+use crate::platform::{free_space, punch_hole, sync_dir};
 use crate::proto::ListingEntry;
 use crate::secret::{OwnerToken, ShareCode};
 
@@ -51,6 +53,10 @@ pub const DEFAULT_MAX_SHARE_SIZE: u64 = 16 << 30;
 pub const DEFAULT_MAX_FILES_PER_SHARE: usize = 10_000;
 /// Free disk space uploads always leave (`--min-free-disk`).
 pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
+/// A fresh upload announced with `ALLO` at no more than this size is held in memory and
+/// appended to the share's pack: no file of its own to create, and the commits to one share
+/// that wait at once share one sync of the pack.
+pub const PACK_MAX_BYTES: u64 = 64 * 1024;
 /// A large upload starts writing its bytes to disk each time this many more arrived.
 const FLUSH_BYTES: u64 = 32 << 20;
 /// An upload looks at the free disk space again after this many bytes.
@@ -229,11 +235,13 @@ pub struct Store {
     syncs: Arc<Mutex<HashMap<String, Arc<ShareSyncs>>>>,
 }
 
-/// The two syncs every commit to a share waits for, each shared by the commits that wait at
+/// The syncs every commit to a share waits for (the blob's folder or the pack, then the
+/// manifest), each shared by the commits that wait at
 /// the same time.
 #[derive(Debug, Default)]
 struct ShareSyncs {
     blobs: GroupSync,
+    pack: GroupSync,
     manifest: GroupSync,
 }
 
@@ -331,8 +339,37 @@ pub struct FileEntry {
     pub sha256: Sha256Digest,
     /// Unix seconds when the file was stored.
     pub modified: i64,
-    /// Name of the file's contents under `blobs/`.
-    blob: String,
+    place: Place,
+}
+
+/// Where a file's contents are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Place {
+    /// A file of its own under `blobs/`, by name.
+    Blob(String),
+    /// The file's bytes in the share's `pack`, from this offset.
+    Packed(u64),
+}
+
+impl Place {
+    /// Reads the manifest's form back.
+    fn parse(field: &str) -> Place {
+        match field.strip_prefix('@').map(str::parse) {
+            Some(Ok(offset)) => Place::Packed(offset),
+            _ => Place::Blob(field.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    /// The manifest's form, which also names the file in the downloads ledger: the blob's name,
+    /// or `@<offset>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Blob(name) => f.write_str(name),
+            Place::Packed(offset) => write!(f, "@{offset}"),
+        }
+    }
 }
 
 impl FileEntry {
@@ -405,6 +442,7 @@ impl Store {
         let staging = self.instance.dir.join(format!("{code}.new"));
         fs::create_dir(&staging)?;
         fs::create_dir(staging.join("blobs"))?;
+        File::create(staging.join("pack"))?.sync_all()?;
         File::create(staging.join("manifest"))?.sync_all()?;
         File::create(staging.join("lock"))?;
         write_meta(&staging, &meta)?;
@@ -461,7 +499,7 @@ impl Store {
         let dir = self.shares_dir().join(name);
         let share = Share { code, meta: meta.clone(), dir, store: self.clone() };
         match (share.read_records(), share.finished_downloads()) {
-            (Ok(records), Ok(finished)) => records.files.values().all(|f| finished.of(&f.blob) >= budget),
+            (Ok(records), Ok(finished)) => records.files.values().all(|f| finished.of(&f.place) >= budget),
             _ => false,
         }
     }
@@ -590,7 +628,7 @@ impl Share {
         };
         let finished = self.finished_downloads()?;
         let mut manifest = Manifest::clone(&records);
-        manifest.files.retain(|_, file| finished.of(&file.blob) < budget);
+        manifest.files.retain(|_, file| finished.of(&file.place) < budget);
         Ok(Arc::new(manifest))
     }
 
@@ -659,24 +697,57 @@ impl Share {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
-        let finished = self.finished_downloads()?.of(&entry.blob);
+        let finished = self.finished_downloads()?.of(&entry.place);
         Ok(Some(budget.saturating_sub(finished)))
     }
 
-    /// Opens a finished file for reading. A blob that is not a plain file (a planted symbolic
-    /// link, say) is treated as missing.
-    pub fn open_file(&self, entry: &FileEntry) -> Result<File> {
-        let path = self.dir.join("blobs").join(&entry.blob);
+    /// Opens a finished file for reading: the file that holds its bytes, and the offset of its
+    /// first byte in it. A blob or pack that is not a plain file (a planted symbolic link, say)
+    /// is treated as missing.
+    pub fn open_file(&self, entry: &FileEntry) -> Result<(File, u64)> {
+        let (path, offset) = match &entry.place {
+            Place::Blob(name) => (self.dir.join("blobs").join(name), 0),
+            Place::Packed(offset) => (self.dir.join("pack"), *offset),
+        };
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => return Err(StoreError::NotFound),
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        File::open(path).map_err(|err| match err.kind() {
+        let file = File::open(path).map_err(|err| match err.kind() {
             io::ErrorKind::NotFound => StoreError::NotFound,
             _ => StoreError::Io(err),
-        })
+        })?;
+        Ok((file, offset))
+    }
+
+    /// Deletes a file's contents: its blob, or its bytes in the pack, which become a hole.
+    fn delete_contents(&self, entry: &FileEntry) -> Result<()> {
+        match &entry.place {
+            Place::Blob(name) => Ok(remove_any(&self.dir.join("blobs").join(name))?),
+            Place::Packed(offset) => {
+                let pack = OpenOptions::new().write(true).open(self.dir.join("pack"))?;
+                Ok(punch_hole(&pack, *offset, entry.size)?)
+            }
+        }
+    }
+
+    /// Appends `bytes` to the pack, under the share's lock, once `check` passed; returns the
+    /// pack and the offset the bytes start at. The pack is not synced here.
+    fn append_to_pack(&self, bytes: &[u8], check: impl FnOnce() -> Result<()>) -> Result<(File, u64)> {
+        let _lock = self.lock()?;
+        check()?;
+        let path = self.dir.join("pack");
+        let made = !path.exists();
+        let mut pack = OpenOptions::new().append(true).create(true).open(&path)?;
+        if made {
+            // A share made before packs existed: its new pack must be durable under its name.
+            sync_dir(&self.dir)?;
+        }
+        let offset = pack.metadata()?.len();
+        pack.write_all(bytes)?;
+        Ok((pack, offset))
     }
 
     /// Reserves one complete download of `entry` when the share has a download budget
@@ -688,17 +759,17 @@ impl Share {
             return Ok(None);
         };
         let _lock = self.lock()?;
-        let finished = self.finished_downloads()?.of(&entry.blob);
+        let finished = self.finished_downloads()?.of(&entry.place);
         let reading = self.dir.join("reading");
         fs::create_dir_all(&reading)?;
-        let in_flight = held_locks(&reading, &format!("{}.", entry.blob))?;
+        let in_flight = held_locks(&reading, &format!("{}.", entry.place))?;
         if finished + in_flight >= budget {
             return Err(StoreError::NotFound);
         }
-        let path = reading.join(format!("{}.{}", entry.blob, ShareCode::generate()?));
+        let path = reading.join(format!("{}.{}", entry.place, ShareCode::generate()?));
         let lock = File::create(&path)?;
         lock.lock()?;
-        Ok(Some(DownloadSlot { share: self.clone(), blob: entry.blob.clone(), budget, path, _lock: lock }))
+        Ok(Some(DownloadSlot { share: self.clone(), entry: entry.clone(), budget, path, _lock: lock }))
     }
 
     /// Takes the share's lock: held while meta, manifest, partial uploads or download counts
@@ -806,11 +877,15 @@ impl Share {
             return Err(StoreError::TooManyFiles(limits.max_files_per_share));
         }
         let share_room = limits.max_share_size.saturating_sub(manifest.totals().1 + partial_bytes);
-        let (allowance, limit) = if share_room < limits.max_file_size {
+        let room = if share_room < limits.max_file_size {
             (share_room, ("the share", limits.max_share_size))
         } else {
             (limits.max_file_size, ("the file", limits.max_file_size))
         };
+        if start == Start::Fresh && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES) {
+            drop(share_lock);
+            return self.new_upload(rel, expected, (0, Hasher::new()), Sink::Memory(Vec::new()), room);
+        }
         fs::create_dir_all(path.parent().expect("partial files sit in a folder"))?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
         match file.try_lock() {
@@ -820,7 +895,7 @@ impl Share {
         }
         drop(share_lock);
         let kept = file.metadata()?.len();
-        let upload = self.resume_upload(rel, expected, start, (file, path.clone(), kept), (allowance, limit));
+        let upload = self.resume_upload(rel, expected, start, (file, path.clone(), kept), room);
         if upload.is_err() && kept == 0 {
             // Nothing was kept before: leave no empty partial file behind a refusal.
             let _lock = self.lock();
@@ -836,7 +911,7 @@ impl Share {
         expected: Expected,
         start: Start,
         (mut file, path, kept): (File, PathBuf, u64),
-        (allowance, limit): (u64, (&'static str, u64)),
+        room: (u64, (&'static str, u64)),
     ) -> Result<Upload> {
         let offset = match start {
             Start::Fresh => 0,
@@ -844,19 +919,14 @@ impl Share {
             Start::At(offset) => offset,
             Start::Append => kept,
         };
-        if offset.max(expected.size.unwrap_or(0)) > allowance {
-            let (what, limit) = limit;
-            return Err(StoreError::TooLarge { what, limit });
-        }
-        let (allowance, limit) = match expected.size {
-            Some(size) if size < allowance => (size, ("the size announced with ALLO", size)),
-            _ => (allowance, limit),
-        };
+        // Refused before the kept bytes are touched.
+        allowance(offset, expected.size, room)?;
         file.set_len(offset)?;
         // The digest covers the whole file: the kept bytes are read again to resume it.
         let mut hasher = Hasher::new();
         crate::chunks::for_each_chunk(
             &mut (&file).take(offset),
+            offset,
             |chunk| {
                 hasher.update(chunk);
                 Ok(())
@@ -864,19 +934,31 @@ impl Share {
             StoreError::Io,
         )?;
         file.seek(SeekFrom::Start(offset))?;
+        let sink = Sink::Partial { file, path, flusher: None };
+        self.new_upload(rel, expected, (offset, hasher), sink, room)
+    }
+
+    /// An upload of `rel` whose bytes before `offset` are already in `hasher` and `sink`.
+    fn new_upload(
+        &self,
+        rel: &[String],
+        expected: Expected,
+        (offset, hasher): (u64, Hasher),
+        sink: Sink,
+        room: (u64, (&'static str, u64)),
+    ) -> Result<Upload> {
+        let (allowance, limit) = allowance(offset, expected.size, room)?;
         let mut upload = Upload {
             share: self.clone(),
             rel: rel.to_vec(),
             expected: expected.sha256,
             size: expected.size,
-            file: Some(file),
-            path,
+            sink,
             hasher,
             offset,
             allowance,
             limit,
             next_space_check: 0,
-            flusher: None,
         };
         upload.check_free_space(0)?;
         Ok(upload)
@@ -895,6 +977,24 @@ impl Share {
     }
 }
 
+/// The bytes an upload may have, and what that allowance protects: the room the share and the
+/// file size limit leave, narrowed to the size announced with `ALLO`. An upload that could not
+/// fit from `offset` is refused at once.
+fn allowance(
+    offset: u64,
+    announced: Option<u64>,
+    (room, limit): (u64, (&'static str, u64)),
+) -> Result<(u64, (&'static str, u64))> {
+    if offset.max(announced.unwrap_or(0)) > room {
+        let (what, limit) = limit;
+        return Err(StoreError::TooLarge { what, limit });
+    }
+    Ok(match announced {
+        Some(size) if size < room => (size, ("the size announced with ALLO", size)),
+        _ => (room, limit),
+    })
+}
+
 /// What the uploader said the file will be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Expected {
@@ -904,13 +1004,13 @@ pub struct Expected {
     pub size: Option<u64>,
 }
 
-/// Finished downloads of a share's budgeted files, by blob.
+/// Finished downloads of a share's budgeted files, by where their contents are.
 struct Finished(BTreeMap<String, u64>);
 
 impl Finished {
-    /// How many times the file stored as `blob` was downloaded completely.
-    fn of(&self, blob: &str) -> u64 {
-        self.0.get(blob).copied().unwrap_or(0)
+    /// How many times the file stored at `place` was downloaded completely.
+    fn of(&self, place: &Place) -> u64 {
+        self.0.get(&place.to_string()).copied().unwrap_or(0)
     }
 }
 
@@ -929,7 +1029,7 @@ pub enum Start {
 #[derive(Debug)]
 pub struct DownloadSlot {
     share: Share,
-    blob: String,
+    entry: FileEntry,
     budget: u64,
     path: PathBuf,
     _lock: File,
@@ -940,10 +1040,10 @@ impl DownloadSlot {
     /// contents from disk.
     pub fn finish(self) -> Result<()> {
         let _lock = self.share.lock()?;
-        append_line(&self.share.dir.join("downloads"), &self.blob)?.sync_data()?;
-        let finished = self.share.finished_downloads()?.of(&self.blob);
-        if finished >= self.budget {
-            remove_any(&self.share.dir.join("blobs").join(&self.blob))?;
+        let place = &self.entry.place;
+        append_line(&self.share.dir.join("downloads"), &place.to_string())?.sync_data()?;
+        if self.share.finished_downloads()?.of(place) >= self.budget {
+            self.share.delete_contents(&self.entry)?;
         }
         // The reservation goes while the share's lock is held: no one sees it gone and the count not yet
         // grown.
@@ -1043,8 +1143,8 @@ impl Manifest {
                 };
                 let path: Vec<String> = path.split('/').map(str::to_owned).collect();
                 self.add_parents(&path, modified);
-                let blob = (*blob).to_owned();
-                self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, blob });
+                let place = Place::parse(blob);
+                self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, place });
             }
             ["D", modified, path] => {
                 let Ok(modified) = modified.parse() else {
@@ -1127,9 +1227,7 @@ pub struct Upload {
     rel: Vec<String>,
     expected: Option<Sha256Digest>,
     size: Option<u64>,
-    /// The partial file, locked while this upload lives; `None` once committed.
-    file: Option<File>,
-    path: PathBuf,
+    sink: Sink,
     hasher: Hasher,
     /// The byte this upload started at; earlier bytes were kept from a cut upload.
     offset: u64,
@@ -1139,9 +1237,23 @@ pub struct Upload {
     limit: (&'static str, u64),
     /// When `received` passes this, free disk space is checked again.
     next_space_check: u64,
-    /// Writes a large upload's bytes to disk while more arrive, so the sync before its `226`
-    /// has little left to do.
-    flusher: Option<Flusher>,
+}
+
+/// Where an upload's bytes go while they arrive.
+enum Sink {
+    /// A file under `partial/`, locked while the upload lives and kept for a resume if it is cut.
+    Partial {
+        file: File,
+        path: PathBuf,
+        /// Writes a large upload's bytes to disk while more arrive, so the sync before its
+        /// `226` has little left to do.
+        flusher: Option<Flusher>,
+    },
+    /// A small file, held until it is appended to the pack. A cut loses it; sending it again
+    /// costs little.
+    Memory(Vec<u8>),
+    /// Committed or discarded.
+    Done,
 }
 
 /// A thread that syncs an upload's file each time it is asked, while the upload goes on.
@@ -1185,6 +1297,11 @@ impl Upload {
         self.offset
     }
 
+    /// How many more bytes the uploader announced, if it did.
+    pub fn to_come(&self) -> Option<u64> {
+        self.size.map(|size| size.saturating_sub(self.received()))
+    }
+
     /// Whether fewer bytes came than the uploader announced: the upload was cut.
     pub fn is_short(&self) -> bool {
         self.size.is_some_and(|size| self.received() < size)
@@ -1212,16 +1329,21 @@ impl Upload {
             return Err(StoreError::TooLarge { what, limit });
         }
         self.check_free_space(incoming)?;
-        let file = self.file.as_mut().expect("upload not committed");
-        file.write_all(bytes)?;
-        self.hasher.update(bytes);
-        let received = self.hasher.len();
-        if received / FLUSH_BYTES != (received - incoming) / FLUSH_BYTES {
-            if self.flusher.is_none() {
-                self.flusher = Some(Flusher::start(file)?);
+        let before = self.received();
+        match &mut self.sink {
+            Sink::Partial { file, flusher, .. } => {
+                file.write_all(bytes)?;
+                if (before + incoming) / FLUSH_BYTES != before / FLUSH_BYTES {
+                    if flusher.is_none() {
+                        *flusher = Some(Flusher::start(file)?);
+                    }
+                    flusher.as_ref().expect("flusher just started").flush();
+                }
             }
-            self.flusher.as_ref().expect("flusher just started").flush();
+            Sink::Memory(held) => held.extend_from_slice(bytes),
+            Sink::Done => panic!("upload not committed"),
         }
+        self.hasher.update(bytes);
         Ok(())
     }
 
@@ -1235,8 +1357,9 @@ impl Upload {
         committed
     }
 
-    /// The share's lock is held only for checks, the rename and the append; the syncs happen
-    /// outside it, so uploads to one share in parallel sync together instead of in turn.
+    /// The share's lock is held only for checks, the rename or the pack's append, and the
+    /// record's append; the syncs happen outside it, so uploads to one share in parallel sync
+    /// together instead of in turn.
     fn try_commit(&mut self) -> Result<FileEntry> {
         let sha256 = self.hasher.clone().finish();
         if let Some(expected) = self.expected
@@ -1244,46 +1367,66 @@ impl Upload {
         {
             return Err(StoreError::DigestMismatch { expected, actual: sha256 });
         }
-        if let Some(flusher) = self.flusher.take() {
-            flusher.stop();
-        }
-        self.file.as_ref().expect("upload committed once").sync_data()?;
-        let blob = ShareCode::generate()?.to_string();
-        let blobs = self.share.dir.join("blobs");
-        {
-            let _lock = self.share.lock()?;
-            self.check_room_to_commit()?;
-            fs::rename(&self.path, blobs.join(&blob))?;
-            self.file = None;
-        }
-        // The blob is durable under its name before any record can name it.
         let syncs = self.share.syncs();
-        syncs.blobs.sync(|| sync_dir(&blobs))?;
+        // The contents are durable before any record can name them.
+        let place = match self.sink {
+            Sink::Partial { .. } => self.store_blob(&syncs)?,
+            Sink::Memory(_) => self.store_packed(&syncs)?,
+            Sink::Done => panic!("upload committed once"),
+        };
         let entry =
-            FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), blob };
+            FileEntry { path: self.rel.clone(), size: self.received(), sha256, modified: unix_now(), place };
         let record = format!(
             "F\t{}\t{}\t{}\t{}\t{}",
             entry.sha256,
             entry.size,
             entry.modified,
-            entry.blob,
+            entry.place,
             entry.path_text()
         );
         let manifest = self.share.dir.join("manifest");
         let appended = {
             let _lock = self.share.lock()?;
-            // Another upload of this path may have started and finished since the rename.
+            // Another upload of this path may have been recorded since the contents were stored.
             self.check_room_to_commit().and_then(|()| append_line(&manifest, &record))
         };
         match appended {
             // The 226 waits for the record to be durable.
             Ok(manifest) => syncs.manifest.sync(|| manifest.sync_data())?,
             Err(err) => {
-                let _ = fs::remove_file(blobs.join(&entry.blob));
+                let _ = self.share.delete_contents(&entry);
                 return Err(err);
             }
         }
         Ok(entry)
+    }
+
+    /// Syncs the partial file and renames it into `blobs/` under a random name.
+    fn store_blob(&mut self, syncs: &ShareSyncs) -> Result<Place> {
+        let Sink::Partial { file, path, flusher } = &mut self.sink else { panic!("a partial file") };
+        if let Some(flusher) = flusher.take() {
+            flusher.stop();
+        }
+        file.sync_data()?;
+        let path = path.clone();
+        let blob = ShareCode::generate()?.to_string();
+        let blobs = self.share.dir.join("blobs");
+        {
+            let _lock = self.share.lock()?;
+            self.check_room_to_commit()?;
+            fs::rename(&path, blobs.join(&blob))?;
+            self.sink = Sink::Done;
+        }
+        syncs.blobs.sync(|| sync_dir(&blobs))?;
+        Ok(Place::Blob(blob))
+    }
+
+    /// Appends the bytes held in memory to the pack and syncs it.
+    fn store_packed(&mut self, syncs: &ShareSyncs) -> Result<Place> {
+        let Sink::Memory(bytes) = std::mem::replace(&mut self.sink, Sink::Done) else { panic!("held bytes") };
+        let (pack, offset) = self.share.append_to_pack(&bytes, || self.check_room_to_commit())?;
+        syncs.pack.sync(|| pack.sync_data())?;
+        Ok(Place::Packed(offset))
     }
 
     /// Checks, under the share's lock, that the file may still be recorded.
@@ -1311,23 +1454,24 @@ impl Upload {
     }
 
     fn delete_partial(&mut self) {
-        if let Some(file) = self.file.take() {
+        if let Sink::Partial { path, .. } = &self.sink {
             // Under the share's lock and still holding the file's own lock, so no other upload
             // of this path opens the file meanwhile.
             let _lock = self.share.lock();
-            let _ = fs::remove_file(&self.path);
-            drop(file);
+            let _ = fs::remove_file(path);
+            self.sink = Sink::Done;
         }
+        self.sink = Sink::Done;
     }
 }
 
 impl Drop for Upload {
     fn drop(&mut self) {
-        if let Some(flusher) = self.flusher.take() {
-            flusher.stop();
-        }
         // Neither committed nor discarded: the connection was cut. The bytes stay for a resume.
-        if let Some(file) = self.file.take() {
+        if let Sink::Partial { file, flusher, .. } = &mut self.sink {
+            if let Some(flusher) = flusher.take() {
+                flusher.stop();
+            }
             let _ = file.sync_data();
         }
     }
@@ -1360,19 +1504,67 @@ mod tests {
         path.split('/').map(str::to_owned).collect()
     }
 
+    /// Uploads `bytes` to a blob of its own: without a size announced, nothing is packed.
     fn upload(share: &Share, path: &str, bytes: &[u8]) -> Result<FileEntry> {
-        let mut upload = share.begin_upload(
-            &rel(path),
-            Expected { sha256: Some(Sha256Digest::of(bytes)), size: None },
-            Start::Fresh,
-        )?;
+        upload_as(share, path, bytes, None)
+    }
+
+    /// Uploads `bytes` with their size announced, as `ALLO` does: a small file goes to the pack.
+    fn upload_announced(share: &Share, path: &str, bytes: &[u8]) -> Result<FileEntry> {
+        upload_as(share, path, bytes, Some(bytes.len() as u64))
+    }
+
+    fn upload_as(share: &Share, path: &str, bytes: &[u8], size: Option<u64>) -> Result<FileEntry> {
+        let expected = Expected { sha256: Some(Sha256Digest::of(bytes)), size };
+        let mut upload = share.begin_upload(&rel(path), expected, Start::Fresh)?;
         upload.write_chunk(bytes)?;
         upload.commit()
+    }
+
+    /// The bytes the store keeps for `entry`, read from where they are.
+    fn stored_bytes(share: &Share, entry: &FileEntry) -> Vec<u8> {
+        let (file, start) = share.open_file(entry).unwrap();
+        let mut bytes = Vec::new();
+        (&file).seek(SeekFrom::Start(start)).unwrap();
+        (&file).take(entry.size).read_to_end(&mut bytes).unwrap();
+        bytes
     }
 
     /// Uploads kept in the share's partial folder.
     fn leftovers(share: &Share) -> usize {
         fs::read_dir(share.dir.join("partial")).map_or(0, |entries| entries.count())
+    }
+
+    #[test]
+    fn small_announced_files_share_the_pack_and_large_ones_get_blobs() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let small = vec![7u8; PACK_MAX_BYTES as usize];
+        let mut pending =
+            share.begin_upload(&rel("one"), Expected { sha256: None, size: Some(3) }, Start::Fresh).unwrap();
+        pending.write_chunk(b"abc").unwrap();
+        assert_eq!(leftovers(&share), 0, "a small upload creates no file while it arrives");
+        let one = pending.commit().unwrap();
+        let two = upload_announced(&share, "two", &small).unwrap();
+        let big = upload_announced(&share, "big", &[1; PACK_MAX_BYTES as usize + 1]).unwrap();
+        let unannounced = upload(&share, "unannounced", b"xyz").unwrap();
+        assert_eq!((&one.place, &two.place), (&Place::Packed(0), &Place::Packed(3)));
+        assert!(matches!(big.place, Place::Blob(_)) && matches!(unannounced.place, Place::Blob(_)));
+        assert_eq!(fs::read_dir(share.dir.join("blobs")).unwrap().count(), 2);
+        // Read back through a fresh parse of the manifest, not the cached one.
+        store.manifests.0.lock().unwrap().clear();
+        let manifest = share.manifest().unwrap();
+        let Some(Node::File(read)) = manifest.lookup(&rel("two")) else { panic!("two is listed") };
+        assert_eq!(read, &two);
+        assert_eq!(stored_bytes(&share, &one), b"abc");
+        assert_eq!(stored_bytes(&share, read), small);
+        // A cut small upload keeps nothing, and it starts again from its first byte.
+        let mut cut =
+            share.begin_upload(&rel("cut"), Expected { sha256: None, size: Some(3) }, Start::Fresh).unwrap();
+        cut.write_chunk(b"a").unwrap();
+        drop(cut);
+        assert_eq!(share.partial_size(&rel("cut")).unwrap(), 0);
+        assert_eq!(leftovers(&share), 0);
     }
 
     #[test]
@@ -1388,7 +1580,7 @@ mod tests {
         assert_eq!(manifest.lookup(&rel("a/b.txt")), Some(Node::File(&entry)));
         assert_eq!(manifest.lookup(&rel("a")), Some(Node::Folder));
         let mut text = String::new();
-        share.open_file(&entry).unwrap().read_to_string(&mut text).unwrap();
+        share.open_file(&entry).unwrap().0.read_to_string(&mut text).unwrap();
         assert_eq!(text, "hello");
         assert_eq!(leftovers(&share), 0);
     }
@@ -1427,8 +1619,9 @@ mod tests {
     fn a_cut_upload_is_kept_unseen_and_resumes_to_the_whole_digest() {
         let (store, _root) = temp_store(Limits::default());
         let (mut share, _) = store.create_share(unix_now() + 60, None).unwrap();
-        let whole = b"the first half, then the second half";
-        let expected = Expected { sha256: Some(Sha256Digest::of(whole)), size: Some(whole.len() as u64) };
+        // Larger than a packed file: only a file of its own is kept for a resume.
+        let whole: Vec<u8> = (0..PACK_MAX_BYTES + 36).map(|i| (i % 253) as u8).collect();
+        let expected = Expected { sha256: Some(Sha256Digest::of(&whole)), size: Some(whole.len() as u64) };
         let mut first = share.begin_upload(&rel("x"), expected, Start::Fresh).unwrap();
         first.write_chunk(&whole[..20]).unwrap();
         assert!(first.is_short(), "20 of the announced bytes");
@@ -1464,6 +1657,7 @@ mod tests {
         let (store, _root) = temp_store(Limits::default());
         let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
         let entry = upload(&share, "f", b"budgeted").unwrap();
+        let packed = upload_announced(&share, "g", b"packed").unwrap();
         share.seal().unwrap();
         let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
@@ -1478,7 +1672,13 @@ mod tests {
         two.finish().unwrap();
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
         assert!(!lookup(&share), "a spent file answers like one that never existed");
-        assert!(!share.dir.join("blobs").join(&entry.blob).exists(), "its bytes are gone");
+        let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
+        assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
+        assert!(store.sweep(unix_now()).unwrap().is_empty(), "g has downloads left");
+        for _ in 0..2 {
+            share.reserve_download(&packed).unwrap().unwrap().finish().unwrap();
+        }
+        assert_eq!(stored_bytes(&share, &packed), [0; 6], "a packed file's bytes become a hole");
         assert_eq!(store.sweep(unix_now()).unwrap(), vec![share.code.to_string()], "a spent share is swept");
     }
 
@@ -1623,12 +1823,16 @@ mod tests {
         let (store, root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
         let entry = upload(&share, "a", b"mine").unwrap();
+        let packed = upload_announced(&share, "b", b"mine too").unwrap();
         let outside = root.0.join("outside.txt");
         fs::write(&outside, b"secret").unwrap();
-        let blob = share.dir.join("blobs").join(&entry.blob);
-        fs::remove_file(&blob).unwrap();
-        std::os::unix::fs::symlink(&outside, &blob).unwrap();
+        let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
+        for planted in [share.dir.join("blobs").join(blob), share.dir.join("pack")] {
+            fs::remove_file(&planted).unwrap();
+            std::os::unix::fs::symlink(&outside, &planted).unwrap();
+        }
         assert!(matches!(share.open_file(&entry), Err(StoreError::NotFound)));
+        assert!(matches!(share.open_file(&packed), Err(StoreError::NotFound)));
         // A share folder that is a link is no share.
         let (other, _) = store.create_share(unix_now() + 60, None).unwrap();
         let fake = root.0.join("shares").join("abcdefghijklmnopqrstuvwxyz");
@@ -1645,7 +1849,7 @@ mod tests {
         pending.write_chunk(b"in flight").unwrap();
         // A second server on the same root leaves the first one's upload alone.
         let second = Store::open(&root.0, Limits::default()).unwrap();
-        assert!(pending.path.exists());
+        assert_eq!(leftovers(&share), 1);
         pending.commit().unwrap();
         // Once the first server is gone, the next start removes its folder.
         let first_dir = first.instance.dir.clone();
@@ -1731,10 +1935,13 @@ mod tests {
             pending.write_chunk(&chunk).unwrap();
             whole.update(&chunk);
         }
-        assert!(pending.flusher.is_some(), "past {FLUSH_BYTES} bytes a flusher runs");
+        assert!(
+            matches!(pending.sink, Sink::Partial { flusher: Some(_), .. }),
+            "past {FLUSH_BYTES} bytes a flusher runs"
+        );
         let entry = pending.commit().unwrap();
         assert_eq!((entry.size, entry.sha256), ((chunks * chunk.len()) as u64, whole.finish()));
-        assert_eq!(share.open_file(&entry).unwrap().metadata().unwrap().len(), entry.size);
+        assert_eq!(share.open_file(&entry).unwrap().0.metadata().unwrap().len(), entry.size);
     }
 
     #[test]

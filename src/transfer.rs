@@ -166,9 +166,11 @@ fn add_file(
 pub fn hash_file(path: &Path) -> Result<Sha256Digest> {
     let unreadable = |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", path.display()));
     let mut file = File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
     let mut hasher = Hasher::new();
     for_each_chunk(
         &mut file,
+        size,
         |chunk| {
             hasher.update(chunk);
             Ok(())
@@ -533,6 +535,7 @@ fn hash_prefix(file: &mut File, len: u64) -> io::Result<Hasher> {
     file.seek(SeekFrom::Start(0))?;
     for_each_chunk(
         &mut file.take(len),
+        len,
         |chunk| {
             hasher.update(chunk);
             Ok(())

@@ -11,18 +11,20 @@ use anonshare::proto::parse_mlsx_line;
 use anonshare::store::unix_now;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, fetch, files_under, hash_reply, info_value, listing,
+    Control, Server, TempDir, announce, client, code_of, fetch, files_under, hash_reply, info_value, listing,
     make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store, upload, wait_until,
 };
 
 /// Seed of the kill points and file contents; a failure message names the round it hit.
 const SEED: u64 = 0x5eed_c0de_0009;
 /// Kill-and-restart rounds on one root.
-const ROUNDS: usize = 5;
+const ROUNDS: usize = 6;
 /// Sizes of the files acknowledged before a kill, some of them several MiB.
 const SIZES: [usize; 6] = [0, 1, 4096, 65_537, (1 << 20) + 3, (3 << 20) + 11];
 /// Sizes of the file a kill interrupts: big enough to be cut partway.
 const CUT_SIZES: [usize; 4] = [4096, 300_001, (1 << 20) + 7, (3 << 20) + 1];
+/// Size of the small file killed on its way to the pack.
+const SMALL_CUT_SIZE: usize = 5000;
 
 #[test]
 fn kill_9_during_uploads_loses_no_acknowledged_file() {
@@ -30,8 +32,13 @@ fn kill_9_during_uploads_loses_no_acknowledged_file() {
     let mut server = Server::start();
     let mut sealed: Vec<SealedShare> = Vec::new();
     for round in 0..ROUNDS {
-        // The last round kills right after the last byte was sent, before any 226 could be read.
-        let cut = if round == ROUNDS - 1 { Cut::AfterLastByte } else { Cut::MidFile };
+        // The last two rounds kill right after the last byte was sent, before any 226 could be
+        // read: first of a file of its own, then of a small file on its way to the pack.
+        let cut = match ROUNDS - round {
+            2 => Cut::AfterLastByte,
+            1 => Cut::AfterLastSmallByte,
+            _ => Cut::MidFile,
+        };
         let (folder, crashed) = upload_until_killed(server, &mut rng, round, cut);
         server = Server::start_in(folder, &[]);
         assert_eq!(
@@ -81,6 +88,8 @@ enum Cut {
     MidFile,
     /// All bytes sent and the data connection closed; the server may or may not have committed.
     AfterLastByte,
+    /// The same, for a small file announced with ALLO, on its way to the pack.
+    AfterLastSmallByte,
 }
 
 /// One round's unsealed share as the killed server left it.
@@ -121,12 +130,21 @@ fn upload_until_killed(
     for i in 0..rng.below(4) {
         let name = format!("round{round}-{i}.bin");
         let bytes = random_bytes(SIZES[rng.below(SIZES.len())], rng.next());
+        // Announced, a small file goes to the pack; unannounced, every file gets a blob.
+        if rng.below(2) == 0 {
+            announce(&mut control, &bytes);
+        }
         let reply = store(&mut control, &format!("/{}/{name}", share.code), &bytes);
         assert!(reply.starts_with("226 "), "round {round}, {name}: {reply}");
         stored.push((name, bytes));
     }
     let cut_name = format!("round{round}-cut.bin");
-    let cut_bytes = random_bytes(CUT_SIZES[rng.below(CUT_SIZES.len())], rng.next());
+    let cut_size = CUT_SIZES[rng.below(CUT_SIZES.len())];
+    let cut_size = if cut == Cut::AfterLastSmallByte { SMALL_CUT_SIZE } else { cut_size };
+    let cut_bytes = random_bytes(cut_size, rng.next());
+    if cut == Cut::AfterLastSmallByte {
+        announce(&mut control, &cut_bytes);
+    }
     let mut data = open_upload(&mut control, &format!("/{}/{cut_name}", share.code), &cut_bytes)
         .unwrap_or_else(|refusal| panic!("round {round}: STOR {cut_name}: {refusal}"));
     match cut {
@@ -137,7 +155,7 @@ fn upload_until_killed(
                 part_files(&server.root).iter().any(|(_, len)| *len == written as u64)
             });
         }
-        Cut::AfterLastByte => {
+        Cut::AfterLastByte | Cut::AfterLastSmallByte => {
             data.write_all(&cut_bytes).unwrap();
             drop(data);
         }
@@ -174,7 +192,9 @@ fn check_crashed_round(server: &Server, crashed: &CrashedRound) -> SealedShare {
     let cut_kept = match crashed.cut {
         Cut::MidFile => false,
         // The commit may have happened before the kill; then the file must be whole.
-        Cut::AfterLastByte => owner.command(&format!("SIZE {cut_path}")).starts_with("213 "),
+        Cut::AfterLastByte | Cut::AfterLastSmallByte => {
+            owner.command(&format!("SIZE {cut_path}")).starts_with("213 ")
+        }
     };
     let mut files = crashed.stored.clone();
     if cut_kept {
@@ -191,15 +211,17 @@ fn check_crashed_round(server: &Server, crashed: &CrashedRound) -> SealedShare {
     nlst.sort();
     assert_eq!(nlst, names, "round {round}: NLST");
     let share_dir = server.root.join("shares").join(code);
-    let torn_tail_allowed = crashed.cut == Cut::AfterLastByte;
-    let mut recorded = manifest_files(&share_dir, torn_tail_allowed);
-    recorded.sort();
-    assert_eq!(recorded, names, "round {round}: the manifest records the acknowledged files");
+    let torn_tail_allowed = crashed.cut != Cut::MidFile;
+    let recorded = manifest_files(&share_dir, torn_tail_allowed);
     let blobs = fs::read_dir(share_dir.join("blobs")).unwrap().count();
     match crashed.cut {
-        Cut::MidFile => assert_eq!(blobs, names.len(), "round {round}: no blob without a record"),
-        Cut::AfterLastByte => assert!(blobs <= names.len() + 1, "round {round}: {blobs} blobs"),
+        Cut::MidFile => assert_eq!(blobs, recorded.blobs, "round {round}: no blob without a record"),
+        Cut::AfterLastByte => assert!(blobs <= recorded.blobs + 1, "round {round}: {blobs} blobs"),
+        Cut::AfterLastSmallByte => assert_eq!(blobs, recorded.blobs, "round {round}: packed, never a blob"),
     }
+    let mut recorded = recorded.files;
+    recorded.sort();
+    assert_eq!(recorded, names, "round {round}: the manifest records the acknowledged files");
     for (name, bytes) in &files {
         let path = format!("/{code}/{name}");
         assert_eq!(owner.command(&format!("SIZE {path}")), format!("213 {}", bytes.len()), "round {round}");

@@ -346,6 +346,12 @@ pub fn open_upload(control: &mut Control, path: &str, bytes: &[u8]) -> Result<Tc
     if reply.starts_with("150 ") { Ok(data) } else { Err(reply) }
 }
 
+/// Announces the size of the next upload with `ALLO`: small files then go to the share's pack.
+pub fn announce(control: &mut Control, bytes: &[u8]) {
+    let reply = control.command(&format!("ALLO {}", bytes.len()));
+    assert!(reply.starts_with("200 "), "{reply}");
+}
+
 /// Stores `bytes` at `path` with its digest declared; the final reply (226 when stored).
 pub fn store(control: &mut Control, path: &str, bytes: &[u8]) -> String {
     match open_upload(control, path, bytes) {
@@ -428,15 +434,23 @@ pub fn part_files(dir: &Path) -> Vec<(std::path::PathBuf, u64)> {
         .collect()
 }
 
-/// Checks every record of the manifest in `share_dir` and returns the paths of its files. An
-/// `F` record has 6 tab-separated fields and names a blob of its size; a `D` record has 3. Only
-/// a kill may leave a torn last record (one without its newline).
-pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> {
+/// What a share's manifest records: its files' paths, and how many of them have a blob of their
+/// own (the others are in the pack).
+pub struct Recorded {
+    pub files: Vec<String>,
+    pub blobs: usize,
+}
+
+/// Checks every record of the manifest in `share_dir`. An `F` record has 6 tab-separated fields
+/// and names a blob of its size, or `@<offset>` in the pack with its bytes all there; a `D`
+/// record has 3. Only a kill may leave a torn last record (one without its newline).
+pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Recorded {
     let text = fs::read_to_string(share_dir.join("manifest")).unwrap();
     let whole = text.rfind('\n').map_or(0, |end| end + 1);
     let torn = &text[whole..];
     assert!(torn.is_empty() || torn_tail_allowed, "{}: torn record {torn:?}", share_dir.display());
-    let mut files = Vec::new();
+    let pack = fs::metadata(share_dir.join("pack")).map_or(0, |m| m.len());
+    let mut recorded = Recorded { files: Vec::new(), blobs: 0 };
     for line in text[..whole].lines() {
         let fields: Vec<&str> = line.split('\t').collect();
         let bad = || format!("{}: malformed record {line:?}", share_dir.display());
@@ -445,9 +459,15 @@ pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> 
                 assert!(sha256.parse::<Sha256Digest>().is_ok(), "{}", bad());
                 let size: u64 = size.parse().unwrap_or_else(|_| panic!("{}", bad()));
                 assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
-                let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
-                assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());
-                files.push((*path).to_owned());
+                if let Some(offset) = blob.strip_prefix('@') {
+                    let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("{}", bad()));
+                    assert!(offset + size <= pack, "{}: its bytes are in the pack", bad());
+                } else {
+                    let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
+                    assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());
+                    recorded.blobs += 1;
+                }
+                recorded.files.push((*path).to_owned());
             }
             ["D", modified, path] => {
                 assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
@@ -455,5 +475,5 @@ pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Vec<String> 
             _ => panic!("{}", bad()),
         }
     }
-    files
+    recorded
 }
