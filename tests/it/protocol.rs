@@ -32,6 +32,18 @@ fn greeting_feat_and_login_rules() {
 }
 
 #[test]
+fn pipelined_commands_are_answered_one_by_one_in_order() {
+    let server = Server::start();
+    let mut control = Control::connect(&server.addr);
+    assert!(control.reply()[0].starts_with("220 "));
+    // One write, as anonshare's client sends ALLO with EPSV; a refusal in the middle stops nothing.
+    control.send(b"USER anonymous\r\nPASS x\r\nALLO 10\r\nCWD /abcdefghijklmnopqrstuvwxyz\r\nPWD\r\n");
+    let codes: Vec<String> = (0..5).map(|_| control.reply().remove(0)[..3].to_owned()).collect();
+    assert_eq!(codes, ["331", "230", "200", "550", "257"]);
+    assert!(control.command("NOOP").starts_with("200 "), "and nothing is left over");
+}
+
+#[test]
 fn bad_input_gets_clear_replies_and_the_server_keeps_serving() {
     let server = Server::start_with(&["--max-line", "100"]);
     let mut control = Control::login(&server.addr);
