@@ -15,9 +15,7 @@ use crate::proto::{
     parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
 };
 
-/// Time allowed to open a TCP connection to the server.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-/// Time a reply, or the next bytes of a transfer, may take (the `--timeout` default).
+/// Time a connect, a reply, or the next bytes of a transfer may take (the `--timeout` default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long to wait for the server's reason after a data connection failed.
 const REPLY_AFTER_DATA_FAILURE: Duration = Duration::from_secs(2);
@@ -217,7 +215,7 @@ impl Connection {
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
         let mut stream = None;
         for candidate in candidates {
-            match TcpStream::connect_timeout(&candidate, CONNECT_TIMEOUT) {
+            match TcpStream::connect_timeout(&candidate, timeout) {
                 Ok(connected) => {
                     stream = Some(connected);
                     break;
@@ -340,8 +338,9 @@ impl Connection {
             }
             _ => return Err(reply_error("EPSV", &reply)),
         };
-        let data = TcpStream::connect_timeout(&address, CONNECT_TIMEOUT).map_err(wire("data connection"))?;
         let timeout = self.writer.read_timeout().map_err(wire("data connection"))?;
+        let data = TcpStream::connect_timeout(&address, timeout.unwrap_or(DEFAULT_TIMEOUT))
+            .map_err(wire("data connection"))?;
         data.set_read_timeout(timeout).map_err(wire("data connection"))?;
         data.set_write_timeout(timeout).map_err(wire("data connection"))?;
         Ok(data)

@@ -212,6 +212,27 @@ fn the_shell_works_from_a_pipe() {
 }
 
 #[test]
+fn a_connect_that_gets_no_answer_gives_up_after_the_timeout() {
+    // A listener that accepts nothing, with its queue already full: the kernel drops further
+    // handshakes, and a client's connect hears nothing.
+    let silent = anonshare::platform::listen("127.0.0.1:0", 0).unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let _queued = std::net::TcpStream::connect(&addr).unwrap();
+    let dir = TempDir::new();
+    let started = std::time::Instant::now();
+    let run = client(
+        &addr,
+        dir.path(),
+        &["--timeout", "1s", "--retries", "0", "info", "abcdefghijklmnopqrstuvwxyz"],
+        b"",
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot reach"), "{}", run.stderr);
+    // The old fixed bound was 10 s; --timeout 1s must be what bounds the connect.
+    assert!(started.elapsed() < std::time::Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+#[test]
 fn a_failed_upload_publishes_nothing() {
     let server = Server::start_with(&["--max-file-size", "10"]);
     let dir = TempDir::new();
