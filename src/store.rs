@@ -30,6 +30,7 @@ use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -231,18 +232,49 @@ pub struct Store {
     limits: Limits,
     instance: Arc<Instance>,
     manifests: Arc<ManifestCache>,
-    /// Per share, the syncs that commits running at once share.
-    syncs: Arc<Mutex<HashMap<String, Arc<ShareSyncs>>>>,
+    /// Per share, what this server keeps of it while it is written.
+    live: Arc<Mutex<HashMap<String, Arc<LiveShare>>>>,
 }
 
-/// The syncs every commit to a share waits for (the blob's folder or the pack, then the
-/// manifest), each shared by the commits that wait at
-/// the same time.
+/// What this server keeps of a share while uploads to it run: the syncs every commit waits for
+/// (the blob's folder or the pack, then the manifest), each shared by the commits that wait at
+/// the same time, and the bytes uploads announced and have not received yet.
 #[derive(Debug, Default)]
-struct ShareSyncs {
+struct LiveShare {
     blobs: GroupSync,
     pack: GroupSync,
     manifest: GroupSync,
+    /// Announced with `ALLO` by uploads in flight, not arrived yet: counted against the share's
+    /// size limit, so that uploads running at once cannot together outgrow it.
+    coming: AtomicU64,
+}
+
+/// An upload's announced bytes that have not arrived, counted in [`LiveShare::coming`] until they
+/// arrive or the upload ends.
+#[derive(Debug)]
+struct Reservation {
+    live: Arc<LiveShare>,
+    bytes: u64,
+}
+
+impl Reservation {
+    fn new(live: Arc<LiveShare>, bytes: u64) -> Reservation {
+        live.coming.fetch_add(bytes, Ordering::SeqCst);
+        Reservation { live, bytes }
+    }
+
+    /// `bytes` more arrived.
+    fn arrived(&mut self, bytes: u64) {
+        let used = bytes.min(self.bytes);
+        self.live.coming.fetch_sub(used, Ordering::SeqCst);
+        self.bytes -= used;
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.live.coming.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 /// A sync that commits running at once share: while one sync runs, the commits that arrive
@@ -411,7 +443,7 @@ impl Store {
         let dir = tmp.join(id.as_str());
         fs::rename(&staging, &dir)?;
         let instance = Arc::new(Instance { dir, _lock: lock });
-        Ok(Store { root, limits, instance, manifests: Arc::default(), syncs: Arc::default() })
+        Ok(Store { root, limits, instance, manifests: Arc::default(), live: Arc::default() })
     }
 
     pub fn root(&self) -> &Path {
@@ -668,14 +700,14 @@ impl Share {
         Ok(manifest.clone())
     }
 
-    /// The group syncs of this share, shared by every commit to it in this server.
-    fn syncs(&self) -> Arc<ShareSyncs> {
-        let mut syncs = self.store.syncs.lock().unwrap_or_else(PoisonError::into_inner);
-        if syncs.len() >= MANIFEST_CACHE_SHARES && !syncs.contains_key(self.code.as_str()) {
-            // Only shares with commits in flight need theirs; the others start over.
-            syncs.retain(|_, group| Arc::strong_count(group) > 1);
+    /// What this server keeps of this share while uploads to it run, shared by all of them.
+    fn live(&self) -> Arc<LiveShare> {
+        let mut live = self.store.live.lock().unwrap_or_else(PoisonError::into_inner);
+        if live.len() >= MANIFEST_CACHE_SHARES && !live.contains_key(self.code.as_str()) {
+            // Only shares with uploads in flight need theirs; the others start over.
+            live.retain(|_, share| Arc::strong_count(share) > 1);
         }
-        syncs.entry(self.code.to_string()).or_default().clone()
+        live.entry(self.code.to_string()).or_default().clone()
     }
 
     /// Finished downloads of budgeted files, by blob.
@@ -876,15 +908,19 @@ impl Share {
         if manifest.entries() + partials >= limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(limits.max_files_per_share));
         }
-        let share_room = limits.max_share_size.saturating_sub(manifest.totals().1 + partial_bytes);
+        let live = self.live();
+        let taken = manifest.totals().1 + partial_bytes + live.coming.load(Ordering::SeqCst);
+        let share_room = limits.max_share_size.saturating_sub(taken);
         let room = if share_room < limits.max_file_size {
             (share_room, ("the share", limits.max_share_size))
         } else {
             (limits.max_file_size, ("the file", limits.max_file_size))
         };
         if start == Start::Fresh && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES) {
+            let reservation = Reservation::new(live, expected.size.unwrap_or(0));
             drop(share_lock);
-            return self.new_upload(rel, expected, (0, Hasher::new()), Sink::Memory(Vec::new()), room);
+            let sink = Sink::Memory(Vec::new());
+            return self.new_upload(rel, expected, (0, Hasher::new()), sink, (room, reservation));
         }
         fs::create_dir_all(path.parent().expect("partial files sit in a folder"))?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
@@ -893,9 +929,13 @@ impl Share {
             Err(fs::TryLockError::WouldBlock) => return Err(StoreError::Busy),
             Err(fs::TryLockError::Error(err)) => return Err(err.into()),
         }
-        drop(share_lock);
         let kept = file.metadata()?.len();
-        let upload = self.resume_upload(rel, expected, start, (file, path.clone(), kept), room);
+        // Reserved while the share's lock is held, so that uploads beginning at once see each
+        // other. What a resume truncates of the kept bytes leaves the disk as it is reserved.
+        let reservation = Reservation::new(live, expected.size.unwrap_or(0).saturating_sub(kept));
+        drop(share_lock);
+        let upload =
+            self.resume_upload(rel, expected, start, (file, path.clone(), kept), (room, reservation));
         if upload.is_err() && kept == 0 {
             // Nothing was kept before: leave no empty partial file behind a refusal.
             let _lock = self.lock();
@@ -911,7 +951,7 @@ impl Share {
         expected: Expected,
         start: Start,
         (mut file, path, kept): (File, PathBuf, u64),
-        room: (u64, (&'static str, u64)),
+        (room, reservation): (Room, Reservation),
     ) -> Result<Upload> {
         let offset = match start {
             Start::Fresh => 0,
@@ -935,7 +975,7 @@ impl Share {
         )?;
         file.seek(SeekFrom::Start(offset))?;
         let sink = Sink::Partial { file, path, flusher: None };
-        self.new_upload(rel, expected, (offset, hasher), sink, room)
+        self.new_upload(rel, expected, (offset, hasher), sink, (room, reservation))
     }
 
     /// An upload of `rel` whose bytes before `offset` are already in `hasher` and `sink`.
@@ -945,7 +985,7 @@ impl Share {
         expected: Expected,
         (offset, hasher): (u64, Hasher),
         sink: Sink,
-        room: (u64, (&'static str, u64)),
+        (room, reservation): (Room, Reservation),
     ) -> Result<Upload> {
         let (allowance, limit) = allowance(offset, expected.size, room)?;
         let mut upload = Upload {
@@ -959,6 +999,7 @@ impl Share {
             allowance,
             limit,
             next_space_check: 0,
+            reservation,
         };
         upload.check_free_space(0)?;
         Ok(upload)
@@ -980,11 +1021,7 @@ impl Share {
 /// The bytes an upload may have, and what that allowance protects: the room the share and the
 /// file size limit leave, narrowed to the size announced with `ALLO`. An upload that could not
 /// fit from `offset` is refused at once.
-fn allowance(
-    offset: u64,
-    announced: Option<u64>,
-    (room, limit): (u64, (&'static str, u64)),
-) -> Result<(u64, (&'static str, u64))> {
+fn allowance(offset: u64, announced: Option<u64>, (room, limit): Room) -> Result<Room> {
     if offset.max(announced.unwrap_or(0)) > room {
         let (what, limit) = limit;
         return Err(StoreError::TooLarge { what, limit });
@@ -994,6 +1031,9 @@ fn allowance(
         _ => (room, limit),
     })
 }
+
+/// Bytes an upload may have, and what protects them: the limit's name and size, for the error.
+type Room = (u64, (&'static str, u64));
 
 /// What the uploader said the file will be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -1237,6 +1277,7 @@ pub struct Upload {
     limit: (&'static str, u64),
     /// When `received` passes this, free disk space is checked again.
     next_space_check: u64,
+    reservation: Reservation,
 }
 
 /// Where an upload's bytes go while they arrive.
@@ -1344,6 +1385,7 @@ impl Upload {
             Sink::Done => panic!("upload not committed"),
         }
         self.hasher.update(bytes);
+        self.reservation.arrived(incoming);
         Ok(())
     }
 
@@ -1367,7 +1409,7 @@ impl Upload {
         {
             return Err(StoreError::DigestMismatch { expected, actual: sha256 });
         }
-        let syncs = self.share.syncs();
+        let syncs = Arc::clone(&self.reservation.live);
         // The contents are durable before any record can name them.
         let place = match self.sink {
             Sink::Partial { .. } => self.store_blob(&syncs)?,
@@ -1402,7 +1444,7 @@ impl Upload {
     }
 
     /// Syncs the partial file and renames it into `blobs/` under a random name.
-    fn store_blob(&mut self, syncs: &ShareSyncs) -> Result<Place> {
+    fn store_blob(&mut self, syncs: &LiveShare) -> Result<Place> {
         let Sink::Partial { file, path, flusher } = &mut self.sink else { panic!("a partial file") };
         if let Some(flusher) = flusher.take() {
             flusher.stop();
@@ -1422,7 +1464,7 @@ impl Upload {
     }
 
     /// Appends the bytes held in memory to the pack and syncs it.
-    fn store_packed(&mut self, syncs: &ShareSyncs) -> Result<Place> {
+    fn store_packed(&mut self, syncs: &LiveShare) -> Result<Place> {
         let Sink::Memory(bytes) = std::mem::replace(&mut self.sink, Sink::Done) else { panic!("held bytes") };
         let (pack, offset) = self.share.append_to_pack(&bytes, || self.check_room_to_commit())?;
         syncs.pack.sync(|| pack.sync_data())?;
@@ -1565,6 +1607,32 @@ mod tests {
         drop(cut);
         assert_eq!(share.partial_size(&rel("cut")).unwrap(), 0);
         assert_eq!(leftovers(&share), 0);
+    }
+
+    #[test]
+    fn uploads_running_at_once_cannot_together_outgrow_the_share() {
+        let big = PACK_MAX_BYTES + 1000;
+        let limits = Limits { max_share_size: 2 * big + 100, ..Limits::default() };
+        let (store, _root) = temp_store(limits);
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let announced = |size| Expected { sha256: None, size: Some(size) };
+        let mut first = share.begin_upload(&rel("first"), announced(big), Start::Fresh).unwrap();
+        first.write_chunk(&[1; 1000]).unwrap();
+        let second = share.begin_upload(&rel("second"), announced(big), Start::Fresh).unwrap();
+        // Two announced files fill the share before their bytes arrive, small or large.
+        for (name, size) in [("third", big), ("small", 200)] {
+            let refused = share.begin_upload(&rel(name), announced(size), Start::Fresh);
+            assert!(matches!(refused, Err(StoreError::TooLarge { what: "the share", .. })), "{name}");
+        }
+        // A cut upload gives back what did not arrive; what it kept still counts.
+        drop(first);
+        drop(second);
+        let third = share.begin_upload(&rel("third"), announced(big), Start::Fresh);
+        assert!(third.is_ok(), "room again once the others ended");
+        let fourth = share.begin_upload(&rel("fourth"), announced(big), Start::Fresh);
+        assert!(matches!(fourth, Err(StoreError::TooLarge { .. })), "1000 kept bytes and one more file");
+        drop(third);
+        assert_eq!(share.live().coming.load(Ordering::SeqCst), 0, "every reservation given back");
     }
 
     #[test]
