@@ -24,6 +24,9 @@ use crate::server::Shared;
 use crate::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
 use crate::vpath::{VirtualPath, quote_path};
 
+/// Bytes per read of an upload: larger than the client's chunks, so the server, which also
+/// writes and hashes them, makes fewer calls.
+const RECEIVE_BYTES: usize = 256 * 1024;
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
@@ -132,7 +135,7 @@ impl ControlWatch<'_> {
 
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
-    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX))];
+    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
     let mut last_progress = Instant::now();
     loop {
         match data.read(&mut buffer) {
