@@ -109,6 +109,9 @@ fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
 #[cfg(target_os = "linux")]
 pub fn punch_hole(file: &std::fs::File, offset: u64, len: u64) -> io::Result<()> {
     use rustix::fs::FallocateFlags;
+    if len == 0 {
+        return Ok(());
+    }
     match rustix::fs::fallocate(file, FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE, offset, len) {
         Ok(()) => Ok(()),
         Err(rustix::io::Errno::OPNOTSUPP) => write_zeros(file, offset, len),

@@ -1726,6 +1726,7 @@ mod tests {
         let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
         let entry = upload(&share, "f", b"budgeted").unwrap();
         let packed = upload_announced(&share, "g", b"packed").unwrap();
+        let empty = upload_announced(&share, "h", b"").unwrap();
         share.seal().unwrap();
         let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
@@ -1747,6 +1748,9 @@ mod tests {
             share.reserve_download(&packed).unwrap().unwrap().finish().unwrap();
         }
         assert_eq!(stored_bytes(&share, &packed), [0; 6], "a packed file's bytes become a hole");
+        for _ in 0..2 {
+            share.reserve_download(&empty).unwrap().unwrap().finish().unwrap();
+        }
         assert_eq!(store.sweep(unix_now()).unwrap(), vec![share.code.to_string()], "a spent share is swept");
     }
 
