@@ -1140,7 +1140,12 @@ fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
 fn append_line(path: &Path, line: &str) -> Result<File> {
     let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
     let len = file.metadata()?.len();
+    let mut last = [b'\n'];
     if len > 0 {
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+    }
+    if last != [b'\n'] {
         // A torn last line is cut off, not closed off: closed, a record torn inside its path
         // would name a file at a shorter path.
         let tail = len.saturating_sub(TORN_TAIL_SEARCH);
