@@ -194,7 +194,7 @@ pub struct RemoteFile {
 
 /// An upload this small goes without waiting for the `150`: it fits in the kernel's buffers even
 /// if the server refuses it and never takes the data connection.
-const BYTES_BEFORE_REPLY: u64 = 64 * 1024;
+pub const BYTES_BEFORE_REPLY: u64 = 64 * 1024;
 
 /// A logged-in control connection.
 pub struct Connection {

@@ -131,3 +131,26 @@ fn write_zeros(mut file: &std::fs::File, offset: u64, len: u64) -> io::Result<()
     file.seek(SeekFrom::Start(offset))?;
     io::copy(&mut io::repeat(0).take(len), &mut file).map(drop)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+
+    use super::*;
+
+    #[test]
+    fn a_punched_hole_reads_as_zeros_and_an_empty_one_is_nothing() {
+        let path = std::env::temp_dir().join(format!("anonshare-hole-{}", std::process::id()));
+        let mut file =
+            std::fs::File::options().read(true).write(true).create(true).truncate(true).open(&path).unwrap();
+        file.write_all(&[7u8; 10_000]).unwrap();
+        punch_hole(&file, 100, 5000).unwrap();
+        punch_hole(&file, 100, 0).unwrap();
+        let mut bytes = Vec::new();
+        std::fs::File::open(&path).unwrap().read_to_end(&mut bytes).unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(bytes.len(), 10_000, "the file keeps its size");
+        assert!(bytes[..100].iter().chain(&bytes[5100..]).all(|&b| b == 7));
+        assert!(bytes[100..5100].iter().all(|&b| b == 0));
+    }
+}

@@ -25,7 +25,7 @@
 //! servers may share one root: every change happens under the share's lock, and each server
 //! cleans up only the temporary folders of servers that are no longer running.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -247,6 +247,31 @@ struct LiveShare {
     /// Announced with `ALLO` by uploads in flight, not arrived yet: counted against the share's
     /// size limit, so that uploads running at once cannot together outgrow it.
     coming: AtomicU64,
+    /// Paths of the uploads held in memory here: they have no partial file to lock.
+    receiving: Mutex<HashSet<Vec<String>>>,
+}
+
+/// The one upload of a path held in memory, until it ends.
+#[derive(Debug)]
+struct Receiving {
+    live: Arc<LiveShare>,
+    rel: Vec<String>,
+}
+
+impl Receiving {
+    /// Claims `rel`; `Busy` while another upload of it is held in memory here.
+    fn claim(live: &Arc<LiveShare>, rel: &[String]) -> Result<Receiving> {
+        if !live.receiving.lock().unwrap_or_else(PoisonError::into_inner).insert(rel.to_vec()) {
+            return Err(StoreError::Busy);
+        }
+        Ok(Receiving { live: Arc::clone(live), rel: rel.to_vec() })
+    }
+}
+
+impl Drop for Receiving {
+    fn drop(&mut self) {
+        self.live.receiving.lock().unwrap_or_else(PoisonError::into_inner).remove(&self.rel);
+    }
 }
 
 /// An upload's announced bytes that have not arrived, counted in [`LiveShare::coming`] until they
@@ -916,11 +941,22 @@ impl Share {
         } else {
             (limits.max_file_size, ("the file", limits.max_file_size))
         };
-        if start == Start::Fresh && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES) {
+        let packed = start == Start::Fresh
+            && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES)
+            // A budgeted file's bytes go once its last download is counted, which can be before
+            // sendfile has sent them all: such a file gets a blob, whose pages outlive its name.
+            && self.meta.downloads.is_none()
+            // A plain STOR starts a kept upload over, under that upload's lock.
+            && !path.exists();
+        if packed {
+            let receiving = Receiving::claim(&live, rel)?;
             let reservation = Reservation::new(live, expected.size.unwrap_or(0));
             drop(share_lock);
-            let sink = Sink::Memory(Vec::new());
+            let sink = Sink::Memory { bytes: Vec::new(), _receiving: receiving };
             return self.new_upload(rel, expected, (0, Hasher::new()), sink, (room, reservation));
+        }
+        if live.receiving.lock().unwrap_or_else(PoisonError::into_inner).contains(rel) {
+            return Err(StoreError::Busy);
         }
         fs::create_dir_all(path.parent().expect("partial files sit in a folder"))?;
         let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)?;
@@ -1297,7 +1333,7 @@ enum Sink {
     },
     /// A small file, held until it is appended to the pack. A cut loses it; sending it again
     /// costs little.
-    Memory(Vec<u8>),
+    Memory { bytes: Vec<u8>, _receiving: Receiving },
     /// Committed or discarded.
     Done,
 }
@@ -1386,11 +1422,14 @@ impl Upload {
                     flusher.as_ref().expect("flusher just started").flush();
                 }
             }
-            Sink::Memory(held) => held.extend_from_slice(bytes),
+            // Held bytes are on no disk yet: their reservation stays until the upload ends.
+            Sink::Memory { bytes: held, .. } => held.extend_from_slice(bytes),
             Sink::Done => panic!("upload not committed"),
         }
+        if let Sink::Partial { .. } = self.sink {
+            self.reservation.arrived(incoming);
+        }
         self.hasher.update(bytes);
-        self.reservation.arrived(incoming);
         Ok(())
     }
 
@@ -1418,7 +1457,7 @@ impl Upload {
         // The contents are durable before any record can name them.
         let place = match self.sink {
             Sink::Partial { .. } => self.store_blob(&syncs)?,
-            Sink::Memory(_) => self.store_packed(&syncs)?,
+            Sink::Memory { .. } => self.store_packed(&syncs)?,
             Sink::Done => panic!("upload committed once"),
         };
         let entry =
@@ -1470,8 +1509,9 @@ impl Upload {
 
     /// Appends the bytes held in memory to the pack and syncs it.
     fn store_packed(&mut self, syncs: &LiveShare) -> Result<Place> {
-        let Sink::Memory(bytes) = std::mem::replace(&mut self.sink, Sink::Done) else { panic!("held bytes") };
-        let (pack, offset) = self.share.append_to_pack(&bytes, || self.check_room_to_commit())?;
+        // The bytes, and the claim on the path, stay until the upload ends.
+        let Sink::Memory { bytes, .. } = &self.sink else { panic!("held bytes") };
+        let (pack, offset) = self.share.append_to_pack(bytes, || self.check_room_to_commit())?;
         syncs.pack.sync(|| pack.sync_data())?;
         Ok(Place::Packed(offset))
     }
@@ -1615,6 +1655,29 @@ mod tests {
     }
 
     #[test]
+    fn one_upload_of_a_path_at_a_time_also_for_small_files() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let announced = |size| Expected { sha256: None, size: Some(size) };
+        let small = share.begin_upload(&rel("x"), announced(3), Start::Fresh).unwrap();
+        for size in [3, PACK_MAX_BYTES + 1] {
+            let second = share.begin_upload(&rel("x"), announced(size), Start::Fresh);
+            assert!(matches!(second, Err(StoreError::Busy)), "while x is held in memory: {size}");
+        }
+        drop(small);
+        let mut big = share.begin_upload(&rel("y"), announced(PACK_MAX_BYTES + 1), Start::Fresh).unwrap();
+        big.write_chunk(b"kept").unwrap();
+        let small = share.begin_upload(&rel("y"), announced(3), Start::Fresh);
+        assert!(matches!(small, Err(StoreError::Busy)), "while y is written to its partial file");
+        drop(big);
+        // A plain STOR of a small file starts the kept upload over, and nothing stays kept.
+        let mut small = share.begin_upload(&rel("y"), announced(3), Start::Fresh).unwrap();
+        small.write_chunk(b"abc").unwrap();
+        assert!(matches!(small.commit().unwrap().place, Place::Blob(_)));
+        assert_eq!(leftovers(&share), 0);
+    }
+
+    #[test]
     fn uploads_running_at_once_cannot_together_outgrow_the_share() {
         let big = PACK_MAX_BYTES + 1000;
         let limits = Limits { max_share_size: 2 * big + 100, ..Limits::default() };
@@ -1730,8 +1793,11 @@ mod tests {
         let (store, _root) = temp_store(Limits::default());
         let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
         let entry = upload(&share, "f", b"budgeted").unwrap();
-        let packed = upload_announced(&share, "g", b"packed").unwrap();
+        // Announced small files get blobs too: a spent file's bytes go while sendfile may still
+        // be sending them, and only a blob's pages outlive its name.
+        let small = upload_announced(&share, "g", b"small").unwrap();
         let empty = upload_announced(&share, "h", b"").unwrap();
+        assert!(matches!((&small.place, &empty.place), (Place::Blob(_), Place::Blob(_))));
         share.seal().unwrap();
         let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
@@ -1748,13 +1814,11 @@ mod tests {
         assert!(!lookup(&share), "a spent file answers like one that never existed");
         let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
         assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
-        assert!(store.sweep(unix_now()).unwrap().is_empty(), "g has downloads left");
-        for _ in 0..2 {
-            share.reserve_download(&packed).unwrap().unwrap().finish().unwrap();
-        }
-        assert_eq!(stored_bytes(&share, &packed), [0; 6], "a packed file's bytes become a hole");
-        for _ in 0..2 {
-            share.reserve_download(&empty).unwrap().unwrap().finish().unwrap();
+        assert!(store.sweep(unix_now()).unwrap().is_empty(), "g and h have downloads left");
+        for entry in [&small, &empty] {
+            for _ in 0..2 {
+                share.reserve_download(entry).unwrap().unwrap().finish().unwrap();
+            }
         }
         assert_eq!(store.sweep(unix_now()).unwrap(), vec![share.code.to_string()], "a spent share is swept");
     }
