@@ -844,6 +844,22 @@ fn cut_uploads_resume_from_the_bytes_the_server_kept() {
 }
 
 #[test]
+fn a_small_upload_cut_every_time_spends_the_retries() {
+    // A small file's bytes go before the server's go-ahead and nothing of it is kept when it is
+    // cut: sending it again from its first byte is no progress, so the retries run out.
+    let server = Server::start();
+    let cuts = (0..10).map(|nth| Fault::data_to_server(nth, 100)).collect();
+    let proxy = FaultProxy::start(&server.addr, cuts);
+    let dir = TempDir::new();
+    dir.file("small.bin", &random_bytes(5000, 10));
+    let run =
+        client(&proxy.addr, dir.path(), &["--retries", "2", "--parallel", "1", "upload", "small.bin"], b"");
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("gave up after 2 retries"), "{}", run.stderr);
+    assert_eq!(proxy.data_connections(), 3, "the first try and two retries");
+}
+
+#[test]
 fn bytes_corrupted_on_the_way_up_are_caught_and_nothing_is_published() {
     let server = Server::start();
     let proxy = FaultProxy::start(&server.addr, vec![Fault::flip_data_to_server(0, 5000)]);
