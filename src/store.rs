@@ -20,10 +20,11 @@
 //! A file becomes visible only through its manifest record, which is appended after the file was
 //! synced and renamed into place, or appended to the pack and synced: nobody sees a half-written
 //! file, and a crash leaves at most an unlisted blob, unlisted bytes at the end of the pack, a
-//! kept partial upload or a torn last record, none of them ever listed. Names chosen by uploaders never reach the
-//! filesystem, so no name can escape a share or collide on a case-insensitive disk. Several
-//! servers may share one root: every change happens under the share's lock, and each server
-//! cleans up only the temporary folders of servers that are no longer running.
+//! kept partial upload or a torn last record, none of them ever listed. Names chosen by
+//! uploaders never reach the filesystem, so no name can escape a share or collide on a
+//! case-insensitive disk. Several servers may share one root: every change happens under the
+//! share's lock, and each server cleans up only the temporary folders of servers that are no
+//! longer running.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::fmt;
