@@ -194,7 +194,13 @@ pub struct RemoteFile {
 
 /// An upload this small goes without waiting for the `150`: it fits in the kernel's buffers even
 /// if the server refuses it and never takes the data connection.
-pub const BYTES_BEFORE_REPLY: u64 = 64 * 1024;
+const BYTES_BEFORE_REPLY: u64 = 64 * 1024;
+
+/// Whether an upload of `bytes` more goes before the server's go-ahead; those bytes may go
+/// nowhere, so they are not progress.
+pub fn sent_before_reply(bytes: u64) -> bool {
+    bytes <= BYTES_BEFORE_REPLY
+}
 
 /// A logged-in control connection.
 pub struct Connection {
@@ -352,19 +358,10 @@ impl Connection {
         command: &Command,
         body: impl FnOnce(&mut TcpStream) -> Result<T>,
     ) -> Result<T> {
-        self.transfer_replying(command, body).map(|(outcome, _)| outcome)
+        self.transfer_ordered(command, false, body).map(|(outcome, _)| outcome)
     }
 
-    /// [`Self::transfer`], also giving the final reply.
-    fn transfer_replying<T>(
-        &mut self,
-        command: &Command,
-        body: impl FnOnce(&mut TcpStream) -> Result<T>,
-    ) -> Result<(T, Reply)> {
-        self.transfer_ordered(command, false, body)
-    }
-
-    /// A transfer whose body runs once the server said `150`, or with `bytes_first` (an upload)
+    /// A transfer, also giving the final reply, whose body runs once the server said `150`, or with `bytes_first` (an upload)
     /// right after the command is sent, saving a round trip: the server reads the bytes once it
     /// takes the data connection, and a refusal shows as that connection closing.
     fn transfer_ordered<T>(
@@ -486,7 +483,7 @@ impl Connection {
         if offset > 0 {
             self.send_ahead(Command::Rest(offset), &[350]);
         }
-        let bytes_first = size - offset.min(size) <= BYTES_BEFORE_REPLY;
+        let bytes_first = sent_before_reply(size - offset.min(size));
         let ((), reply) = self.transfer_ordered(&Command::Stor(path.into()), bytes_first, |data| {
             for_each_chunk(
                 source,

@@ -1549,7 +1549,6 @@ impl Upload {
             let _ = fs::remove_file(path);
             self.sink = Sink::Done;
         }
-        self.sink = Sink::Done;
     }
 }
 

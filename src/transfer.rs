@@ -16,7 +16,7 @@ use std::time::Duration;
 use walkdir::WalkDir;
 
 use crate::chunks::for_each_chunk;
-use crate::client::{BYTES_BEFORE_REPLY, ClientError, Connection, CreatedShare, RemoteFile, Result};
+use crate::client::{ClientError, Connection, CreatedShare, RemoteFile, Result, sent_before_reply};
 use crate::digest::{Hasher, Sha256Digest};
 use crate::link::{Attempt, Link};
 use crate::platform::free_space;
@@ -282,8 +282,7 @@ fn upload_one(
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     observer.restart(&path, offset);
     let mut sent = Hasher::new();
-    // Bytes sent before the server's go-ahead may have gone nowhere: they are not progress.
-    let counts = file.size - offset > BYTES_BEFORE_REPLY;
+    let counts = !sent_before_reply(file.size - offset);
     let stored = connection.store(remote, file.size, declared, offset, &mut source, &mut |chunk| {
         if declared.is_none() {
             sent.update(chunk);
