@@ -1,28 +1,16 @@
 //! anonshare: a self-hosted anonymous file share over a strict subset of FTP, with every
 //! transfer verified by SHA-256. See ARCHITECTURE.md for the map of this crate.
+//!
+//! The tree shows who owns what: `proto` is the wire protocol, pure; `server` is everything
+//! `anonshare-server` runs (sessions and the store on disk); `client` is the library every
+//! front-end uses; `cli` and `gui` are those front-ends; `common` holds what both ends share.
 
 #![forbid(unsafe_code)]
 
-pub mod admission;
-pub mod args;
-pub mod chunks;
 pub mod cli;
 pub mod client;
-pub mod digest;
-pub mod expiry;
+pub mod common;
 #[cfg(feature = "gui")]
 pub mod gui;
-pub mod json;
-pub mod line;
-pub mod link;
-pub mod log;
-pub mod platform;
-pub mod pool;
 pub mod proto;
-pub mod secret;
 pub mod server;
-pub mod session;
-pub mod shell;
-pub mod store;
-pub mod transfer;
-pub mod vpath;

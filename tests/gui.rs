@@ -12,8 +12,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anonshare::digest::Sha256Digest;
-use anonshare::expiry::parse_rfc3339;
+use anonshare::common::digest::Sha256Digest;
+use anonshare::common::expiry::parse_rfc3339;
 use anonshare::gui::{GuiApp, MAX_UPLOAD_FILES, Settings};
 use eframe::egui::accesskit::Role;
 use eframe::egui::{self, Key, Modifiers, OutputCommand};

@@ -3,7 +3,7 @@
 use std::fs;
 use std::io::Write;
 
-use anonshare::digest::Sha256Digest;
+use anonshare::common::digest::Sha256Digest;
 
 use crate::support::{Server, TempDir, client, code_of, random_bytes, upload, wait_until};
 
@@ -215,7 +215,7 @@ fn the_shell_works_from_a_pipe() {
 fn a_connect_that_gets_no_answer_gives_up_after_the_timeout() {
     // A listener that accepts nothing, with its queue already full: the kernel drops further
     // handshakes, and a client's connect hears nothing.
-    let silent = anonshare::platform::listen("127.0.0.1:0", 0).unwrap();
+    let silent = anonshare::common::platform::listen("127.0.0.1:0", 0).unwrap();
     let addr = silent.local_addr().unwrap().to_string();
     let _queued = std::net::TcpStream::connect(&addr).unwrap();
     let dir = TempDir::new();
@@ -282,7 +282,7 @@ fn a_shell_left_idle_past_the_servers_timeout_carries_on() {
 #[test]
 fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
     let dir = TempDir::new();
-    let free = anonshare::platform::free_space(dir.path()).expect("free space of the test disk");
+    let free = anonshare::common::platform::free_space(dir.path()).expect("free space of the test disk");
     // A floor a few MiB below what is free now: the upload crosses it part way.
     let floor = (free - (4 << 20)).to_string();
     let server = Server::start_with(&["--min-free-disk", &floor]);

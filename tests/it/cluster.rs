@@ -8,9 +8,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
-use anonshare::digest::Sha256Digest;
-use anonshare::expiry::parse_rfc3339;
-use anonshare::store::{Limits, Store, unix_now};
+use anonshare::common::digest::Sha256Digest;
+use anonshare::common::expiry::parse_rfc3339;
+use anonshare::server::store::{Limits, Store, unix_now};
 
 use crate::support::{
     Control, DEADLINE, Server, TempDir, client, code_of, fetch, files_under, hash_reply, info_value, listing,

@@ -6,9 +6,9 @@
 use std::fs;
 use std::io::Write;
 
-use anonshare::expiry::parse_rfc3339;
+use anonshare::common::expiry::parse_rfc3339;
 use anonshare::proto::parse_mlsx_line;
-use anonshare::store::unix_now;
+use anonshare::server::store::unix_now;
 
 use crate::support::{
     Control, Server, TempDir, announce, client, code_of, fetch, files_under, hash_reply, info_value, listing,

@@ -6,7 +6,7 @@ use std::fs;
 use std::io::{Read, Write};
 use std::thread;
 
-use anonshare::digest::Sha256Digest;
+use anonshare::common::digest::Sha256Digest;
 
 use crate::support::{
     Control, Server, TempDir, client, code_of, data_connection, fetch, info_value, random_bytes, site_info,

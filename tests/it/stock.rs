@@ -3,7 +3,7 @@
 
 use std::fs;
 
-use anonshare::digest::Sha256Digest;
+use anonshare::common::digest::Sha256Digest;
 
 use crate::support::{Server, TempDir, client, code_of, curl, python, random_bytes, upload};
 

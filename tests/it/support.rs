@@ -10,9 +10,9 @@ use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use anonshare::digest::Sha256Digest;
+use anonshare::common::digest::Sha256Digest;
+use anonshare::common::secret::ShareCode;
 use anonshare::proto::parse_epsv_reply;
-use anonshare::secret::ShareCode;
 
 /// Longest any single wait in a test may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);

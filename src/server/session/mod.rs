@@ -10,19 +10,20 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::chunks::chunk_size;
-use crate::digest::Sha256Digest;
-use crate::expiry::{format_duration, rfc3339};
-use crate::line::{Line, LineBuffer, poll_line, read_line};
+use crate::common::chunks::chunk_size;
+use crate::common::digest::Sha256Digest;
+use crate::common::expiry::{format_duration, rfc3339};
+use crate::common::line_io::{poll_line, read_line};
+use crate::common::platform::{keep_urgent_data_inline, send_file};
 use crate::log_event;
-use crate::platform::{keep_urgent_data_inline, send_file};
+use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, StoredReply, TransferType,
     epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
-use crate::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
-use crate::vpath::{VirtualPath, quote_path};
+use crate::server::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
+use crate::server::vpath::{VirtualPath, quote_path};
 
 /// Bytes per read of an upload: larger than the client's chunks, so the server, which also
 /// writes and hashes them, makes fewer calls.

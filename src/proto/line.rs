@@ -1,13 +1,7 @@
-//! Control lines: a sans-IO splitter with a hard length cap ([`LineBuffer`]), and the small
-//! loops that fill it from a stream, blocking ([`read_line`]) or not ([`poll_line`]). A line
-//! over the cap is discarded as it streams past, never buffered whole.
+//! Control lines: a sans-IO splitter with a hard length cap ([`LineBuffer`]). A line over the cap
+//! is discarded as it streams past, never buffered whole. `common::line_io` fills it from a stream.
 
 use std::collections::VecDeque;
-use std::io::{self, Read};
-use std::net::TcpStream;
-
-/// Bytes read from the stream at a time.
-const READ_BYTES: usize = 4096;
 
 /// What one read produced.
 #[derive(Debug, PartialEq, Eq)]
@@ -77,42 +71,6 @@ impl LineBuffer {
     }
 }
 
-/// Reads until a whole line is there. Timeouts are the stream's.
-pub fn read_line(stream: &mut impl Read, buffer: &mut LineBuffer) -> io::Result<Line> {
-    let mut bytes = [0u8; READ_BYTES];
-    loop {
-        if let Some(line) = buffer.next_line() {
-            return Ok(line);
-        }
-        match stream.read(&mut bytes) {
-            Ok(0) => return Ok(Line::Closed),
-            Ok(n) => buffer.feed(&bytes[..n]),
-            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(err),
-        }
-    }
-}
-
-/// Returns a whole line if one is buffered or waiting on the socket, without blocking.
-pub fn poll_line(stream: &TcpStream, buffer: &mut LineBuffer) -> io::Result<Option<Line>> {
-    if let Some(line) = buffer.next_line() {
-        return Ok(Some(line));
-    }
-    let mut bytes = [0u8; READ_BYTES];
-    stream.set_nonblocking(true)?;
-    let result = (&*stream).read(&mut bytes);
-    stream.set_nonblocking(false)?;
-    match result {
-        Ok(0) => Ok(Some(Line::Closed)),
-        Ok(n) => {
-            buffer.feed(&bytes[..n]);
-            Ok(buffer.next_line())
-        }
-        Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) => Ok(None),
-        Err(err) => Err(err),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,13 +109,5 @@ mod tests {
     fn the_cap_counts_the_line_ending() {
         assert_eq!(lines(&[b"12345678\r\n"], 10), [text("12345678")]);
         assert_eq!(lines(&[b"123456789\r\n"], 10), [Line::TooLong]);
-    }
-
-    #[test]
-    fn reading_stops_at_a_partial_last_line() {
-        let mut buffer = LineBuffer::new(100);
-        let mut input: &[u8] = b"NOOP\r\nQUI";
-        assert_eq!(read_line(&mut input, &mut buffer).unwrap(), text("NOOP"));
-        assert_eq!(read_line(&mut input, &mut buffer).unwrap(), Line::Closed);
     }
 }

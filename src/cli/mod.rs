@@ -1,6 +1,9 @@
 //! The `anonshare` command line: parses arguments into an [`Invocation`], runs it against a
 //! server through `client` and `transfer`, writes results to stdout and progress to stderr.
 
+pub mod json;
+pub mod shell;
+
 use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::io::{self, IsTerminal, Write};
@@ -10,12 +13,11 @@ use std::time::{Duration, Instant};
 
 use time::OffsetDateTime;
 
-use crate::args::{Arg, Args, UsageError, unknown_flag};
+use crate::client::link::{DEFAULT_PARALLEL, DEFAULT_RETRIES, Link};
+use crate::client::transfer::{self, Observer, Quiet, SavedFile, ShareOptions, UploadReport};
 use crate::client::{ClientError, DEFAULT_TIMEOUT, RemoteFile, Result, ShareInfo, ShareUrl, split_host_port};
-use crate::expiry::parse_expiry;
-use crate::json;
-use crate::link::{DEFAULT_PARALLEL, DEFAULT_RETRIES, Link};
-use crate::transfer::{self, Observer, Quiet, SavedFile, ShareOptions, UploadReport};
+use crate::common::args::{Arg, Args, UsageError, unknown_flag};
+use crate::common::expiry::parse_expiry;
 
 /// Server used when neither `--server` nor `ANONSHARE_SERVER` names one.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
@@ -165,13 +167,14 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 "--server" => server = Some(args.value(&flag)?),
                 "--timeout" => {
                     let text = args.value(&flag)?;
-                    timeout = crate::expiry::parse_duration(&text).ok().filter(|d| !d.is_zero()).ok_or_else(
-                        || {
+                    timeout = crate::common::expiry::parse_duration(&text)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .ok_or_else(|| {
                             UsageError(format!(
                                 "invalid --timeout '{text}': expected a duration like 30s or 5m"
                             ))
-                        },
-                    )?;
+                        })?;
                 }
                 "--json" => json = true,
                 "--expires" => expires = Some(args.value(&flag)?),
@@ -372,7 +375,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             Ok(())
         }
         Action::Shell { address } => {
-            crate::shell::run(address.as_deref(), (timeout, retries), &mut io::stdin().lock(), out)
+            crate::cli::shell::run(address.as_deref(), (timeout, retries), &mut io::stdin().lock(), out)
         }
     }
 }

@@ -2,6 +2,13 @@
 //! the worker pool that runs sessions, and the sweeper that removes expired shares.
 //! The conversation on one connection lives in `session`.
 
+pub mod admission;
+pub mod log;
+pub mod pool;
+pub mod session;
+pub mod store;
+pub mod vpath;
+
 use std::ffi::OsString;
 use std::io::{self, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -11,17 +18,17 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::admission::{
+use crate::common::args::{Arg, Args, UsageError, unknown_flag};
+use crate::common::expiry::{format_duration, parse_duration};
+use crate::log_event;
+use crate::proto::{MAX_LINE_LEN, Reply};
+use crate::server::admission::{
     Admission, AdmissionLimits, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR,
     Refusal,
 };
-use crate::args::{Arg, Args, UsageError, unknown_flag};
-use crate::expiry::{format_duration, parse_duration};
-use crate::log_event;
-use crate::pool::ThreadPool;
-use crate::proto::{MAX_LINE_LEN, Reply};
-use crate::session::Session;
-use crate::store::{
+use crate::server::pool::ThreadPool;
+use crate::server::session::Session;
+use crate::server::store::{
     DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
     Limits, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH, Store, unix_now,
 };
@@ -350,7 +357,7 @@ impl Server {
         let store = Store::open(&config.root, limits)
             .with_context(|| format!("cannot open store at {}", config.root.display()))?;
         let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
-        let listener = crate::platform::listen(&config.listen, backlog)
+        let listener = crate::common::platform::listen(&config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
         let admission = Admission::new(AdmissionLimits {
             max_per_ip: config.max_per_ip,

@@ -10,10 +10,10 @@ use std::time::Duration;
 use time::OffsetDateTime;
 
 use crate::cli::{DEFAULT_PORT, list_lines, saved_lines};
+use crate::client::link::{DEFAULT_PARALLEL, Link};
+use crate::client::transfer::{self, Quiet, ShareOptions};
 use crate::client::{ClientError, Result, ShareUrl, join_host_port, split_host_port};
-use crate::expiry::parse_expiry;
-use crate::link::{DEFAULT_PARALLEL, Link};
-use crate::transfer::{self, Quiet, ShareOptions};
+use crate::common::expiry::parse_expiry;
 
 const MENU: &str = "\
   1) upload    PATH[, PATH...]   (add --expires SPEC to choose the expiry)

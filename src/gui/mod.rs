@@ -20,12 +20,12 @@ use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEd
 use time::OffsetDateTime;
 
 use crate::cli::{DEFAULT_PORT, SERVER_ENV, server_address};
+use crate::client::link::{DEFAULT_RETRIES, Link};
+use crate::client::transfer::{self, SavedFile, ShareOptions, UploadReport};
 use crate::client::{
     ClientError, DEFAULT_TIMEOUT, RemoteFile, ShareInfo, ShareUrl, join_host_port, split_host_port,
 };
-use crate::expiry::{format_duration, parse_expiry, parse_rfc3339, rfc3339};
-use crate::link::{DEFAULT_RETRIES, Link};
-use crate::transfer::{self, SavedFile, ShareOptions, UploadReport};
+use crate::common::expiry::{format_duration, parse_expiry, parse_rfc3339, rfc3339};
 use task::{FileProgress, Poll, Task};
 
 /// Most files one upload takes, as in the original design.

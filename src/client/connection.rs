@@ -7,9 +7,10 @@ use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use crate::chunks::for_each_chunk;
-use crate::digest::Sha256Digest;
-use crate::line::{Line, LineBuffer, read_line};
+use crate::common::chunks::for_each_chunk;
+use crate::common::digest::Sha256Digest;
+use crate::common::line_io::read_line;
+use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
     parse_mlsx_line, parse_pasv_reply, parse_stored_reply,

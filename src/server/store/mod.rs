@@ -36,17 +36,13 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError, mpsc};
 use std::thread;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::digest::{Hasher, Sha256Digest};
-use crate::platform::{free_space, punch_hole, sync_dir};
+use crate::common::digest::{Hasher, Sha256Digest};
+use crate::common::names::{BadName, NameRules};
+use crate::common::platform::{free_space, punch_hole, sync_dir};
+use crate::common::secret::{OwnerToken, ShareCode};
 use crate::proto::ListingEntry;
-use crate::secret::{OwnerToken, ShareCode};
 
-/// Longest file or folder name, in bytes.
-pub const MAX_NAME_BYTES: usize = 255;
-/// Longest path inside a share, in bytes.
-pub const MAX_PATH_BYTES: usize = 1024;
-/// Deepest folder nesting inside a share.
-pub const MAX_PATH_DEPTH: usize = 32;
+pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 /// Largest file a share takes (`--max-file-size`).
 pub const DEFAULT_MAX_FILE_SIZE: u64 = 8 << 30;
 /// Largest total size of one share (`--max-share-size`).
@@ -142,17 +138,6 @@ pub fn unix_now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }
 
-/// Checks one file or folder name against the default limits: printable, portable to
-/// Windows, not a path trick.
-pub fn check_name(name: &str) -> Result<(), StoreError> {
-    Limits::default().check_name(name)
-}
-
-/// Checks a whole relative path, given as its components, against the default limits.
-pub fn check_path(rel: &[String]) -> Result<(), StoreError> {
-    Limits::default().check_path(rel)
-}
-
 /// The limits uploads and names are held to.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -183,46 +168,18 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Checks one file or folder name: printable, portable to Windows, not a path trick.
-    pub fn check_name(&self, name: &str) -> Result<(), StoreError> {
-        const RESERVED: [&str; 4] = ["CON", "PRN", "AUX", "NUL"];
-        const FORBIDDEN: &[char] = &['/', '\\', '<', '>', ':', '"', '|', '?', '*'];
-        let bad = |why: &str| Err(StoreError::BadName(why.to_owned()));
-        if name.is_empty() || name == "." || name == ".." {
-            return bad("empty, '.' or '..'");
+    /// The name rules these limits hold uploads to.
+    pub fn names(&self) -> NameRules {
+        NameRules {
+            max_name_bytes: self.max_name_bytes,
+            max_path_bytes: self.max_path_bytes,
+            max_path_depth: self.max_path_depth,
         }
-        if name.len() > self.max_name_bytes {
-            return bad(&format!("longer than {} bytes", self.max_name_bytes));
-        }
-        if name.chars().any(char::is_control) {
-            return bad("control character");
-        }
-        if let Some(c) = name.chars().find(|c| FORBIDDEN.contains(c)) {
-            return bad(&format!("'{c}' is not allowed in names"));
-        }
-        if name.ends_with('.') || name.ends_with(' ') {
-            return bad("ends with '.' or a space");
-        }
-        let stem = name.split('.').next().unwrap_or(name).to_ascii_uppercase();
-        let device = RESERVED.contains(&stem.as_str())
-            || ((stem.starts_with("COM") || stem.starts_with("LPT"))
-                && stem.len() == 4
-                && stem.as_bytes()[3].is_ascii_digit());
-        if device {
-            return bad("reserved device name on Windows");
-        }
-        Ok(())
     }
 
     /// Checks a whole relative path, given as its components.
     pub fn check_path(&self, rel: &[String]) -> Result<(), StoreError> {
-        if rel.len() > self.max_path_depth {
-            return Err(StoreError::BadName(format!("deeper than {} folders", self.max_path_depth)));
-        }
-        if rel.iter().map(|part| part.len() + 1).sum::<usize>() > self.max_path_bytes {
-            return Err(StoreError::BadName(format!("path longer than {} bytes", self.max_path_bytes)));
-        }
-        rel.iter().try_for_each(|part| self.check_name(part))
+        self.names().check_path(rel).map_err(|BadName(why)| StoreError::BadName(why))
     }
 }
 
@@ -1001,7 +958,7 @@ impl Share {
         file.set_len(offset)?;
         // The digest covers the whole file: the kept bytes are read again to resume it.
         let mut hasher = Hasher::new();
-        crate::chunks::for_each_chunk(
+        crate::common::chunks::for_each_chunk(
             &mut (&file).take(offset),
             offset,
             |chunk| {
@@ -2110,17 +2067,5 @@ mod tests {
         let children = share.manifest().unwrap().children(&[]);
         let names: Vec<_> = children.iter().map(|e| (e.name.as_str(), e.is_dir)).collect();
         assert_eq!(names, [("d", true), ("f", false)]);
-    }
-
-    #[test]
-    fn names_are_checked() {
-        for good in ["a b.txt", "\u{e9}t\u{e9}", "\u{65e5}\u{672c}", ".hidden", "CONSOLE", "com10"] {
-            assert!(check_name(good).is_ok(), "{good}");
-        }
-        for bad in ["", ".", "..", "a/b", "a\\b", "nul\0", "tab\t", "CON", "con.txt", "LPT1", "a:b", "end."] {
-            assert!(check_name(bad).is_err(), "{bad:?}");
-        }
-        assert!(check_name(&"x".repeat(MAX_NAME_BYTES + 1)).is_err());
-        assert!(check_path(&vec!["d".to_owned(); MAX_PATH_DEPTH + 1]).is_err());
     }
 }

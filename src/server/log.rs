@@ -18,5 +18,5 @@ pub fn event(args: fmt::Arguments<'_>) {
 /// `log_event!("conn={} ...", id)`: formats and writes one event line.
 #[macro_export]
 macro_rules! log_event {
-    ($($arg:tt)*) => { $crate::log::event(format_args!($($arg)*)) };
+    ($($arg:tt)*) => { $crate::server::log::event(format_args!($($arg)*)) };
 }

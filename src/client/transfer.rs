@@ -15,12 +15,12 @@ use std::time::Duration;
 
 use walkdir::WalkDir;
 
-use crate::chunks::for_each_chunk;
+use crate::client::link::{Attempt, Link};
 use crate::client::{ClientError, Connection, CreatedShare, RemoteFile, Result, sent_before_reply};
-use crate::digest::{Hasher, Sha256Digest};
-use crate::link::{Attempt, Link};
-use crate::platform::free_space;
-use crate::store::check_path;
+use crate::common::chunks::for_each_chunk;
+use crate::common::digest::{Hasher, Sha256Digest};
+use crate::common::names::check_path;
+use crate::common::platform::free_space;
 
 /// Suffix of a download in progress, beside its final name.
 pub const PARTIAL_SUFFIX: &str = ".anonshare-part";

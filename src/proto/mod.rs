@@ -4,13 +4,15 @@
 //!
 //! Pure: bytes in, typed values out, and back. No sockets, no files, no clocks.
 
+pub mod line;
+
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
 use std::str::FromStr;
 
 use time::OffsetDateTime;
 
-use crate::digest::Sha256Digest;
+use crate::common::digest::Sha256Digest;
 
 /// Longest control line accepted, CRLF included (the server's `--max-line` default).
 pub const MAX_LINE_LEN: usize = 4096;
