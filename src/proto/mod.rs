@@ -5,6 +5,11 @@
 //! Pure: bytes in, typed values out, and back. No sockets, no files, no clocks.
 
 pub mod line;
+pub mod refusal;
+pub mod site;
+
+pub use refusal::{Reason, Refusal};
+pub use site::{CreatedShare, ShareInfo};
 
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddrV4};
@@ -140,6 +145,16 @@ impl ProtoError {
             ProtoError::NotImplemented(_) => 502,
             ProtoError::UnsupportedParameter { .. } => 504,
         }
+    }
+
+    /// The refusal that answers this line.
+    pub fn refusal(&self) -> Refusal {
+        let code = self.reply_code();
+        let text = self.to_string();
+        let mut chars = text.chars();
+        let text: String =
+            chars.next().map(|first| first.to_uppercase().chain(chars).collect()).unwrap_or_default();
+        Refusal { code, reason: Reason::of_code(code), text }
     }
 }
 

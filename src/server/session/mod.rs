@@ -18,8 +18,8 @@ use crate::common::platform::{keep_urgent_data_inline, send_file};
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
-    self, Command, HashReply, ListingEntry, ProtoError, Reply, SiteCommand, StoredReply, TransferType,
-    epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
+    self, Command, CreatedShare, HashReply, ListingEntry, ProtoError, Reply, ShareInfo, SiteCommand,
+    StoredReply, TransferType, epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
 use crate::server::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
@@ -971,12 +971,9 @@ impl<'a> Session<'a> {
                 self.owned.insert(code.clone());
                 self.created.insert(code.clone());
                 self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
-                let text = format!(
-                    "{} share created; expires {}; owner token {token}",
-                    quote_path(&format!("/{code}")),
-                    rfc3339(expires)
-                );
-                self.say(257, text)
+                let created =
+                    CreatedShare { code, owner_token: token.to_string(), expires: rfc3339(expires) };
+                self.answer(created.to_reply())
             }
             Err(err) => self.store_error(err),
         }
@@ -1046,27 +1043,28 @@ impl<'a> Session<'a> {
         }
         let described = self.lookup(&path).and_then(|(share, manifest, rel)| {
             let (files, bytes) = manifest.totals();
-            let budget = share.meta.downloads.map_or("unlimited".into(), |n| n.to_string());
-            let mut body = vec![
-                format!(" share {}", share.code),
-                format!(" expires {}", rfc3339(share.meta.expires)),
-                format!(" sealed {}", if share.meta.sealed { "yes" } else { "no" }),
-                format!(" files {files}"),
-                format!(" bytes {bytes}"),
-                format!(" downloads {budget}"),
-            ];
+            let mut info = ShareInfo {
+                code: share.code.to_string(),
+                expires: rfc3339(share.meta.expires),
+                sealed: share.meta.sealed,
+                files: files as u64,
+                bytes,
+                downloads: share.meta.downloads,
+                downloads_left: None,
+                is_file: false,
+            };
             match manifest.lookup(&rel) {
                 Some(Node::Folder) => {}
                 Some(Node::File(entry)) => {
-                    let left = share.downloads_left(entry)?.map_or("unlimited".into(), |n| n.to_string());
-                    body.push(format!(" downloads-left {left}"));
+                    info.downloads_left = share.downloads_left(entry)?;
+                    info.is_file = true;
                 }
                 None => return Err(StoreError::NotFound),
             }
-            Ok((format!("Share /{}", share.code), body))
+            Ok(info)
         });
         match described {
-            Ok((title, body)) => self.answer(Reply::multi(211, title, body, "End")),
+            Ok(info) => self.answer(info.to_reply()),
             Err(err) => self.store_error(err),
         }
     }
