@@ -367,7 +367,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             with_link(&url, (timeout, retries, parallel), |link| {
                 link.run(|connection, attempt| match connection.delete_share(&url.code, token) {
                     // Deleted before the connection dropped.
-                    Err(ClientError::NotFound(_)) if attempt.is_retry() => Ok(()),
+                    Err(err) if attempt.is_retry() && err.is_not_found() => Ok(()),
                     other => other,
                 })
             })?;

@@ -12,9 +12,10 @@ use crate::common::digest::Sha256Digest;
 use crate::common::line_io::read_line;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
-    Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
-    parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
+    Command, ListingEntry, Reason, Refusal, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply,
+    parse_hash_reply, parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
 };
+pub use crate::proto::{CreatedShare, ShareInfo};
 
 /// Time a connect, a reply, or the next bytes of a transfer may take (the `--timeout` default).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -36,11 +37,14 @@ pub enum ClientError {
     Usage(String),
     /// The server cannot be reached, or the connection broke or timed out (exit 2).
     Connection(String),
-    /// No such share or file, or it expired (exit 3).
+    /// The server refused a command: what the client was doing, and the server's refusal,
+    /// classified by `proto` (exit code by its reason).
+    Server { doing: String, refusal: Refusal },
+    /// A file or folder the user named is not in the share (exit 3).
     NotFound(String),
     /// Bytes that do not match their SHA-256 (exit 4).
     Integrity(String),
-    /// The server refused because of a limit or a rule (exit 5).
+    /// The work would break a local limit, such as the room on the local disk (exit 5).
     Refused(String),
     /// The user stopped the transfer (exit 1); nothing is retried.
     Cancelled,
@@ -52,9 +56,46 @@ impl ClientError {
         match self {
             ClientError::Usage(_) | ClientError::Cancelled => 1,
             ClientError::Connection(_) => 2,
+            ClientError::Server { refusal, .. } => match refusal.reason {
+                Reason::NotFound => 3,
+                Reason::DigestMismatch => 4,
+                Reason::Closing
+                | Reason::NoDataConnection
+                | Reason::TransferCut
+                | Reason::Busy
+                | Reason::StorageError => 2,
+                _ => 5,
+            },
             ClientError::NotFound(_) => 3,
             ClientError::Integrity(_) => 4,
             ClientError::Refused(_) => 5,
+        }
+    }
+
+    /// Why the server refused, when it did.
+    pub fn reason(&self) -> Option<Reason> {
+        match self {
+            ClientError::Server { refusal, .. } => Some(refusal.reason),
+            _ => None,
+        }
+    }
+
+    /// Whether the share or file is missing: named by the user and not listed, or not found
+    /// by the server (or expired).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClientError::NotFound(_)) || self.reason() == Some(Reason::NotFound)
+    }
+
+    /// Whether running the same work again may succeed: the connection failed, or the server
+    /// refused for now (4yz, RFC 959 §4.2.1). A permanent refusal (5yz) never is. Neither is a
+    /// limit or a full disk, which do not clear within the seconds retries take.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ClientError::Connection(_) => true,
+            ClientError::Server { refusal, .. } => {
+                refusal.is_transient() && !matches!(refusal.reason, Reason::LimitReached | Reason::DiskFull)
+            }
+            _ => false,
         }
     }
 }
@@ -67,6 +108,9 @@ impl fmt::Display for ClientError {
             | ClientError::NotFound(text)
             | ClientError::Integrity(text)
             | ClientError::Refused(text) => f.write_str(text),
+            ClientError::Server { doing, refusal } => {
+                write!(f, "{doing}: server said {} {}", refusal.code, refusal.text)
+            }
             ClientError::Cancelled => f.write_str("cancelled"),
         }
     }
@@ -86,16 +130,9 @@ fn wire(doing: &str) -> impl FnOnce(io::Error) -> ClientError + '_ {
     }
 }
 
-/// Sorts a refusal from the server into the error kind callers act on.
+/// A refusal from the server, typed once here: callers branch on its reason, never its words.
 pub fn reply_error(command: &str, reply: &Reply) -> ClientError {
-    let text = format!("{command}: server said {} {}", reply.code, reply.text());
-    let first = reply.lines.first().map(String::as_str).unwrap_or("");
-    match reply.code {
-        550 if first.starts_with("SHA-256 mismatch") => ClientError::Integrity(text),
-        550 => ClientError::NotFound(text),
-        421 | 452 | 501 | 504 | 530 | 552 | 553 => ClientError::Refused(text),
-        _ => ClientError::Connection(text),
-    }
+    ClientError::Server { doing: command.to_owned(), refusal: Refusal::from_reply(reply) }
 }
 
 /// A share's address: `ftp://HOST:PORT/CODE/`.
@@ -160,28 +197,6 @@ pub fn split_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
 /// `host:port`, with brackets around an IPv6 host.
 pub fn join_host_port(host: &str, port: u16) -> String {
     if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
-}
-
-/// What the server said when it created a share.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CreatedShare {
-    pub code: String,
-    pub owner_token: String,
-    /// RFC 3339, UTC.
-    pub expires: String,
-}
-
-/// Expiry, totals and download budget of a share (`SITE INFO`).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShareInfo {
-    pub expires: String,
-    pub sealed: bool,
-    pub files: u64,
-    pub bytes: u64,
-    /// Complete downloads each file allows; `None` is no limit.
-    pub downloads: Option<u64>,
-    /// For a file: complete downloads it has left; `None` is no limit.
-    pub downloads_left: Option<u64>,
 }
 
 /// One file of a share, as listed.
@@ -433,7 +448,7 @@ impl Connection {
         let seconds = lifetime.map(|d| d.as_secs());
         let command = Command::Site(SiteCommand::Mkshare { seconds, downloads });
         let reply = self.expect(&command, &[257])?;
-        parse_created(&reply.text()).ok_or_else(|| {
+        CreatedShare::parse(&reply.text()).ok_or_else(|| {
             ClientError::Connection(format!("SITE MKSHARE: unreadable reply '{}'", reply.text()))
         })
     }
@@ -520,20 +535,8 @@ impl Connection {
     /// What SITE INFO says of `path`: its share, and for a file its downloads left.
     pub fn info_of(&mut self, path: &str) -> Result<ShareInfo> {
         let reply = self.expect(&Command::Site(SiteCommand::Info(Some(path.into()))), &[211])?;
-        let mut info = ShareInfo::default();
-        let count = |value: &str| value.parse().ok();
-        for line in &reply.lines {
-            match line.trim().split_once(' ') {
-                Some(("expires", value)) => info.expires = value.to_owned(),
-                Some(("sealed", value)) => info.sealed = value == "yes",
-                Some(("files", value)) => info.files = value.parse().unwrap_or(0),
-                Some(("bytes", value)) => info.bytes = value.parse().unwrap_or(0),
-                Some(("downloads", value)) => info.downloads = count(value),
-                Some(("downloads-left", value)) => info.downloads_left = count(value),
-                _ => {}
-            }
-        }
-        Ok(info)
+        ShareInfo::parse(&reply.lines)
+            .ok_or_else(|| ClientError::Connection(format!("SITE INFO: unreadable reply '{}'", reply.text())))
     }
 
     /// The entries of one folder (MLSD).
@@ -615,14 +618,6 @@ fn command_for_humans(command: &Command) -> String {
     }
 }
 
-/// Reads `"/<code>" share created; expires <time>; owner token <token>`.
-fn parse_created(text: &str) -> Option<CreatedShare> {
-    let code = text.strip_prefix("\"/")?.split('"').next()?.to_owned();
-    let expires = text.split("expires ").nth(1)?.split(';').next()?.trim().to_owned();
-    let owner_token = text.split("owner token ").nth(1)?.split_whitespace().next()?.to_owned();
-    Some(CreatedShare { code, owner_token, expires })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -654,29 +649,38 @@ mod tests {
     }
 
     #[test]
-    fn created_share_reply() {
-        let text = "\"/abc\" share created; expires 2026-12-02T12:00:00Z; owner token tok";
-        assert_eq!(
-            parse_created(text),
-            Some(CreatedShare {
-                code: "abc".into(),
-                owner_token: "tok".into(),
-                expires: "2026-12-02T12:00:00Z".into()
-            })
-        );
+    fn refusals_sort_into_exit_codes_by_reason() {
+        let error = |reason, text: &str| reply_error("X", &Refusal::new(reason, text).to_reply());
+        let code = |reason| error(reason, "words").exit_code();
+        assert_eq!(code(Reason::NotFound), 3);
+        assert_eq!(code(Reason::DigestMismatch), 4);
+        assert_eq!(code(Reason::TransferCut), 2);
+        assert_eq!(code(Reason::Busy), 2);
+        assert_eq!(code(Reason::Sealed), 5);
+        assert_eq!(code(Reason::NotImplemented), 5);
+        assert_eq!(error(Reason::LimitReached, "Too many connections").exit_code(), 5);
+        // The words decide nothing.
+        assert_eq!(error(Reason::NotFound, "SHA-256 mismatch: declared a").exit_code(), 3);
+        assert_eq!(error(Reason::Exists, "/code/sealed").reason(), Some(Reason::Exists));
+        // Another server's reply, without a tag, by its code.
+        assert_eq!(reply_error("X", &Reply::new(550, "SHA-256 mismatch")).exit_code(), 3);
     }
 
     #[test]
-    fn replies_sort_into_exit_codes() {
-        let code = |reply: Reply| reply_error("X", &reply).exit_code();
-        assert_eq!(code(Reply::new(550, "No such share")), 3);
-        assert_eq!(code(Reply::new(550, "SHA-256 mismatch: declared a, received b")), 4);
-        assert_eq!(code(Reply::new(421, "Too many connections")), 5);
-        assert_eq!(code(Reply::new(426, "aborted")), 2);
-        assert_eq!(
-            code(Reply::new(450, "Another upload of this file is in progress")),
-            2,
-            "transient: retried"
+    fn only_transient_refusals_are_retried_rfc959_4_2_1() {
+        let transient = |refusal: Refusal| reply_error("X", &refusal.to_reply()).is_transient();
+        assert!(transient(Refusal::new(Reason::Busy, "x")));
+        assert!(transient(Refusal::new(Reason::TransferCut, "x")));
+        assert!(transient(Refusal::new(Reason::StorageError, "x")));
+        assert!(!transient(Refusal::new(Reason::NotImplemented, "x")), "502 is permanent");
+        assert!(!transient(Refusal::new(Reason::BadCommand, "x")), "500 is permanent");
+        assert!(!transient(Refusal::new(Reason::Unspecified, "x").with_code(503)), "503 is permanent");
+        assert!(!transient(Refusal::new(Reason::NotFound, "x")));
+        assert!(
+            !transient(Refusal::new(Reason::LimitReached, "x").with_code(421)),
+            "a limit does not clear in seconds"
         );
+        assert!(!transient(Refusal::new(Reason::DiskFull, "x")));
+        assert!(ClientError::Connection("cut".into()).is_transient());
     }
 }

@@ -6,6 +6,7 @@ use std::thread;
 use std::time::Duration;
 
 use crate::client::{ClientError, Connection, Result};
+use crate::proto::Reason;
 
 /// Retries after a failure, in a row, before giving up (the `--retries` default).
 pub const DEFAULT_RETRIES: u32 = 5;
@@ -87,17 +88,18 @@ impl Link {
                 ran = true;
                 work(connection, &mut attempt)
             });
-            let why = match outcome {
-                Err(ClientError::Connection(why)) => why,
+            let err = match outcome {
+                Err(err) if err.is_transient() => err,
                 other => return other,
             };
+            let why = err.to_string();
             self.connection = None;
             failures = if attempt.moved > 0 { 1 } else { failures + 1 };
             if failures > self.retries {
-                return Err(ClientError::Connection(match self.retries {
-                    0 => why,
-                    retries => format!("{why} (gave up after {retries} retries)"),
-                }));
+                return Err(match self.retries {
+                    0 => err,
+                    retries => ClientError::Connection(format!("{why} (gave up after {retries} retries)")),
+                });
             }
             let pause = backoff(failures);
             eprintln!(
@@ -134,7 +136,7 @@ impl Link {
                 match connection.claim(code, token) {
                     Ok(()) => {}
                     // Sealed while the reply was lost: what remains to do only reads.
-                    Err(ClientError::NotFound(text)) if text.contains("sealed") => {}
+                    Err(err) if err.reason() == Some(Reason::Sealed) => {}
                     Err(err) => return Err(err),
                 }
             }

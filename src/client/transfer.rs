@@ -21,6 +21,7 @@ use crate::common::chunks::for_each_chunk;
 use crate::common::digest::{Hasher, Sha256Digest};
 use crate::common::names::check_path;
 use crate::common::platform::free_space;
+use crate::proto::Reason;
 
 /// Suffix of a download in progress, beside its final name.
 pub const PARTIAL_SUFFIX: &str = ".anonshare-part";
@@ -221,9 +222,7 @@ fn fill_and_seal(
     for folder in &plan.folders {
         link.run(|connection, attempt| match connection.make_folder(&remote(folder)) {
             // Made before the connection dropped.
-            Err(ClientError::NotFound(text)) if attempt.is_retry() && text.contains("lready exists") => {
-                Ok(())
-            }
+            Err(err) if attempt.is_retry() && err.reason() == Some(Reason::Exists) => Ok(()),
             other => other,
         })?;
     }
@@ -241,7 +240,7 @@ fn fill_and_seal(
         connection.change_folder(&format!("/{}", share.code))?;
         match connection.seal() {
             // The seal went through before the connection dropped.
-            Err(ClientError::NotFound(text)) if text.contains("sealed") => Ok(()),
+            Err(err) if err.reason() == Some(Reason::Sealed) => Ok(()),
             other => other,
         }
     })?;

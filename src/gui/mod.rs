@@ -716,7 +716,7 @@ impl GuiApp {
                 let selected = vec![true; files.len()];
                 self.listed = Some(Listed { url, info, files, selected });
             }
-            Err(ClientError::NotFound(_)) => {
+            Err(err) if err.is_not_found() => {
                 self.view_note = Note::error(format!("The share {url} does not exist or has expired."));
             }
             Err(err) => self.view_note = Note::error(format!("Cannot list the share: {err}")),
@@ -757,7 +757,7 @@ impl GuiApp {
                     "Download cancelled. Unfinished files are kept as NAME.anonshare-part; the next download resumes them.",
                 );
             }
-            Err(ClientError::NotFound(err)) => {
+            Err(err) if err.is_not_found() => {
                 self.download_note =
                     Note::error(format!("The share or a file is gone; the share may have expired ({err})."));
             }

@@ -292,3 +292,49 @@ fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
     assert!(run.stderr.contains("452"), "{}", run.stderr);
     assert!(!run.stderr.contains("retry"), "a refusal is not retried: {}", run.stderr);
 }
+
+/// A plain FTP server without anonshare's extensions, as far as a client sees: it logs anyone
+/// in and answers every other command `502`. Returns its address and how many connections it
+/// has taken so far.
+fn server_without_extensions() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&connections);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().take(50) {
+            let Ok(mut stream) = stream else { return };
+            counted.fetch_add(1, Ordering::SeqCst);
+            let _ = stream.write_all(b"220 ready\r\n");
+            let reader = BufReader::new(stream.try_clone().unwrap());
+            for line in reader.lines().take(20) {
+                let Ok(line) = line else { break };
+                let verb = line.split(' ').next().unwrap_or_default().to_ascii_uppercase();
+                let reply: &[u8] = match verb.as_str() {
+                    "USER" => b"230 logged in\r\n",
+                    "TYPE" => b"200 type set\r\n",
+                    "QUIT" => b"221 bye\r\n",
+                    _ => b"502 command not implemented\r\n",
+                };
+                if stream.write_all(reply).is_err() || verb == "QUIT" {
+                    break;
+                }
+            }
+        }
+    });
+    (addr, connections)
+}
+
+#[test]
+fn a_permanent_refusal_is_not_retried_rfc959_4_2_1() {
+    // A 5yz reply is permanent: the same command would be refused again.
+    let (addr, connections) = server_without_extensions();
+    let dir = TempDir::new();
+    dir.file("f", b"f");
+    let run = client(&addr, dir.path(), &["--retries", "5", "upload", "f"], b"");
+    assert_eq!(run.code, 5, "refused, not unreachable: {}", run.stderr);
+    assert!(!run.stderr.contains("retry"), "{}", run.stderr);
+    assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection, no retry");
+}
