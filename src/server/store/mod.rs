@@ -40,7 +40,6 @@ use crate::common::digest::{Hasher, Sha256Digest};
 use crate::common::names::{BadName, NameRules};
 use crate::common::platform::{free_space, punch_hole, sync_dir};
 use crate::common::secret::{OwnerToken, ShareCode};
-use crate::proto::ListingEntry;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 /// Largest file a share takes (`--max-file-size`).
@@ -399,6 +398,19 @@ impl FileEntry {
 pub struct Manifest {
     files: BTreeMap<Vec<String>, FileEntry>,
     folders: BTreeMap<Vec<String>, i64>,
+}
+
+/// One entry directly inside a folder of a share, as [`Manifest::children`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub name: String,
+    pub is_dir: bool,
+    /// 0 for a folder.
+    pub size: u64,
+    /// Unix seconds when the file was stored, or the folder recorded.
+    pub modified: i64,
+    /// `None` for a folder.
+    pub sha256: Option<Sha256Digest>,
 }
 
 /// What a path inside a share names.
@@ -1217,13 +1229,13 @@ impl Manifest {
     }
 
     /// The entries directly inside the folder `rel`, sorted by name.
-    pub fn children(&self, rel: &[String]) -> Vec<ListingEntry> {
+    pub fn children(&self, rel: &[String]) -> Vec<Child> {
         let is_child = |path: &[String]| path.len() == rel.len() + 1 && path.starts_with(rel);
         let mut names = BTreeSet::new();
         let mut entries = Vec::new();
         for (path, modified) in &self.folders {
             if is_child(path) && names.insert(path[rel.len()].clone()) {
-                entries.push(ListingEntry {
+                entries.push(Child {
                     name: path[rel.len()].clone(),
                     is_dir: true,
                     size: 0,
@@ -1234,7 +1246,7 @@ impl Manifest {
         }
         for (path, file) in &self.files {
             if is_child(path) && names.insert(path[rel.len()].clone()) {
-                entries.push(ListingEntry {
+                entries.push(Child {
                     name: path[rel.len()].clone(),
                     is_dir: false,
                     size: file.size,
