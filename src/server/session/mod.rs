@@ -22,7 +22,9 @@ use crate::proto::{
     StoredReply, TransferType, epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
 };
 use crate::server::Shared;
-use crate::server::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
+use crate::server::store::{
+    Child, Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now,
+};
 use crate::server::vpath::{VirtualPath, quote_path};
 
 /// Bytes per read of an upload: larger than the client's chunks, so the server, which also
@@ -676,7 +678,7 @@ impl<'a> Session<'a> {
         let entries = match &path {
             VirtualPath::Root => Ok(Vec::new()),
             _ => self.lookup(&path).and_then(|(_, manifest, rel)| match manifest.lookup(&rel) {
-                Some(Node::Folder) => Ok(manifest.children(&rel)),
+                Some(Node::Folder) => Ok(manifest.children(&rel).into_iter().map(listing_entry).collect()),
                 Some(Node::File(_)) if kind == ListingKind::Facts => Err(StoreError::NotAFolder),
                 Some(Node::File(file)) => Ok(vec![ListingEntry {
                     name: path.file_name().unwrap_or_default().to_owned(),
@@ -1097,6 +1099,12 @@ pub fn store_reply(err: &StoreError) -> Reply {
         StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Reply::new(452, text),
         StoreError::Io(_) => Reply::new(451, "Local storage error; nothing was stored"),
     }
+}
+
+/// A folder's entry, as the store lists it, in the form a listing line is made from.
+fn listing_entry(child: Child) -> ListingEntry {
+    let Child { name, is_dir, size, modified, sha256 } = child;
+    ListingEntry { name, is_dir, size, modified, sha256 }
 }
 
 fn capitalise(text: &str) -> String {

@@ -1,0 +1,101 @@
+//! Where a finished file's bytes are: a blob of its own under `blobs/`, or a stretch of the
+//! share's `pack`, which small files are appended to one after another. Opens them for reading,
+//! appends to the pack, and deletes a file's bytes (a blob, or a hole punched in the pack). It
+//! never changes the bytes of a file that is stored, and never follows a planted link.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+
+use super::manifest::{FileEntry, Place};
+use super::{Result, Share, StoreError, remove_any};
+use crate::common::platform::{punch_hole, sync_dir};
+
+/// A fresh upload announced with `ALLO` at no more than this size is held in memory and
+/// appended to the share's pack: no file of its own to create, and the commits to one share
+/// that wait at once share one sync of the pack.
+pub const PACK_MAX_BYTES: u64 = 64 * 1024;
+
+impl Share {
+    /// Opens a finished file for reading: the file that holds its bytes, and the offset of its
+    /// first byte in it. A blob or pack that is not a plain file (a planted symbolic link, say)
+    /// is treated as missing.
+    pub fn open_file(&self, entry: &FileEntry) -> Result<(File, u64)> {
+        let (path, offset) = match &entry.place {
+            Place::Blob(name) => (self.dir.join("blobs").join(name), 0),
+            Place::Packed(offset) => (self.dir.join("pack"), *offset),
+        };
+        match fs::symlink_metadata(&path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => return Err(StoreError::NotFound),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(err) => return Err(err.into()),
+        }
+        let file = File::open(path).map_err(|err| match err.kind() {
+            io::ErrorKind::NotFound => StoreError::NotFound,
+            _ => StoreError::Io(err),
+        })?;
+        Ok((file, offset))
+    }
+
+    /// Deletes a file's contents: its blob, or its bytes in the pack, which become a hole.
+    pub(super) fn delete_contents(&self, entry: &FileEntry) -> Result<()> {
+        match &entry.place {
+            Place::Blob(name) => Ok(remove_any(&self.dir.join("blobs").join(name))?),
+            Place::Packed(offset) => {
+                let pack = OpenOptions::new().write(true).open(self.dir.join("pack"))?;
+                Ok(punch_hole(&pack, *offset, entry.size)?)
+            }
+        }
+    }
+
+    /// Appends `bytes` to the pack, under the share's lock, once `check` passed; returns the
+    /// pack and the offset the bytes start at. The pack is not synced here.
+    pub(super) fn append_to_pack(
+        &self,
+        bytes: &[u8],
+        check: impl FnOnce() -> Result<()>,
+    ) -> Result<(File, u64)> {
+        let _lock = self.lock()?;
+        check()?;
+        let path = self.dir.join("pack");
+        let made = !path.exists();
+        let mut pack = OpenOptions::new().append(true).create(true).open(&path)?;
+        if made {
+            // A share made before packs existed: its new pack must be durable under its name.
+            sync_dir(&self.dir)?;
+        }
+        let offset = pack.metadata()?.len();
+        pack.write_all(bytes)?;
+        Ok((pack, offset))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::{temp_store, upload, upload_announced};
+    use crate::server::store::{Limits, unix_now};
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symbolic_links_are_not_followed() {
+        let (store, root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let entry = upload(&share, "a", b"mine").unwrap();
+        let packed = upload_announced(&share, "b", b"mine too").unwrap();
+        let outside = root.0.join("outside.txt");
+        fs::write(&outside, b"secret").unwrap();
+        let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
+        for planted in [share.dir.join("blobs").join(blob), share.dir.join("pack")] {
+            fs::remove_file(&planted).unwrap();
+            std::os::unix::fs::symlink(&outside, &planted).unwrap();
+        }
+        assert!(matches!(share.open_file(&entry), Err(StoreError::NotFound)));
+        assert!(matches!(share.open_file(&packed), Err(StoreError::NotFound)));
+        // A share folder that is a link is no share.
+        let (other, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let fake = root.0.join("shares").join("abcdefghijklmnopqrstuvwxyz");
+        std::os::unix::fs::symlink(&other.dir, &fake).unwrap();
+        assert!(matches!(store.share("abcdefghijklmnopqrstuvwxyz", unix_now()), Err(StoreError::NotFound)));
+    }
+}

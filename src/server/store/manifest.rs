@@ -1,0 +1,350 @@
+//! The manifest of a share: one line per finished file (`F`) or folder (`D`), only ever
+//! appended to, and the [`ManifestCache`] that depends on it. A last line without its newline
+//! was torn by a crash and never counts; the next append cuts it off. It never writes a file's
+//! contents, and never rewrites or removes a record.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use super::{Result, Share, StoreError};
+use crate::common::digest::Sha256Digest;
+
+/// Everything a share holds: its files and folders.
+#[derive(Debug, Clone, Default)]
+pub struct Manifest {
+    pub(super) files: BTreeMap<Vec<String>, FileEntry>,
+    folders: BTreeMap<Vec<String>, i64>,
+}
+
+/// What a path inside a share names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Node<'a> {
+    File(&'a FileEntry),
+    Folder,
+}
+
+/// One entry directly inside a folder of a share, as [`Manifest::children`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Child {
+    pub name: String,
+    pub is_dir: bool,
+    /// 0 for a folder.
+    pub size: u64,
+    /// Unix seconds when the file was stored, or the folder recorded.
+    pub modified: i64,
+    /// `None` for a folder.
+    pub sha256: Option<Sha256Digest>,
+}
+
+/// A finished file, as its manifest record describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileEntry {
+    /// Components of the path inside the share.
+    pub path: Vec<String>,
+    pub size: u64,
+    pub sha256: Sha256Digest,
+    /// Unix seconds when the file was stored.
+    pub modified: i64,
+    pub(super) place: Place,
+}
+
+impl FileEntry {
+    /// The path inside the share, `/`-separated.
+    pub fn path_text(&self) -> String {
+        self.path.join("/")
+    }
+}
+
+/// Where a file's contents are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Place {
+    /// A file of its own under `blobs/`, by name.
+    Blob(String),
+    /// The file's bytes in the share's `pack`, from this offset.
+    Packed(u64),
+}
+
+impl Place {
+    /// Reads the manifest's form back.
+    fn parse(field: &str) -> Place {
+        match field.strip_prefix('@').map(str::parse) {
+            Some(Ok(offset)) => Place::Packed(offset),
+            _ => Place::Blob(field.to_owned()),
+        }
+    }
+}
+
+impl fmt::Display for Place {
+    /// The manifest's form, which also names the file in the downloads ledger: the blob's name,
+    /// or `@<offset>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Place::Blob(name) => f.write_str(name),
+            Place::Packed(offset) => write!(f, "@{offset}"),
+        }
+    }
+}
+
+/// Manifests already read, by share code, with how many of the file's bytes they hold. A
+/// manifest only ever grows, so the bytes read stay what they were, also when another server on
+/// the same root appended after them: only what follows needs reading.
+#[derive(Debug, Default)]
+pub(super) struct ManifestCache(pub(super) Mutex<HashMap<String, (u64, Arc<Manifest>)>>);
+
+/// Most manifests kept in memory; past it the cache starts over.
+pub(super) const MANIFEST_CACHE_SHARES: usize = 256;
+/// Most records kept in memory over all cached manifests; past it the cache starts over.
+const MANIFEST_CACHE_RECORDS: usize = 200_000;
+
+impl Share {
+    /// What a reader sees: every finished file and folder, except files whose download budget
+    /// is used up, which answer like files that never existed.
+    pub fn manifest(&self) -> Result<Arc<Manifest>> {
+        let records = self.read_records()?;
+        let Some(budget) = self.meta.downloads else {
+            return Ok(records);
+        };
+        let finished = self.finished_downloads()?;
+        let mut manifest = Manifest::clone(&records);
+        manifest.files.retain(|_, file| finished.of(&file.place) < budget);
+        Ok(Arc::new(manifest))
+    }
+
+    /// Every record of the manifest, spent files included. The manifest only grows, so only
+    /// the records after the ones already read are read and parsed, in place unless a reader
+    /// still holds the older version.
+    pub(super) fn read_records(&self) -> Result<Arc<Manifest>> {
+        let path = self.dir.join("manifest");
+        let len = fs::metadata(&path)?.len();
+        let mut cache = self.store.manifests.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let records: usize = cache.values().map(|(_, manifest)| manifest.entries()).sum();
+        if !cache.contains_key(self.code.as_str())
+            && (cache.len() >= MANIFEST_CACHE_SHARES || records >= MANIFEST_CACHE_RECORDS)
+        {
+            cache.clear();
+        }
+        let (read, manifest) = cache.entry(self.code.to_string()).or_default();
+        if *read > len {
+            *read = 0;
+            *manifest = Arc::default();
+        }
+        if *read == len {
+            return Ok(manifest.clone());
+        }
+        let mut file = File::open(&path)?;
+        file.seek(SeekFrom::Start(*read))?;
+        let mut bytes = Vec::new();
+        file.read_to_end(&mut bytes)?;
+        // Only whole lines count: a torn last record is cut off by the next append.
+        if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
+            let records = Arc::make_mut(manifest);
+            for record in whole_lines(&bytes[..=end]) {
+                records.apply(record);
+            }
+            *read += end as u64 + 1;
+        }
+        Ok(manifest.clone())
+    }
+}
+
+impl Manifest {
+    /// Applies one record; malformed ones are skipped.
+    fn apply(&mut self, record: &str) {
+        let fields: Vec<&str> = record.split('\t').collect();
+        match fields.as_slice() {
+            ["F", sha256, size, modified, blob, path] => {
+                let (Ok(sha256), Ok(size), Ok(modified)) = (sha256.parse(), size.parse(), modified.parse())
+                else {
+                    return;
+                };
+                let path: Vec<String> = path.split('/').map(str::to_owned).collect();
+                self.add_parents(&path, modified);
+                let place = Place::parse(blob);
+                self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, place });
+            }
+            ["D", modified, path] => {
+                let Ok(modified) = modified.parse() else {
+                    return;
+                };
+                let path: Vec<String> = path.split('/').map(str::to_owned).collect();
+                self.add_parents(&path, modified);
+                self.folders.insert(path, modified);
+            }
+            _ => {}
+        }
+    }
+
+    fn add_parents(&mut self, path: &[String], modified: i64) {
+        for depth in 1..path.len() {
+            self.folders.entry(path[..depth].to_vec()).or_insert(modified);
+        }
+    }
+
+    /// What `rel` names; the empty path is the share's own folder.
+    pub fn lookup(&self, rel: &[String]) -> Option<Node<'_>> {
+        if rel.is_empty() || self.folders.contains_key(rel) {
+            return Some(Node::Folder);
+        }
+        self.files.get(rel).map(Node::File)
+    }
+
+    /// Every file, in path order.
+    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
+        self.files.values()
+    }
+
+    /// The entries directly inside the folder `rel`, sorted by name.
+    pub fn children(&self, rel: &[String]) -> Vec<Child> {
+        let is_child = |path: &[String]| path.len() == rel.len() + 1 && path.starts_with(rel);
+        let mut names = BTreeSet::new();
+        let mut entries = Vec::new();
+        for (path, modified) in &self.folders {
+            if is_child(path) && names.insert(path[rel.len()].clone()) {
+                entries.push(Child {
+                    name: path[rel.len()].clone(),
+                    is_dir: true,
+                    size: 0,
+                    modified: *modified,
+                    sha256: None,
+                });
+            }
+        }
+        for (path, file) in &self.files {
+            if is_child(path) && names.insert(path[rel.len()].clone()) {
+                entries.push(Child {
+                    name: path[rel.len()].clone(),
+                    is_dir: false,
+                    size: file.size,
+                    modified: file.modified,
+                    sha256: Some(file.sha256),
+                });
+            }
+        }
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
+    /// Files and folders recorded, which `--max-files-per-share` bounds.
+    pub fn entries(&self) -> usize {
+        self.files.len() + self.folders.len()
+    }
+
+    /// Number of files and their total size.
+    pub fn totals(&self) -> (usize, u64) {
+        (self.files.len(), self.files.values().map(|f| f.size).sum())
+    }
+}
+
+/// The complete lines of an append-only file's bytes; a last line without its newline was torn
+/// by a crash and does not count.
+pub(super) fn whole_lines(bytes: &[u8]) -> impl Iterator<Item = &str> {
+    let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+        Some(end) => &bytes[..end],
+        None => &[][..],
+    };
+    whole
+        .split(|&b| b == b'\n')
+        .filter(|line| !line.is_empty())
+        .filter_map(|line| std::str::from_utf8(line).ok())
+}
+
+/// Appends one line to an append-only file; the caller holds the share's lock and syncs the
+/// file when the line must be durable. A torn tail left by a crash is closed off first so it
+/// cannot swallow the new line.
+pub(super) fn append_line(path: &Path, line: &str) -> Result<File> {
+    let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+    let len = file.metadata()?.len();
+    let mut last = [b'\n'];
+    if len > 0 {
+        file.seek(SeekFrom::Start(len - 1))?;
+        file.read_exact(&mut last)?;
+    }
+    if last != [b'\n'] {
+        // A torn last line is cut off, not closed off: closed, a record torn inside its path
+        // would name a file at a shorter path.
+        let tail = len.saturating_sub(TORN_TAIL_SEARCH);
+        let mut bytes = Vec::new();
+        file.seek(SeekFrom::Start(tail))?;
+        file.read_to_end(&mut bytes)?;
+        if bytes.last() != Some(&b'\n') {
+            let whole = match bytes.iter().rposition(|&b| b == b'\n') {
+                Some(end) => tail + end as u64 + 1,
+                None if tail == 0 => 0,
+                None => {
+                    return Err(StoreError::Io(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        "torn line too long",
+                    )));
+                }
+            };
+            file.set_len(whole)?;
+        }
+    }
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    file.write_all(text.as_bytes())?;
+    Ok(file)
+}
+
+/// How far back from the end a torn last line is looked for: longer than any record.
+const TORN_TAIL_SEARCH: u64 = 64 * 1024;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::{rel, temp_root, temp_store, upload};
+    use crate::server::store::{Limits, Store, unix_now};
+
+    #[test]
+    fn a_cached_manifest_sees_what_another_server_added() {
+        let root = temp_root();
+        let first = Store::open(&root.0, Limits::default()).unwrap();
+        let second = Store::open(&root.0, Limits::default()).unwrap();
+        let (share, _) = first.create_share(unix_now() + 60, None).unwrap();
+        upload(&share, "a", b"1").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (1, 1));
+        let again = share.manifest().unwrap();
+        assert!(Arc::ptr_eq(&again, &share.manifest().unwrap()), "unchanged: read once");
+        let through_second = second.share(share.code.as_str(), unix_now()).unwrap();
+        upload(&through_second, "b", b"22").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (2, 3), "grown: read again");
+    }
+
+    #[test]
+    fn a_torn_manifest_record_is_ignored() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        upload(&share, "a", b"1").unwrap();
+        let mut manifest = OpenOptions::new().append(true).open(share.dir.join("manifest")).unwrap();
+        manifest.write_all(b"F\tdeadbeef").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (1, 1));
+        upload(&share, "b", b"22").unwrap();
+        assert_eq!(share.manifest().unwrap().totals(), (2, 3));
+        // A record torn inside its path is cut off, never read as a file at a shorter path.
+        let sha = Sha256Digest::of(b"x");
+        manifest.write_all(format!("F\t{sha}\t1\t0\tblob\tdocs/no").as_bytes()).unwrap();
+        upload(&share, "c", b"333").unwrap();
+        let records = share.manifest().unwrap();
+        assert_eq!(records.totals(), (3, 6));
+        assert!(records.lookup(&rel("docs/no")).is_none() && records.lookup(&rel("docs")).is_none());
+    }
+
+    #[test]
+    fn files_and_folders_do_not_collide() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        upload(&share, "f", b"1").unwrap();
+        assert!(matches!(upload(&share, "f/g", b"2"), Err(StoreError::NotAFolder)));
+        share.make_folder(&rel("d")).unwrap();
+        assert!(matches!(share.make_folder(&rel("d")), Err(StoreError::Exists)));
+        assert!(matches!(upload(&share, "d", b"3"), Err(StoreError::IsAFolder)));
+        let children = share.manifest().unwrap().children(&[]);
+        let names: Vec<_> = children.iter().map(|e| (e.name.as_str(), e.is_dir)).collect();
+        assert_eq!(names, [("d", true), ("f", false)]);
+    }
+}

@@ -1,0 +1,61 @@
+//! The `meta` file of a share: when it was made and expires, whether it is sealed, the SHA-256 of
+//! its owner token and its download budget. It is only ever replaced whole, through a temporary
+//! file that is synced and renamed, so a reader never sees half of it. It never stores the
+//! owner token itself.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::Path;
+
+use crate::common::digest::Sha256Digest;
+use crate::common::platform::sync_dir;
+
+/// What `meta` records about a share.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ShareMeta {
+    pub created: i64,
+    pub expires: i64,
+    pub sealed: bool,
+    /// SHA-256 of the owner token; the token itself is never stored.
+    pub owner: Sha256Digest,
+    /// How many times each file may be downloaded completely; `None` is no limit.
+    pub downloads: Option<u64>,
+}
+
+pub(super) fn write_meta(dir: &Path, meta: &ShareMeta) -> io::Result<()> {
+    let mut text = format!(
+        "created {}\nexpires {}\nsealed {}\nowner {}\n",
+        meta.created, meta.expires, meta.sealed as u8, meta.owner
+    );
+    if let Some(downloads) = meta.downloads {
+        text.push_str(&format!("downloads {downloads}\n"));
+    }
+    let tmp = dir.join("meta.tmp");
+    let mut file = File::create(&tmp)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()?;
+    fs::rename(&tmp, dir.join("meta"))?;
+    sync_dir(dir)
+}
+
+pub(super) fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
+    let text = fs::read_to_string(dir.join("meta"))?;
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta in {}", dir.display()));
+    let mut fields = BTreeMap::new();
+    for line in text.lines() {
+        let (key, value) = line.split_once(' ').ok_or_else(invalid)?;
+        fields.insert(key, value);
+    }
+    let field = |key: &str| fields.get(key).copied().ok_or_else(invalid);
+    Ok(ShareMeta {
+        created: field("created")?.parse().map_err(|_| invalid())?,
+        expires: field("expires")?.parse().map_err(|_| invalid())?,
+        sealed: field("sealed")? == "1",
+        owner: field("owner")?.parse().map_err(|_| invalid())?,
+        downloads: match fields.get("downloads") {
+            Some(value) => Some(value.parse().map_err(|_| invalid())?),
+            None => None,
+        },
+    })
+}
