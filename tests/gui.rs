@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anonshare::client::settings::ClientSettings;
 use anonshare::common::digest::Sha256Digest;
 use anonshare::common::expiry::parse_rfc3339;
 use anonshare::gui::{GuiApp, MAX_UPLOAD_FILES, Settings};
@@ -188,7 +189,8 @@ fn a_server_that_is_not_there_is_an_error_in_the_window() {
     // A port that was free a moment ago refuses connections.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = TempDir::new();
-    let mut window = window(Settings { retries: 0, ..settings(dir.path()) });
+    let client = ClientSettings { retries: 0, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
     fill(&mut window, "Port", &port.to_string());
     click(&mut window, "Connect");
     wait_for(&mut window, &format!("Cannot connect to 127.0.0.1:{port}"));
