@@ -20,7 +20,7 @@ use eframe::egui::accesskit::Role;
 use eframe::egui::{self, Key, Modifiers, OutputCommand};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable};
-use support::{DEADLINE, Server, TempDir, random_bytes, wait_until};
+use support::{DEADLINE, Server, TempDir, connections_with, events, random_bytes, wait_until};
 use time::OffsetDateTime;
 
 type Window = Harness<'static, GuiApp>;
@@ -271,4 +271,46 @@ fn window_keeps_drawing_while_a_transfer_runs() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(frames > 1, "the window drew frames while the upload ran");
+}
+
+#[test]
+fn transfers_use_as_many_connections_as_the_parallel_setting() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let files: Vec<PathBuf> = (0..MAX_UPLOAD_FILES)
+        .map(|n| dir.file(&format!("f{n}.bin"), &random_bytes(512 << 10, 50 + n as u64)))
+        .collect();
+    let client = ClientSettings { parallel: 3, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
+    connect(&mut window, &server);
+
+    // Six files and three connections: each connection takes a file while the others are busy.
+    let url = upload(&mut window, &files, "1h");
+    wait_until("the server logged six stored files", || events(&server.log(), "stor") == MAX_UPLOAD_FILES);
+    assert_eq!(
+        connections_with(&server.log(), "stor").len(),
+        3,
+        "uploaded on 3 connections: {}",
+        server.log()
+    );
+
+    view(&mut window, &url);
+    wait_for(&mut window, "Available until");
+    let downloads = dir.path().join("downloads");
+    fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    click(&mut window, "Download");
+    wait_for(&mut window, "Downloaded 6 file(s)");
+    wait_until("the server logged six sent files", || events(&server.log(), "retr") == MAX_UPLOAD_FILES);
+    assert_eq!(
+        connections_with(&server.log(), "retr").len(),
+        3,
+        "downloaded on 3 connections: {}",
+        server.log()
+    );
+    for (n, file) in files.iter().enumerate() {
+        assert_eq!(
+            fs::read(downloads.join(file.file_name().unwrap())).unwrap(),
+            random_bytes(512 << 10, 50 + n as u64)
+        );
+    }
 }

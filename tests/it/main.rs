@@ -10,3 +10,4 @@ mod protocol;
 mod proxy;
 mod stock;
 mod support;
+mod tidy;
