@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anonshare::client::settings::ClientSettings;
 use anonshare::common::digest::Sha256Digest;
 use anonshare::common::expiry::parse_rfc3339;
 use anonshare::gui::{GuiApp, MAX_UPLOAD_FILES, Settings};
@@ -19,7 +20,7 @@ use eframe::egui::accesskit::Role;
 use eframe::egui::{self, Key, Modifiers, OutputCommand};
 use egui_kittest::Harness;
 use egui_kittest::kittest::{NodeT as _, Queryable};
-use support::{DEADLINE, Server, TempDir, random_bytes, wait_until};
+use support::{DEADLINE, Server, TempDir, connections_with, events, random_bytes, wait_until};
 use time::OffsetDateTime;
 
 type Window = Harness<'static, GuiApp>;
@@ -188,7 +189,8 @@ fn a_server_that_is_not_there_is_an_error_in_the_window() {
     // A port that was free a moment ago refuses connections.
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = TempDir::new();
-    let mut window = window(Settings { retries: 0, ..settings(dir.path()) });
+    let client = ClientSettings { retries: 0, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
     fill(&mut window, "Port", &port.to_string());
     click(&mut window, "Connect");
     wait_for(&mut window, &format!("Cannot connect to 127.0.0.1:{port}"));
@@ -269,4 +271,46 @@ fn window_keeps_drawing_while_a_transfer_runs() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(frames > 1, "the window drew frames while the upload ran");
+}
+
+#[test]
+fn transfers_use_as_many_connections_as_the_parallel_setting() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let files: Vec<PathBuf> = (0..MAX_UPLOAD_FILES)
+        .map(|n| dir.file(&format!("f{n}.bin"), &random_bytes(512 << 10, 50 + n as u64)))
+        .collect();
+    let client = ClientSettings { parallel: 3, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
+    connect(&mut window, &server);
+
+    // Six files and three connections: each connection takes a file while the others are busy.
+    let url = upload(&mut window, &files, "1h");
+    wait_until("the server logged six stored files", || events(&server.log(), "stor") == MAX_UPLOAD_FILES);
+    assert_eq!(
+        connections_with(&server.log(), "stor").len(),
+        3,
+        "uploaded on 3 connections: {}",
+        server.log()
+    );
+
+    view(&mut window, &url);
+    wait_for(&mut window, "Available until");
+    let downloads = dir.path().join("downloads");
+    fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    click(&mut window, "Download");
+    wait_for(&mut window, "Downloaded 6 file(s)");
+    wait_until("the server logged six sent files", || events(&server.log(), "retr") == MAX_UPLOAD_FILES);
+    assert_eq!(
+        connections_with(&server.log(), "retr").len(),
+        3,
+        "downloaded on 3 connections: {}",
+        server.log()
+    );
+    for (n, file) in files.iter().enumerate() {
+        assert_eq!(
+            fs::read(downloads.join(file.file_name().unwrap())).unwrap(),
+            random_bytes(512 << 10, 50 + n as u64)
+        );
+    }
 }

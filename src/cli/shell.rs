@@ -1,18 +1,20 @@
 //! `anonshare shell`: the interactive client of the original design. A person picks from a
 //! menu (or types a command with its arguments); a script can pipe the same lines in. Prompts
 //! and the menu appear only when the input is a terminal; results go to stdout, messages to
-//! stderr.
+//! stderr. It works with the command line's client settings (`--server`, `--timeout`,
+//! `--retries`, `--parallel`), and its output and progress, and calls nothing of `cli/mod.rs`.
 
 use std::io::{self, BufRead, IsTerminal, Write};
 use std::path::PathBuf;
-use std::time::Duration;
 
 use time::OffsetDateTime;
 
-use crate::cli::{DEFAULT_PORT, list_lines, saved_lines};
-use crate::client::link::{DEFAULT_PARALLEL, Link};
-use crate::client::transfer::{self, Quiet, ShareOptions};
-use crate::client::{ClientError, Result, ShareUrl, join_host_port, split_host_port};
+use crate::cli::output::{list_lines, saved_lines};
+use crate::cli::progress::Console;
+use crate::client::link::Link;
+use crate::client::settings::{ClientSettings, parse_server};
+use crate::client::transfer::{self, ShareOptions};
+use crate::client::{ClientError, Result, ShareUrl, join_host_port};
 use crate::common::expiry::parse_expiry;
 
 const MENU: &str = "\
@@ -22,17 +24,27 @@ const MENU: &str = "\
   4) quit
 ";
 
-/// Runs the shell until `quit` or the end of input. Returns the last command's error, if the
-/// last command that ran failed, so a piped session's exit code tells whether it worked.
+/// Runs the shell until `quit` or the end of input, on the server `address` names, else the
+/// one `settings` names with `--server`, else the one the person types. Returns the last
+/// command's error, if the last command that ran failed, so a piped session's exit code tells
+/// whether it worked.
 pub fn run(
     address: Option<&str>,
-    (timeout, retries): (Duration, u32),
+    settings: &ClientSettings,
     input: &mut dyn BufRead,
     out: &mut dyn Write,
 ) -> Result<()> {
     let interactive = io::stdin().is_terminal();
-    let link = Link::new("", timeout, retries);
-    let mut shell = Shell { input, out, interactive, timeout, retries, host: String::new(), port: 0, link };
+    let mut shell = Shell {
+        input,
+        out,
+        interactive,
+        settings: settings.clone(),
+        console: Console::without_progress(),
+        host: String::new(),
+        port: 0,
+        link: Link::new("", settings),
+    };
     shell.connect(address)?;
     if interactive {
         eprintln!("Connected to {}. Choose a number or type a command:\n{MENU}", shell.address());
@@ -65,8 +77,10 @@ struct Shell<'a> {
     input: &'a mut dyn BufRead,
     out: &'a mut dyn Write,
     interactive: bool,
-    timeout: Duration,
-    retries: u32,
+    /// What every link the shell opens is made with.
+    settings: ClientSettings,
+    /// Tells of retries and resumes on stderr.
+    console: Console,
     host: String,
     port: u16,
     /// The connection to `host:port`, opened again when it drops.
@@ -96,16 +110,16 @@ impl Shell<'_> {
         join_host_port(&self.host, self.port)
     }
 
-    /// Asks for the server's address and port when they were not given, then connects.
+    /// Asks for the server's address and port when neither the command line nor `--server`
+    /// gave them, offering the environment's or the default server, then connects.
     fn connect(&mut self, address: Option<&str>) -> Result<()> {
         let (host, port) = match address {
-            Some(text) => split_host_port(text, DEFAULT_PORT).ok_or_else(|| {
-                ClientError::Usage(format!("invalid server address '{text}': expected HOST:PORT"))
-            })?,
+            Some(text) => parse_server(text)?,
+            None if self.settings.server.is_some() => self.settings.server_address()?,
             None => {
-                let host = self.ask_or("Server address [127.0.0.1]: ", "127.0.0.1")?;
-                let port_text =
-                    self.ask_or(&format!("Port [{DEFAULT_PORT}]: "), &DEFAULT_PORT.to_string())?;
+                let (host, port) = self.settings.server_address()?;
+                let host = self.ask_or(&format!("Server address [{host}]: "), &host)?;
+                let port_text = self.ask_or(&format!("Port [{port}]: "), &port.to_string())?;
                 let port = port_text.parse().map_err(|_| {
                     ClientError::Usage(format!("invalid port '{port_text}': expected 1-65535"))
                 })?;
@@ -113,7 +127,7 @@ impl Shell<'_> {
             }
         };
         self.switch_to(host, port);
-        self.link.run(|_, _| Ok(()))
+        self.link.run(&self.console, |_, _| Ok(()))
     }
 
     /// Points the shell at another server; the old connection says goodbye.
@@ -121,7 +135,7 @@ impl Shell<'_> {
         self.link.quit();
         self.host = host;
         self.port = port;
-        self.link = Link::new(self.address(), self.timeout, self.retries).with_parallel(DEFAULT_PARALLEL);
+        self.link = Link::new(self.address(), &self.settings);
     }
 
     fn print(&mut self, text: &str) -> Result<()> {
@@ -154,16 +168,10 @@ impl Shell<'_> {
                     .map_err(|err| ClientError::Usage(err.to_string()))
             })
             .transpose()?;
-        let plan = transfer::plan_upload(&paths)?;
         // An upload owns its share on every connection it opens: it gets a link of its own.
-        let mut link = Link::new(self.address(), self.timeout, self.retries).with_parallel(DEFAULT_PARALLEL);
+        let link = Link::new(self.address(), &self.settings);
         let options = ShareOptions { lifetime, downloads: None };
-        let report = transfer::upload(&mut link, &plan, options, &Quiet);
-        // QUIT would seal the share: a failed upload only hangs up, and publishes nothing.
-        if report.is_ok() {
-            link.quit();
-        }
-        let report = report?;
+        let report = transfer::publish(link, &paths, options, &self.console)?;
         let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
         eprintln!(
             "uploaded {} file(s); expires {}; owner token {}",
@@ -195,11 +203,10 @@ impl Shell<'_> {
 
     fn list(&mut self, rest: &str) -> Result<()> {
         let url = self.share(rest)?;
-        let (info, files) = self
-            .link
-            .run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))?;
+        let listing = transfer::list_share(&mut self.link, &url.code, &self.console)?;
+        let info = &listing.info;
         eprintln!("{} file(s), {} bytes; available until {}", info.files, info.bytes, info.expires);
-        self.print(&list_lines(&files))
+        self.print(&list_lines(&listing.files))
     }
 
     fn download(&mut self, rest: &str) -> Result<()> {
@@ -209,9 +216,8 @@ impl Shell<'_> {
             None => (rest, Vec::new()),
         };
         let url = self.share(&url_text)?;
-        let (info, files) = self
-            .link
-            .run(|connection, _| Ok((connection.info(&url.code)?, connection.walk_share(&url.code)?)))?;
+        let transfer::Listing { info, files } =
+            transfer::list_share(&mut self.link, &url.code, &self.console)?;
         let mut names = names;
         if names.is_empty() && self.interactive {
             eprintln!("Files in this share (available until {}):", info.expires);
@@ -235,7 +241,7 @@ impl Shell<'_> {
             None => ".".to_owned(),
         };
         let chosen = transfer::select(&files, &names)?;
-        let saved = transfer::download(&mut self.link, &url.code, &chosen, dir.as_ref(), &Quiet)?;
+        let saved = transfer::download(&mut self.link, &url.code, &chosen, dir.as_ref(), &self.console)?;
         self.print(&saved_lines(&saved))
     }
 }

@@ -1,21 +1,20 @@
 //! A connection to one server that comes back: work runs through [`Link::run`], and when the
 //! connection drops or times out the link connects again, after a growing pause, and runs the
-//! work again, as long as its retries last. The work itself decides how to resume.
+//! work again, as long as its retries last. The work itself decides how to resume. Each retry
+//! is told to the work's [`Observer`]; the link prints nothing.
 
 use std::thread;
 use std::time::Duration;
 
+use crate::client::observer::Observer;
+use crate::client::settings::ClientSettings;
 use crate::client::{ClientError, Connection, Result};
 use crate::proto::Reason;
 
-/// Retries after a failure, in a row, before giving up (the `--retries` default).
-pub const DEFAULT_RETRIES: u32 = 5;
 /// Pause before the first retry; each further one doubles it.
 pub const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// Longest pause between two retries.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(8);
-/// Connections a transfer of many files uses at once (the `--parallel` default).
-pub const DEFAULT_PARALLEL: usize = 4;
 
 /// What one run of the work knows about the runs before it.
 #[derive(Debug, Default)]
@@ -46,15 +45,17 @@ pub struct Link {
 }
 
 impl Link {
-    /// A link to `address` (`HOST:PORT`); nothing is connected until work runs.
-    pub fn new(address: impl Into<String>, timeout: Duration, retries: u32) -> Link {
-        Link { address: address.into(), timeout, retries, parallel: 1, connection: None, owner: None }
-    }
-
-    /// Lets transfers of many files use up to `parallel` connections at once.
-    pub fn with_parallel(mut self, parallel: usize) -> Link {
-        self.parallel = parallel.max(1);
-        self
+    /// A link to `address` (`HOST:PORT`) with the timeout, retries and parallel connections of
+    /// `settings`; nothing is connected until work runs.
+    pub fn new(address: impl Into<String>, settings: &ClientSettings) -> Link {
+        Link {
+            address: address.into(),
+            timeout: settings.timeout,
+            retries: settings.retries,
+            parallel: settings.parallel.max(1),
+            connection: None,
+            owner: None,
+        }
     }
 
     pub fn parallel(&self) -> usize {
@@ -77,8 +78,12 @@ impl Link {
 
     /// Runs `work` on the connection; when the connection fails, connects again and runs it
     /// again, until it succeeds, fails another way, or fails `retries` times in a row without
-    /// moving a byte. Each retry is announced on stderr.
-    pub fn run<T>(&mut self, mut work: impl FnMut(&mut Connection, &mut Attempt) -> Result<T>) -> Result<T> {
+    /// moving a byte. Each retry is told to `observer` before its pause.
+    pub fn run<T>(
+        &mut self,
+        observer: &dyn Observer,
+        mut work: impl FnMut(&mut Connection, &mut Attempt) -> Result<T>,
+    ) -> Result<T> {
         let mut failures = 0;
         let mut attempt = Attempt::default();
         loop {
@@ -102,11 +107,7 @@ impl Link {
                 });
             }
             let pause = backoff(failures);
-            eprintln!(
-                "anonshare: {why}; retry {failures} of {} in {:.1}s",
-                self.retries,
-                pause.as_secs_f64()
-            );
+            observer.retrying(&why, failures, self.retries, pause);
             thread::sleep(pause);
             // Only work that ran may have done something a retry must take into account.
             if ran {
@@ -162,6 +163,8 @@ fn backoff(failures: u32) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Mutex;
+
     use super::*;
 
     #[test]
@@ -172,13 +175,26 @@ mod tests {
         assert_eq!(backoff(40), MAX_BACKOFF);
     }
 
+    /// Keeps every retry it is told about.
+    #[derive(Default)]
+    struct Retries(Mutex<Vec<(u32, u32, Duration)>>);
+
+    impl Observer for Retries {
+        fn retrying(&self, why: &str, attempt: u32, of: u32, pause: Duration) {
+            assert!(why.contains("127.0.0.1:1"), "the reason names the server: {why}");
+            self.0.lock().unwrap().push((attempt, of, pause));
+        }
+    }
+
     #[test]
     fn a_server_that_refuses_is_retried_then_reported() {
-        let mut link = Link::new("127.0.0.1:1", Duration::from_secs(1), 3);
+        let settings = ClientSettings { timeout: Duration::from_secs(1), retries: 3, ..Default::default() };
+        let mut link = Link::new("127.0.0.1:1", &settings);
         let mut runs = 0;
+        let observer = Retries::default();
         // Port 1 refuses: the connection error is retried, then reported.
         let err = link
-            .run(|_, _| -> Result<()> {
+            .run(&observer, |_, _| -> Result<()> {
                 runs += 1;
                 Ok(())
             })
@@ -186,5 +202,15 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         assert!(err.to_string().contains("gave up after 3 retries"), "{err}");
         assert_eq!(runs, 0, "work never ran without a connection");
+        let told = observer.0.into_inner().unwrap();
+        assert_eq!(told, [(1, 3, backoff(1)), (2, 3, backoff(2)), (3, 3, backoff(3))], "each retry is told");
+    }
+
+    #[test]
+    fn a_link_takes_its_settings() {
+        let settings = ClientSettings { parallel: 3, ..Default::default() };
+        assert_eq!(Link::new("h:1", &settings).parallel(), 3);
+        assert_eq!(Link::new("h:1", &settings).fork().parallel(), 3, "a fork keeps them");
+        assert_eq!(Link::new("h:1", &ClientSettings { parallel: 0, ..settings }).parallel(), 1);
     }
 }

@@ -1,8 +1,8 @@
 //! Whole-share work on top of a [`Connection`]: planning an upload from local files and folders,
-//! uploading the plan into a new share, choosing files of a share, and saving them verified.
-//! A download is written beside its target and renamed into place only once its SHA-256
-//! matches, so a cut or corrupt file never sits under its final name. Both directions resume
-//! through a [`Link`] when the connection drops.
+//! publishing the plan as a new share, listing a share, choosing its files, and saving them
+//! verified. A download is written beside its target and renamed into place only once its
+//! SHA-256 matches, so a cut or corrupt file never sits under its final name. Both directions
+//! resume through a [`Link`] when the connection drops, and tell their [`Observer`] so.
 
 use std::collections::BTreeSet;
 use std::fs::{self, File, OpenOptions};
@@ -16,7 +16,10 @@ use std::time::Duration;
 use walkdir::WalkDir;
 
 use crate::client::link::{Attempt, Link};
-use crate::client::{ClientError, Connection, CreatedShare, RemoteFile, Result, sent_before_reply};
+use crate::client::observer::Observer;
+use crate::client::{
+    ClientError, Connection, CreatedShare, RemoteFile, Result, ShareInfo, sent_before_reply,
+};
 use crate::common::chunks::for_each_chunk;
 use crate::common::digest::{Hasher, Sha256Digest};
 use crate::common::names::check_path;
@@ -25,28 +28,6 @@ use crate::proto::Reason;
 
 /// Suffix of a download in progress, beside its final name.
 pub const PARTIAL_SUFFIX: &str = ".anonshare-part";
-
-/// Told about each file as it moves, to draw progress. Several files may move at once, from
-/// several threads, so every call names its file.
-pub trait Observer: Sync {
-    /// The file `path` of `size` bytes starts moving.
-    fn start(&self, _path: &str, _size: u64) {}
-    /// `bytes` more bytes of `path` moved.
-    fn advance(&self, _path: &str, _bytes: u64) {}
-    /// `path` starts moving again with its first `done` bytes already there (a resume).
-    fn restart(&self, _path: &str, _done: u64) {}
-    /// Asked between chunks: true stops the transfer with [`ClientError::Cancelled`].
-    fn cancelled(&self) -> bool {
-        false
-    }
-    /// `path` is done (or failed).
-    fn finish(&self, _path: &str) {}
-}
-
-/// An observer that ignores everything.
-pub struct Quiet;
-
-impl Observer for Quiet {}
 
 /// One local file and where it goes in the share.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -190,16 +171,34 @@ pub struct ShareOptions {
     pub downloads: Option<u64>,
 }
 
+/// Publishes files and folders as a new share: plans the upload, creates the share, uploads
+/// every file and checks its SHA-256 against the server's, seals the share, and only then says
+/// goodbye with `QUIT`. `link` is the upload's own, since every connection it opens owns the new
+/// share. A failed or cancelled upload deletes the share and hangs up without `QUIT`, which
+/// would seal it: it publishes nothing. This is the one place that decides so.
+pub fn publish(
+    mut link: Link,
+    paths: &[PathBuf],
+    options: ShareOptions,
+    observer: &dyn Observer,
+) -> Result<UploadReport> {
+    let plan = plan_upload(paths)?;
+    let report = upload(&mut link, &plan, options, observer)?;
+    link.quit();
+    Ok(report)
+}
+
 /// Creates a share, uploads the plan, checks every file's SHA-256 against the server's, and
 /// seals the share. A dropped connection is taken up again: files already stored are not sent
 /// again, and a file that was cut resumes from the bytes the server kept.
-pub fn upload(
+fn upload(
     link: &mut Link,
     plan: &UploadPlan,
     options: ShareOptions,
     observer: &dyn Observer,
 ) -> Result<UploadReport> {
-    let share = link.run(|connection, _| connection.create_share(options.lifetime, options.downloads))?;
+    let share =
+        link.run(observer, |connection, _| connection.create_share(options.lifetime, options.downloads))?;
     link.own(&share.code, &share.owner_token);
     match fill_and_seal(link, plan, &share, observer) {
         Ok(files) => Ok(UploadReport { share, files }),
@@ -220,7 +219,7 @@ fn fill_and_seal(
 ) -> Result<Vec<UploadedFile>> {
     let remote = |parts: &[String]| format!("/{}/{}", share.code, parts.join("/"));
     for folder in &plan.folders {
-        link.run(|connection, attempt| match connection.make_folder(&remote(folder)) {
+        link.run(observer, |connection, attempt| match connection.make_folder(&remote(folder)) {
             // Made before the connection dropped.
             Err(err) if attempt.is_retry() && err.reason() == Some(Reason::Exists) => Ok(()),
             other => other,
@@ -230,13 +229,13 @@ fn fill_and_seal(
         let file = &plan.files[index];
         let path = file.remote.join("/");
         observer.start(&path, file.size);
-        let result = link.run(|connection, attempt| {
+        let result = link.run(observer, |connection, attempt| {
             upload_one(connection, attempt, &remote(&file.remote), file, observer)
         });
         observer.finish(&path);
         Ok(UploadedFile { path, size: file.size, sha256: result? })
     })?;
-    link.run(|connection, _| {
+    link.run(observer, |connection, _| {
         connection.change_folder(&format!("/{}", share.code))?;
         match connection.seal() {
             // The seal went through before the connection dropped.
@@ -274,7 +273,7 @@ fn upload_one(
         if offset > file.size {
             offset = 0;
         }
-        eprintln!("anonshare: resuming {path} at byte {offset}");
+        observer.resuming(&path, offset);
         declared = Some(sha256);
     }
     let mut source = File::open(&file.source).map_err(unreadable)?;
@@ -299,6 +298,41 @@ fn upload_one(
         )));
     }
     Ok(local)
+}
+
+/// What a share holds: its facts from `SITE INFO`, and its files with their SHA-256.
+#[derive(Debug, Clone)]
+pub struct Listing {
+    pub info: ShareInfo,
+    pub files: Vec<RemoteFile>,
+}
+
+/// Lists share `code`: `SITE INFO` for its expiry and size, then a walk of its folders with
+/// `MLSD`, and `HASH` for each file. A dropped connection starts the listing again.
+pub fn list_share(link: &mut Link, code: &str, observer: &dyn Observer) -> Result<Listing> {
+    link.run(observer, |connection, _| {
+        Ok(Listing { info: connection.info(code)?, files: connection.walk_share(code)? })
+    })
+}
+
+/// How many complete downloads each listed file has left, in the listing's order; `None` for
+/// every file of a share without a download budget, which asks the server nothing.
+pub fn downloads_left(
+    link: &mut Link,
+    code: &str,
+    listing: &Listing,
+    observer: &dyn Observer,
+) -> Result<Vec<Option<u64>>> {
+    if listing.info.downloads.is_none() {
+        return Ok(vec![None; listing.files.len()]);
+    }
+    link.run(observer, |connection, _| {
+        let mut left = Vec::with_capacity(listing.files.len());
+        for file in &listing.files {
+            left.push(connection.info_of(&format!("/{code}/{}", file.path))?.downloads_left);
+        }
+        Ok(left)
+    })
 }
 
 /// The files of `all` that `wanted` names, by exact path or by a folder that holds them.
@@ -356,7 +390,8 @@ pub fn download(
         let (file, target) = (&files[index], &targets[index]);
         observer.start(&file.path, file.size);
         let mut partial = Partial::new(target);
-        let result = link.run(|connection, attempt| partial.fetch(connection, attempt, code, file, observer));
+        let result = link
+            .run(observer, |connection, attempt| partial.fetch(connection, attempt, code, file, observer));
         observer.finish(&file.path);
         result?;
         Ok(SavedFile { file: file.clone(), local: target.clone() })
@@ -484,7 +519,7 @@ impl<'t> Partial<'t> {
             _ => hash_prefix(&mut sink, kept).map_err(self.local_error())?,
         };
         if kept > 0 {
-            eprintln!("anonshare: resuming {} at byte {kept}", file.path);
+            observer.resuming(&file.path, kept);
         }
         observer.restart(&file.path, kept);
         let remote = format!("/{code}/{}", file.path);

@@ -19,12 +19,14 @@ use std::time::Duration;
 use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEdit, Ui};
 use time::OffsetDateTime;
 
-use crate::cli::{DEFAULT_PORT, SERVER_ENV, server_address};
-use crate::client::link::{DEFAULT_RETRIES, Link};
-use crate::client::transfer::{self, SavedFile, ShareOptions, UploadReport};
-use crate::client::{
-    ClientError, DEFAULT_TIMEOUT, RemoteFile, ShareInfo, ShareUrl, join_host_port, split_host_port,
+use crate::client::link::Link;
+use crate::client::settings::{
+    ClientSettings, DEFAULT_PARALLEL, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_PARALLEL,
+    SERVER_ENV,
 };
+use crate::client::transfer::{self, Listing, SavedFile, ShareOptions, UploadReport};
+use crate::client::{ClientError, RemoteFile, ShareInfo, ShareUrl, join_host_port};
+use crate::common::args::{Arg, Args, UsageError, unknown_flag};
 use crate::common::expiry::{format_duration, parse_expiry, parse_rfc3339, rfc3339};
 use task::{FileProgress, Poll, Task};
 
@@ -43,10 +45,9 @@ pub const WINDOW_SIZE: [f32; 2] = [1000.0, 760.0];
 pub struct Settings {
     pub host: String,
     pub port: u16,
-    /// How long any one wait on the server may take.
-    pub timeout: Duration,
-    /// Failures in a row, without a byte moved, before a transfer gives up.
-    pub retries: u32,
+    /// The timeout, retries and parallel connections of every link the window opens. Its
+    /// `server` only fills in `host` and `port` at start.
+    pub client: ClientSettings,
     /// Where downloads go unless the user picks another folder.
     pub download_dir: PathBuf,
     /// A share to connect to and view as soon as the window opens.
@@ -58,8 +59,7 @@ impl Default for Settings {
         Settings {
             host: "127.0.0.1".into(),
             port: DEFAULT_PORT,
-            timeout: DEFAULT_TIMEOUT,
-            retries: DEFAULT_RETRIES,
+            client: ClientSettings::default(),
             download_dir: default_download_dir(),
             open: None,
         }
@@ -74,12 +74,20 @@ fn default_download_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// `anonshare-gui [HOST:PORT | SHARE-URL]`.
+/// `anonshare-gui --help`.
 pub fn usage() -> String {
     format!(
-        "usage: anonshare-gui [HOST:PORT | ftp://HOST:PORT/CODE/]\n\n\
-         Opens the desktop client. HOST:PORT fills in the server (else {SERVER_ENV}, else\n\
-         127.0.0.1:{DEFAULT_PORT}); a share URL connects to its server and lists the share at once.\n"
+        "usage: anonshare-gui [--timeout D] [--retries N] [--parallel N] [HOST:PORT | ftp://HOST:PORT/CODE/]\n\n\
+         Opens the desktop client. HOST:PORT fills in the server (else --server HOST:PORT, else\n\
+         {SERVER_ENV}, else 127.0.0.1:{DEFAULT_PORT}); a share URL connects to its server and lists the\n\
+         share at once.\n\n\
+         Options:\n  \
+         --timeout D    how long to wait for the server at any one step [default: {timeout}s]\n  \
+         --retries N    reconnect and resume up to N times in a row after a dropped connection\n                 \
+         [default: {DEFAULT_RETRIES}]\n  \
+         --parallel N   move up to N files at once, each on its own connection (1-{MAX_PARALLEL})\n                 \
+         [default: {DEFAULT_PARALLEL}]\n",
+        timeout = DEFAULT_TIMEOUT.as_secs(),
     )
 }
 
@@ -87,32 +95,43 @@ pub fn usage() -> String {
 /// it asks for help.
 pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Settings>, String> {
     let mut settings = Settings::default();
-    let args: Vec<OsString> = args.into_iter().collect();
-    match args.as_slice() {
-        [] => (settings.host, settings.port) = server_address(None).map_err(|err| err.to_string())?,
-        [arg] => {
-            let arg = arg.to_str().ok_or_else(|| format!("invalid argument {arg:?}: not UTF-8"))?;
-            if arg == "-h" || arg == "--help" {
-                return Ok(None);
-            }
-            if arg.starts_with("ftp://") {
-                let url = ShareUrl::parse(arg).map_err(|err| err.to_string())?;
-                (settings.host, settings.port) = (url.host.clone(), url.port);
-                settings.open = Some(url);
-            } else {
-                (settings.host, settings.port) = split_host_port(arg, DEFAULT_PORT)
-                    .ok_or_else(|| format!("invalid server address '{arg}': expected HOST:PORT"))?;
+    let mut args = Args::new(args).map_err(|err| err.to_string())?;
+    let mut positional = Vec::new();
+    let mut read = || -> Result<bool, UsageError> {
+        while let Some(arg) = args.next_arg()? {
+            match arg {
+                Arg::Positional(value) => positional.push(value),
+                Arg::Flag(flag) if flag == "-h" || flag == "--help" => return Ok(false),
+                Arg::Flag(flag) => {
+                    if !settings.client.read_flag(&flag, &mut args)? {
+                        return Err(unknown_flag(&flag));
+                    }
+                }
             }
         }
-        _ => return Err(format!("expected at most one argument\n\n{}", usage())),
+        Ok(true)
+    };
+    if !read().map_err(|err| err.to_string())? {
+        return Ok(None);
     }
+    match positional.as_slice() {
+        [] => {}
+        [url] if url.starts_with("ftp://") => {
+            let url = ShareUrl::parse(url).map_err(|err| err.to_string())?;
+            settings.client.server = Some(url.address());
+            settings.open = Some(url);
+        }
+        [address] => settings.client.server = Some(address.clone()),
+        _ => return Err(format!("expected at most one HOST:PORT or share URL\n\n{}", usage())),
+    }
+    (settings.host, settings.port) = settings.client.server_address().map_err(|err| err.to_string())?;
     Ok(Some(settings))
 }
 
 /// The desktop client's window: everything it shows and the work it has running.
 pub struct GuiApp {
-    timeout: Duration,
-    retries: u32,
+    /// What every link the window opens is made with.
+    client: ClientSettings,
     /// The server address and port fields.
     host: String,
     port: String,
@@ -175,7 +194,7 @@ enum JobKind {
 enum Outcome {
     Connected { host: String, port: u16, link: Link, result: Result<(), ClientError> },
     Uploaded(Result<(ShareUrl, UploadReport), ClientError>),
-    Listed { link: Link, url: ShareUrl, result: Result<(ShareInfo, Vec<RemoteFile>), ClientError> },
+    Listed { link: Link, url: ShareUrl, result: Result<Listing, ClientError> },
     Downloaded { link: Link, dir: PathBuf, result: Result<Vec<SavedFile>, ClientError> },
 }
 
@@ -222,8 +241,7 @@ struct Listed {
 impl GuiApp {
     pub fn new(settings: Settings) -> GuiApp {
         GuiApp {
-            timeout: settings.timeout,
-            retries: settings.retries,
+            client: settings.client,
             host: settings.host,
             port: settings.port.to_string(),
             server: None,
@@ -328,7 +346,7 @@ impl GuiApp {
                 if let Some(server) = &mut self.server
                     && server.link.is_none()
                 {
-                    server.link = Some(Link::new(server.address(), self.timeout, self.retries));
+                    server.link = Some(Link::new(server.address(), &self.client));
                 }
                 *self.note_of(kind) =
                     Note::error("The work stopped unexpectedly: this is a bug (see stderr).");
@@ -395,7 +413,7 @@ impl GuiApp {
             Some(server) if server.address() == address => server.link.take(),
             _ => None,
         }
-        .unwrap_or_else(|| Link::new(address, self.timeout, self.retries))
+        .unwrap_or_else(|| Link::new(address, &self.client))
     }
 
     /// Keeps a link that came back from a task, or lets it go. A cancelled transfer leaves its
@@ -404,7 +422,7 @@ impl GuiApp {
         match &mut self.server {
             Some(server) if server.address() == link.address() && server.link.is_none() => {
                 server.link = Some(match cancelled {
-                    true => Link::new(link.address(), self.timeout, self.retries),
+                    true => Link::new(link.address(), &self.client),
                     false => link,
                 });
             }
@@ -428,9 +446,9 @@ impl GuiApp {
             }
         };
         self.connect_note = None;
-        let mut link = Link::new(join_host_port(&host, port), self.timeout, self.retries);
-        self.start(ctx, JobKind::Connect, Vec::new(), move |_| {
-            let result = link.run(|_, _| Ok(()));
+        let mut link = Link::new(join_host_port(&host, port), &self.client);
+        self.start(ctx, JobKind::Connect, Vec::new(), move |reporter| {
+            let result = link.run(reporter, |_, _| Ok(()));
             Outcome::Connected { host, port, link, result }
         });
     }
@@ -595,28 +613,20 @@ impl GuiApp {
 
     fn upload(&mut self, ctx: &egui::Context, lifetime: Option<Duration>) {
         let Some(server) = &self.server else { return };
-        let (host, port, address) = (server.host.clone(), server.port, server.address());
-        let (timeout, retries) = (self.timeout, self.retries);
+        let (host, port) = (server.host.clone(), server.port);
+        // An upload owns its new share on every connection it opens: it gets a link of its own.
+        let link = Link::new(server.address(), &self.client);
         let files = self.chosen.iter().map(|(path, size)| (file_name(path), *size)).collect();
         let paths: Vec<PathBuf> = self.chosen.iter().map(|(path, _)| path.clone()).collect();
         self.upload_note = None;
         self.uploaded = None;
         self.start(ctx, JobKind::Upload, files, move |reporter| {
-            // An upload owns its new share on every connection it opens: it gets a link of its own.
-            let mut link = Link::new(address, timeout, retries);
             let options = ShareOptions { lifetime, downloads: None };
-            let result = transfer::plan_upload(&paths)
-                .and_then(|plan| transfer::upload(&mut link, &plan, options, reporter));
-            match result {
-                Ok(report) => {
-                    link.quit();
-                    let url = ShareUrl { host, port, code: report.share.code.clone() };
-                    Outcome::Uploaded(Ok((url, report)))
-                }
-                // Dropped without QUIT, the connection publishes nothing: a share that is not
-                // whole never becomes visible.
-                Err(err) => Outcome::Uploaded(Err(err)),
-            }
+            let result = transfer::publish(link, &paths, options, reporter).map(|report| {
+                let url = ShareUrl { host, port, code: report.share.code.clone() };
+                (url, report)
+            });
+            Outcome::Uploaded(result)
         });
     }
 
@@ -701,17 +711,15 @@ impl GuiApp {
         self.saved.clear();
         self.download_note = None;
         let mut link = self.take_link(&url.address());
-        self.start(ctx, JobKind::View, Vec::new(), move |_| {
-            let code = url.code.clone();
-            let result =
-                link.run(|connection, _| Ok((connection.info(&code)?, connection.walk_share(&code)?)));
+        self.start(ctx, JobKind::View, Vec::new(), move |reporter| {
+            let result = transfer::list_share(&mut link, &url.code, reporter);
             Outcome::Listed { link, url, result }
         });
     }
 
-    fn listed_share(&mut self, url: ShareUrl, result: Result<(ShareInfo, Vec<RemoteFile>), ClientError>) {
+    fn listed_share(&mut self, url: ShareUrl, result: Result<Listing, ClientError>) {
         match result {
-            Ok((info, files)) => {
+            Ok(Listing { info, files }) => {
                 // A share is mostly fetched whole: every file starts selected.
                 let selected = vec![true; files.len()];
                 self.listed = Some(Listed { url, info, files, selected });
@@ -978,6 +986,19 @@ mod tests {
         let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from)).map(|s| s.expect("settings"));
         let settings = parse(&["example.org:2200"]).unwrap();
         assert_eq!((settings.host.as_str(), settings.port, settings.open), ("example.org", 2200, None));
+        assert_eq!(
+            settings.client,
+            ClientSettings { server: Some("example.org:2200".into()), ..Default::default() }
+        );
+        let settings = parse(&["--parallel", "3", "--retries=0", "--timeout", "5s", "h"]).unwrap();
+        assert_eq!((settings.host.as_str(), settings.port), ("h", DEFAULT_PORT));
+        assert_eq!(
+            (settings.client.parallel, settings.client.retries, settings.client.timeout),
+            (3, 0, Duration::from_secs(5))
+        );
+        assert_eq!(parse(&["--server", "s:7"]).unwrap().port, 7, "--server names the server too");
+        assert_eq!(parse(&["--parallel", "0"]).unwrap_err(), "invalid --parallel '0': expected 1 to 16");
+        assert_eq!(parse(&["--frob"]).unwrap_err(), "unknown option '--frob' (see --help)");
         let settings = parse(&["ftp://10.0.0.1:2121/abc/"]).unwrap();
         assert_eq!((settings.host.as_str(), settings.open.unwrap().code.as_str()), ("10.0.0.1", "abc"));
         assert_eq!(parse_args([OsString::from("--help")]), Ok(None));

@@ -10,7 +10,7 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
 
-use crate::client::transfer::Observer;
+use crate::client::observer::Observer;
 
 /// One file of a transfer, as far as it got.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,9 @@ use std::io::Write;
 
 use anonshare::common::digest::Sha256Digest;
 
-use crate::support::{Server, TempDir, client, code_of, random_bytes, upload, wait_until};
+use crate::support::{
+    Server, TempDir, client, code_of, connections_with, events, random_bytes, upload, wait_until,
+};
 
 fn sha(bytes: &[u8]) -> String {
     Sha256Digest::of(bytes).to_string()
@@ -337,4 +339,64 @@ fn a_permanent_refusal_is_not_retried_rfc959_4_2_1() {
     assert_eq!(run.code, 5, "refused, not unreachable: {}", run.stderr);
     assert!(!run.stderr.contains("retry"), "{}", run.stderr);
     assert_eq!(connections.load(std::sync::atomic::Ordering::SeqCst), 1, "one connection, no retry");
+}
+
+#[test]
+fn the_shell_moves_files_on_as_many_connections_as_parallel_says() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let names: Vec<String> = (0..6).map(|n| format!("f{n}.bin")).collect();
+    for (n, name) in names.iter().enumerate() {
+        dir.file(name, &random_bytes(512 << 10, 40 + n as u64));
+    }
+    // Six files and three connections: each connection takes a file while the others are busy.
+    let script = format!("upload {}\nquit\n", names.join(", "));
+    let run =
+        client(&server.addr, dir.path(), &["--parallel", "3", "shell", &server.addr], script.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let url = run.stdout.trim().to_owned();
+    wait_until("the server logged six stored files", || events(&server.log(), "stor") == 6);
+    assert_eq!(
+        connections_with(&server.log(), "stor").len(),
+        3,
+        "uploaded on 3 connections: {}",
+        server.log()
+    );
+
+    let script = format!("download {url} --dir got\nquit\n");
+    let run =
+        client(&server.addr, dir.path(), &["shell", &server.addr, "--parallel", "3"], script.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stdout.lines().count(), 6, "{}", run.stdout);
+    wait_until("the server logged six sent files", || events(&server.log(), "retr") == 6);
+    assert_eq!(
+        connections_with(&server.log(), "retr").len(),
+        3,
+        "downloaded on 3 connections: {}",
+        server.log()
+    );
+    for (n, name) in names.iter().enumerate() {
+        assert_eq!(
+            fs::read(dir.path().join("got").join(name)).unwrap(),
+            random_bytes(512 << 10, 40 + n as u64)
+        );
+    }
+
+    // One connection moves every file of the next upload, one after another.
+    let script = format!("upload {}\nquit\n", names.join(", "));
+    let run = client(&server.addr, dir.path(), &["shell", "--parallel=1", &server.addr], script.as_bytes());
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    wait_until("the server logged six more stored files", || events(&server.log(), "stor") == 12);
+    assert_eq!(connections_with(&server.log(), "stor").len(), 3 + 1, "{}", server.log());
+}
+
+#[test]
+fn the_shell_takes_its_server_from_the_server_flag() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("one.txt", b"first");
+    // No HOST:PORT after `shell`, and no address typed: --server names the server.
+    let run = client("127.0.0.1:1", dir.path(), &["--server", &server.addr, "shell"], b"upload one.txt\n");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(run.stdout.starts_with(&format!("ftp://{}/", server.addr)), "{}", run.stdout);
 }

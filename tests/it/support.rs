@@ -1,6 +1,7 @@
 //! Shared test helpers: temp folders, the real server on 127.0.0.1:0, the real client binary,
 //! python3 scripts, and bounded waits on events.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -410,6 +411,21 @@ pub fn info_value(info: &[String], key: &str) -> String {
 pub fn hash_reply(path: &str, bytes: &[u8]) -> String {
     let last = bytes.len().saturating_sub(1);
     format!("213 SHA-256 0-{last} {} {path}", Sha256Digest::of(bytes))
+}
+
+/// The connections (`conn=N`) on which the server logged `event` (such as `stor` or `retr`).
+pub fn connections_with(log: &str, event: &str) -> BTreeSet<String> {
+    let needle = format!(" event={event} ");
+    log.lines()
+        .filter(|line| line.contains(&needle))
+        .filter_map(|line| line.split(' ').find(|word| word.starts_with("conn=")))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// How many times the server logged `event`.
+pub fn events(log: &str, event: &str) -> usize {
+    log.matches(&format!(" event={event} ")).count()
 }
 
 /// Names of all files below `dir`, sorted.

@@ -129,3 +129,43 @@ fn the_rules_see_what_they_look_for() {
     assert!(!uses("src/server/session", &["crate::proto"]).is_empty(), "the session speaks FTP");
     assert!(!uses("src/client", &["TcpStream"]).is_empty(), "the client opens sockets");
 }
+
+/// The whole text of every `.rs` file under `folder`, with its path.
+fn whole_sources(folder: &str) -> Vec<(String, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    sources_under(folder)
+        .into_iter()
+        .map(|source| {
+            let text = fs::read_to_string(root.join(&source.path)).unwrap();
+            (source.path, text)
+        })
+        .collect()
+}
+
+#[test]
+fn the_client_library_prints_nothing() {
+    // It tells its `Observer`; each front-end decides what to print.
+    for (path, text) in whole_sources("src/client") {
+        for macro_name in ["print", "println", "eprint", "eprintln", "dbg"] {
+            let call = format!("{macro_name}!(");
+            assert!(!text.contains(&call), "{path} calls {call}: tell the Observer instead");
+        }
+    }
+}
+
+#[test]
+fn the_shell_and_the_window_use_nothing_of_the_command_line() {
+    // Settings both need live in `client::settings`; the shell shares only the command line's
+    // output and progress modules, and the window nothing at all.
+    for (path, text) in whole_sources("src/cli").into_iter().filter(|(path, _)| path.ends_with("shell.rs")) {
+        for line in text.lines().filter(|line| line.contains("crate::cli::")) {
+            let allowed = ["crate::cli::output::", "crate::cli::progress::", "crate::cli::json"];
+            assert!(allowed.iter().any(|ok| line.contains(ok)), "{path} uses the command line: {line}");
+        }
+    }
+    for (path, text) in whole_sources("src/gui") {
+        let uses_cli =
+            ["crate::cli::", "crate::cli;", "crate::cli as"].iter().any(|path| text.contains(path));
+        assert!(!uses_cli, "{path} uses the command line");
+    }
+}
