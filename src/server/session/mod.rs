@@ -21,7 +21,7 @@ use crate::proto::{
     self, Command, CreatedShare, HashReply, ListingEntry, ProtoError, Reply, ShareInfo, SiteCommand,
     StoredReply, TransferType, epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
 };
-use crate::server::Shared;
+use crate::server::shared::Shared;
 use crate::server::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
 use crate::server::vpath::{VirtualPath, quote_path};
 
