@@ -28,8 +28,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::log_event;
-use crate::proto::Reply;
-use crate::server::admission::Refusal;
+use crate::proto::{Reason, Refusal};
+use crate::server::admission::Refusal as Turned;
 use crate::server::pool::ThreadPool;
 use crate::server::session::Session;
 use crate::server::store::{Limits, Store, unix_now};
@@ -101,13 +101,13 @@ impl Server {
             let ticket = match stream.peer_addr() {
                 Ok(peer) => match self.shared.admission.admit(peer.ip(), Instant::now()) {
                     Ok(ticket) => ticket,
-                    Err(Refusal::TooManyConnections(limit)) => {
+                    Err(Turned::TooManyConnections(limit)) => {
                         let text =
                             format!("Too many connections from your address ({limit}); try again later");
                         refuse(stream, id, "max-per-ip", &text);
                         continue;
                     }
-                    Err(Refusal::Guessing(limit)) => {
+                    Err(Turned::Guessing(limit)) => {
                         let text = format!(
                             "Too many lookups of shares that do not exist (limit {limit} per hour); try later"
                         );
@@ -143,7 +143,8 @@ fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
     log_event!("conn={id} peer={peer} event=refused reason={reason}");
     let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
-    let _ = stream.write_all(Reply::new(421, text).to_string().as_bytes());
+    let refusal = Refusal::new(Reason::LimitReached, text).with_code(421);
+    let _ = stream.write_all(refusal.to_reply().to_string().as_bytes());
     let _ = stream.shutdown(Shutdown::Both);
 }
 

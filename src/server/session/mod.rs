@@ -1,7 +1,7 @@
 //! One control connection, from greeting to goodbye: reads commands through `proto`, keeps the
 //! connection's state (login, current folder, passive listener, restart offset, the shares it
 //! owns), runs transfers on the data connection while watching the control connection for ABOR
-//! and QUIT, and maps store errors to FTP replies in one place ([`store_reply`]).
+//! and QUIT, and maps store errors to FTP replies in one place ([`store_refusal`]).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
@@ -18,8 +18,9 @@ use crate::common::platform::{keep_urgent_data_inline, send_file};
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
-    self, Command, CreatedShare, HashReply, ListingEntry, ProtoError, Reply, ShareInfo, SiteCommand,
-    StoredReply, TransferType, epsv_reply_text, list_line, listing_path, mlsx_line, pasv_reply_text,
+    self, Command, CreatedShare, HashReply, ListingEntry, ProtoError, Reason, Refusal, Reply, ShareInfo,
+    SiteCommand, StoredReply, TransferType, epsv_reply_text, list_line, listing_path, mlsx_line,
+    pasv_reply_text,
 };
 use crate::server::shared::Shared;
 use crate::server::store::{Expected, FileEntry, Manifest, Node, Share, Start, StoreError, Upload, unix_now};
@@ -35,6 +36,9 @@ const RETR_SLICE_BYTES: usize = 1 << 20;
 /// How long a transfer may block on its data connection before it looks at the control
 /// connection again; `--data-timeout` counts how long it may go without progress.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why a transfer in ASCII is refused.
+const BINARY_ONLY: &str = "File transfers need TYPE I (binary); ASCII mode could alter bytes";
 
 /// The lines of FEAT (RFC 2389), each sent after one space.
 const FEATURES: &[&str] = &[
@@ -253,7 +257,7 @@ impl<'a> Session<'a> {
                             if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
                         {
                             let text = format!("Idle for {}; closing the connection", format_duration(idle));
-                            let _ = self.reply(Reply::new(421, text));
+                            let _ = self.reply(Refusal::new(Reason::Closing, text).to_reply());
                             return Ok("idle-timeout");
                         }
                         Err(err) => return Err(err),
@@ -267,7 +271,7 @@ impl<'a> Session<'a> {
             };
             let next = match command {
                 Ok(command) => self.dispatch(command)?,
-                Err(err) => self.say(err.reply_code(), capitalise(&err.to_string()))?,
+                Err(err) => self.refuse(err.refusal())?,
             };
             if let Next::Close(reason) = next {
                 return Ok(reason);
@@ -289,9 +293,14 @@ impl<'a> Session<'a> {
         self.answer(Reply::new(code, text))
     }
 
-    /// Sends a 421 and ends the connection.
-    fn close_with(&mut self, reason: &'static str, text: impl Into<String>) -> io::Result<Next> {
-        self.reply(Reply::new(421, text))?;
+    /// Sends `refusal` and carries on with the next command.
+    fn refuse(&mut self, refusal: Refusal) -> io::Result<Next> {
+        self.answer(refusal.to_reply())
+    }
+
+    /// Sends `refusal` (a 421) and ends the connection.
+    fn close_with(&mut self, reason: &'static str, refusal: Refusal) -> io::Result<Next> {
+        self.reply(refusal.to_reply())?;
         Ok(Next::Close(reason))
     }
 
@@ -308,13 +317,16 @@ impl<'a> Session<'a> {
                 | Command::Help
         );
         if !self.logged_in && !before_login {
-            return self.say(530, "Log in first: USER anonymous, then PASS with anything");
+            return self.refuse(Refusal::new(
+                Reason::NotLoggedIn,
+                "Log in first: USER anonymous, then PASS with anything",
+            ));
         }
         let leaving = matches!(command, Command::Quit);
         if self.logged_in && !leaving && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
             let limit = self.shared.config.max_share_misses;
             let text = format!("Too many lookups of shares that do not exist (limit {limit} per hour)");
-            return self.close_with("share-misses", text);
+            return self.close_with("share-misses", Refusal::new(Reason::LimitReached, text).with_code(421));
         }
         match command {
             Command::User(name) => self.user(&name),
@@ -392,13 +404,14 @@ impl<'a> Session<'a> {
         if self.user_ok {
             self.say(331, "Anonymous login ok; send any password")
         } else {
-            self.say(530, "Only anonymous login is allowed: USER anonymous")
+            self.refuse(Refusal::new(Reason::NotLoggedIn, "Only anonymous login is allowed: USER anonymous"))
         }
     }
 
     fn pass(&mut self) -> io::Result<Next> {
         if !self.user_ok {
-            return self.say(503, "Send USER anonymous first");
+            return self
+                .refuse(Refusal::new(Reason::NotLoggedIn, "Send USER anonymous first").with_code(503));
         }
         if !self.logged_in {
             self.logged_in = true;
@@ -428,9 +441,14 @@ impl<'a> Session<'a> {
         match words.as_slice() {
             ["UTF8", "ON"] | ["UTF-8", "ON"] => self.say(200, "UTF8 is always on"),
             ["HASH"] | ["HASH", "SHA-256"] => self.say(200, "SHA-256"),
-            ["HASH", _] => self.say(501, "Only SHA-256 is supported"),
+            ["HASH", _] => {
+                self.refuse(Refusal::new(Reason::Unsupported, "Only SHA-256 is supported").with_code(501))
+            }
             ["MLST", ..] => self.say(200, "MLST OPTS type;size;modify;perm;X.sha256;"),
-            _ => self.say(501, format!("Unknown option '{}'", option.chars().take(64).collect::<String>())),
+            _ => {
+                let text = format!("Unknown option '{}'", option.chars().take(64).collect::<String>());
+                self.refuse(Refusal::new(Reason::BadArgument, text))
+            }
         }
     }
 
@@ -532,19 +550,21 @@ impl<'a> Session<'a> {
                 io_err.to_string()
             );
         }
-        self.answer(store_reply(&err))
+        self.refuse(store_refusal(&err))
     }
 
     fn pasv(&mut self) -> io::Result<Next> {
         if self.epsv_all {
-            return self.say(503, "EPSV ALL was sent; use EPSV");
+            return self
+                .refuse(Refusal::new(Reason::Unsupported, "EPSV ALL was sent; use EPSV").with_code(503));
         }
         let IpAddr::V4(ip) = self.local.ip() else {
-            return self.say(425, "PASV needs IPv4; use EPSV");
+            return self.refuse(Refusal::new(Reason::NoDataConnection, "PASV needs IPv4; use EPSV"));
         };
         match self.open_passive() {
             Ok(port) => self.say(227, pasv_reply_text(SocketAddrV4::new(ip, port))),
-            Err(err) => self.say(425, format!("Cannot open a passive port: {err}")),
+            Err(err) => self
+                .refuse(Refusal::new(Reason::NoDataConnection, format!("Cannot open a passive port: {err}"))),
         }
     }
 
@@ -559,13 +579,17 @@ impl<'a> Session<'a> {
             Some("2") if self.local.is_ipv6() => {}
             Some(number) if number.bytes().all(|b| b.is_ascii_digit()) => {
                 let protocol = if self.local.is_ipv4() { 1 } else { 2 };
-                return self.say(522, format!("Network protocol not supported, use ({protocol})"));
+                let text = format!("Network protocol not supported, use ({protocol})");
+                return self.refuse(Refusal::new(Reason::Unsupported, text).with_code(522));
             }
-            Some(_) => return self.say(501, "EPSV takes no argument, 1, 2 or ALL"),
+            Some(_) => {
+                return self.refuse(Refusal::new(Reason::BadArgument, "EPSV takes no argument, 1, 2 or ALL"));
+            }
         }
         match self.open_passive() {
             Ok(port) => self.say(229, epsv_reply_text(port)),
-            Err(err) => self.say(425, format!("Cannot open a passive port: {err}")),
+            Err(err) => self
+                .refuse(Refusal::new(Reason::NoDataConnection, format!("Cannot open a passive port: {err}"))),
         }
     }
 
@@ -580,12 +604,13 @@ impl<'a> Session<'a> {
 
     /// Takes the client's data connection on the passive port. Connections from any other
     /// address are dropped unanswered and the wait goes on (RFC 2577 port stealing).
-    fn accept_data(&mut self) -> Result<TcpStream, Reply> {
-        let listener = self.passive.take().ok_or_else(|| Reply::new(425, "Use PASV or EPSV first"))?;
+    fn accept_data(&mut self) -> Result<TcpStream, Refusal> {
+        let refused = |text: String| Refusal::new(Reason::NoDataConnection, text);
+        let listener = self.passive.take().ok_or_else(|| refused("Use PASV or EPSV first".into()))?;
         let limit = self.shared.config.passive_timeout;
         let deadline = Instant::now() + limit;
         let mut pause = Duration::from_millis(1);
-        let fail = |err: io::Error| Reply::new(425, format!("Cannot open data connection: {err}"));
+        let fail = |err: io::Error| refused(format!("Cannot open data connection: {err}"));
         listener.set_nonblocking(true).map_err(fail)?;
         loop {
             match listener.accept() {
@@ -602,7 +627,7 @@ impl<'a> Session<'a> {
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
                     if Instant::now() >= deadline {
                         let waited = format_duration(limit);
-                        return Err(Reply::new(425, format!("No data connection within {waited}")));
+                        return Err(refused(format!("No data connection within {waited}")));
                     }
                     thread::sleep(pause);
                     pause = (pause * 2).min(ACCEPT_POLL_MAX);
@@ -622,12 +647,12 @@ impl<'a> Session<'a> {
         transfer: impl FnOnce(&mut TcpStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
     ) -> io::Result<Next> {
         if self.passive.is_none() {
-            return self.say(425, "Use PASV or EPSV first");
+            return self.refuse(Refusal::new(Reason::NoDataConnection, "Use PASV or EPSV first"));
         }
         self.reply(Reply::new(150, preliminary))?;
         let mut data = match self.accept_data() {
             Ok(data) => data,
-            Err(reply) => return self.answer(reply),
+            Err(refusal) => return self.refuse(refusal),
         };
         let mut watch = ControlWatch {
             control: &self.control,
@@ -655,11 +680,14 @@ impl<'a> Session<'a> {
                     _ => err.to_string(),
                 };
                 log_event!("conn={id} peer={peer} event=transfer-aborted reason={reason:?}");
-                self.say(426, format!("Data connection failed: {reason}; transfer aborted"))
+                let text = format!("Data connection failed: {reason}; transfer aborted");
+                self.refuse(Refusal::new(Reason::TransferCut, text))
             }
             Err(Stop::Abort) => {
                 log_event!("conn={id} peer={peer} event=transfer-aborted reason=\"ABOR\"");
-                self.reply(Reply::new(426, "Transfer aborted; an upload is not stored"))?;
+                self.reply(
+                    Refusal::new(Reason::TransferCut, "Transfer aborted; an upload is not stored").to_reply(),
+                )?;
                 self.say(226, "ABOR successful")
             }
             Err(Stop::ClientGone) => {
@@ -690,7 +718,10 @@ impl<'a> Session<'a> {
         };
         let entries = match entries {
             Ok(entries) => entries,
-            Err(StoreError::NotAFolder) => return self.say(501, "MLSD needs a folder; use MLST for a file"),
+            Err(StoreError::NotAFolder) => {
+                let text = "MLSD needs a folder; use MLST for a file";
+                return self.refuse(Refusal::new(Reason::BadArgument, text));
+            }
             Err(err) => return self.store_error(err),
         };
         let now = unix_now();
@@ -755,11 +786,11 @@ impl<'a> Session<'a> {
             Err(err) => return self.store_error(err),
         };
         if self.transfer_type == TransferType::Ascii {
-            return self.say(550, "File transfers need TYPE I (binary); ASCII mode could alter bytes");
+            return self.refuse(Refusal::new(Reason::BinaryOnly, BINARY_ONLY));
         }
         if offset > entry.size {
-            return self
-                .say(554, format!("REST {offset} is past the end of the file ({} bytes)", entry.size));
+            let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
+            return self.refuse(Refusal::new(Reason::BadOffset, text));
         }
         let slot = match share.reserve_download(&entry) {
             Ok(slot) => slot,
@@ -802,25 +833,25 @@ impl<'a> Session<'a> {
     }
 
     /// The share of `path`, if this connection may add to it, and the path inside it.
-    fn writable(&self, path: &VirtualPath) -> Result<(Share, Vec<String>), Reply> {
+    fn writable(&self, path: &VirtualPath) -> Result<(Share, Vec<String>), Refusal> {
         let (code, rel) = match path {
             VirtualPath::Share { code, rel } if !rel.is_empty() => (code, rel),
             _ => {
                 let text = "Files go inside a share: create one with SITE MKSHARE, then use /<code>/<name>";
-                return Err(Reply::new(553, text));
+                return Err(Refusal::new(Reason::OutsideShare, text));
             }
         };
         let share = self.owned_share(code)?;
-        self.shared.store.limits().check_path(rel).map_err(|err| store_reply(&err))?;
+        self.shared.store.limits().check_path(rel).map_err(|err| store_refusal(&err))?;
         Ok((share, rel.clone()))
     }
 
     /// Share `code`, if it is not sealed and this connection owns it. Others cannot even see
     /// an unsealed share, so to them it is not found.
-    fn owned_share(&self, code: &str) -> Result<Share, Reply> {
-        let share = self.open_share(code).map_err(|err| store_reply(&err))?;
+    fn owned_share(&self, code: &str) -> Result<Share, Refusal> {
+        let share = self.open_share(code).map_err(|err| store_refusal(&err))?;
         if share.meta.sealed {
-            return Err(store_reply(&StoreError::Sealed));
+            return Err(store_refusal(&StoreError::Sealed));
         }
         Ok(share)
     }
@@ -831,10 +862,10 @@ impl<'a> Session<'a> {
         let allocated = self.allocated.take();
         let (share, rel) = match self.writable(&path) {
             Ok(found) => found,
-            Err(reply) => return self.answer(reply),
+            Err(refusal) => return self.refuse(refusal),
         };
         if self.transfer_type == TransferType::Ascii {
-            return self.say(550, "File transfers need TYPE I (binary); ASCII mode could alter bytes");
+            return self.refuse(Refusal::new(Reason::BinaryOnly, BINARY_ONLY));
         }
         let expected = Expected { sha256: self.declared.remove(&path.to_string()), size: allocated };
         let upload = match share.begin_upload(&rel, expected, start) {
@@ -881,7 +912,7 @@ impl<'a> Session<'a> {
                         path.to_string(),
                         err.to_string()
                     );
-                    Ok(store_reply(&err))
+                    Ok(store_refusal(&err).to_reply())
                 }
             }
         })
@@ -891,7 +922,7 @@ impl<'a> Session<'a> {
         let path = self.resolve(argument);
         let (share, rel) = match self.writable(&path) {
             Ok(found) => found,
-            Err(reply) => return self.answer(reply),
+            Err(refusal) => return self.refuse(refusal),
         };
         match share.make_folder(&rel) {
             Ok(()) => self.say(257, format!("{} created", quote_path(&path.to_string()))),
@@ -906,7 +937,7 @@ impl<'a> Session<'a> {
                 let limit = self.shared.config.max_pending_digests;
                 if self.declared.len() >= limit {
                     let text = format!("Too many declared digests (limit {limit}); STOR some first");
-                    return self.say(452, text);
+                    return self.refuse(Refusal::new(Reason::LimitReached, text));
                 }
                 let path = self.resolve(&argument);
                 let text = format!("SHA-256 for {path} noted; the next STOR of it must match");
@@ -921,10 +952,10 @@ impl<'a> Session<'a> {
                 let path = self.resolve(&argument);
                 let kept = self
                     .writable(&path)
-                    .and_then(|(share, rel)| share.partial_size(&rel).map_err(|err| store_reply(&err)));
+                    .and_then(|(share, rel)| share.partial_size(&rel).map_err(|err| store_refusal(&err)));
                 match kept {
                     Ok(kept) => self.say(213, kept.to_string()),
-                    Err(reply) => self.answer(reply),
+                    Err(refusal) => self.refuse(refusal),
                 }
             }
             SiteCommand::Help => self.help(),
@@ -935,7 +966,7 @@ impl<'a> Session<'a> {
         let config = &self.shared.config;
         let lifetime = seconds.map(Duration::from_secs).unwrap_or(config.default_expiry);
         if lifetime.is_zero() {
-            return self.say(501, "Expiry must be at least one second");
+            return self.refuse(Refusal::new(Reason::BadArgument, "Expiry must be at least one second"));
         }
         if lifetime > config.max_expiry {
             let text = format!(
@@ -943,19 +974,20 @@ impl<'a> Session<'a> {
                 format_duration(lifetime),
                 format_duration(config.max_expiry)
             );
-            return self.say(504, text);
+            return self.refuse(Refusal::new(Reason::Unsupported, text));
         }
         if let Some(budget) = downloads
             && budget > config.max_download_budget
         {
             let limit = config.max_download_budget;
-            return self.say(504, format!("DOWNLOADS={budget} is more than this server allows ({limit})"));
+            let text = format!("DOWNLOADS={budget} is more than this server allows ({limit})");
+            return self.refuse(Refusal::new(Reason::Unsupported, text));
         }
         if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
             let limit = config.max_shares_per_hour;
             log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
-            return self
-                .say(452, format!("Too many shares created from your address (limit {limit} per hour)"));
+            let text = format!("Too many shares created from your address (limit {limit} per hour)");
+            return self.refuse(Refusal::new(Reason::LimitReached, text));
         }
         let expires = unix_now() + lifetime.as_secs() as i64;
         match self.shared.store.create_share(expires, downloads) {
@@ -1017,11 +1049,12 @@ impl<'a> Session<'a> {
 
     fn seal(&mut self) -> io::Result<Next> {
         let VirtualPath::Share { code, .. } = &self.cwd else {
-            return self.say(550, "Not inside a share: CWD /<code> first");
+            let text = "Not inside a share: CWD /<code> first";
+            return self.refuse(Refusal::new(Reason::OutsideShare, text).with_code(550));
         };
         let mut share = match self.owned_share(code) {
             Ok(found) => found,
-            Err(reply) => return self.answer(reply),
+            Err(refusal) => return self.refuse(refusal),
         };
         match share.seal() {
             Ok(()) => {
@@ -1039,7 +1072,8 @@ impl<'a> Session<'a> {
     fn info(&mut self, argument: Option<&str>) -> io::Result<Next> {
         let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         if path == VirtualPath::Root {
-            return self.say(550, "Not inside a share; give SITE INFO /<code>");
+            let text = "Not inside a share; give SITE INFO /<code>";
+            return self.refuse(Refusal::new(Reason::OutsideShare, text).with_code(550));
         }
         let described = self.lookup(&path).and_then(|(share, manifest, rel)| {
             let (files, bytes) = manifest.totals();
@@ -1080,22 +1114,25 @@ enum ListingKind {
     Facts,
 }
 
-/// The one place where store errors become FTP replies.
-pub fn store_reply(err: &StoreError) -> Reply {
+/// The one place where store errors become refusals: each [`StoreError`] has its [`Reason`],
+/// and the reason's usual code.
+pub fn store_refusal(err: &StoreError) -> Refusal {
     let text = capitalise(&err.to_string());
     match err {
-        StoreError::NotFound => Reply::new(550, "No such share or file (or it has expired)"),
-        StoreError::IsAFolder | StoreError::NotAFolder | StoreError::Exists | StoreError::Sealed => {
-            Reply::new(550, text)
-        }
-        StoreError::DigestMismatch { .. } => Reply::new(550, text),
-        StoreError::BadName(_) => Reply::new(553, text),
-        StoreError::TooLarge { .. } | StoreError::TooManyFiles(_) => Reply::new(552, text),
-        StoreError::DiskFull { .. } => Reply::new(452, text),
-        StoreError::Busy => Reply::new(450, text),
-        StoreError::BadOffset { .. } => Reply::new(554, text),
-        StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Reply::new(452, text),
-        StoreError::Io(_) => Reply::new(451, "Local storage error; nothing was stored"),
+        StoreError::NotFound => Refusal::new(Reason::NotFound, "No such share or file (or it has expired)"),
+        StoreError::Exists => Refusal::new(Reason::Exists, text),
+        StoreError::Sealed => Refusal::new(Reason::Sealed, text),
+        StoreError::IsAFolder => Refusal::new(Reason::IsAFolder, text),
+        StoreError::NotAFolder => Refusal::new(Reason::NotAFolder, text),
+        StoreError::DigestMismatch { .. } => Refusal::new(Reason::DigestMismatch, text),
+        StoreError::BadName(_) => Refusal::new(Reason::BadName, text),
+        StoreError::TooLarge { .. } => Refusal::new(Reason::TooLarge, text),
+        StoreError::TooManyFiles(_) => Refusal::new(Reason::TooManyFiles, text),
+        StoreError::DiskFull { .. } => Refusal::new(Reason::DiskFull, text),
+        StoreError::Busy => Refusal::new(Reason::Busy, text),
+        StoreError::BadOffset { .. } => Refusal::new(Reason::BadOffset, text),
+        StoreError::Io(io) if io.kind() == io::ErrorKind::StorageFull => Refusal::new(Reason::DiskFull, text),
+        StoreError::Io(_) => Refusal::new(Reason::StorageError, "Local storage error; nothing was stored"),
     }
 }
 
