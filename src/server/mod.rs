@@ -185,3 +185,55 @@ impl Drop for Sweeper {
         }
     }
 }
+
+/// Rules of the server's code that a compiler does not check, checked by reading the code.
+#[cfg(test)]
+mod tidy {
+    use std::path::Path;
+
+    /// Every `.rs` file under `src/server/<folder>`, with its text.
+    fn sources(folder: &str) -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/server").join(folder);
+        let mut found = Vec::new();
+        let mut folders = vec![root];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).unwrap() {
+                let path = entry.unwrap().path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else if path.extension().is_some_and(|ext| ext == "rs") {
+                    found.push((path.display().to_string(), std::fs::read_to_string(&path).unwrap()));
+                }
+            }
+        }
+        assert!(!found.is_empty(), "no sources under src/server/{folder}");
+        found
+    }
+
+    #[test]
+    fn every_refusal_the_server_sends_is_a_typed_refusal() {
+        for (path, text) in sources("") {
+            for (number, line) in text.lines().enumerate() {
+                for call in ["Reply::new(", "say("] {
+                    let by_hand = line
+                        .match_indices(call)
+                        .any(|(at, _)| matches!(line[at + call.len()..].chars().next(), Some('4' | '5')));
+                    assert!(!by_hand, "{path}:{}: build it from a Refusal: {line}", number + 1);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn the_session_does_not_import_the_accept_loop() {
+        let allowed = ["admission", "config", "session", "shared", "store", "vpath"];
+        for (path, text) in sources("session") {
+            for (at, _) in text.match_indices("crate::server::") {
+                let rest = &text[at + "crate::server::".len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                assert!(allowed.contains(&name.as_str()), "{path}: imports crate::server::{name}");
+            }
+            assert!(!text.contains("super::super"), "{path}: reaches the accept loop through super");
+        }
+    }
+}
