@@ -57,7 +57,8 @@ impl ClientError {
             ClientError::Usage(_) | ClientError::Cancelled => 1,
             ClientError::Connection(_) => 2,
             ClientError::Server { refusal, .. } => match refusal.reason {
-                Reason::NotFound => 3,
+                // A path that names no share is a share that is not there.
+                Reason::NotFound | Reason::OutsideShare => 3,
                 Reason::DigestMismatch => 4,
                 Reason::Closing
                 | Reason::NoDataConnection
@@ -83,7 +84,8 @@ impl ClientError {
     /// Whether the share or file is missing: named by the user and not listed, or not found
     /// by the server (or expired).
     pub fn is_not_found(&self) -> bool {
-        matches!(self, ClientError::NotFound(_)) || self.reason() == Some(Reason::NotFound)
+        matches!(self, ClientError::NotFound(_))
+            || matches!(self.reason(), Some(Reason::NotFound | Reason::OutsideShare))
     }
 
     /// Whether running the same work again may succeed: the connection failed, or the server

@@ -1,0 +1,374 @@
+//! Everything the server can be told: [`Config`], each default as a `DEFAULT_*` constant, and
+//! the command line that sets them ([`usage`], [`parse_args`], [`parse_bytes`]). It reads no
+//! socket and no disk; the accept loop and the sessions only read the `Config` made here.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::common::args::{Arg, Args, UsageError, unknown_flag};
+use crate::common::expiry::{format_duration, parse_duration};
+use crate::proto::MAX_LINE_LEN;
+use crate::server::admission::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR};
+use crate::server::store::{
+    DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
+    MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+};
+
+/// Address the server listens on unless told otherwise.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2121";
+/// Folder that holds the store unless told otherwise.
+pub const DEFAULT_ROOT: &str = "./anonshare-data";
+/// Worker threads; each serves one connection at a time.
+pub const DEFAULT_WORKERS: usize = 64;
+/// Expiry of a share whose creator did not ask for one.
+pub const DEFAULT_EXPIRY: Duration = Duration::from_secs(7 * 86_400);
+/// Longest expiry anyone may ask for.
+pub const DEFAULT_MAX_EXPIRY: Duration = Duration::from_secs(30 * 86_400);
+/// An idle control connection is closed after this long.
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(300);
+/// A data transfer that makes no progress for this long is aborted.
+pub const DEFAULT_DATA_TIMEOUT: Duration = Duration::from_secs(300);
+/// A client has this long to open the passive data connection it asked for.
+pub const DEFAULT_PASSIVE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Digests declared with `SITE DIGEST` and not yet used by a STOR, per connection.
+pub const DEFAULT_MAX_PENDING_DIGESTS: usize = 1024;
+/// Largest download budget a share may ask for (`SITE MKSHARE DOWNLOADS=N`).
+pub const DEFAULT_MAX_DOWNLOAD_BUDGET: u64 = 10_000;
+/// Commands a client may send during a transfer; they run once it ends.
+pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
+/// How often expired shares are removed from disk.
+pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Everything the server can be told.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: String,
+    pub root: PathBuf,
+    pub workers: usize,
+    pub max_clients: usize,
+    pub default_expiry: Duration,
+    pub max_expiry: Duration,
+    pub idle_timeout: Duration,
+    pub data_timeout: Duration,
+    pub passive_timeout: Duration,
+    pub max_line: usize,
+    pub sweep_interval: Duration,
+    pub max_per_ip: usize,
+    pub max_shares_per_hour: usize,
+    pub max_share_misses: usize,
+    pub max_file_size: u64,
+    pub max_share_size: u64,
+    pub max_files_per_share: usize,
+    pub min_free_disk: u64,
+    pub max_name_bytes: usize,
+    pub max_path_bytes: usize,
+    pub max_path_depth: usize,
+    pub max_pending_digests: usize,
+    pub max_download_budget: u64,
+    pub max_held_commands: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: DEFAULT_LISTEN.into(),
+            root: DEFAULT_ROOT.into(),
+            workers: DEFAULT_WORKERS,
+            max_clients: DEFAULT_WORKERS,
+            default_expiry: DEFAULT_EXPIRY,
+            max_expiry: DEFAULT_MAX_EXPIRY,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            data_timeout: DEFAULT_DATA_TIMEOUT,
+            passive_timeout: DEFAULT_PASSIVE_TIMEOUT,
+            max_line: MAX_LINE_LEN,
+            sweep_interval: DEFAULT_SWEEP_INTERVAL,
+            max_per_ip: DEFAULT_MAX_PER_IP,
+            max_shares_per_hour: DEFAULT_MAX_SHARES_PER_HOUR,
+            max_share_misses: DEFAULT_MAX_SHARE_MISSES,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            max_share_size: DEFAULT_MAX_SHARE_SIZE,
+            max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
+            min_free_disk: DEFAULT_MIN_FREE_DISK,
+            max_name_bytes: MAX_NAME_BYTES,
+            max_path_bytes: MAX_PATH_BYTES,
+            max_path_depth: MAX_PATH_DEPTH,
+            max_pending_digests: DEFAULT_MAX_PENDING_DIGESTS,
+            max_download_budget: DEFAULT_MAX_DOWNLOAD_BUDGET,
+            max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
+        }
+    }
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Invocation {
+    Serve(Box<Config>),
+    Help,
+    Version,
+}
+
+/// `anonshare-server --help`.
+pub fn usage() -> String {
+    let d = Config::default();
+    format!(
+        "anonshare-server {version}: an anonymous file share over FTP, every file verified by SHA-256
+
+Usage: anonshare-server [OPTIONS]
+
+Prints one line to stdout once listening, ending with the bound HOST:PORT.
+Logs one line per event to stderr.
+
+Options:
+  --listen ADDR            address to listen on; port 0 picks a free port [default: {listen}]
+  --root DIR               folder holding the shares [default: {root}]
+  --workers N              worker threads, one per connected client [default: {workers}]
+  --max-clients N          connections served at once; more get 421 [default: --workers]
+  --default-expiry D       expiry of a share that asks for none [default: {expiry}]
+  --max-expiry D           longest expiry a client may ask for [default: {max_expiry}]
+  --idle-timeout D         close an idle control connection after D [default: {idle}]
+  --data-timeout D         abort a transfer that makes no progress for D [default: {data}]
+  --passive-timeout D      time to open a passive data connection [default: {passive}]
+  --max-line BYTES         longest control line accepted [default: {max_line}]
+  --sweep-interval D       how often expired shares are deleted [default: {sweep}]
+  --max-per-ip N           connections one address may hold; more get 421 [default: {per_ip}]
+  --max-shares-per-hour N  shares one address may create per hour [default: {shares_per_hour}]
+  --max-share-misses N     lookups of missing shares one address may make per hour
+                           before it is refused with 421 [default: {misses}]
+  --max-file-size BYTES    largest file; larger uploads get 552 [default: {file_size}]
+  --max-share-size BYTES   largest share in total (552) [default: {share_size}]
+  --max-files-per-share N  most files in one share (552) [default: {files}]
+  --min-free-disk BYTES    free disk space uploads must leave (452) [default: {free}]
+  --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
+  --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
+  --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
+  --max-pending-digests N  SITE DIGESTs waiting for their STOR (452) [default: {digests}]
+  --max-held-commands N    commands read during a transfer and run after it [default: {held}]
+  --max-download-budget N  most downloads per file a share may ask for (504) [default: {budget}]
+  -h, --help               print this help
+  -V, --version            print the version
+
+Durations (D) are like 90s, 30m, 12h or 7d. BYTES may end in K, M, G or T (powers of 1024).
+
+Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the store.
+",
+        version = env!("CARGO_PKG_VERSION"),
+        listen = d.listen,
+        root = d.root.display(),
+        workers = d.workers,
+        expiry = format_duration(d.default_expiry),
+        max_expiry = format_duration(d.max_expiry),
+        idle = format_duration(d.idle_timeout),
+        data = format_duration(d.data_timeout),
+        passive = format_duration(d.passive_timeout),
+        max_line = d.max_line,
+        sweep = format_duration(d.sweep_interval),
+        per_ip = d.max_per_ip,
+        shares_per_hour = d.max_shares_per_hour,
+        misses = d.max_share_misses,
+        file_size = format_bytes(d.max_file_size),
+        share_size = format_bytes(d.max_share_size),
+        files = d.max_files_per_share,
+        free = format_bytes(d.min_free_disk),
+        name_bytes = d.max_name_bytes,
+        path_bytes = d.max_path_bytes,
+        path_depth = d.max_path_depth,
+        digests = d.max_pending_digests,
+        held = d.max_held_commands,
+        budget = d.max_download_budget,
+    )
+}
+
+/// Parses the server's command line (without the program name).
+pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation, UsageError> {
+    let mut args = Args::new(args)?;
+    let mut config = Config::default();
+    let mut max_clients = None;
+    let duration = |args: &mut Args, flag: &str| -> Result<Duration, UsageError> {
+        let text = args.value(flag)?;
+        parse_duration(&text).map_err(|_| {
+            UsageError(format!("invalid {flag} '{text}': expected a duration like 90s, 30m, 12h or 7d"))
+        })
+    };
+    let bytes = |args: &mut Args, flag: &str| -> Result<u64, UsageError> {
+        let text = args.value(flag)?;
+        parse_bytes(&text).ok_or_else(|| {
+            UsageError(format!("invalid {flag} '{text}': expected bytes like 4096, 512M or 8G"))
+        })
+    };
+    while let Some(arg) = args.next_arg()? {
+        let flag = match arg {
+            Arg::Flag(flag) => flag,
+            Arg::Positional(extra) => {
+                return Err(UsageError(format!("unexpected argument '{extra}' (see --help)")));
+            }
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Invocation::Help),
+            "-V" | "--version" => return Ok(Invocation::Version),
+            "--listen" => config.listen = args.value(&flag)?,
+            "--root" => config.root = args.value(&flag)?.into(),
+            "--workers" => config.workers = args.parsed(&flag, "a number of threads")?,
+            "--max-clients" => max_clients = Some(args.parsed(&flag, "a number of connections")?),
+            "--default-expiry" => config.default_expiry = duration(&mut args, &flag)?,
+            "--max-expiry" => config.max_expiry = duration(&mut args, &flag)?,
+            "--idle-timeout" => config.idle_timeout = duration(&mut args, &flag)?,
+            "--data-timeout" => config.data_timeout = duration(&mut args, &flag)?,
+            "--passive-timeout" => config.passive_timeout = duration(&mut args, &flag)?,
+            "--max-line" => config.max_line = bytes(&mut args, &flag)? as usize,
+            "--sweep-interval" => config.sweep_interval = duration(&mut args, &flag)?,
+            "--max-per-ip" => config.max_per_ip = args.parsed(&flag, "a number of connections")?,
+            "--max-shares-per-hour" => {
+                config.max_shares_per_hour = args.parsed(&flag, "a number of shares")?
+            }
+            "--max-share-misses" => config.max_share_misses = args.parsed(&flag, "a number of lookups")?,
+            "--max-file-size" => config.max_file_size = bytes(&mut args, &flag)?,
+            "--max-share-size" => config.max_share_size = bytes(&mut args, &flag)?,
+            "--max-files-per-share" => {
+                config.max_files_per_share = args.parsed(&flag, "a number of files")?
+            }
+            "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
+            "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
+            "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
+            "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,
+            "--max-pending-digests" => {
+                config.max_pending_digests = args.parsed(&flag, "a number of digests")?
+            }
+            "--max-held-commands" => config.max_held_commands = args.parsed(&flag, "a number of commands")?,
+            "--max-download-budget" => {
+                config.max_download_budget = args.parsed(&flag, "a number of downloads")?
+            }
+            _ => return Err(unknown_flag(&flag)),
+        }
+    }
+    config.max_clients = max_clients.unwrap_or(config.workers);
+    check_config(&config)?;
+    Ok(Invocation::Serve(Box::new(config)))
+}
+
+fn check_config(config: &Config) -> Result<(), UsageError> {
+    let fail = |message: String| Err(UsageError(message));
+    if config.workers == 0 || config.max_clients == 0 || config.max_per_ip == 0 {
+        return fail("--workers, --max-clients and --max-per-ip must be at least 1".into());
+    }
+    if config.max_clients > config.workers {
+        return fail(format!(
+            "--max-clients {} is more than --workers {}: every connected client holds a worker",
+            config.max_clients, config.workers
+        ));
+    }
+    if config.default_expiry.is_zero() || config.default_expiry > config.max_expiry {
+        return fail(format!(
+            "--default-expiry {} must be above zero and at most --max-expiry {}",
+            format_duration(config.default_expiry),
+            format_duration(config.max_expiry)
+        ));
+    }
+    for (flag, value) in [
+        ("--idle-timeout", config.idle_timeout),
+        ("--data-timeout", config.data_timeout),
+        ("--passive-timeout", config.passive_timeout),
+        ("--sweep-interval", config.sweep_interval),
+    ] {
+        if value.is_zero() {
+            return fail(format!("{flag} must be above zero"));
+        }
+    }
+    if config.max_line < 64 {
+        return fail(format!("--max-line {} is too small: at least 64 bytes", config.max_line));
+    }
+    Ok(())
+}
+
+/// `512M` as bytes; K, M, G and T are powers of 1024.
+pub fn parse_bytes(text: &str) -> Option<u64> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => return None,
+    };
+    number.parse::<u64>().ok()?.checked_mul(1 << shift)
+}
+
+/// Bytes the way `--help` shows them: `8G`, `64M`, `4096`.
+pub fn format_bytes(bytes: u64) -> String {
+    for (unit, shift) in [("T", 40), ("G", 30), ("M", 20), ("K", 10)] {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
+            return format!("{}{unit}", bytes >> shift);
+        }
+    }
+    bytes.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(list: &[&str]) -> Result<Config, String> {
+        match parse_args(list.iter().map(OsString::from)) {
+            Ok(Invocation::Serve(config)) => Ok(*config),
+            Ok(other) => Err(format!("{other:?}")),
+            Err(err) => Err(err.to_string()),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.listen, DEFAULT_LISTEN);
+        assert_eq!(config.max_clients, DEFAULT_WORKERS);
+        assert_eq!(config.default_expiry, DEFAULT_EXPIRY);
+    }
+
+    #[test]
+    fn flags_are_read() {
+        let config = parse(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--workers=4",
+            "--max-clients",
+            "2",
+            "--max-expiry",
+            "1h",
+            "--default-expiry",
+            "30m",
+        ])
+        .unwrap();
+        assert_eq!((config.workers, config.max_clients), (4, 2));
+        assert_eq!(config.max_expiry, Duration::from_secs(3600));
+    }
+
+    #[test]
+    fn byte_sizes() {
+        assert_eq!(parse_bytes("4096"), Some(4096));
+        assert_eq!(parse_bytes("512M"), Some(512 << 20));
+        assert_eq!(parse_bytes("8g"), Some(8 << 30));
+        assert_eq!(parse_bytes("8X"), None);
+        assert_eq!(parse_bytes("99999999999T"), None);
+        assert_eq!(format_bytes(8 << 30), "8G");
+        assert_eq!(format_bytes(1000), "1000");
+        let config = parse(&["--max-file-size", "1M", "--min-free-disk", "0"]).unwrap();
+        assert_eq!((config.max_file_size, config.min_free_disk), (1 << 20, 0));
+    }
+
+    #[test]
+    fn bad_flags_are_explained() {
+        assert_eq!(
+            parse(&["--workers", "x"]).unwrap_err(),
+            "invalid --workers 'x': expected a number of threads"
+        );
+        assert!(
+            parse(&["--max-clients", "9", "--workers", "8"])
+                .unwrap_err()
+                .contains("every connected client holds a worker")
+        );
+        assert!(parse(&["--default-expiry", "40d"]).unwrap_err().contains("at most --max-expiry"));
+        assert!(parse(&["--idle-timeout", "soon"]).unwrap_err().contains("expected a duration"));
+        assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option '--bogus' (see --help)");
+    }
+}

@@ -1,0 +1,406 @@
+//! The data connection and what runs on it: the passive listener (`PASV`, `EPSV`, RFC 2428),
+//! accepting the client's connection and no other (RFC 2577), [`Session::with_data`] with its
+//! `150`, final reply and [`ControlWatch`] for `ABOR` during a transfer, and the `RETR`, `STOR`
+//! and `APPE` transfers. It never opens a connection to the client (no `PORT`), and never
+//! decides who may write: `Session::writable` does.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::common::chunks::chunk_size;
+use crate::common::expiry::format_duration;
+use crate::common::line_io::poll_line;
+use crate::common::platform::send_file;
+use crate::log_event;
+use crate::proto::line::{Line, LineBuffer};
+use crate::proto::{
+    self, Command, Reason, Refusal, Reply, StoredReply, TransferType, epsv_reply_text, pasv_reply_text,
+};
+use crate::server::session::replies::{binary_only, store_refusal};
+use crate::server::session::rules::UploadVerb;
+use crate::server::session::{Next, Session};
+use crate::server::store::{StoreError, Upload};
+
+/// Bytes per read of an upload: larger than the client's chunks, so the server, which also
+/// writes and hashes them, makes fewer calls.
+const RECEIVE_BYTES: usize = 256 * 1024;
+/// Longest wait between two looks at a passive listener.
+const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
+/// Bytes sent between two looks at the control connection during a download.
+const RETR_SLICE_BYTES: usize = 1 << 20;
+/// How long a transfer may block on its data connection before it looks at the control
+/// connection again; `--data-timeout` counts how long it may go without progress.
+const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+
+/// Why a transfer stopped before its end.
+pub(super) enum Stop {
+    /// The data connection failed or stalled.
+    Data(io::Error),
+    /// The store refused the bytes (a limit, the disk).
+    Store(StoreError),
+    /// The client sent ABOR.
+    Abort,
+    /// The control connection closed without QUIT: the client is gone.
+    ClientGone,
+}
+
+/// The control connection as a transfer sees it: between chunks it looks for ABOR and holds
+/// any other command (QUIT included, as RFC 959 asks) until the transfer is over.
+pub(super) struct ControlWatch<'s> {
+    control: &'s TcpStream,
+    lines: &'s mut LineBuffer,
+    held: &'s mut VecDeque<Line>,
+    /// QUIT arrived: the client meant to leave, so a close after it is not a crash.
+    quit_seen: bool,
+    /// How long the transfer may go without progress.
+    data_timeout: Duration,
+    /// Most commands held until the transfer ends; past that the control connection waits.
+    max_held: usize,
+}
+
+impl ControlWatch<'_> {
+    pub(super) fn check(&mut self) -> Result<(), Stop> {
+        while self.held.len() < self.max_held {
+            let line = match poll_line(self.control, self.lines) {
+                Ok(None) => return Ok(()),
+                Err(_) | Ok(Some(Line::Closed)) if self.quit_seen => return Ok(()),
+                Err(_) | Ok(Some(Line::Closed)) => return Err(Stop::ClientGone),
+                Ok(Some(line)) => line,
+            };
+            match &line {
+                Line::Closed => unreachable!("handled above"),
+                Line::Text(bytes) => match proto::parse_command(bytes) {
+                    Ok(Command::Abor) => return Err(Stop::Abort),
+                    Ok(Command::Quit) => self.quit_seen = true,
+                    _ => {}
+                },
+                Line::TooLong => {}
+            }
+            self.held.push_back(line);
+        }
+        Ok(())
+    }
+
+    /// The data connection blocked: looks at the control connection, and gives up once
+    /// nothing has moved for the data timeout.
+    fn stalled(&mut self, last_progress: Instant) -> Result<(), Stop> {
+        self.check()?;
+        if last_progress.elapsed() >= self.data_timeout {
+            return Err(Stop::Data(io::ErrorKind::TimedOut.into()));
+        }
+        Ok(())
+    }
+
+    /// Writes all of `bytes`, patiently: a slow reader is waited for, ABOR is heard.
+    pub(super) fn write_all(&mut self, data: &mut TcpStream, mut bytes: &[u8]) -> Result<(), Stop> {
+        let mut last_progress = Instant::now();
+        while !bytes.is_empty() {
+            match data.write(bytes) {
+                Ok(0) => return Err(Stop::Data(io::ErrorKind::WriteZero.into())),
+                Ok(n) => {
+                    bytes = &bytes[n..];
+                    last_progress = Instant::now();
+                }
+                Err(err) if is_timeout(&err) => self.stalled(last_progress)?,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Stop::Data(err)),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Reads an upload's bytes from the data connection to its end, into the store.
+fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
+    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
+    let mut last_progress = Instant::now();
+    loop {
+        match data.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => {
+                last_progress = Instant::now();
+                watch.check()?;
+                upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
+            }
+            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Stop::Data(err)),
+        }
+    }
+    // End of data in stream mode can also mean the client died: a gone control connection
+    // says so, and then nothing is stored.
+    watch.check()
+}
+
+fn is_timeout(err: &io::Error) -> bool {
+    matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+}
+
+impl Session<'_> {
+    pub(super) fn pasv(&mut self) -> io::Result<Next> {
+        if self.epsv_all {
+            return self
+                .refuse(Refusal::new(Reason::Unsupported, "EPSV ALL was sent; use EPSV").with_code(503));
+        }
+        let IpAddr::V4(ip) = self.local.ip() else {
+            return self.refuse(Refusal::new(Reason::NoDataConnection, "PASV needs IPv4; use EPSV"));
+        };
+        match self.open_passive() {
+            Ok(port) => self.say(227, pasv_reply_text(SocketAddrV4::new(ip, port))),
+            Err(err) => self
+                .refuse(Refusal::new(Reason::NoDataConnection, format!("Cannot open a passive port: {err}"))),
+        }
+    }
+
+    pub(super) fn epsv(&mut self, argument: Option<&str>) -> io::Result<Next> {
+        match argument.map(str::to_ascii_uppercase).as_deref() {
+            None => {}
+            Some("ALL") => {
+                self.epsv_all = true;
+                return self.say(200, "EPSV ALL ok");
+            }
+            Some("1") if self.local.is_ipv4() => {}
+            Some("2") if self.local.is_ipv6() => {}
+            Some(number) if number.bytes().all(|b| b.is_ascii_digit()) => {
+                let protocol = if self.local.is_ipv4() { 1 } else { 2 };
+                let text = format!("Network protocol not supported, use ({protocol})");
+                return self.refuse(Refusal::new(Reason::Unsupported, text).with_code(522));
+            }
+            Some(_) => {
+                return self.refuse(Refusal::new(Reason::BadArgument, "EPSV takes no argument, 1, 2 or ALL"));
+            }
+        }
+        match self.open_passive() {
+            Ok(port) => self.say(229, epsv_reply_text(port)),
+            Err(err) => self
+                .refuse(Refusal::new(Reason::NoDataConnection, format!("Cannot open a passive port: {err}"))),
+        }
+    }
+
+    /// Listens on a fresh port the OS picks, on the address the client reached us on.
+    fn open_passive(&mut self) -> io::Result<u16> {
+        self.passive = None;
+        let listener = TcpListener::bind(SocketAddr::new(self.local.ip(), 0))?;
+        let port = listener.local_addr()?.port();
+        self.passive = Some(listener);
+        Ok(port)
+    }
+
+    /// Takes the client's data connection on the passive port. Connections from any other
+    /// address are dropped unanswered and the wait goes on (RFC 2577 port stealing).
+    fn accept_data(&mut self) -> Result<TcpStream, Refusal> {
+        let refused = |text: String| Refusal::new(Reason::NoDataConnection, text);
+        let listener = self.passive.take().ok_or_else(|| refused("Use PASV or EPSV first".into()))?;
+        let limit = self.shared.config.passive_timeout;
+        let deadline = Instant::now() + limit;
+        let mut pause = Duration::from_millis(1);
+        let fail = |err: io::Error| refused(format!("Cannot open data connection: {err}"));
+        listener.set_nonblocking(true).map_err(fail)?;
+        loop {
+            match listener.accept() {
+                Ok((stream, from)) if from.ip() == self.peer.ip() => {
+                    stream.set_nonblocking(false).map_err(fail)?;
+                    stream.set_read_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
+                    stream.set_write_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
+                    return Ok(stream);
+                }
+                Ok((stream, from)) => {
+                    log_event!("conn={} peer={} event=data-refused from={from}", self.id, self.peer);
+                    drop(stream);
+                }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if Instant::now() >= deadline {
+                        let waited = format_duration(limit);
+                        return Err(refused(format!("No data connection within {waited}")));
+                    }
+                    thread::sleep(pause);
+                    pause = (pause * 2).min(ACCEPT_POLL_MAX);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(fail(err)),
+            }
+        }
+    }
+
+    /// Sends `preliminary`, opens the data connection and hands it, with a watch on the
+    /// control connection, to `transfer`; then sends the final reply `transfer` chose, or the
+    /// replies for however it was stopped.
+    pub(super) fn with_data(
+        &mut self,
+        preliminary: String,
+        transfer: impl FnOnce(&mut TcpStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
+    ) -> io::Result<Next> {
+        if self.passive.is_none() {
+            return self.refuse(Refusal::new(Reason::NoDataConnection, "Use PASV or EPSV first"));
+        }
+        self.reply(Reply::new(150, preliminary))?;
+        let mut data = match self.accept_data() {
+            Ok(data) => data,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        let mut watch = ControlWatch {
+            control: &self.control,
+            lines: &mut self.lines,
+            held: &mut self.held,
+            quit_seen: false,
+            data_timeout: self.shared.config.data_timeout,
+            max_held: self.shared.config.max_held_commands,
+        };
+        let outcome = transfer(&mut data, &mut watch);
+        let _ = data.shutdown(Shutdown::Both);
+        drop(data);
+        let (id, peer) = (self.id, self.peer);
+        match outcome {
+            Ok(reply) => self.answer(reply),
+            Err(Stop::Store(err)) => {
+                log_event!("conn={id} peer={peer} event=transfer-refused reason={:?}", err.to_string());
+                self.store_error(err)
+            }
+            Err(Stop::Data(err)) => {
+                let reason = match err.kind() {
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
+                        format!("no progress for {}", format_duration(self.shared.config.data_timeout))
+                    }
+                    _ => err.to_string(),
+                };
+                log_event!("conn={id} peer={peer} event=transfer-aborted reason={reason:?}");
+                let text = format!("Data connection failed: {reason}; transfer aborted");
+                self.refuse(Refusal::new(Reason::TransferCut, text))
+            }
+            Err(Stop::Abort) => {
+                log_event!("conn={id} peer={peer} event=transfer-aborted reason=\"ABOR\"");
+                self.reply(
+                    Refusal::new(Reason::TransferCut, "Transfer aborted; an upload is not stored").to_reply(),
+                )?;
+                self.say(226, "ABOR successful")
+            }
+            Err(Stop::ClientGone) => {
+                log_event!(
+                    "conn={id} peer={peer} event=transfer-aborted reason=\"control connection closed\""
+                );
+                Ok(Next::Close("closed-by-peer"))
+            }
+        }
+    }
+
+    pub(super) fn retr(&mut self, argument: &str) -> io::Result<Next> {
+        let offset = self.pending.take_download_offset();
+        let path = self.resolve(argument);
+        let found =
+            self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, share, entry)));
+        let (file, share, entry) = match found {
+            Ok(found) => found,
+            Err(err) => return self.store_error(err),
+        };
+        if self.transfer_type == TransferType::Ascii {
+            return self.refuse(binary_only());
+        }
+        if offset > entry.size {
+            let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
+            return self.refuse(Refusal::new(Reason::BadOffset, text));
+        }
+        let slot = match share.reserve_download(&entry) {
+            Ok(slot) => slot,
+            Err(err) => return self.store_error(err),
+        };
+        let remaining = entry.size - offset;
+        let (id, peer) = (self.id, self.peer);
+        let (file, start) = file;
+        self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
+            let end = start + entry.size;
+            let mut position = start + offset;
+            let mut last_progress = Instant::now();
+            while position < end {
+                watch.check()?;
+                let slice = RETR_SLICE_BYTES.min((end - position) as usize);
+                match send_file(&file, &mut position, slice, data) {
+                    Ok(0) => {
+                        let short =
+                            io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
+                        return Err(Stop::Data(short));
+                    }
+                    Ok(_) => last_progress = Instant::now(),
+                    Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                    Err(err) => return Err(Stop::Data(err)),
+                }
+            }
+            let sent = position - start - offset;
+            // A download spends the budget once its last byte went out, whatever the client
+            // does next: a client could otherwise read it all and then reset the connection.
+            if let Some(slot) = slot {
+                slot.finish().map_err(Stop::Store)?;
+            }
+            log_event!(
+                "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
+                path.to_string()
+            );
+            Ok(Reply::new(226, format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256)))
+        })
+    }
+
+    /// STOR and APPE: receives a file, from its first byte or resuming a cut upload.
+    pub(super) fn stor(&mut self, argument: &str, verb: UploadVerb) -> io::Result<Next> {
+        let path = self.resolve(argument);
+        let (start, allocated) = self.pending.take_upload(verb);
+        let (share, rel) = match self.writable(&path) {
+            Ok(found) => found,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        if self.transfer_type == TransferType::Ascii {
+            return self.refuse(binary_only());
+        }
+        let expected = self.pending.expected(&path.to_string(), allocated);
+        let upload = match share.begin_upload(&rel, expected, start) {
+            Ok(upload) => upload,
+            Err(err) => return self.store_error(err),
+        };
+        let offset = upload.offset();
+        let (id, peer) = (self.id, self.peer);
+        let preliminary = match offset {
+            0 => format!("Receiving {path}"),
+            _ => format!("Receiving {path} from byte {offset}"),
+        };
+        self.with_data(preliminary, move |data, watch| {
+            let mut upload = upload;
+            match receive(data, watch, &mut upload) {
+                Ok(()) => {}
+                // A refused or aborted upload leaves nothing; a cut one keeps its bytes for a resume.
+                Err(stop @ (Stop::Store(_) | Stop::Abort)) => {
+                    upload.discard();
+                    return Err(stop);
+                }
+                Err(stop) => return Err(stop),
+            }
+            if upload.is_short() {
+                let cut = format!("connection closed after {} of the announced bytes", upload.received());
+                return Err(Stop::Data(io::Error::new(io::ErrorKind::UnexpectedEof, cut)));
+            }
+            let received = upload.received();
+            match upload.commit() {
+                Ok(entry) => {
+                    log_event!(
+                        "conn={id} peer={peer} event=stor path={:?} offset={offset} bytes={} sha256={}",
+                        path.to_string(),
+                        entry.size,
+                        entry.sha256
+                    );
+                    let stored =
+                        StoredReply { path: path.to_string(), size: entry.size, digest: entry.sha256 };
+                    Ok(Reply::new(226, stored.to_string()))
+                }
+                Err(err) => {
+                    log_event!(
+                        "conn={id} peer={peer} event=stor-rejected path={:?} bytes={received} reason={:?}",
+                        path.to_string(),
+                        err.to_string()
+                    );
+                    Ok(store_refusal(&err).to_reply())
+                }
+            }
+        })
+    }
+}

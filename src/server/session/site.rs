@@ -1,0 +1,187 @@
+//! The `SITE` commands, anonshare's extensions: `MKSHARE`, `DIGEST`, `PARTIAL`, `SEAL`, `OWNER`,
+//! `DELETE`, `INFO` and `HELP`. They create, claim, seal and delete shares and describe them;
+//! the `257` of `MKSHARE` and the `211` of `INFO` are rendered by `proto::site`. They never
+//! touch a data connection.
+
+use std::io;
+use std::time::{Duration, Instant};
+
+use crate::common::expiry::{format_duration, rfc3339};
+use crate::log_event;
+use crate::proto::{CreatedShare, Reason, Refusal, ShareInfo, SiteCommand};
+use crate::server::session::replies::store_refusal;
+use crate::server::session::{Next, Session, rules};
+use crate::server::store::{Node, StoreError, unix_now};
+use crate::server::vpath::VirtualPath;
+
+impl Session<'_> {
+    pub(super) fn site(&mut self, command: SiteCommand) -> io::Result<Next> {
+        match command {
+            SiteCommand::Mkshare { seconds, downloads } => self.mkshare(seconds, downloads),
+            SiteCommand::Digest(digest, argument) => {
+                let path = self.resolve(&argument);
+                match self.pending.declare(path.to_string(), digest) {
+                    Ok(()) => {
+                        self.say(200, format!("SHA-256 for {path} noted; the next STOR of it must match"))
+                    }
+                    Err(refusal) => self.refuse(refusal),
+                }
+            }
+            SiteCommand::Seal => self.seal(),
+            SiteCommand::Owner(code, token) => self.claim(&code, &token),
+            SiteCommand::Info(argument) => self.info(argument.as_deref()),
+            SiteCommand::Delete(code, token) => self.delete(&code, &token),
+            SiteCommand::Partial(argument) => {
+                let path = self.resolve(&argument);
+                let kept = self
+                    .writable(&path)
+                    .and_then(|(share, rel)| share.partial_size(&rel).map_err(|err| store_refusal(&err)));
+                match kept {
+                    Ok(kept) => self.say(213, kept.to_string()),
+                    Err(refusal) => self.refuse(refusal),
+                }
+            }
+            SiteCommand::Help => self.help(),
+        }
+    }
+
+    fn mkshare(&mut self, seconds: Option<u64>, downloads: Option<u64>) -> io::Result<Next> {
+        let config = &self.shared.config;
+        let lifetime = seconds.map(Duration::from_secs).unwrap_or(config.default_expiry);
+        if lifetime.is_zero() {
+            return self.refuse(Refusal::new(Reason::BadArgument, "Expiry must be at least one second"));
+        }
+        if lifetime > config.max_expiry {
+            let text = format!(
+                "Expiry {} is longer than this server allows ({})",
+                format_duration(lifetime),
+                format_duration(config.max_expiry)
+            );
+            return self.refuse(Refusal::new(Reason::Unsupported, text));
+        }
+        if let Some(budget) = downloads
+            && budget > config.max_download_budget
+        {
+            let limit = config.max_download_budget;
+            let text = format!("DOWNLOADS={budget} is more than this server allows ({limit})");
+            return self.refuse(Refusal::new(Reason::Unsupported, text));
+        }
+        if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
+            let limit = config.max_shares_per_hour;
+            log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
+            let text = format!("Too many shares created from your address (limit {limit} per hour)");
+            return self.refuse(Refusal::new(Reason::LimitReached, text));
+        }
+        let expires = unix_now() + lifetime.as_secs() as i64;
+        match self.shared.store.create_share(expires, downloads) {
+            Ok((share, token)) => {
+                let code = share.code.to_string();
+                let budget = downloads.map_or("unlimited".into(), |n| n.to_string());
+                log_event!(
+                    "conn={} peer={} event=share-created share={code} expires={} downloads={budget}",
+                    self.id,
+                    self.peer,
+                    rfc3339(expires)
+                );
+                self.owned.insert(code.clone());
+                self.created.insert(code.clone());
+                self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
+                let created =
+                    CreatedShare { code, owner_token: token.to_string(), expires: rfc3339(expires) };
+                self.answer(created.to_reply())
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    /// SITE OWNER: proves with the owner token that this connection may write to the share.
+    fn claim(&mut self, code: &str, token: &str) -> io::Result<Next> {
+        let share = match self.shared.store.share(code, unix_now()) {
+            Ok(share) if share.is_owner(token) => share,
+            Ok(_) | Err(StoreError::NotFound) => {
+                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                return self.store_error(StoreError::NotFound);
+            }
+            Err(err) => return self.store_error(err),
+        };
+        if share.meta.sealed {
+            return self.store_error(StoreError::Sealed);
+        }
+        self.owned.insert(share.code.to_string());
+        self.cwd = VirtualPath::Share { code: share.code.to_string(), rel: Vec::new() };
+        log_event!("conn={} peer={} event=owner share={}", self.id, self.peer, share.code);
+        self.say(200, format!("You own /{} until it is sealed", share.code))
+    }
+
+    /// SITE DELETE: removes a share at once for whoever holds its owner token.
+    fn delete(&mut self, code: &str, token: &str) -> io::Result<Next> {
+        match self.shared.store.delete_share(code, token) {
+            Ok(()) => {
+                self.owned.remove(code);
+                self.created.remove(code);
+                log_event!("conn={} peer={} event=deleted share={code}", self.id, self.peer);
+                self.say(250, format!("Share /{code} deleted"))
+            }
+            Err(StoreError::NotFound) => {
+                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                self.store_error(StoreError::NotFound)
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    fn seal(&mut self) -> io::Result<Next> {
+        let code = match rules::current_share(&self.cwd, "Not inside a share: CWD /<code> first") {
+            Ok(code) => code.to_owned(),
+            Err(refusal) => return self.refuse(refusal),
+        };
+        let mut share = match self.owned_share(&code) {
+            Ok(found) => found,
+            Err(refusal) => return self.refuse(refusal),
+        };
+        match share.seal() {
+            Ok(()) => {
+                self.owned.remove(share.code.as_str());
+                self.created.remove(share.code.as_str());
+                log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
+                self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
+            }
+            Err(err) => self.store_error(err),
+        }
+    }
+
+    /// SITE INFO: expiry, state, totals and download budget of a share; for a file, also how
+    /// many complete downloads it has left.
+    fn info(&mut self, argument: Option<&str>) -> io::Result<Next> {
+        let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
+        if let Err(refusal) = rules::current_share(&path, "Not inside a share; give SITE INFO /<code>") {
+            return self.refuse(refusal);
+        }
+        let described = self.lookup(&path).and_then(|(share, manifest, rel)| {
+            let (files, bytes) = manifest.totals();
+            let mut info = ShareInfo {
+                code: share.code.to_string(),
+                expires: rfc3339(share.meta.expires),
+                sealed: share.meta.sealed,
+                files: files as u64,
+                bytes,
+                downloads: share.meta.downloads,
+                downloads_left: None,
+                is_file: false,
+            };
+            match manifest.lookup(&rel) {
+                Some(Node::Folder) => {}
+                Some(Node::File(entry)) => {
+                    info.downloads_left = share.downloads_left(entry)?;
+                    info.is_file = true;
+                }
+                None => return Err(StoreError::NotFound),
+            }
+            Ok(info)
+        });
+        match described {
+            Ok(info) => self.answer(info.to_reply()),
+            Err(err) => self.store_error(err),
+        }
+    }
+}
