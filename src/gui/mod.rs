@@ -8,9 +8,15 @@
 //! uses (`Link`, `transfer`), on a [`task::Task`] thread of its own: the window only draws, never
 //! waits on the network or the disk, and has no protocol code.
 
+mod sections;
+mod settings;
 pub mod task;
+mod words;
 
-use std::ffi::OsString;
+pub use settings::{Settings, parse_args, usage};
+pub use words::human_size;
+use words::{file_name, share_of};
+
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::thread;
@@ -20,15 +26,11 @@ use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEd
 use time::OffsetDateTime;
 
 use crate::client::link::Link;
-use crate::client::settings::{
-    ClientSettings, DEFAULT_PARALLEL, DEFAULT_PORT, DEFAULT_RETRIES, DEFAULT_TIMEOUT, MAX_PARALLEL,
-    SERVER_ENV,
-};
+use crate::client::settings::ClientSettings;
 use crate::client::transfer::{self, Listing, SavedFile, ShareOptions, UploadReport};
 use crate::client::{ClientError, RemoteFile, ShareInfo, ShareUrl, join_host_port};
-use crate::common::args::{Arg, Args, UsageError, unknown_flag};
-use crate::common::expiry::{format_duration, parse_expiry, parse_rfc3339, rfc3339};
-use task::{FileProgress, Poll, Task};
+use crate::common::expiry::{parse_expiry, rfc3339};
+use task::{Poll, Task};
 
 /// Most files one upload takes, as in the original design.
 pub const MAX_UPLOAD_FILES: usize = 6;
@@ -39,94 +41,6 @@ const EXPIRY_PRESETS: [(&str, &str); 4] =
     [("1 hour", "1h"), ("1 day", "1d"), ("7 days", "7d"), ("30 days", "30d")];
 /// The window's size when it opens, in points.
 pub const WINDOW_SIZE: [f32; 2] = [1000.0, 760.0];
-
-/// What the window starts with.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub host: String,
-    pub port: u16,
-    /// The timeout, retries and parallel connections of every link the window opens. Its
-    /// `server` only fills in `host` and `port` at start.
-    pub client: ClientSettings,
-    /// Where downloads go unless the user picks another folder.
-    pub download_dir: PathBuf,
-    /// A share to connect to and view as soon as the window opens.
-    pub open: Option<ShareUrl>,
-}
-
-impl Default for Settings {
-    fn default() -> Settings {
-        Settings {
-            host: "127.0.0.1".into(),
-            port: DEFAULT_PORT,
-            client: ClientSettings::default(),
-            download_dir: default_download_dir(),
-            open: None,
-        }
-    }
-}
-
-/// `~/Downloads` when there is one, else the current folder.
-fn default_download_dir() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join("Downloads"))
-        .filter(|dir| dir.is_dir())
-        .unwrap_or_else(|| PathBuf::from("."))
-}
-
-/// `anonshare-gui --help`.
-pub fn usage() -> String {
-    format!(
-        "usage: anonshare-gui [--timeout D] [--retries N] [--parallel N] [HOST:PORT | ftp://HOST:PORT/CODE/]\n\n\
-         Opens the desktop client. HOST:PORT fills in the server (else --server HOST:PORT, else\n\
-         {SERVER_ENV}, else 127.0.0.1:{DEFAULT_PORT}); a share URL connects to its server and lists the\n\
-         share at once.\n\n\
-         Options:\n  \
-         --timeout D    how long to wait for the server at any one step [default: {timeout}s]\n  \
-         --retries N    reconnect and resume up to N times in a row after a dropped connection\n                 \
-         [default: {DEFAULT_RETRIES}]\n  \
-         --parallel N   move up to N files at once, each on its own connection (1-{MAX_PARALLEL})\n                 \
-         [default: {DEFAULT_PARALLEL}]\n",
-        timeout = DEFAULT_TIMEOUT.as_secs(),
-    )
-}
-
-/// Reads the command line (without the program name) into the window's settings; `None` when
-/// it asks for help.
-pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Option<Settings>, String> {
-    let mut settings = Settings::default();
-    let mut args = Args::new(args).map_err(|err| err.to_string())?;
-    let mut positional = Vec::new();
-    let mut read = || -> Result<bool, UsageError> {
-        while let Some(arg) = args.next_arg()? {
-            match arg {
-                Arg::Positional(value) => positional.push(value),
-                Arg::Flag(flag) if flag == "-h" || flag == "--help" => return Ok(false),
-                Arg::Flag(flag) => {
-                    if !settings.client.read_flag(&flag, &mut args)? {
-                        return Err(unknown_flag(&flag));
-                    }
-                }
-            }
-        }
-        Ok(true)
-    };
-    if !read().map_err(|err| err.to_string())? {
-        return Ok(None);
-    }
-    match positional.as_slice() {
-        [] => {}
-        [url] if url.starts_with("ftp://") => {
-            let url = ShareUrl::parse(url).map_err(|err| err.to_string())?;
-            settings.client.server = Some(url.address());
-            settings.open = Some(url);
-        }
-        [address] => settings.client.server = Some(address.clone()),
-        _ => return Err(format!("expected at most one HOST:PORT or share URL\n\n{}", usage())),
-    }
-    (settings.host, settings.port) = settings.client.server_address().map_err(|err| err.to_string())?;
-    Ok(Some(settings))
-}
 
 /// The desktop client's window: everything it shows and the work it has running.
 pub struct GuiApp {
@@ -466,151 +380,6 @@ impl GuiApp {
         }
     }
 
-    fn server_section(&mut self, ui: &mut Ui) {
-        let connecting = self.job.as_ref().is_some_and(|job| job.kind == JobKind::Connect);
-        let editable = self.server.is_none() && !connecting;
-        ui.horizontal(|ui| {
-            let label = ui.label("Server address");
-            ui.add_enabled(editable, TextEdit::singleline(&mut self.host).desired_width(240.0))
-                .labelled_by(label.id);
-            let label = ui.label("Port");
-            ui.add_enabled(editable, TextEdit::singleline(&mut self.port).desired_width(60.0))
-                .labelled_by(label.id);
-            if connecting {
-                ui.add_enabled(false, Button::new("Connecting..."));
-                ui.spinner();
-                if ui.button("Cancel").clicked() {
-                    self.disconnect();
-                }
-            } else if self.server.is_some() {
-                if ui.button("Disconnect").clicked() {
-                    self.disconnect();
-                }
-            } else if ui.add_enabled(self.job.is_none(), Button::new("Connect")).clicked() {
-                self.connect(ui.ctx());
-            }
-        });
-        if let Some(address) = self.connected_to() {
-            ui.label(format!("Connected to {address}"));
-        } else if self.connect_note.is_none() {
-            ui.label("Not connected: enter the server's address and port, then Connect.");
-        }
-        show_note(ui, &self.connect_note);
-    }
-
-    fn upload_section(&mut self, ui: &mut Ui) {
-        ui.heading("Upload files");
-        let uploading = self.running(JobKind::Upload);
-        ui.horizontal(|ui| {
-            let room = self.chosen.len() < MAX_UPLOAD_FILES;
-            if ui
-                .add_enabled(room && self.dialog.is_none() && !uploading, Button::new("Choose files..."))
-                .clicked()
-            {
-                self.open_dialog(ui.ctx(), DialogKind::Files);
-            }
-            let hovering = ui.ctx().input(|input| !input.raw.hovered_files.is_empty());
-            let hint = format!("or drop files onto this window: up to {MAX_UPLOAD_FILES} per upload");
-            match hovering {
-                true => ui.label(RichText::new("Drop the files to add them to the upload").strong()),
-                false => ui.label(hint),
-            };
-        });
-        if !self.chosen.is_empty() {
-            let mut remove = None;
-            Grid::new("chosen").num_columns(3).striped(true).show(ui, |ui| {
-                for (index, (path, size)) in self.chosen.iter().enumerate() {
-                    ui.label(file_name(path));
-                    ui.label(human_size(*size));
-                    if ui.add_enabled(!uploading, Button::new("Remove")).clicked() {
-                        remove = Some(index);
-                    }
-                    ui.end_row();
-                }
-            });
-            if let Some(index) = remove {
-                self.chosen.remove(index);
-            }
-            ui.label(format!("{} of {MAX_UPLOAD_FILES} files", self.chosen.len()));
-        }
-        ui.horizontal(|ui| {
-            let label = ui.label("Expires");
-            ui.add_enabled(
-                !uploading,
-                TextEdit::singleline(&mut self.expires)
-                    .hint_text("e.g. 12h, 7d or 2026-12-01")
-                    .desired_width(200.0),
-            )
-            .labelled_by(label.id);
-            for (text, spec) in EXPIRY_PRESETS {
-                if ui.add_enabled(!uploading, Button::new(text)).clicked() {
-                    self.expires = spec.to_owned();
-                }
-            }
-        });
-        let lifetime = match self.expires.trim() {
-            "" => {
-                ui.label("The share expires when the server's default says (7 days unless changed).");
-                Ok(None)
-            }
-            spec => match parse_expiry(spec, OffsetDateTime::now_utc()) {
-                Ok(lifetime) => {
-                    let at = OffsetDateTime::now_utc().unix_timestamp() + lifetime.as_secs() as i64;
-                    ui.label(format!(
-                        "The share expires in {}, at {}.",
-                        rough_duration(lifetime),
-                        rfc3339(at)
-                    ));
-                    Ok(Some(lifetime))
-                }
-                Err(err) => {
-                    ui.colored_label(ui.visuals().error_fg_color, format!("{err}"));
-                    Err(())
-                }
-            },
-        };
-        ui.horizontal(|ui| {
-            let ready = self.server.is_some() && !self.chosen.is_empty() && self.job.is_none();
-            if ui.add_enabled(ready && lifetime.is_ok(), Button::new("Upload")).clicked()
-                && let Ok(lifetime) = lifetime
-            {
-                self.upload(ui.ctx(), lifetime);
-            }
-            if self.server.is_none() {
-                ui.label("Connect to a server to upload.");
-            }
-        });
-        self.progress(ui, JobKind::Upload);
-        show_note(ui, &self.upload_note);
-        if let Some(uploaded) = &mut self.uploaded {
-            ui.group(|ui| {
-                ui.label(format!(
-                    "Uploaded {} file(s). The share expires at {}.",
-                    uploaded.files, uploaded.expires
-                ));
-                ui.horizontal(|ui| {
-                    ui.label("Share path:");
-                    ui.add(
-                        egui::Label::new(RichText::new(&uploaded.url).monospace().strong()).selectable(true),
-                    );
-                    if ui.button("Copy to clipboard").clicked() {
-                        ui.ctx().copy_text(uploaded.url.clone());
-                        uploaded.copied = true;
-                    }
-                    if uploaded.copied {
-                        ui.label("Copied.");
-                    }
-                });
-                ui.horizontal(|ui| {
-                    ui.label("Owner token (keep it to delete the share early):");
-                    ui.add(
-                        egui::Label::new(RichText::new(&uploaded.owner_token).monospace()).selectable(true),
-                    );
-                });
-            });
-        }
-    }
-
     fn upload(&mut self, ctx: &egui::Context, lifetime: Option<Duration>) {
         let Some(server) = &self.server else { return };
         let (host, port) = (server.host.clone(), server.port);
@@ -646,54 +415,6 @@ impl GuiApp {
                 self.upload_note = Note::info("Upload cancelled: nothing was shared.")
             }
             Err(err) => self.upload_note = Note::error(format!("Upload failed, nothing was shared: {err}")),
-        }
-    }
-
-    fn share_section(&mut self, ui: &mut Ui) {
-        ui.heading("View and download files");
-        ui.horizontal(|ui| {
-            let label = ui.label("Share path");
-            let field = TextEdit::singleline(&mut self.share_text)
-                .hint_text("ftp://HOST:PORT/CODE/")
-                .desired_width(460.0);
-            let response = ui.add(field).labelled_by(label.id);
-            let entered = response.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
-            let ready = self.job.is_none() && !self.share_text.trim().is_empty();
-            let clicked = ui.add_enabled(ready, Button::new("View")).clicked();
-            if ready && (clicked || entered) {
-                self.view(ui.ctx());
-            }
-        });
-        self.progress(ui, JobKind::View);
-        show_note(ui, &self.view_note);
-        let busy = self.job.is_some();
-        let Some(listed) = &mut self.listed else { return };
-        let (count, total) = show_listing(ui, listed, busy);
-        ui.horizontal(|ui| {
-            let label = ui.label("Destination folder");
-            ui.add_enabled(!busy, TextEdit::singleline(&mut self.destination).desired_width(360.0))
-                .labelled_by(label.id);
-            if ui.add_enabled(!busy && self.dialog.is_none(), Button::new("Choose folder...")).clicked() {
-                self.open_dialog(ui.ctx(), DialogKind::Folder);
-            }
-        });
-        ui.horizontal(|ui| {
-            let ready = !busy && count > 0 && !self.destination.trim().is_empty();
-            if ui.add_enabled(ready, Button::new("Download")).clicked() {
-                self.download(ui.ctx());
-            }
-            ui.label(format!(
-                "{count} of {total} file(s) selected. Download them before the share expires; \
-                 each file is checked against its SHA-256."
-            ));
-        });
-        self.progress(ui, JobKind::Download);
-        show_note(ui, &self.download_note);
-        if !self.saved.is_empty() {
-            ui.label("Saved, each file verified against its SHA-256:");
-            for saved in &self.saved {
-                ui.monospace(saved.local.display().to_string());
-            }
         }
     }
 
@@ -777,22 +498,6 @@ impl GuiApp {
         self.job.as_ref().is_some_and(|job| job.kind == kind)
     }
 
-    /// The progress of the job of kind `kind`, one bar per file, and its Cancel button.
-    fn progress(&self, ui: &mut Ui, kind: JobKind) {
-        let Some(job) = self.job.as_ref().filter(|job| job.kind == kind) else { return };
-        for file in job.task.progress() {
-            ui.add(ProgressBar::new(file.fraction()).text(progress_text(&file)).desired_width(560.0));
-        }
-        ui.horizontal(|ui| {
-            if job.task.is_cancelling() {
-                ui.add_enabled(false, Button::new("Cancelling..."));
-            } else if ui.button("Cancel").clicked() {
-                job.task.cancel();
-            }
-            ui.spinner();
-        });
-    }
-
     fn open_dialog(&mut self, ctx: &egui::Context, kind: DialogKind) {
         let (send, answer) = mpsc::channel();
         let ctx = ctx.clone();
@@ -829,180 +534,7 @@ enum DialogKind {
     Folder,
 }
 
-/// Draws what the window knows of a listed share, and a checkbox per file; returns how many
-/// files are selected, and how many there are.
-fn show_listing(ui: &mut Ui, listed: &mut Listed, busy: bool) -> (usize, usize) {
-    let now = OffsetDateTime::now_utc().unix_timestamp();
-    ui.label(format!("Share {}", listed.url));
-    ui.label(format!(
-        "{} file(s), {}. Available until {}{}; after that the share and its files are gone.",
-        listed.files.len(),
-        human_size(listed.info.bytes),
-        listed.info.expires,
-        time_left(&listed.info.expires, now).map(|left| format!(" ({left})")).unwrap_or_default(),
-    ));
-    if let Some(downloads) = listed.info.downloads {
-        ui.label(format!("Each file can be downloaded completely {downloads} time(s) in all."));
-    }
-    ui.horizontal(|ui| {
-        if ui.add_enabled(!busy, Button::new("Select all")).clicked() {
-            listed.selected.iter_mut().for_each(|selected| *selected = true);
-        }
-        if ui.add_enabled(!busy, Button::new("Select none")).clicked() {
-            listed.selected.iter_mut().for_each(|selected| *selected = false);
-        }
-    });
-    Grid::new("share-files").num_columns(3).striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
-        ui.strong("File");
-        ui.strong("Size");
-        ui.strong("SHA-256");
-        ui.end_row();
-        for (file, selected) in listed.files.iter().zip(&mut listed.selected) {
-            ui.add_enabled(!busy, egui::Checkbox::new(selected, file.path.as_str()));
-            ui.label(human_size(file.size)).on_hover_text(format!("{} bytes", file.size));
-            ui.add(egui::Label::new(RichText::new(file.sha256.to_string()).monospace()).selectable(true));
-            ui.end_row();
-        }
-    });
-    (listed.selected.iter().filter(|selected| **selected).count(), listed.files.len())
-}
-
 /// Says goodbye on a link's connection without making the window wait for the reply.
 fn goodbye(mut link: Link) {
     let _ = thread::Builder::new().name("anonshare-quit".into()).spawn(move || link.quit());
-}
-
-fn show_note(ui: &mut Ui, note: &Option<Note>) {
-    if let Some(note) = note {
-        let color = if note.error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
-        ui.colored_label(color, &note.text);
-    }
-}
-
-fn progress_text(file: &FileProgress) -> String {
-    match file.finished && file.done >= file.size {
-        true => format!("{}: {} done", file.path, human_size(file.size)),
-        false => format!("{}: {} of {}", file.path, human_size(file.done), human_size(file.size)),
-    }
-}
-
-fn file_name(path: &Path) -> String {
-    path.file_name().unwrap_or(path.as_os_str()).to_string_lossy().into_owned()
-}
-
-/// The share a pasted path names: a share URL, or a bare code on the connected server.
-fn share_of(text: &str, server: Option<(&str, u16)>) -> Result<ShareUrl, ClientError> {
-    let text = text.trim();
-    if text.starts_with("ftp://") {
-        return ShareUrl::parse(text);
-    }
-    if text.is_empty() || text.contains(['/', ' ', ':']) {
-        return Err(ClientError::Usage(format!(
-            "invalid share path '{text}': expected ftp://HOST:PORT/CODE/ as shown after an upload"
-        )));
-    }
-    match server {
-        Some((host, port)) => Ok(ShareUrl { host: host.to_owned(), port, code: text.to_owned() }),
-        None => Err(ClientError::Usage(
-            "connect to a server first, or paste the whole share path (ftp://HOST:PORT/CODE/)".into(),
-        )),
-    }
-}
-
-/// Bytes the way a person reads them: `512 B`, `48.2 KiB`, `1.2 MiB`.
-pub fn human_size(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if bytes < 1024 {
-        return format!("{bytes} B");
-    }
-    let mut value = bytes as f64 / 1024.0;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    format!("{value:.1} {}", UNITS[unit])
-}
-
-/// A duration to its two largest units: `6d 23h`, `1h 59m`, `45s`.
-fn rough_duration(duration: Duration) -> String {
-    format_duration(duration).split(' ').take(2).collect::<Vec<_>>().join(" ")
-}
-
-/// How long until the RFC 3339 time `expires`, seen at Unix time `now`.
-fn time_left(expires: &str, now: i64) -> Option<String> {
-    let left = parse_rfc3339(expires)? - now;
-    Some(match left {
-        ..=0 => "expired".into(),
-        left => format!("{} left", rough_duration(Duration::from_secs(left as u64))),
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes_read_like_a_person_would() {
-        assert_eq!(human_size(0), "0 B");
-        assert_eq!(human_size(1023), "1023 B");
-        assert_eq!(human_size(1536), "1.5 KiB");
-        assert_eq!(human_size(5 * 1024 * 1024), "5.0 MiB");
-    }
-
-    #[test]
-    fn time_left_before_and_after_expiry() {
-        assert_eq!(
-            time_left("2026-01-02T00:00:00Z", parse_rfc3339("2026-01-01T00:30:00Z").unwrap()).unwrap(),
-            "23h 30m left"
-        );
-        assert_eq!(
-            time_left("2026-01-02T00:00:00Z", parse_rfc3339("2026-01-03T00:00:00Z").unwrap()).unwrap(),
-            "expired"
-        );
-        assert_eq!(time_left("soon", 0), None);
-    }
-
-    fn check_share(text: &str, server: Option<(&str, u16)>, expected: Result<&str, u8>) {
-        match (share_of(text, server), expected) {
-            (Ok(url), Ok(want)) => assert_eq!(url.to_string(), want),
-            (Err(err), Err(code)) => assert_eq!(err.exit_code(), code, "{err}"),
-            (got, want) => panic!("{text:?}: got {got:?}, expected {want:?}"),
-        }
-    }
-
-    #[test]
-    fn share_paths() {
-        let here = Some(("127.0.0.1", 2121));
-        check_share(" ftp://h:21/abc/ ", None, Ok("ftp://h:21/abc/"));
-        check_share("abc", here, Ok("ftp://127.0.0.1:2121/abc/"));
-        check_share("abc", None, Err(1));
-        check_share("a/b", here, Err(1));
-        check_share("", here, Err(1));
-    }
-
-    #[test]
-    fn arguments() {
-        let parse = |args: &[&str]| parse_args(args.iter().map(OsString::from)).map(|s| s.expect("settings"));
-        let settings = parse(&["example.org:2200"]).unwrap();
-        assert_eq!((settings.host.as_str(), settings.port, settings.open), ("example.org", 2200, None));
-        assert_eq!(
-            settings.client,
-            ClientSettings { server: Some("example.org:2200".into()), ..Default::default() }
-        );
-        let settings = parse(&["--parallel", "3", "--retries=0", "--timeout", "5s", "h"]).unwrap();
-        assert_eq!((settings.host.as_str(), settings.port), ("h", DEFAULT_PORT));
-        assert_eq!(
-            (settings.client.parallel, settings.client.retries, settings.client.timeout),
-            (3, 0, Duration::from_secs(5))
-        );
-        assert_eq!(parse(&["--server", "s:7"]).unwrap().port, 7, "--server names the server too");
-        assert_eq!(parse(&["--parallel", "0"]).unwrap_err(), "invalid --parallel '0': expected 1 to 16");
-        assert_eq!(parse(&["--frob"]).unwrap_err(), "unknown option '--frob' (see --help)");
-        let settings = parse(&["ftp://10.0.0.1:2121/abc/"]).unwrap();
-        assert_eq!((settings.host.as_str(), settings.open.unwrap().code.as_str()), ("10.0.0.1", "abc"));
-        assert_eq!(parse_args([OsString::from("--help")]), Ok(None));
-        assert!(parse(&["a", "b"]).is_err());
-        assert!(parse(&["ftp://nocode"]).is_err());
-    }
 }

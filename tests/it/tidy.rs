@@ -106,17 +106,26 @@ fn server_code_imports_nothing_of_the_clients() {
     check_none("what both ends share belongs to neither", shared);
 }
 
+/// The heading of the ARCHITECTURE.md section that says why a file is past [`MAX_LINES`].
+const LONG_FILES_HEADING: &str = "### Files past 800 lines";
+
 #[test]
 fn long_files_say_why_in_architecture_md() {
     let architecture =
         fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("ARCHITECTURE.md")).unwrap();
+    let section = architecture
+        .split_once(LONG_FILES_HEADING)
+        .map(|(_, rest)| rest.split("\n#").next().unwrap_or_default())
+        .unwrap_or_default();
     let long: Vec<String> = sources_under("src")
         .into_iter()
-        .filter(|source| source.lines > MAX_LINES && !architecture.contains(&format!("`{}`", source.path)))
+        .filter(|source| source.lines > MAX_LINES && !section.contains(&format!("`{}`", source.path)))
         .map(|source| format!("{}: {} lines", source.path, source.lines))
         .collect();
     check_none(
-        &format!("no file under src/ is past {MAX_LINES} lines unless ARCHITECTURE.md says why"),
+        &format!(
+            "no file under src/ is past {MAX_LINES} lines unless ARCHITECTURE.md's \"{LONG_FILES_HEADING}\" says why"
+        ),
         long,
     );
 }
