@@ -351,11 +351,14 @@ impl Session<'_> {
                 Some(claim) => claim.credit(offset, position - start),
                 None => Ok(false),
             };
+            if let Ok(true) = counted {
+                log_event!("conn={id} peer={peer} event=download-counted path={:?}", path.to_string());
+            }
             sent?;
-            let counted = counted.map_err(Stop::Store)?;
+            counted.map_err(Stop::Store)?;
             let sent = position - start - offset;
             log_event!(
-                "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent} counted={counted}",
+                "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
                 path.to_string()
             );
             Ok(Reply::new(226, format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256)))
