@@ -1,7 +1,8 @@
 //! The commands that describe what is stored: `LIST`, `NLST` and `MLSD` (RFC 3659 §7) over the
 //! data connection, and `MLST`, `SIZE`, `MDTM` (RFC 3659 §3, §4) and `HASH` on the control
-//! connection. The store's records become `proto::ListingEntry` only in [`listed`] and in
-//! `Session::mlst`. It never writes to a share, and `/` never lists the shares.
+//! connection. The store's records become `proto::ListingEntry` only here: in
+//! [`listed_entries`], [`matching`] (wildcards), [`recursive`] (`-R`) and `Session::mlst`. It
+//! never writes to a share, and `/` never lists the shares.
 
 use std::io;
 
