@@ -35,10 +35,13 @@ test-gui:
 	$(CARGO) test --features gui --lib gui::
 	$(CARGO) test --features gui --test gui
 
-# The stock FTP clients the tests use as peers; lftp is installed from Debian packages if missing.
+# The stock FTP clients the tests use as peers; lftp, tnftp and ncftp come from Debian packages
+# when missing.
 test-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
-	@command -v lftp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq lftp >/dev/null; }
+	@missing=""; for tool in lftp:lftp tnftp:tnftp ncftpget:ncftp; do \
+	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
+	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 
 # Transfer times under packet loss, anonshare beside vsftpd + curl (root; not part of test).
 # Options through ARGS, for example make bench-loss ARGS="--rounds 20 --size 16M". See docs/LOSS.md.

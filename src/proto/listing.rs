@@ -6,16 +6,102 @@ use time::OffsetDateTime;
 
 use crate::common::digest::Sha256Digest;
 
-/// Strips the `ls`-style options (`-la`) that clients put before a LIST or NLST path.
-pub fn listing_path(argument: Option<&str>) -> Option<&str> {
-    let mut rest = argument?.trim_start();
+/// What a LIST or NLST argument asks for: the `ls`-style options clients put first (`-la`,
+/// `-R`), of which only `R` changes anything, and the path after them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListingRequest<'a> {
+    /// `-R`: the folder and every folder below it.
+    pub recursive: bool,
+    pub path: Option<&'a str>,
+}
+
+/// Reads a LIST or NLST argument: leading `-` words are `ls` options, the rest is the path.
+pub fn listing_request(argument: Option<&str>) -> ListingRequest<'_> {
+    let mut request = ListingRequest::default();
+    let Some(mut rest) = argument.map(str::trim_start) else {
+        return request;
+    };
     while rest.starts_with('-') {
-        match rest.split_once(' ') {
-            Some((_, after)) => rest = after.trim_start(),
-            None => return None,
+        let (options, after) = rest.split_once(' ').unwrap_or((rest, ""));
+        request.recursive |= options.contains('R');
+        rest = after.trim_start();
+    }
+    request.path = Some(rest).filter(|r| !r.is_empty());
+    request
+}
+
+/// Whether `name` holds a wildcard: `*`, `?` or `[`.
+pub fn has_wildcard(name: &str) -> bool {
+    name.contains(['*', '?', '['])
+}
+
+/// Whether `name` matches the shell pattern `pattern`: `*` any run of characters, `?` one
+/// character, `[abc]`, `[a-z]` and `[!a-z]` (or `[^a-z]`) one of a set (POSIX.1-2017 §2.13).
+/// A `[` without its `]` matches itself.
+pub fn wildcard_match(pattern: &str, name: &str) -> bool {
+    let pattern: Vec<char> = pattern.chars().collect();
+    let name: Vec<char> = name.chars().collect();
+    let (mut p, mut n) = (0, 0);
+    // Where the last `*` was, and the name position it matched up to: the point to go back to.
+    let mut star: Option<(usize, usize)> = None;
+    while n < name.len() {
+        let step = match pattern.get(p) {
+            Some('*') => {
+                star = Some((p, n));
+                p += 1;
+                continue;
+            }
+            Some('?') => Some(1),
+            Some('[') => match bracket(&pattern[p..], name[n]) {
+                Some((matched, width)) => matched.then_some(width),
+                None => (name[n] == '[').then_some(1),
+            },
+            Some(c) => (*c == name[n]).then_some(1),
+            None => None,
+        };
+        match (step, star) {
+            (Some(width), _) => {
+                p += width;
+                n += 1;
+            }
+            (None, Some((star_p, star_n))) => {
+                star = Some((star_p, star_n + 1));
+                p = star_p + 1;
+                n = star_n + 1;
+            }
+            (None, None) => return false,
         }
     }
-    Some(rest).filter(|r| !r.is_empty())
+    pattern[p..].iter().all(|c| *c == '*')
+}
+
+/// Matches `c` against the bracket expression at the start of `pattern`: whether it matched,
+/// and the expression's width; `None` when the `[` has no closing `]`.
+fn bracket(pattern: &[char], c: char) -> Option<(bool, usize)> {
+    let mut i = 1;
+    let negated = matches!(pattern.get(i), Some('!' | '^'));
+    if negated {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    loop {
+        let low = *pattern.get(i)?;
+        if low == ']' && !first {
+            return Some((matched != negated, i + 1));
+        }
+        first = false;
+        match (pattern.get(i + 1), pattern.get(i + 2)) {
+            (Some('-'), Some(&high)) if high != ']' => {
+                matched |= low <= c && c <= high;
+                i += 3;
+            }
+            _ => {
+                matched |= low == c;
+                i += 1;
+            }
+        }
+    }
 }
 
 /// What a listing knows of one entry.
@@ -106,11 +192,40 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listing_path_drops_ls_options() {
-        assert_eq!(listing_path(None), None);
-        assert_eq!(listing_path(Some("-la")), None);
-        assert_eq!(listing_path(Some("-a -l /x y")), Some("/x y"));
-        assert_eq!(listing_path(Some("/x")), Some("/x"));
+    fn listing_requests_read_ls_options() {
+        let check = |argument, recursive, path| {
+            assert_eq!(listing_request(argument), ListingRequest { recursive, path }, "{argument:?}");
+        };
+        check(None, false, None);
+        check(Some("-la"), false, None);
+        check(Some("-a -l /x y"), false, Some("/x y"));
+        check(Some("/x"), false, Some("/x"));
+        check(Some("-R"), true, None);
+        check(Some("-1R /c/d"), true, Some("/c/d"));
+        check(Some("-la -R sub"), true, Some("sub"));
+    }
+
+    #[test]
+    fn wildcards_match_as_the_shell_does_posix_2_13() {
+        let check = |pattern, name, expected| {
+            assert_eq!(wildcard_match(pattern, name), expected, "{pattern} ~ {name}");
+        };
+        check("*.txt", "a.txt", true);
+        check("*.txt", "a.txt.gz", false);
+        check("*", "", true);
+        check("a*b*c", "aXXbYYc", true);
+        check("a*b*c", "aXXbYY", false);
+        check("?.bin", "x.bin", true);
+        check("?.bin", "xy.bin", false);
+        check("[ab]*", "beta", true);
+        check("[a-c]?", "cz", true);
+        check("[a-c]?", "dz", false);
+        check("[!a-c]*", "dz", true);
+        check("[^a-c]*", "az", false);
+        check("[]x]", "]", true);
+        check("[x", "[x", true);
+        check("\u{e9}*", "\u{e9}t\u{e9}", true);
+        assert!(has_wildcard("*.txt") && has_wildcard("a?") && has_wildcard("[a]") && !has_wildcard("plain"));
     }
 
     #[test]

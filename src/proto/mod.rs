@@ -17,7 +17,10 @@ pub mod reply_text;
 pub mod site;
 
 pub use command::{Command, MAX_LINE_LEN, ProtoError, SiteCommand, TransferType, parse_command};
-pub use listing::{ListingEntry, SHA256_FACT, ftp_time, list_line, listing_path, mlsx_line, parse_mlsx_line};
+pub use listing::{
+    ListingEntry, ListingRequest, SHA256_FACT, ftp_time, has_wildcard, list_line, listing_request, mlsx_line,
+    parse_mlsx_line, wildcard_match,
+};
 pub use refusal::{Reason, Refusal};
 pub use reply::{BadReply, Reply, ReplyParser};
 pub use reply_text::{

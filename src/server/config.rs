@@ -37,6 +37,8 @@ pub const DEFAULT_MAX_PENDING_DIGESTS: usize = 1024;
 pub const DEFAULT_MAX_DOWNLOAD_BUDGET: u64 = 10_000;
 /// Commands a client may send during a transfer; they run once it ends.
 pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
+/// Most entries one listing may send: the matches of a wildcard, or a recursive listing.
+pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000;
 /// How often expired shares are removed from disk.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
@@ -67,6 +69,7 @@ pub struct Config {
     pub max_pending_digests: usize,
     pub max_download_budget: u64,
     pub max_held_commands: usize,
+    pub max_list_entries: usize,
 }
 
 impl Default for Config {
@@ -96,6 +99,7 @@ impl Default for Config {
             max_pending_digests: DEFAULT_MAX_PENDING_DIGESTS,
             max_download_budget: DEFAULT_MAX_DOWNLOAD_BUDGET,
             max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
+            max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
         }
     }
 }
@@ -145,6 +149,7 @@ Options:
   --max-pending-digests N  SITE DIGESTs waiting for their STOR (452) [default: {digests}]
   --max-held-commands N    commands read during a transfer and run after it [default: {held}]
   --max-download-budget N  most downloads per file a share may ask for (504) [default: {budget}]
+  --max-list-entries N     most entries of a wildcard or LIST -R listing (452) [default: {list}]
   -h, --help               print this help
   -V, --version            print the version
 
@@ -176,6 +181,7 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         digests = d.max_pending_digests,
         held = d.max_held_commands,
         budget = d.max_download_budget,
+        list = d.max_list_entries,
     )
 }
 
@@ -235,6 +241,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 config.max_pending_digests = args.parsed(&flag, "a number of digests")?
             }
             "--max-held-commands" => config.max_held_commands = args.parsed(&flag, "a number of commands")?,
+            "--max-list-entries" => config.max_list_entries = args.parsed(&flag, "a number of entries")?,
             "--max-download-budget" => {
                 config.max_download_budget = args.parsed(&flag, "a number of downloads")?
             }

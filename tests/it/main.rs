@@ -9,5 +9,6 @@ mod lifecycle;
 mod protocol;
 mod proxy;
 mod stock;
+mod stock_clients;
 mod support;
 mod tidy;

@@ -113,6 +113,33 @@ impl ControlWatch<'_> {
     }
 }
 
+/// Sends `file` from `position` to `end` on the data connection, moving `position` past every
+/// byte handed to the network, also when the transfer stops early.
+fn send_range(
+    file: &std::fs::File,
+    position: &mut u64,
+    end: u64,
+    data: &mut TcpStream,
+    watch: &mut ControlWatch<'_>,
+) -> Result<(), Stop> {
+    let mut last_progress = Instant::now();
+    while *position < end {
+        watch.check()?;
+        let slice = RETR_SLICE_BYTES.min((end - *position) as usize);
+        match send_file(file, position, slice, data) {
+            Ok(0) => {
+                let short = io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
+                return Err(Stop::Data(short));
+            }
+            Ok(_) => last_progress = Instant::now(),
+            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(Stop::Data(err)),
+        }
+    }
+    Ok(())
+}
+
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
     let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
@@ -302,8 +329,13 @@ impl Session<'_> {
             let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
             return self.refuse(Refusal::new(Reason::BadOffset, text));
         }
-        let slot = match share.reserve_download(&entry) {
-            Ok(slot) => slot,
+        // REST <size> sends nothing, so it claims nothing either.
+        let claim = match offset == entry.size && entry.size > 0 {
+            true => Ok(None),
+            false => share.claim_download(&entry, &self.peer.ip().to_string(), offset),
+        };
+        let claim = match claim {
+            Ok(claim) => claim,
             Err(err) => return self.store_error(err),
         };
         let remaining = entry.size - offset;
@@ -312,28 +344,19 @@ impl Session<'_> {
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
             let end = start + entry.size;
             let mut position = start + offset;
-            let mut last_progress = Instant::now();
-            while position < end {
-                watch.check()?;
-                let slice = RETR_SLICE_BYTES.min((end - position) as usize);
-                match send_file(&file, &mut position, slice, data) {
-                    Ok(0) => {
-                        let short =
-                            io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
-                        return Err(Stop::Data(short));
-                    }
-                    Ok(_) => last_progress = Instant::now(),
-                    Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
-                    Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                    Err(err) => return Err(Stop::Data(err)),
-                }
+            let sent = send_range(&file, &mut position, end, data, watch);
+            // The bytes handed to the network count towards the client's claim however the
+            // transfer ended: a client could otherwise read them all and then reset.
+            let counted = match &claim {
+                Some(claim) => claim.credit(offset, position - start),
+                None => Ok(false),
+            };
+            if let Ok(true) = counted {
+                log_event!("conn={id} peer={peer} event=download-counted path={:?}", path.to_string());
             }
+            sent?;
+            counted.map_err(Stop::Store)?;
             let sent = position - start - offset;
-            // A download spends the budget once its last byte went out, whatever the client
-            // does next: a client could otherwise read it all and then reset the connection.
-            if let Some(slot) = slot {
-                slot.finish().map_err(Stop::Store)?;
-            }
             log_event!(
                 "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
                 path.to_string()

@@ -26,7 +26,8 @@ use crate::common::platform::keep_urgent_data_inline;
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
-    self, Command, HashReply, ProtoError, Reason, Refusal, Reply, TransferType, listing_path,
+    self, Command, HashReply, ListingRequest, ProtoError, Reason, Refusal, Reply, TransferType,
+    listing_request,
 };
 use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
@@ -216,9 +217,12 @@ impl<'a> Session<'a> {
             Command::Cdup => self.cwd(".."),
             Command::Pasv => self.pasv(),
             Command::Epsv(argument) => self.epsv(argument.as_deref()),
-            Command::List(argument) => self.listing(listing_path(argument.as_deref()), ListingKind::List),
-            Command::Nlst(argument) => self.listing(listing_path(argument.as_deref()), ListingKind::Names),
-            Command::Mlsd(argument) => self.listing(argument.as_deref(), ListingKind::Facts),
+            Command::List(argument) => self.listing(listing_request(argument.as_deref()), ListingKind::List),
+            Command::Nlst(argument) => self.listing(listing_request(argument.as_deref()), ListingKind::Names),
+            Command::Mlsd(argument) => {
+                let request = ListingRequest { recursive: false, path: argument.as_deref() };
+                self.listing(request, ListingKind::Facts)
+            }
             Command::Mlst(argument) => self.mlst(argument.as_deref()),
             Command::Size(path) => self.with_file(&path, |_, entry| Reply::new(213, entry.size.to_string())),
             Command::Mdtm(path) => {

@@ -11,8 +11,9 @@
 //! shares/<code>/pack        small files' contents, appended one after another (append-only)
 //! shares/<code>/partial/    uploads in progress or cut, kept for resuming until the seal;
 //!                           named by the SHA-256 of their path, locked while written
-//! shares/<code>/downloads   one line per finished download of a budgeted file (append-only)
-//! shares/<code>/reading/    one locked file per download in flight of a budgeted file
+//! shares/<code>/downloads   finished downloads of a budgeted file, one a line (older servers)
+//! shares/<code>/reading/    one claim per client downloading a budgeted file: its address and
+//!                           the byte ranges it was sent; `.done` once they covered the file
 //! tmp/<instance>/           one per running server: shares being made, expired or deleted
 //!                           shares on their way out; its `lock` is held while it runs
 //! ```
@@ -58,7 +59,7 @@ mod upload;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::PACK_MAX_BYTES;
-pub use ledger::DownloadSlot;
+pub use ledger::DownloadClaim;
 pub use manifest::{Child, FileEntry, Manifest, Node};
 pub use meta::ShareMeta;
 pub use upload::{Expected, Start, Upload};
