@@ -111,7 +111,8 @@ fn an_expired_share_is_gone_for_every_client_and_from_disk() {
     assert_eq!(list.code, 3, "{}", list.stderr);
     let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
     assert_eq!(get.code, 3);
-    assert!(server.log().contains(&format!("event=expired share={code}")));
+    let expired = format!("event=expired share={code}");
+    wait_until("the server logged the expired share", || server.log().contains(&expired));
 }
 
 #[test]

@@ -75,7 +75,8 @@ fn expired_shares_are_removed_at_start() {
     assert_eq!(list.code, 3, "{}", list.stderr);
     let get = client(&server.addr, dir.path(), &["download", &server.url(&brief), "--dir", "out"], b"");
     assert_eq!(get.code, 3, "{}", get.stderr);
-    assert!(server.log().contains(&format!("event=expired share={brief}")), "{}", server.log());
+    let expired = format!("event=expired share={brief}");
+    wait_until("the sweep logged the expired share", || server.log().contains(&expired));
     let kept = client(&server.addr, dir.path(), &["list", &server.url(&lasting)], b"");
     assert_eq!(kept.code, 0, "a share that has not expired survives the sweep: {}", kept.stderr);
     assert!(kept.stdout.ends_with("\tlasting.txt\n"), "{}", kept.stdout);
