@@ -287,6 +287,24 @@ impl Control {
         control
     }
 
+    /// The reply lines that have arrived so far, without waiting for more.
+    pub fn arrived(&mut self) -> Vec<String> {
+        let mut bytes = self.reader.buffer().to_vec();
+        self.reader.consume(bytes.len());
+        self.stream.set_nonblocking(true).unwrap();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("reading replies: {err}"),
+            }
+        }
+        self.stream.set_nonblocking(false).unwrap();
+        String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect()
+    }
+
     /// Whether the server closed the connection (reads until EOF or a timeout).
     pub fn is_closed(&mut self) -> bool {
         let mut rest = Vec::<u8>::new();

@@ -72,8 +72,16 @@ pub struct DownloadSlot {
 
 impl DownloadSlot {
     /// Counts the download as complete. The last download a budget allows deletes the file's
-    /// contents from disk.
+    /// contents from disk. A share deleted or swept meanwhile has nothing left to count: the
+    /// download still ends well, since every byte was sent.
     pub fn finish(self) -> Result<()> {
+        match self.count() {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(()),
+            other => other,
+        }
+    }
+
+    fn count(self) -> Result<()> {
         let _lock = self.share.lock()?;
         let place = &self.entry.place;
         append_line(&self.share.dir.join("downloads"), &place.to_string())?.sync_data()?;
@@ -105,6 +113,7 @@ impl Finished {
 
 impl Store {
     /// Whether a sealed share with a download budget has had all its files downloaded up to it.
+    /// A share with no files has spent nothing: it stays until it expires.
     pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
         let (Some(budget), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
             return false;
@@ -112,7 +121,9 @@ impl Store {
         let dir = self.shares_dir().join(name);
         let share = Share { code, meta: meta.clone(), dir, store: self.clone() };
         match (share.read_records(), share.finished_downloads()) {
-            (Ok(records), Ok(finished)) => records.files.values().all(|f| finished.of(&f.place) >= budget),
+            (Ok(records), Ok(finished)) => {
+                !records.files.is_empty() && records.files.values().all(|f| finished.of(&f.place) >= budget)
+            }
             _ => false,
         }
     }

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use super::meta::read_meta;
 use super::{Result, Store, StoreError, is_plain_dir, remove_any, unix_now};
+use crate::common::secret::ShareCode;
 
 /// A half-made instance folder older than this belongs to a server that died starting.
 const STALE_STAGING: Duration = Duration::from_secs(3600);
@@ -42,7 +43,7 @@ impl Store {
 
     /// Deletes share `code` at once, when `token` is its owner token. A wrong token gets the same
     /// answer as a missing share. Downloads in flight finish from the files they opened.
-    pub fn delete_share(&self, code: &str, token: &str) -> Result<()> {
+    pub fn delete_share(&self, code: &ShareCode, token: &str) -> Result<()> {
         let share = self.share(code, unix_now())?;
         if !share.is_owner(token) {
             return Err(StoreError::NotFound);
@@ -105,7 +106,7 @@ mod tests {
     fn deleting_needs_the_owner_token() {
         let (store, _root) = temp_store(Limits::default());
         let (share, token) = store.create_share(unix_now() + 60, None).unwrap();
-        let code = share.code.to_string();
+        let code = share.code.clone();
         assert!(matches!(store.delete_share(&code, "wrong"), Err(StoreError::NotFound)));
         store.delete_share(&code, token.as_str()).unwrap();
         assert!(matches!(store.share(&code, unix_now()), Err(StoreError::NotFound)));
@@ -119,8 +120,8 @@ mod tests {
         let (share, _) = store.create_share(now + 10, None).unwrap();
         upload(&share, "a", b"1").unwrap();
         let code = share.code.to_string();
-        assert!(store.share(&code, now).is_ok());
-        assert!(matches!(store.share(&code, now + 10), Err(StoreError::NotFound)));
+        assert!(store.share(&share.code, now).is_ok());
+        assert!(matches!(store.share(&share.code, now + 10), Err(StoreError::Gone)), "known to have been");
         assert!(store.sweep(now).unwrap().is_empty());
         assert_eq!(store.sweep(now + 10).unwrap(), vec![code.clone()]);
         assert!(!root.0.join("shares").join(&code).exists());
