@@ -562,3 +562,21 @@ fn name_digest_and_held_command_bounds_have_flags() {
         "{replies:?}"
     );
 }
+
+#[test]
+fn running_out_of_file_descriptors_pauses_the_accept_loop_instead_of_spinning() {
+    let server = Server::start_with_open_files(32, &["--workers", "100", "--max-per-ip", "100"]);
+    // Connections held open until the server has no descriptor left to accept the next one.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(TcpStream::connect(&server.addr).unwrap());
+    }
+    wait_until("accept fails", || events(&server.log(), "accept-error") > 0);
+    drop(held);
+    // Once they left, the server serves again; it logged the failures once, not per try.
+    let mut fresh = Control::login(&server.addr);
+    assert!(fresh.command("NOOP").starts_with("200 "));
+    let log = server.log();
+    assert!(events(&log, "accept-error") <= 3, "{} accept-error lines", events(&log, "accept-error"));
+    assert!(log.contains("Too many open files") || log.contains("os error 24"), "{log}");
+}
