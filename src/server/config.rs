@@ -15,7 +15,7 @@ use crate::server::admission::{
 };
 use crate::server::store::{
     DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
-    MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -67,6 +67,7 @@ pub struct Config {
     pub max_share_size: u64,
     pub max_files_per_share: usize,
     pub min_free_disk: u64,
+    pub partial_lifetime: Duration,
     pub max_name_bytes: usize,
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
@@ -99,6 +100,7 @@ impl Default for Config {
             max_share_size: DEFAULT_MAX_SHARE_SIZE,
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             max_name_bytes: MAX_NAME_BYTES,
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
@@ -153,7 +155,10 @@ Options:
   --max-file-size BYTES    largest file; larger uploads get 552 [default: {file_size}]
   --max-share-size BYTES   largest share in total (552) [default: {share_size}]
   --max-files-per-share N  most files in one share (552) [default: {files}]
-  --min-free-disk BYTES    free disk space uploads must leave (452) [default: {free}]
+  --min-free-disk BYTES    free disk space uploads must leave, counting what uploads in
+                           flight announced (452) [default: {free}]
+  --partial-lifetime D     how long a cut upload is kept for a resume after its last
+                           byte; the sweep deletes older ones [default: {partial}]
   --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
   --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
@@ -188,6 +193,7 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         share_size = format_bytes(d.max_share_size),
         files = d.max_files_per_share,
         free = format_bytes(d.min_free_disk),
+        partial = format_duration(d.partial_lifetime),
         name_bytes = d.max_name_bytes,
         path_bytes = d.max_path_bytes,
         path_depth = d.max_path_depth,
@@ -251,6 +257,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 config.max_files_per_share = args.parsed(&flag, "a number of files")?
             }
             "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
+            "--partial-lifetime" => config.partial_lifetime = duration(&mut args, &flag)?,
             "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,

@@ -32,7 +32,7 @@ use crate::proto::{Reason, Refusal};
 use crate::server::admission::TooManyConnections;
 use crate::server::pool::ThreadPool;
 use crate::server::session::Session;
-use crate::server::store::{Limits, Store, unix_now};
+use crate::server::store::{Limits, Removal, Store, unix_now};
 
 /// Connections the kernel may hold before the accept loop takes them (at least `--max-clients`):
 /// a burst of clients waits in the queue, and the ones over a limit get their `421` at once.
@@ -56,6 +56,7 @@ impl Server {
             max_share_size: config.max_share_size,
             max_files_per_share: config.max_files_per_share,
             min_free_disk: config.min_free_disk,
+            partial_lifetime: config.partial_lifetime,
             ..Limits::default()
         };
         let store = Store::open(&config.root, limits)
@@ -190,7 +191,8 @@ fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Deletes expired shares at start and then every sweep interval, until dropped.
+/// Deletes expired and spent shares, and cut uploads past their lifetime, at start and then
+/// every sweep interval, until dropped.
 struct Sweeper {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -201,13 +203,20 @@ impl Sweeper {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::Builder::new().name("sweeper".into()).spawn(move || {
             loop {
-                match shared.store.sweep(unix_now()) {
-                    Ok(removed) => {
-                        for code in removed {
-                            log_event!("event=expired share={code}");
-                        }
-                    }
-                    Err(err) => log_event!("event=sweep-error error=\"{err}\""),
+                let sweep = shared.store.sweep(unix_now());
+                for (code, why) in sweep.removed {
+                    let event = match why {
+                        Removal::Expired => "expired",
+                        Removal::Spent => "spent",
+                        Removal::Damaged => "damaged",
+                    };
+                    log_event!("event={event} share={code}");
+                }
+                if sweep.partials > 0 {
+                    log_event!("event=partials-swept count={}", sweep.partials);
+                }
+                for (what, err) in sweep.failed {
+                    log_event!("event=sweep-error about={what} error=\"{err}\"");
                 }
                 match stopped.recv_timeout(shared.config.sweep_interval) {
                     Err(mpsc::RecvTimeoutError::Timeout) => continue,

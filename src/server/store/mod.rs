@@ -38,7 +38,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::common::digest::Sha256Digest;
 use crate::common::names::{BadName, NameRules};
@@ -61,6 +61,7 @@ pub use contents::PACK_MAX_BYTES;
 pub use ledger::DownloadSlot;
 pub use manifest::{Child, FileEntry, Manifest, Node};
 pub use meta::ShareMeta;
+pub use sweep::{Removal, Sweep};
 pub use upload::{Expected, Start, Upload};
 
 use live::LiveShare;
@@ -76,6 +77,9 @@ pub const DEFAULT_MAX_SHARE_SIZE: u64 = 16 << 30;
 pub const DEFAULT_MAX_FILES_PER_SHARE: usize = 10_000;
 /// Free disk space uploads always leave (`--min-free-disk`).
 pub const DEFAULT_MIN_FREE_DISK: u64 = 64 << 20;
+/// How long a cut upload is kept for a resume after its last byte arrived
+/// (`--partial-lifetime`).
+pub const DEFAULT_PARTIAL_LIFETIME: Duration = Duration::from_secs(86_400);
 
 /// Why a store operation did not happen.
 #[derive(Debug)]
@@ -168,6 +172,8 @@ pub struct Limits {
     pub max_share_size: u64,
     pub max_files_per_share: usize,
     pub min_free_disk: u64,
+    /// How long a cut upload is kept after its last byte; older ones are swept.
+    pub partial_lifetime: Duration,
     /// Free bytes on the disk holding a path; `None` when the platform cannot tell.
     pub free_space: fn(&Path) -> Option<u64>,
 }
@@ -182,6 +188,7 @@ impl Default for Limits {
             max_share_size: DEFAULT_MAX_SHARE_SIZE,
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             free_space,
         }
     }
