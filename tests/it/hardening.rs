@@ -94,6 +94,104 @@ fn the_free_disk_floor_refuses_uploads_and_keeps_serving_downloads() {
     assert_eq!(refused.code, 5, "{}", refused.stderr);
 }
 
+/// A small tmpfs of its own, unmounted when dropped (tests run as root, as CI does).
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = TempDir::new();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "mounting a {size} tmpfs needs root, as CI has");
+        SmallDisk { dir }
+    }
+
+    fn free(&self) -> u64 {
+        anonshare::common::platform::free_space(self.dir.path()).unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Logs in, makes a share, announces `size` bytes and sends STOR; the data connection when
+/// the server said 150, else its refusal.
+fn announced_upload(server: &Server, size: usize) -> (Control, Result<TcpStream, String>) {
+    let (mut control, _) = owner(server);
+    assert!(control.command(&format!("ALLO {size}")).starts_with("200 "));
+    let data = data_connection(&mut control);
+    let reply = control.command("STOR cut.bin");
+    let outcome = if reply.starts_with("150 ") { Ok(data) } else { Err(reply) };
+    (control, outcome)
+}
+
+#[test]
+fn the_free_disk_floor_holds_against_uploads_at_once_that_are_cut() {
+    const FLOOR: u64 = 16 << 20;
+    const ANNOUNCED: usize = 4_000_000;
+    let disk = SmallDisk::new("48m");
+    let server =
+        Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "16M", "--max-per-ip", "64"]);
+    // Eleven uploads at once each announce 4 MB: together they would cross the floor, so only
+    // those that fit begin.
+    let uploads: Vec<_> = (0..11).map(|_| announced_upload(&server, ANNOUNCED)).collect();
+    let mut begun = 0;
+    for (mut control, outcome) in uploads {
+        match outcome {
+            Ok(mut data) => {
+                begun += 1;
+                // 3.9 MB of the 4 announced, then the data connection is cut: kept for a resume.
+                data.write_all(&vec![7; ANNOUNCED - 100_000]).unwrap();
+                drop(data);
+                let cut = control.reply().remove(0);
+                assert!(cut.starts_with("426 "), "{cut}");
+            }
+            Err(refused) => {
+                assert!(refused.starts_with("452 ") && refused.ends_with("[disk-full]"), "{refused}")
+            }
+        }
+    }
+    assert!((1..11).contains(&begun), "{begun} of 11 began");
+    assert!(disk.free() >= FLOOR, "{} bytes free, below the floor", disk.free());
+    // The kept bytes count: a second wave finds no room, and still the floor holds.
+    for _ in 0..11 {
+        let (_control, outcome) = announced_upload(&server, ANNOUNCED);
+        assert!(outcome.is_err(), "no room left above the floor");
+    }
+    let (mut control, _) = owner(&server);
+    assert!(stor(&mut control, "unannounced.bin", &[1; 8 << 20]).starts_with("452 "));
+    assert!(disk.free() >= FLOOR, "{} bytes free, below the floor", disk.free());
+    // Everything that is not an upload goes on for everyone.
+    assert!(control.command("MKD folder").starts_with("257 "));
+    assert!(control.command("SITE SEAL").starts_with("200 "));
+    assert!(Control::login(&server.addr).command("SITE MKSHARE 60").starts_with("257 "));
+}
+
+#[test]
+fn quit_whose_seal_fails_says_so_instead_of_goodbye() {
+    let disk = SmallDisk::new("4m");
+    let server = Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "0"]);
+    let (mut control, code) = owner(&server);
+    assert!(stor(&mut control, "a.txt", b"stored").starts_with("226 "));
+    // Something else fills the disk: the seal cannot write the share's meta.
+    let filler = disk.dir.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0; 8 << 20]);
+    let answer = control.command("QUIT");
+    assert!(answer.starts_with("452 ") && answer.ends_with("[disk-full]"), "{answer}");
+    assert!(control.is_closed());
+    std::fs::remove_file(&filler).unwrap();
+    let mut other = Control::login(&server.addr);
+    assert!(other.command(&format!("CWD /{code}")).starts_with("550 "), "the share stayed unseen");
+}
+
 #[test]
 fn a_stalled_transfer_gets_426_and_keeps_its_bytes_unseen_for_a_resume() {
     let server = Server::start_with(&["--data-timeout", "1s"]);

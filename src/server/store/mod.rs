@@ -64,7 +64,7 @@ pub use meta::ShareMeta;
 pub use sweep::{Removal, Sweep};
 pub use upload::{Expected, Start, Upload};
 
-use live::LiveShare;
+use live::{Disk, LiveShare};
 use manifest::{ManifestCache, append_line};
 use meta::{read_meta, write_meta};
 use sweep::{Instance, clean_dead_instances};
@@ -219,6 +219,8 @@ pub struct Store {
     manifests: Arc<ManifestCache>,
     /// Per share, what this server keeps of it while it is written.
     live: Arc<Mutex<HashMap<String, Arc<LiveShare>>>>,
+    /// The disk under the root, as this server's uploads see it.
+    disk: Arc<Disk>,
 }
 
 /// A share that exists and has not expired, as of the moment it was opened.
@@ -248,7 +250,14 @@ impl Store {
         let dir = tmp.join(id.as_str());
         fs::rename(&staging, &dir)?;
         let instance = Arc::new(Instance { dir, _lock: lock });
-        Ok(Store { root, limits, instance, manifests: Arc::default(), live: Arc::default() })
+        Ok(Store {
+            root,
+            limits,
+            instance,
+            manifests: Arc::default(),
+            live: Arc::default(),
+            disk: Arc::default(),
+        })
     }
 
     pub fn root(&self) -> &Path {
