@@ -9,10 +9,13 @@ use std::time::Duration;
 use crate::common::args::{Arg, Args, UsageError, unknown_flag};
 use crate::common::expiry::{format_duration, parse_duration};
 use crate::proto::MAX_LINE_LEN;
-use crate::server::admission::{DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR};
+use crate::server::admission::{
+    DEFAULT_MAX_MISS_DELAY, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR,
+    DEFAULT_MAX_TRACKED_ADDRESSES, DEFAULT_MISS_DELAY,
+};
 use crate::server::store::{
     DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
-    MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -59,10 +62,14 @@ pub struct Config {
     pub max_per_ip: usize,
     pub max_shares_per_hour: usize,
     pub max_share_misses: usize,
+    pub miss_delay: Duration,
+    pub max_miss_delay: Duration,
+    pub max_tracked_addresses: usize,
     pub max_file_size: u64,
     pub max_share_size: u64,
     pub max_files_per_share: usize,
     pub min_free_disk: u64,
+    pub partial_lifetime: Duration,
     pub max_name_bytes: usize,
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
@@ -89,10 +96,14 @@ impl Default for Config {
             max_per_ip: DEFAULT_MAX_PER_IP,
             max_shares_per_hour: DEFAULT_MAX_SHARES_PER_HOUR,
             max_share_misses: DEFAULT_MAX_SHARE_MISSES,
+            miss_delay: DEFAULT_MISS_DELAY,
+            max_miss_delay: DEFAULT_MAX_MISS_DELAY,
+            max_tracked_addresses: DEFAULT_MAX_TRACKED_ADDRESSES,
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             max_share_size: DEFAULT_MAX_SHARE_SIZE,
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
+            partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             max_name_bytes: MAX_NAME_BYTES,
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
@@ -137,12 +148,21 @@ Options:
   --sweep-interval D       how often expired shares are deleted [default: {sweep}]
   --max-per-ip N           connections one address may hold; more get 421 [default: {per_ip}]
   --max-shares-per-hour N  shares one address may create per hour [default: {shares_per_hour}]
-  --max-share-misses N     lookups of missing shares one address may make per hour
-                           before it is refused with 421 [default: {misses}]
+  --max-share-misses N     lookups of shares that never existed one address may make
+                           per hour before each further one is slowed [default: {misses}]
+  --miss-delay D           wait before answering the first slowed lookup; each further
+                           one waits twice as long [default: {miss_delay}]
+  --max-miss-delay D       longest wait for one answer; a connection whose lookup would
+                           wait longer is closed with 421 [default: {max_miss_delay}]
+  --max-tracked-addresses N  addresses (IPv6: /64 blocks) the limits remember; more than
+                           --max-clients [default: {tracked}]
   --max-file-size BYTES    largest file; larger uploads get 552 [default: {file_size}]
   --max-share-size BYTES   largest share in total (552) [default: {share_size}]
   --max-files-per-share N  most files in one share (552) [default: {files}]
-  --min-free-disk BYTES    free disk space uploads must leave (452) [default: {free}]
+  --min-free-disk BYTES    free disk space uploads must leave, counting what uploads in
+                           flight announced (452) [default: {free}]
+  --partial-lifetime D     how long a cut upload is kept for a resume after its last
+                           byte; the sweep deletes older ones [default: {partial}]
   --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
   --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
@@ -171,10 +191,14 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         per_ip = d.max_per_ip,
         shares_per_hour = d.max_shares_per_hour,
         misses = d.max_share_misses,
+        miss_delay = format_duration(d.miss_delay),
+        max_miss_delay = format_duration(d.max_miss_delay),
+        tracked = d.max_tracked_addresses,
         file_size = format_bytes(d.max_file_size),
         share_size = format_bytes(d.max_share_size),
         files = d.max_files_per_share,
         free = format_bytes(d.min_free_disk),
+        partial = format_duration(d.partial_lifetime),
         name_bytes = d.max_name_bytes,
         path_bytes = d.max_path_bytes,
         path_depth = d.max_path_depth,
@@ -228,12 +252,18 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                 config.max_shares_per_hour = args.parsed(&flag, "a number of shares")?
             }
             "--max-share-misses" => config.max_share_misses = args.parsed(&flag, "a number of lookups")?,
+            "--miss-delay" => config.miss_delay = duration(&mut args, &flag)?,
+            "--max-miss-delay" => config.max_miss_delay = duration(&mut args, &flag)?,
+            "--max-tracked-addresses" => {
+                config.max_tracked_addresses = args.parsed(&flag, "a number of addresses")?
+            }
             "--max-file-size" => config.max_file_size = bytes(&mut args, &flag)?,
             "--max-share-size" => config.max_share_size = bytes(&mut args, &flag)?,
             "--max-files-per-share" => {
                 config.max_files_per_share = args.parsed(&flag, "a number of files")?
             }
             "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
+            "--partial-lifetime" => config.partial_lifetime = duration(&mut args, &flag)?,
             "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,
@@ -263,6 +293,15 @@ fn check_config(config: &Config) -> Result<(), UsageError> {
             "--max-clients {} is more than --workers {}: every connected client holds a worker",
             config.max_clients, config.workers
         ));
+    }
+    if config.max_tracked_addresses <= config.max_clients {
+        return fail(format!(
+            "--max-tracked-addresses {} must be more than --max-clients {}: every connected address is remembered",
+            config.max_tracked_addresses, config.max_clients
+        ));
+    }
+    if config.miss_delay > config.max_miss_delay {
+        return fail("--miss-delay must be at most --max-miss-delay".into());
     }
     if config.default_expiry.is_zero() || config.default_expiry > config.max_expiry {
         return fail(format!(

@@ -29,10 +29,10 @@ use std::time::{Duration, Instant};
 
 use crate::log_event;
 use crate::proto::{Reason, Refusal};
-use crate::server::admission::Refusal as Turned;
+use crate::server::admission::TooManyConnections;
 use crate::server::pool::ThreadPool;
 use crate::server::session::Session;
-use crate::server::store::{Limits, Store, unix_now};
+use crate::server::store::{Limits, Removal, Store, unix_now};
 
 /// Connections the kernel may hold before the accept loop takes them (at least `--max-clients`):
 /// a burst of clients waits in the queue, and the ones over a limit get their `421` at once.
@@ -56,6 +56,7 @@ impl Server {
             max_share_size: config.max_share_size,
             max_files_per_share: config.max_files_per_share,
             min_free_disk: config.min_free_disk,
+            partial_lifetime: config.partial_lifetime,
             ..Limits::default()
         };
         let store = Store::open(&config.root, limits)
@@ -83,35 +84,37 @@ impl Server {
             config.workers,
             config.max_clients
         );
+        let mut trouble = AcceptTrouble::default();
         for stream in self.listener.incoming() {
             let stream = match stream {
-                Ok(stream) => stream,
-                // Resets before accept and running out of descriptors are passing troubles.
+                Ok(stream) => {
+                    trouble.passed();
+                    stream
+                }
+                // Resets before accept and running out of descriptors pass; until they do,
+                // the loop pauses instead of spinning, and logs once in a while.
                 Err(err) => {
-                    log_event!("event=accept-error error=\"{err}\"");
+                    trouble.failed(&err);
                     continue;
                 }
             };
             let id = self.shared.next_connection_id();
             if active.load(Ordering::Acquire) >= config.max_clients {
-                let text = format!("Too many connections ({}); try again later", config.max_clients);
+                let text = format!(
+                    "Too many connections ({}); try again when one ends, in a few seconds",
+                    config.max_clients
+                );
                 refuse(stream, id, "max-clients", &text);
                 continue;
             }
             let ticket = match stream.peer_addr() {
                 Ok(peer) => match self.shared.admission.admit(peer.ip(), Instant::now()) {
                     Ok(ticket) => ticket,
-                    Err(Turned::TooManyConnections(limit)) => {
-                        let text =
-                            format!("Too many connections from your address ({limit}); try again later");
-                        refuse(stream, id, "max-per-ip", &text);
-                        continue;
-                    }
-                    Err(Turned::Guessing(limit)) => {
+                    Err(TooManyConnections(limit)) => {
                         let text = format!(
-                            "Too many lookups of shares that do not exist (limit {limit} per hour); try later"
+                            "Too many connections from your address ({limit} at once); try again when one of them ends"
                         );
-                        refuse(stream, id, "share-misses", &text);
+                        refuse(stream, id, "max-per-ip", &text);
                         continue;
                     }
                 },
@@ -127,6 +130,46 @@ impl Server {
             });
         }
         Ok(())
+    }
+}
+
+/// The first pause after `accept` failed; it doubles while `accept` keeps failing.
+const ACCEPT_PAUSE_FIRST: Duration = Duration::from_millis(5);
+/// The longest pause between two tries of a failing `accept`.
+const ACCEPT_PAUSE_MAX: Duration = Duration::from_secs(1);
+/// A failing `accept` is logged at most once per this interval, with how often it failed.
+const ACCEPT_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// What the accept loop remembers of `accept` failing: with no file descriptor left
+/// (`EMFILE`) it fails at once every time, so the loop pauses, longer each time, and logs the
+/// failures once per interval with their count.
+struct AcceptTrouble {
+    pause: Duration,
+    logged_at: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Default for AcceptTrouble {
+    fn default() -> Self {
+        AcceptTrouble { pause: ACCEPT_PAUSE_FIRST, logged_at: None, unlogged: 0 }
+    }
+}
+
+impl AcceptTrouble {
+    fn failed(&mut self, err: &io::Error) {
+        self.unlogged += 1;
+        let now = Instant::now();
+        if self.logged_at.is_none_or(|at| now.duration_since(at) >= ACCEPT_ERROR_LOG_INTERVAL) {
+            log_event!("event=accept-error error=\"{err}\" times={}", self.unlogged);
+            self.logged_at = Some(now);
+            self.unlogged = 0;
+        }
+        thread::sleep(self.pause);
+        self.pause = (self.pause * 2).min(ACCEPT_PAUSE_MAX);
+    }
+
+    fn passed(&mut self) {
+        self.pause = ACCEPT_PAUSE_FIRST;
     }
 }
 
@@ -148,7 +191,8 @@ fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
     let _ = stream.shutdown(Shutdown::Both);
 }
 
-/// Deletes expired shares at start and then every sweep interval, until dropped.
+/// Deletes expired and spent shares, and cut uploads past their lifetime, at start and then
+/// every sweep interval, until dropped.
 struct Sweeper {
     stop: Option<mpsc::Sender<()>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -159,13 +203,20 @@ impl Sweeper {
         let (stop, stopped) = mpsc::channel::<()>();
         let thread = thread::Builder::new().name("sweeper".into()).spawn(move || {
             loop {
-                match shared.store.sweep(unix_now()) {
-                    Ok(removed) => {
-                        for code in removed {
-                            log_event!("event=expired share={code}");
-                        }
-                    }
-                    Err(err) => log_event!("event=sweep-error error=\"{err}\""),
+                let sweep = shared.store.sweep(unix_now());
+                for (code, why) in sweep.removed {
+                    let event = match why {
+                        Removal::Expired => "expired",
+                        Removal::Spent => "spent",
+                        Removal::Damaged => "damaged",
+                    };
+                    log_event!("event={event} share={code}");
+                }
+                if sweep.partials > 0 {
+                    log_event!("event=partials-swept count={}", sweep.partials);
+                }
+                for (what, err) in sweep.failed {
+                    log_event!("event=sweep-error about={what} error=\"{err}\"");
                 }
                 match stopped.recv_timeout(shared.config.sweep_interval) {
                     Err(mpsc::RecvTimeoutError::Timeout) => continue,

@@ -23,6 +23,9 @@ impl Shared {
             max_per_ip: config.max_per_ip,
             max_shares_per_hour: config.max_shares_per_hour,
             max_share_misses: config.max_share_misses,
+            miss_delay: config.miss_delay,
+            max_miss_delay: config.max_miss_delay,
+            max_tracked: config.max_tracked_addresses,
         });
         Shared { config, store, admission, next_id: AtomicU64::new(1) }
     }

@@ -1,17 +1,23 @@
 //! The server's virtual file tree: `/` holds no visible entries, `/<code>` is a share, and
 //! everything below it is a path inside that share. Resolving is lexical and pure: `..` never
-//! climbs above `/`, and nothing here touches the disk.
+//! climbs above `/`, and nothing here touches the disk. A share's code is parsed here, once, into
+//! a [`ShareCode`], so every later comparison is on the type, whatever case the client typed.
 
 use std::fmt;
 
+use crate::common::secret::ShareCode;
+
 /// An absolute path in the virtual tree, already normalised.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub enum VirtualPath {
     /// `/`, which lists as empty: shares are never enumerable.
     #[default]
     Root,
     /// `/<code>/<rel...>`; `rel` is empty for the share's own folder.
-    Share { code: String, rel: Vec<String> },
+    Share { code: ShareCode, rel: Vec<String> },
+    /// `/<name>/<rel...>` where `name` is not a well-formed share code: nothing is ever there,
+    /// and looking it up is no guess at a code.
+    Nowhere { name: String, rel: Vec<String> },
 }
 
 impl VirtualPath {
@@ -34,7 +40,12 @@ impl VirtualPath {
         match self {
             VirtualPath::Root => Vec::new(),
             VirtualPath::Share { code, rel } => {
-                let mut parts = vec![code.clone()];
+                let mut parts = vec![code.to_string()];
+                parts.extend(rel.iter().cloned());
+                parts
+            }
+            VirtualPath::Nowhere { name, rel } => {
+                let mut parts = vec![name.clone()];
                 parts.extend(rel.iter().cloned());
                 parts
             }
@@ -45,8 +56,16 @@ impl VirtualPath {
         if parts.is_empty() {
             return VirtualPath::Root;
         }
-        let code = parts.remove(0);
-        VirtualPath::Share { code, rel: parts }
+        let name = parts.remove(0);
+        match name.parse::<ShareCode>() {
+            Ok(code) => VirtualPath::Share { code, rel: parts },
+            Err(_) => VirtualPath::Nowhere { name, rel: parts },
+        }
+    }
+
+    /// The share's own folder.
+    pub fn share(code: ShareCode) -> VirtualPath {
+        VirtualPath::Share { code, rel: Vec::new() }
     }
 
     /// The parent folder (`/` stays `/`).
@@ -60,7 +79,8 @@ impl VirtualPath {
     pub fn file_name(&self) -> Option<&str> {
         match self {
             VirtualPath::Root => None,
-            VirtualPath::Share { code, rel } => Some(rel.last().unwrap_or(code)),
+            VirtualPath::Share { code, rel } => Some(rel.last().map_or(code.as_str(), String::as_str)),
+            VirtualPath::Nowhere { name, rel } => Some(rel.last().unwrap_or(name)),
         }
     }
 }
@@ -69,15 +89,18 @@ impl fmt::Display for VirtualPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             VirtualPath::Root => f.write_str("/"),
-            VirtualPath::Share { code, rel } => {
-                write!(f, "/{code}")?;
-                for part in rel {
-                    write!(f, "/{part}")?;
-                }
-                Ok(())
-            }
+            VirtualPath::Share { code, rel } => write_parts(f, code.as_str(), rel),
+            VirtualPath::Nowhere { name, rel } => write_parts(f, name, rel),
         }
     }
+}
+
+fn write_parts(f: &mut fmt::Formatter<'_>, first: &str, rel: &[String]) -> fmt::Result {
+    write!(f, "/{first}")?;
+    for part in rel {
+        write!(f, "/{part}")?;
+    }
+    Ok(())
 }
 
 /// Escapes a path for a 257 reply, which quotes it and doubles inner quotes (RFC 959 appendix II).
@@ -121,6 +144,21 @@ mod tests {
         assert_eq!(path.parent().to_string(), "/c/d");
         assert_eq!(path.file_name(), Some("f"));
         assert_eq!(VirtualPath::Root.parent(), VirtualPath::Root);
+    }
+
+    #[test]
+    fn a_share_code_is_parsed_once_in_any_case() {
+        const CODE: &str = "abcdefghijklmnopqrstuvwxyz";
+        let lower = VirtualPath::resolve(&VirtualPath::Root, &format!("/{CODE}/f"));
+        let upper = VirtualPath::resolve(&VirtualPath::Root, &format!("/{}/f", CODE.to_ascii_uppercase()));
+        assert_eq!(lower, upper, "one share, whatever case the client typed");
+        assert!(matches!(lower, VirtualPath::Share { .. }));
+        check("/", &format!("/{}/x", CODE.to_ascii_uppercase()), &format!("/{CODE}/x"));
+        for name in ["/CODE.tar", "/abc", "/abcdefghijklmnopqrstuvwxy1/f"] {
+            let path = VirtualPath::resolve(&VirtualPath::Root, name);
+            assert!(matches!(path, VirtualPath::Nowhere { .. }), "{name}");
+            assert_eq!(path.to_string(), name, "shown as typed");
+        }
     }
 
     #[test]

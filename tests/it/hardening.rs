@@ -8,8 +8,8 @@ use anonshare::common::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, data_connection, make_share, python, random_bytes, upload,
-    wait_until,
+    Control, Server, TempDir, client, code_of, data_connection, events, make_share, python, random_bytes,
+    upload, wait_until,
 };
 
 /// A logged-in connection that owns a fresh share; returns it and the share's code.
@@ -94,6 +94,104 @@ fn the_free_disk_floor_refuses_uploads_and_keeps_serving_downloads() {
     assert_eq!(refused.code, 5, "{}", refused.stderr);
 }
 
+/// A small tmpfs of its own, unmounted when dropped (tests run as root, as CI does).
+struct SmallDisk {
+    dir: TempDir,
+}
+
+impl SmallDisk {
+    fn new(size: &str) -> SmallDisk {
+        let dir = TempDir::new();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "mounting a {size} tmpfs needs root, as CI has");
+        SmallDisk { dir }
+    }
+
+    fn free(&self) -> u64 {
+        anonshare::common::platform::free_space(self.dir.path()).unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
+
+/// Logs in, makes a share, announces `size` bytes and sends STOR; the data connection when
+/// the server said 150, else its refusal.
+fn announced_upload(server: &Server, size: usize) -> (Control, Result<TcpStream, String>) {
+    let (mut control, _) = owner(server);
+    assert!(control.command(&format!("ALLO {size}")).starts_with("200 "));
+    let data = data_connection(&mut control);
+    let reply = control.command("STOR cut.bin");
+    let outcome = if reply.starts_with("150 ") { Ok(data) } else { Err(reply) };
+    (control, outcome)
+}
+
+#[test]
+fn the_free_disk_floor_holds_against_uploads_at_once_that_are_cut() {
+    const FLOOR: u64 = 16 << 20;
+    const ANNOUNCED: usize = 4_000_000;
+    let disk = SmallDisk::new("48m");
+    let server =
+        Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "16M", "--max-per-ip", "64"]);
+    // Eleven uploads at once each announce 4 MB: together they would cross the floor, so only
+    // those that fit begin.
+    let uploads: Vec<_> = (0..11).map(|_| announced_upload(&server, ANNOUNCED)).collect();
+    let mut begun = 0;
+    for (mut control, outcome) in uploads {
+        match outcome {
+            Ok(mut data) => {
+                begun += 1;
+                // 3.9 MB of the 4 announced, then the data connection is cut: kept for a resume.
+                data.write_all(&vec![7; ANNOUNCED - 100_000]).unwrap();
+                drop(data);
+                let cut = control.reply().remove(0);
+                assert!(cut.starts_with("426 "), "{cut}");
+            }
+            Err(refused) => {
+                assert!(refused.starts_with("452 ") && refused.ends_with("[disk-full]"), "{refused}")
+            }
+        }
+    }
+    assert!((1..11).contains(&begun), "{begun} of 11 began");
+    assert!(disk.free() >= FLOOR, "{} bytes free, below the floor", disk.free());
+    // The kept bytes count: a second wave finds no room, and still the floor holds.
+    for _ in 0..11 {
+        let (_control, outcome) = announced_upload(&server, ANNOUNCED);
+        assert!(outcome.is_err(), "no room left above the floor");
+    }
+    let (mut control, _) = owner(&server);
+    assert!(stor(&mut control, "unannounced.bin", &[1; 8 << 20]).starts_with("452 "));
+    assert!(disk.free() >= FLOOR, "{} bytes free, below the floor", disk.free());
+    // Everything that is not an upload goes on for everyone.
+    assert!(control.command("MKD folder").starts_with("257 "));
+    assert!(control.command("SITE SEAL").starts_with("200 "));
+    assert!(Control::login(&server.addr).command("SITE MKSHARE 60").starts_with("257 "));
+}
+
+#[test]
+fn quit_whose_seal_fails_says_so_instead_of_goodbye() {
+    let disk = SmallDisk::new("4m");
+    let server = Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "0"]);
+    let (mut control, code) = owner(&server);
+    assert!(stor(&mut control, "a.txt", b"stored").starts_with("226 "));
+    // Something else fills the disk: the seal cannot write the share's meta.
+    let filler = disk.dir.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0; 8 << 20]);
+    let answer = control.command("QUIT");
+    assert!(answer.starts_with("452 ") && answer.ends_with("[disk-full]"), "{answer}");
+    assert!(control.is_closed());
+    std::fs::remove_file(&filler).unwrap();
+    let mut other = Control::login(&server.addr);
+    assert!(other.command(&format!("CWD /{code}")).starts_with("550 "), "the share stayed unseen");
+}
+
 #[test]
 fn a_stalled_transfer_gets_426_and_keeps_its_bytes_unseen_for_a_resume() {
     let server = Server::start_with(&["--data-timeout", "1s"]);
@@ -145,51 +243,108 @@ fn share_creation_is_rate_limited_per_address() {
     assert!(control.command("NOOP").starts_with("200 "), "the connection and its shares go on");
 }
 
-/// Looks up `count` made-up share codes from 127.0.0.2 and prints each reply's code.
-const GUESSER: &str = r#"
-import socket, sys
-host, port = sys.argv[1].rsplit(':', 1)
-count = int(sys.argv[2])
-s = socket.socket()
-s.bind(('127.0.0.2', 0))
-s.settimeout(20)
-s.connect((host, int(port)))
-f = s.makefile('rb')
-def reply():
-    line = f.readline().decode()
-    while len(line) > 3 and line[3] == '-':
-        line = f.readline().decode()
-    return line[:3]
-def cmd(text):
-    s.sendall((text + '\r\n').encode())
-    return reply()
-codes = [reply()]
-if codes[0] == '220':
-    codes += [cmd('USER anonymous'), cmd('PASS x')]
-    for i in range(count):
-        codes.append(cmd('CWD /guess%021d' % i))
-print(' '.join(codes))
-"#;
+/// A well-formed share code no share has: a guess.
+fn guess(number: usize) -> String {
+    const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz234567";
+    let mut code = String::from("zzzzzzzzzzzzzzzzzzzzz");
+    let mut rest = number;
+    for _ in 0..5 {
+        code.push(ALPHABET[rest % 32] as char);
+        rest /= 32;
+    }
+    code
+}
 
 #[test]
-fn guessing_share_codes_is_refused_while_honest_clients_go_on() {
-    let server = Server::start_with(&["--max-share-misses", "5"]);
+fn a_guesser_is_slowed_while_a_client_at_its_address_downloads() {
+    let server =
+        Server::start_with(&["--max-share-misses", "3", "--miss-delay", "1s", "--max-miss-delay", "60s"]);
     let dir = TempDir::new();
-    dir.file("real.txt", b"real");
-    let url = upload(&server, dir.path(), &["real.txt"]);
-    let run = python(GUESSER, &[&server.addr, "6"]);
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let codes: Vec<&str> = run.stdout.split_whitespace().collect();
-    assert_eq!(codes[..3], ["220", "331", "230"]);
-    assert_eq!(codes[3..8], ["550"; 5], "the first misses are plain 550s");
-    assert_eq!(codes[8], "421", "then the guesser is shown the door");
-    let again = python(GUESSER, &[&server.addr, "0"]);
-    assert!(again.stdout.starts_with("421"), "and new connections from it too: {}", again.stdout);
-    // The honest client on another address is never slowed.
-    for _ in 0..10 {
-        let list = client(&server.addr, dir.path(), &["list", &url], b"");
-        assert_eq!(list.code, 0, "{}", list.stderr);
+    dir.file("mine.txt", b"a share this client holds");
+    let url = upload(&server, dir.path(), &["mine.txt"]);
+    // Fifty guesses at once from 127.0.0.1; the first three are the allowance, answered at once.
+    let mut guesser = Control::login(&server.addr);
+    let guesses: String = (0..50).map(|n| format!("CWD /{}\r\n", guess(n))).collect();
+    guesser.send(guesses.as_bytes());
+    for _ in 0..3 {
+        let reply = guesser.reply().remove(0);
+        assert!(reply.starts_with("550 "), "{reply}");
     }
+    // Meanwhile a person at the same address downloads a share they hold, unslowed.
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    assert_eq!(std::fs::read(dir.path().join("out/mine.txt")).unwrap(), b"a share this client holds");
+    // The guesses answered during that whole download: a handful at most (their waits double
+    // from 1 s, so a sixth more would have taken a minute), and none refused.
+    let answered = guesser.arrived();
+    assert!(answered.iter().all(|line| line.starts_with("550 ")), "{answered:?}");
+    assert!(answered.len() <= 6, "{} guesses answered during one download", answered.len());
+    assert_eq!(events(&server.log(), "refused"), 0, "no connection refused");
+}
+
+#[test]
+fn a_guess_that_would_wait_too_long_closes_its_connection_and_says_for_how_long() {
+    let server =
+        Server::start_with(&["--max-share-misses", "1", "--miss-delay", "10m", "--max-miss-delay", "10m"]);
+    let mut first = Control::login(&server.addr);
+    assert!(first.command(&format!("CWD /{}", guess(1))).starts_with("550 "), "the allowance");
+    first.send(format!("CWD /{}\r\n", guess(2)).as_bytes());
+    wait_until("the second guess is held", || server.log().contains("wait_ms=600000"));
+    // Another connection from the same address is let in, and its guess would wait behind
+    // the first one's: it is answered, then closed with when the slowing ends.
+    let mut second = Control::login(&server.addr);
+    assert!(second.command(&format!("CWD /{}", guess(3))).starts_with("550 "));
+    let closing = second.reply().remove(0);
+    assert!(closing.starts_with("421 ") && closing.ends_with("[limit]"), "{closing}");
+    assert!(closing.contains("slowed for 2h more"), "two misses over one an hour: {closing}");
+    assert!(second.is_closed());
+    // Shares and other commands are never slowed.
+    let mut third = Control::login(&server.addr);
+    assert!(third.command("NOOP").starts_with("200 "));
+    assert!(third.command("SITE MKSHARE 60").starts_with("257 "));
+}
+
+#[test]
+fn only_lookups_of_well_formed_codes_that_never_existed_are_guesses() {
+    let server =
+        Server::start_with(&["--max-share-misses", "1", "--miss-delay", "10m", "--max-miss-delay", "10m"]);
+    let dir = TempDir::new();
+    dir.file("once.txt", b"once");
+    let spent = code_of(&upload(&server, dir.path(), &["once.txt", "--once"]));
+    let get = client(&server.addr, dir.path(), &["download", &server.url(&spent), "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    let mut control = Control::login(&server.addr);
+    let expiring = make_share(&mut control, 1).code;
+    assert!(control.command("SITE SEAL").starts_with("200 "));
+    wait_until("the share expired", || control.command(&format!("CWD /{expiring}")).starts_with("550 "));
+    // ncftp's probes of /CODE.tar, a spent share, an expired one, in any case: all plain 550s,
+    // none of them counted, none of them slowed.
+    for path in ["/CODE.tar", "/x/y", &format!("/{spent}"), &format!("/{}", spent.to_uppercase())] {
+        for _ in 0..5 {
+            assert!(control.command(&format!("CWD {path}")).starts_with("550 "), "{path}");
+            assert!(control.command(&format!("SIZE {path}/once.txt")).starts_with("550 "), "{path}");
+        }
+    }
+    assert!(control.command(&format!("CWD /{expiring}")).starts_with("550 "));
+    assert_eq!(events(&server.log(), "share-miss"), 0, "{}", server.log());
+    // A real guess counts, and the next one waits.
+    assert!(control.command(&format!("CWD /{}", guess(7))).starts_with("550 "));
+    assert_eq!(events(&server.log(), "share-miss"), 1);
+}
+
+#[test]
+fn a_declared_digest_holds_whatever_case_the_share_code_is_typed_in() {
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let declared = Sha256Digest::of(b"the right bytes");
+    let upper = code.to_uppercase();
+    assert!(control.command(&format!("SITE DIGEST {declared} /{upper}/f")).starts_with("200 "));
+    let refused = stor(&mut control, &format!("/{code}/f"), b"the wrong bytes");
+    assert!(refused.starts_with("550 ") && refused.ends_with("[digest-mismatch]"), "{refused}");
+    assert!(control.command("SIZE f").starts_with("550 "), "nothing was stored");
+    assert!(control.command(&format!("SITE DIGEST {declared} /{code}/g")).starts_with("200 "));
+    let stored = stor(&mut control, &format!("/{upper}/g"), b"the right bytes");
+    assert!(stored.starts_with("226 "), "{stored}");
 }
 
 #[test]
@@ -252,7 +407,8 @@ fn hostile_paths_stay_inside_their_share() {
 
 #[test]
 fn protocol_abuse_gets_replies_and_others_are_served() {
-    let server = Server::start();
+    // 40 short-lived connections and a few reconnects, all from 127.0.0.1, within its limit.
+    let server = Server::start_with(&["--max-per-ip", "60"]);
     // Garbage, unknown verbs, missing and malformed arguments, commands before login.
     let mut control = Control::connect(&server.addr);
     assert!(control.reply()[0].starts_with("220 "));
@@ -281,6 +437,8 @@ fn protocol_abuse_gets_replies_and_others_are_served() {
         assert!(reply.starts_with(code), "{:?} -> {reply}", String::from_utf8_lossy(line));
     }
     // A client that connects and resets at once, and one that sends half a line and leaves.
+    // Each holds one of the address's slots until the server has seen it go, which under load
+    // can be after the reconnects below: the address may hold all of them at once.
     for _ in 0..20 {
         let stream = TcpStream::connect(&server.addr).unwrap();
         drop(stream);
@@ -501,4 +659,22 @@ fn name_digest_and_held_command_bounds_have_flags() {
         replies[1].starts_with("200 ") && replies[2].starts_with("257 ") && replies[3].starts_with("200 "),
         "{replies:?}"
     );
+}
+
+#[test]
+fn running_out_of_file_descriptors_pauses_the_accept_loop_instead_of_spinning() {
+    let server = Server::start_with_open_files(32, &["--workers", "100", "--max-per-ip", "100"]);
+    // Connections held open until the server has no descriptor left to accept the next one.
+    let mut held = Vec::new();
+    for _ in 0..60 {
+        held.push(TcpStream::connect(&server.addr).unwrap());
+    }
+    wait_until("accept fails", || events(&server.log(), "accept-error") > 0);
+    drop(held);
+    // Once they left, the server serves again; it logged the failures once, not per try.
+    let mut fresh = Control::login(&server.addr);
+    assert!(fresh.command("NOOP").starts_with("200 "));
+    let log = server.log();
+    assert!(events(&log, "accept-error") <= 3, "{} accept-error lines", events(&log, "accept-error"));
+    assert!(log.contains("Too many open files") || log.contains("os error 24"), "{log}");
 }

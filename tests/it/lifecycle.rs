@@ -9,8 +9,8 @@ use std::thread;
 use anonshare::common::digest::Sha256Digest;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, data_connection, fetch, info_value, random_bytes, site_info,
-    upload, wait_until,
+    Control, Server, TempDir, client, code_of, data_connection, events, fetch, info_value, random_bytes,
+    site_info, store, upload, wait_until,
 };
 
 /// Clients racing for a file that may be downloaded once.
@@ -134,6 +134,45 @@ fn delete_with_the_owner_token_removes_a_share_at_once() {
     let again = client(&server.addr, dir.path(), &["delete", "--token", &token, &url], b"");
     assert_eq!(again.code, 3, "{}", again.stderr);
     assert_eq!(client(&server.addr, dir.path(), &["delete", &url], b"").code, 1, "the token is required");
+}
+
+#[test]
+fn a_budgeted_download_in_flight_ends_well_when_its_share_is_deleted() {
+    let server = Server::start();
+    let mut owner = Control::login(&server.addr);
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let created = owner.command("SITE MKSHARE 600 DOWNLOADS=2");
+    assert!(created.starts_with("257 "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let token = created.rsplit(' ').next().unwrap().to_owned();
+    // Larger than the loopback buffers: the server is still sending when the share goes.
+    let bytes = random_bytes(24 << 20, 7);
+    assert!(store(&mut owner, "big.bin", &bytes).starts_with("226 "));
+    assert!(owner.command("SITE SEAL").starts_with("200 "));
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    let mut data = data_connection(&mut reader);
+    assert!(reader.command(&format!("RETR /{code}/big.bin")).starts_with("150 "));
+    let mut first = [0u8; 1];
+    data.read_exact(&mut first).unwrap();
+    assert!(owner.command(&format!("SITE DELETE {code} {token}")).starts_with("250 "));
+    let mut rest = Vec::new();
+    data.read_to_end(&mut rest).unwrap();
+    assert_eq!(1 + rest.len(), bytes.len(), "every byte still came");
+    let done = reader.reply().remove(0);
+    assert!(done.starts_with("226 "), "the download is whole: {done}");
+}
+
+#[test]
+fn a_once_share_downloaded_is_logged_as_spent() {
+    let server = Server::start_with(&["--sweep-interval", "1s"]);
+    let dir = TempDir::new();
+    dir.file("once.txt", b"once");
+    let url = upload(&server, dir.path(), &["once.txt", "--once"]);
+    let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
+    assert_eq!(get.code, 0, "{}", get.stderr);
+    wait_until("the sweep removed the spent share", || events(&server.log(), "spent") == 1);
+    assert_eq!(events(&server.log(), "expired"), 0, "{}", server.log());
 }
 
 #[test]

@@ -95,8 +95,25 @@ impl Server {
     /// Starts a server on `root`; one that exits instead of printing its address gives what it
     /// wrote to stderr.
     pub fn try_start_on(root: &Path, extra: &[&str]) -> Result<Server, String> {
+        Server::spawn(Command::new(env!("CARGO_BIN_EXE_anonshare-server")), root, extra)
+    }
+
+    /// Starts a server in its own folder that may have at most `files` open at once
+    /// (`ulimit -n`, through bash, as an operator's shell would).
+    pub fn start_with_open_files(files: u32, extra: &[&str]) -> Server {
+        let dir = TempDir::new();
+        let mut command = Command::new("bash");
+        command.args(["-c", &format!("ulimit -n {files} && exec \"$0\" \"$@\"")]);
+        command.arg(env!("CARGO_BIN_EXE_anonshare-server"));
+        let mut server =
+            Server::spawn(command, &dir.path().join("root"), extra).unwrap_or_else(|err| panic!("{err}"));
+        server.dir = Some(dir);
+        server
+    }
+
+    fn spawn(mut command: Command, root: &Path, extra: &[&str]) -> Result<Server, String> {
         let log = root.with_file_name(format!("server-{}.log", ShareCode::generate().unwrap()));
-        let mut child = Command::new(env!("CARGO_BIN_EXE_anonshare-server"))
+        let mut child = command
             .args(["--listen", "127.0.0.1:0", "--root"])
             .arg(root)
             .args(extra)
@@ -285,6 +302,24 @@ impl Control {
         assert!(control.command("USER anonymous").starts_with("331"));
         assert!(control.command("PASS x").starts_with("230"));
         control
+    }
+
+    /// The reply lines that have arrived so far, without waiting for more.
+    pub fn arrived(&mut self) -> Vec<String> {
+        let mut bytes = self.reader.buffer().to_vec();
+        self.reader.consume(bytes.len());
+        self.stream.set_nonblocking(true).unwrap();
+        let mut chunk = [0u8; 4096];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(err) => panic!("reading replies: {err}"),
+            }
+        }
+        self.stream.set_nonblocking(false).unwrap();
+        String::from_utf8_lossy(&bytes).lines().map(str::to_owned).collect()
     }
 
     /// Whether the server closed the connection (reads until EOF or a timeout).

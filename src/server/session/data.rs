@@ -376,7 +376,7 @@ impl Session<'_> {
         if self.transfer_type == TransferType::Ascii {
             return self.refuse(binary_only());
         }
-        let expected = self.pending.expected(&path.to_string(), allocated);
+        let expected = self.pending.expected(&path, allocated);
         let upload = match share.begin_upload(&rel, expected, start) {
             Ok(upload) => upload,
             Err(err) => return self.store_error(err),

@@ -157,7 +157,7 @@ impl Session<'_> {
         };
         let listed = match &path {
             VirtualPath::Root => Ok(Listed::default()),
-            VirtualPath::Share { code, .. } if has_wildcard(code) => Ok(Listed::default()),
+            VirtualPath::Nowhere { name, .. } if has_wildcard(name) => Ok(Listed::default()),
             _ => self.lookup(&path).map_err(Unlisted::from).and_then(|(_, manifest, rel)| {
                 let exists = manifest.lookup(&rel).is_some();
                 match (wildcard, manifest.lookup(&rel)) {

@@ -14,21 +14,25 @@ mod site;
 
 pub use replies::store_refusal;
 
+use std::cell::Cell;
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
-use std::time::Instant;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use crate::common::expiry::format_duration;
 use crate::common::line_io::read_line;
 use crate::common::platform::keep_urgent_data_inline;
+use crate::common::secret::ShareCode;
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     self, Command, HashReply, ListingRequest, ProtoError, Reason, Refusal, Reply, TransferType,
     listing_request,
 };
+use crate::server::admission::Miss;
 use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Pending, UploadVerb};
@@ -59,9 +63,12 @@ pub struct Session<'a> {
     epsv_all: bool,
     /// What REST, ALLO and SITE DIGEST left for the transfers that follow.
     pending: Pending,
-    owned: HashSet<String>,
+    owned: HashSet<ShareCode>,
     /// The shares this connection created: its QUIT seals them.
-    created: HashSet<String>,
+    created: HashSet<ShareCode>,
+    /// Set when this connection's lookups of missing shares would wait past the longest
+    /// delay: the `421` to close with, once the current command was answered.
+    guessing: Cell<Option<Refusal>>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -105,6 +112,7 @@ impl<'a> Session<'a> {
             pending: Pending::new(shared.config.max_pending_digests),
             owned: HashSet::new(),
             created: HashSet::new(),
+            guessing: Cell::new(None),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -151,6 +159,10 @@ impl<'a> Session<'a> {
             if let Next::Close(reason) = next {
                 return Ok(reason);
             }
+            if let Some(refusal) = self.guessing.take() {
+                self.reply(refusal.to_reply())?;
+                return Ok("share-misses");
+            }
         }
     }
 
@@ -173,21 +185,9 @@ impl<'a> Session<'a> {
         self.answer(refusal.to_reply())
     }
 
-    /// Sends `refusal` (a 421) and ends the connection.
-    fn close_with(&mut self, reason: &'static str, refusal: Refusal) -> io::Result<Next> {
-        self.reply(refusal.to_reply())?;
-        Ok(Next::Close(reason))
-    }
-
     fn dispatch(&mut self, command: Command) -> io::Result<Next> {
         if let Err(refusal) = rules::login_gate(self.logged_in, &command) {
             return self.refuse(refusal);
-        }
-        let leaving = matches!(command, Command::Quit);
-        if self.logged_in && !leaving && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
-            let limit = self.shared.config.max_share_misses;
-            let text = format!("Too many lookups of shares that do not exist (limit {limit} per hour)");
-            return self.close_with("share-misses", Refusal::new(Reason::LimitReached, text).with_code(421));
         }
         match command {
             Command::User(name) => self.user(&name),
@@ -277,16 +277,32 @@ impl<'a> Session<'a> {
 
     /// QUIT: a goodbye also seals the shares this connection created, since their uploader is
     /// done with them (shares it only joined with SITE OWNER are left to their creator). A
-    /// connection that drops without QUIT leaves its shares unsealed and unseen.
+    /// connection that drops without QUIT leaves its shares unsealed and unseen. A seal that
+    /// fails is the answer instead of the goodbye, so the uploader learns its share stayed
+    /// unseen; the connection closes all the same.
     fn quit(&mut self) -> io::Result<Next> {
+        let mut failed = None;
         for code in std::mem::take(&mut self.created) {
-            if let Ok(mut share) = self.shared.store.share(&code, unix_now())
-                && share.seal().is_ok()
-            {
-                log_event!("conn={} peer={} event=sealed share={code} by=quit", self.id, self.peer);
+            let sealed = self.shared.store.share(&code, unix_now()).and_then(|mut share| share.seal());
+            match sealed {
+                Ok(()) => log_event!("conn={} peer={} event=sealed share={code} by=quit", self.id, self.peer),
+                // Deleted or expired meanwhile: there is nothing left to publish.
+                Err(StoreError::NotFound | StoreError::Gone) => {}
+                Err(err) => {
+                    log_event!(
+                        "conn={} peer={} event=seal-failed share={code} by=quit error={:?}",
+                        self.id,
+                        self.peer,
+                        err.to_string()
+                    );
+                    failed.get_or_insert(err);
+                }
             }
         }
-        self.reply(Reply::new(221, "Goodbye"))?;
+        match failed {
+            Some(err) => self.reply(store_refusal(&err).to_reply())?,
+            None => self.reply(Reply::new(221, "Goodbye"))?,
+        }
         Ok(Next::Close("quit"))
     }
 
@@ -317,22 +333,68 @@ impl<'a> Session<'a> {
     }
 
     /// Opens share `code` as this connection may see it: a share that does not exist, has
-    /// expired, or is unsealed and not ours is not found, and the miss is counted against the
-    /// client's address.
-    fn open_share(&self, code: &str) -> Result<Share, StoreError> {
-        let found = self.shared.store.share(code, unix_now());
-        let visible = match found {
+    /// expired, or is unsealed and not ours is not found. Only a share that never existed is a
+    /// guess, counted against the client's address, and it may be answered late.
+    fn open_share(&self, code: &ShareCode) -> Result<Share, StoreError> {
+        match self.shared.store.share(code, unix_now()) {
             Ok(share) => match self.access(&share) {
                 Access::Hidden => Err(StoreError::NotFound),
                 Access::Read | Access::Write => Ok(share),
             },
+            Err(StoreError::NotFound) => {
+                self.missed();
+                Err(StoreError::NotFound)
+            }
             Err(err) => Err(err),
-        };
-        if matches!(visible, Err(StoreError::NotFound)) {
-            self.shared.admission.record_miss(self.peer.ip(), Instant::now());
-            log_event!("conn={} peer={} event=share-miss", self.id, self.peer);
         }
-        visible
+    }
+
+    /// Counts a guess at a share code or an owner token, and holds its answer as long as the
+    /// address's limit says; a guess that would wait too long closes the connection instead.
+    fn missed(&self) {
+        let miss = self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+        let (id, peer) = (self.id, self.peer);
+        match miss {
+            Miss::Answer { wait } => {
+                log_event!("conn={id} peer={peer} event=share-miss wait_ms={}", wait.as_millis());
+                self.hold(wait);
+            }
+            Miss::Close { slowed_for } => {
+                log_event!("conn={id} peer={peer} event=share-miss wait_ms=too-long");
+                let text = format!(
+                    "Too many lookups of shares that do not exist from your address; they are slowed \
+                     for {} more; closing",
+                    format_duration(Duration::from_secs(slowed_for.as_secs().div_ceil(60).max(1) * 60))
+                );
+                self.guessing.set(Some(Refusal::new(Reason::LimitReached, text).with_code(421)));
+            }
+        }
+    }
+
+    /// Waits `wait` before a miss is answered. Commands sent meanwhile wait their turn; a
+    /// client that leaves ends the wait.
+    fn hold(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut probe = [0u8; 1];
+        loop {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() || self.control.set_read_timeout(Some(left)).is_err() {
+                return;
+            }
+            match self.control.peek(&mut probe) {
+                // Gone: the next read says so.
+                Ok(0) => return,
+                // More commands are waiting: a close behind them cannot be seen without
+                // reading them, so the wait runs out.
+                Ok(_) => {
+                    thread::sleep(left);
+                    return;
+                }
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return,
+            }
+        }
     }
 
     /// Opens the share of `path` and its manifest, or says why not.
@@ -389,7 +451,7 @@ impl<'a> Session<'a> {
 
     /// What this connection may do with `share`.
     fn access(&self, share: &Share) -> Access {
-        rules::access(share.meta.sealed, self.owned.contains(share.code.as_str()))
+        rules::access(share.meta.sealed, self.owned.contains(&share.code))
     }
 
     /// The share of `path`, if this connection may add to it, and the path inside it.
@@ -402,7 +464,7 @@ impl<'a> Session<'a> {
 
     /// Share `code`, if it is not sealed and this connection owns it. Others cannot even see
     /// an unsealed share, so to them it is not found.
-    fn owned_share(&self, code: &str) -> Result<Share, Refusal> {
+    fn owned_share(&self, code: &ShareCode) -> Result<Share, Refusal> {
         let share = self.open_share(code).map_err(|err| store_refusal(&err))?;
         rules::write_access(self.access(&share))?;
         Ok(share)

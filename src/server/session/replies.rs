@@ -43,7 +43,10 @@ pub fn binary_only() -> Refusal {
 pub fn store_refusal(err: &StoreError) -> Refusal {
     let text = capitalise(&err.to_string());
     match err {
-        StoreError::NotFound => Refusal::new(Reason::NotFound, "No such share or file (or it has expired)"),
+        // An expired or spent share answers exactly like one that never existed.
+        StoreError::NotFound | StoreError::Gone => {
+            Refusal::new(Reason::NotFound, "No such share or file (or it has expired)")
+        }
         StoreError::Exists => Refusal::new(Reason::Exists, text),
         StoreError::Sealed => Refusal::new(Reason::Sealed, text),
         StoreError::IsAFolder => Refusal::new(Reason::IsAFolder, text),
@@ -81,6 +84,7 @@ mod tests {
     #[test]
     fn every_store_error_has_its_reason_and_code_rfc959_4_2_1() {
         check(StoreError::NotFound, 550, Reason::NotFound, "No such share or file (or it has expired)");
+        check(StoreError::Gone, 550, Reason::NotFound, "No such share or file (or it has expired)");
         check(StoreError::Exists, 550, Reason::Exists, "Already exists");
         check(StoreError::Sealed, 550, Reason::Sealed, "Share is sealed and read-only");
         check(StoreError::IsAFolder, 550, Reason::IsAFolder, "Is a folder");

@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 
 use crate::common::digest::Sha256Digest;
+use crate::common::secret::ShareCode;
 use crate::proto::{Command, Reason, Refusal};
 use crate::server::session::replies::store_refusal;
 use crate::server::store::{Expected, Start, StoreError};
@@ -67,10 +68,12 @@ pub fn write_access(access: Access) -> Result<(), Refusal> {
 }
 
 /// The share code and the path inside it that a file or folder at `path` goes to. `/` and a
-/// share's own folder hold no files of their own: files go inside a share.
-pub fn write_target(path: &VirtualPath) -> Result<(&str, &[String]), Refusal> {
+/// share's own folder hold no files of their own: files go inside a share. Under a name that
+/// is no share code, nothing is found.
+pub fn write_target(path: &VirtualPath) -> Result<(&ShareCode, &[String]), Refusal> {
     match path {
         VirtualPath::Share { code, rel } if !rel.is_empty() => Ok((code, rel)),
+        VirtualPath::Nowhere { rel, .. } if !rel.is_empty() => Err(store_refusal(&StoreError::NotFound)),
         _ => Err(Refusal::new(
             Reason::OutsideShare,
             "Files go inside a share: create one with SITE MKSHARE, then use /<code>/<name>",
@@ -79,10 +82,11 @@ pub fn write_target(path: &VirtualPath) -> Result<(&str, &[String]), Refusal> {
 }
 
 /// The share the current folder is in, for a command about "this share" (`SITE SEAL`):
-/// `550` at `/`, with `text` saying what to do.
-pub fn current_share<'p>(cwd: &'p VirtualPath, text: &str) -> Result<&'p str, Refusal> {
+/// `550` at `/`, with `text` saying what to do; not found under a name that is no share code.
+pub fn current_share<'p>(cwd: &'p VirtualPath, text: &str) -> Result<&'p ShareCode, Refusal> {
     match cwd {
         VirtualPath::Share { code, .. } => Ok(code),
+        VirtualPath::Nowhere { .. } => Err(store_refusal(&StoreError::NotFound)),
         VirtualPath::Root => Err(Refusal::new(Reason::OutsideShare, text).with_code(550)),
     }
 }
@@ -105,8 +109,8 @@ pub struct Pending {
     restart_at: u64,
     /// The size `ALLO` announced for the next upload.
     allocated: Option<u64>,
-    /// SHA-256 declared with `SITE DIGEST`, by the path's full form.
-    declared: HashMap<String, Sha256Digest>,
+    /// SHA-256 declared with `SITE DIGEST`, by the path it was declared for.
+    declared: HashMap<VirtualPath, Sha256Digest>,
     /// Most digests waiting for their upload (`--max-pending-digests`).
     max_declared: usize,
 }
@@ -129,7 +133,7 @@ impl Pending {
 
     /// `SITE DIGEST`: the SHA-256 the next upload of `path` must have. Refused with `452`
     /// while as many digests as allowed wait for their upload.
-    pub fn declare(&mut self, path: String, digest: Sha256Digest) -> Result<(), Refusal> {
+    pub fn declare(&mut self, path: VirtualPath, digest: Sha256Digest) -> Result<(), Refusal> {
         let limit = self.max_declared;
         if self.declared.len() >= limit {
             let text = format!("Too many declared digests (limit {limit}); STOR some first");
@@ -158,7 +162,7 @@ impl Pending {
 
     /// What the upload of `path` that begins now must be: the digest declared for it (used up)
     /// and the size taken with [`Pending::take_upload`].
-    pub fn expected(&mut self, path: &str, size: Option<u64>) -> Expected {
+    pub fn expected(&mut self, path: &VirtualPath, size: Option<u64>) -> Expected {
         Expected { sha256: self.declared.remove(path), size }
     }
 }
@@ -171,8 +175,14 @@ mod tests {
         crate::proto::parse_command(line.as_bytes()).unwrap()
     }
 
-    fn share(code: &str, rel: &[&str]) -> VirtualPath {
-        VirtualPath::Share { code: code.into(), rel: rel.iter().map(|s| s.to_string()).collect() }
+    const CODE: &str = "abcdefghijklmnopqrstuvwxyz";
+
+    fn path(text: &str) -> VirtualPath {
+        VirtualPath::resolve(&VirtualPath::Root, text)
+    }
+
+    fn share(rel: &[&str]) -> VirtualPath {
+        path(&format!("/{CODE}/{}", rel.join("/")))
     }
 
     fn digest(byte: u8) -> Sha256Digest {
@@ -210,13 +220,17 @@ mod tests {
 
     #[test]
     fn files_go_inside_a_share() {
-        let path = share("abc", &["folder", "a.txt"]);
-        assert_eq!(write_target(&path), Ok(("abc", &["folder".to_string(), "a.txt".to_string()][..])));
-        for outside in [VirtualPath::Root, share("abc", &[])] {
+        let code: ShareCode = CODE.parse().unwrap();
+        let target = share(&["folder", "a.txt"]);
+        assert_eq!(write_target(&target), Ok((&code, &["folder".to_string(), "a.txt".to_string()][..])));
+        for outside in [VirtualPath::Root, share(&[]), path("/abc")] {
             let refusal = write_target(&outside).unwrap_err();
             assert_eq!((refusal.code, refusal.reason), (553, Reason::OutsideShare), "{outside}");
         }
-        assert_eq!(current_share(&share("abc", &["d"]), "CWD first"), Ok("abc"));
+        let nowhere = write_target(&path("/abc/x")).unwrap_err();
+        assert_eq!((nowhere.code, nowhere.reason), (550, Reason::NotFound), "no share code, no share");
+        assert_eq!(current_share(&share(&["d"]), "CWD first"), Ok(&code));
+        assert_eq!(current_share(&path("/abc/d"), "CWD first").unwrap_err().reason, Reason::NotFound);
         let refusal = current_share(&VirtualPath::Root, "CWD first").unwrap_err();
         assert_eq!(
             (refusal.code, refusal.reason, refusal.text.as_str()),
@@ -260,27 +274,34 @@ mod tests {
     #[test]
     fn a_declared_digest_waits_for_the_upload_of_its_path() {
         let mut pending = Pending::new(4);
-        pending.declare("/abc/a".into(), digest(1)).unwrap();
-        pending.declare("/abc/b".into(), digest(2)).unwrap();
-        assert_eq!(pending.expected("/abc/c", Some(5)), Expected { sha256: None, size: Some(5) });
-        assert_eq!(pending.expected("/abc/a", None), Expected { sha256: Some(digest(1)), size: None });
-        assert_eq!(pending.expected("/abc/a", None).sha256, None, "used up by its upload");
-        assert_eq!(pending.expected("/abc/b", None).sha256, Some(digest(2)));
+        pending.declare(share(&["a"]), digest(1)).unwrap();
+        pending.declare(share(&["b"]), digest(2)).unwrap();
+        assert_eq!(pending.expected(&share(&["c"]), Some(5)), Expected { sha256: None, size: Some(5) });
+        assert_eq!(pending.expected(&share(&["a"]), None), Expected { sha256: Some(digest(1)), size: None });
+        assert_eq!(pending.expected(&share(&["a"]), None).sha256, None, "used up by its upload");
+        assert_eq!(pending.expected(&share(&["b"]), None).sha256, Some(digest(2)));
+    }
+
+    #[test]
+    fn a_declared_digest_holds_whatever_case_the_code_was_typed_in() {
+        let mut pending = Pending::new(4);
+        pending.declare(path(&format!("/{}/a", CODE.to_ascii_uppercase())), digest(1)).unwrap();
+        assert_eq!(pending.expected(&share(&["a"]), None).sha256, Some(digest(1)));
     }
 
     #[test]
     fn declared_digests_are_bounded() {
         let mut pending = Pending::new(2);
-        pending.declare("/abc/a".into(), digest(1)).unwrap();
-        pending.declare("/abc/b".into(), digest(2)).unwrap();
-        let refusal = pending.declare("/abc/c".into(), digest(3)).unwrap_err();
+        pending.declare(share(&["a"]), digest(1)).unwrap();
+        pending.declare(share(&["b"]), digest(2)).unwrap();
+        let refusal = pending.declare(share(&["c"]), digest(3)).unwrap_err();
         assert_eq!((refusal.code, refusal.reason), (452, Reason::LimitReached));
         assert!(refusal.text.contains("limit 2"), "{}", refusal.text);
         assert!(
-            pending.declare("/abc/a".into(), digest(4)).is_err(),
+            pending.declare(share(&["a"]), digest(4)).is_err(),
             "at the limit, even a path declared before"
         );
-        pending.expected("/abc/a", None);
-        assert!(pending.declare("/abc/c".into(), digest(3)).is_ok(), "an upload makes room");
+        pending.expected(&share(&["a"]), None);
+        assert!(pending.declare(share(&["c"]), digest(3)).is_ok(), "an upload makes room");
     }
 }

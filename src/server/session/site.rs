@@ -7,6 +7,7 @@ use std::io;
 use std::time::{Duration, Instant};
 
 use crate::common::expiry::{format_duration, rfc3339};
+use crate::common::secret::ShareCode;
 use crate::log_event;
 use crate::proto::{CreatedShare, Reason, Refusal, ShareInfo, SiteCommand};
 use crate::server::session::replies::store_refusal;
@@ -20,7 +21,7 @@ impl Session<'_> {
             SiteCommand::Mkshare { seconds, downloads } => self.mkshare(seconds, downloads),
             SiteCommand::Digest(digest, argument) => {
                 let path = self.resolve(&argument);
-                match self.pending.declare(path.to_string(), digest) {
+                match self.pending.declare(path.clone(), digest) {
                     Ok(()) => {
                         self.say(200, format!("SHA-256 for {path} noted; the next STOR of it must match"))
                     }
@@ -66,16 +67,19 @@ impl Session<'_> {
             let text = format!("DOWNLOADS={budget} is more than this server allows ({limit})");
             return self.refuse(Refusal::new(Reason::Unsupported, text));
         }
-        if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
+        if let Err(wait) = self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
             let limit = config.max_shares_per_hour;
             log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
-            let text = format!("Too many shares created from your address (limit {limit} per hour)");
+            let text = format!(
+                "Too many shares created from your address (limit {limit} per hour); the next one in {}",
+                format_duration(wait.max(Duration::from_secs(1)))
+            );
             return self.refuse(Refusal::new(Reason::LimitReached, text));
         }
         let expires = unix_now() + lifetime.as_secs() as i64;
         match self.shared.store.create_share(expires, downloads) {
             Ok((share, token)) => {
-                let code = share.code.to_string();
+                let code = share.code;
                 let budget = downloads.map_or("unlimited".into(), |n| n.to_string());
                 log_event!(
                     "conn={} peer={} event=share-created share={code} expires={} downloads={budget}",
@@ -85,9 +89,12 @@ impl Session<'_> {
                 );
                 self.owned.insert(code.clone());
                 self.created.insert(code.clone());
-                self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
-                let created =
-                    CreatedShare { code, owner_token: token.to_string(), expires: rfc3339(expires) };
+                self.cwd = VirtualPath::share(code.clone());
+                let created = CreatedShare {
+                    code: code.to_string(),
+                    owner_token: token.to_string(),
+                    expires: rfc3339(expires),
+                };
                 self.answer(created.to_reply())
             }
             Err(err) => self.store_error(err),
@@ -95,11 +102,15 @@ impl Session<'_> {
     }
 
     /// SITE OWNER: proves with the owner token that this connection may write to the share.
+    /// A wrong token, or a code of no share, is a guess.
     fn claim(&mut self, code: &str, token: &str) -> io::Result<Next> {
-        let share = match self.shared.store.share(code, unix_now()) {
+        let Ok(code) = code.parse::<ShareCode>() else {
+            return self.store_error(StoreError::NotFound);
+        };
+        let share = match self.shared.store.share(&code, unix_now()) {
             Ok(share) if share.is_owner(token) => share,
             Ok(_) | Err(StoreError::NotFound) => {
-                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                self.missed();
                 return self.store_error(StoreError::NotFound);
             }
             Err(err) => return self.store_error(err),
@@ -107,23 +118,26 @@ impl Session<'_> {
         if share.meta.sealed {
             return self.store_error(StoreError::Sealed);
         }
-        self.owned.insert(share.code.to_string());
-        self.cwd = VirtualPath::Share { code: share.code.to_string(), rel: Vec::new() };
+        self.owned.insert(share.code.clone());
+        self.cwd = VirtualPath::share(share.code.clone());
         log_event!("conn={} peer={} event=owner share={}", self.id, self.peer, share.code);
         self.say(200, format!("You own /{} until it is sealed", share.code))
     }
 
     /// SITE DELETE: removes a share at once for whoever holds its owner token.
     fn delete(&mut self, code: &str, token: &str) -> io::Result<Next> {
-        match self.shared.store.delete_share(code, token) {
+        let Ok(code) = code.parse::<ShareCode>() else {
+            return self.store_error(StoreError::NotFound);
+        };
+        match self.shared.store.delete_share(&code, token) {
             Ok(()) => {
-                self.owned.remove(code);
-                self.created.remove(code);
+                self.owned.remove(&code);
+                self.created.remove(&code);
                 log_event!("conn={} peer={} event=deleted share={code}", self.id, self.peer);
                 self.say(250, format!("Share /{code} deleted"))
             }
             Err(StoreError::NotFound) => {
-                self.shared.admission.record_miss(self.peer.ip(), Instant::now());
+                self.missed();
                 self.store_error(StoreError::NotFound)
             }
             Err(err) => self.store_error(err),
@@ -132,7 +146,7 @@ impl Session<'_> {
 
     fn seal(&mut self) -> io::Result<Next> {
         let code = match rules::current_share(&self.cwd, "Not inside a share: CWD /<code> first") {
-            Ok(code) => code.to_owned(),
+            Ok(code) => code.clone(),
             Err(refusal) => return self.refuse(refusal),
         };
         let mut share = match self.owned_share(&code) {
@@ -141,8 +155,8 @@ impl Session<'_> {
         };
         match share.seal() {
             Ok(()) => {
-                self.owned.remove(share.code.as_str());
-                self.created.remove(share.code.as_str());
+                self.owned.remove(&share.code);
+                self.created.remove(&share.code);
                 log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
                 self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
             }

@@ -96,6 +96,9 @@ mod tests {
         let (other, _) = store.create_share(unix_now() + 60, None).unwrap();
         let fake = root.0.join("shares").join("abcdefghijklmnopqrstuvwxyz");
         std::os::unix::fs::symlink(&other.dir, &fake).unwrap();
-        assert!(matches!(store.share("abcdefghijklmnopqrstuvwxyz", unix_now()), Err(StoreError::NotFound)));
+        assert!(matches!(
+            store.share(&"abcdefghijklmnopqrstuvwxyz".parse().unwrap(), unix_now()),
+            Err(StoreError::NotFound)
+        ));
     }
 }

@@ -1,15 +1,73 @@
 //! What this server keeps in memory of a share while uploads to it run: the syncs its commits
 //! share, the bytes uploads announced with `ALLO` and have not received yet, and the paths of
-//! the uploads held in memory. Uploads running at once see each other here, so together they
-//! never outgrow the share and never write one path twice. It touches no file.
+//! the uploads held in memory; and, for the whole disk, the bytes every upload in flight
+//! announced and what was written since free space was last measured. Uploads running at once
+//! see each other here, so together they never outgrow the share, never write one path twice
+//! and never take the disk below `--min-free-disk`. It writes no file.
 
 use std::collections::HashSet;
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::manifest::MANIFEST_CACHE_SHARES;
 use super::sync::GroupSync;
-use super::{Result, Share, StoreError};
+use super::{Limits, Result, Share, StoreError};
+
+/// Free space is measured again once this many bytes were written since, by all uploads.
+pub(super) const FREE_SPACE_CHECK_BYTES: u64 = 16 << 20;
+/// Free space is measured again when the last measure is this old: deletions free space
+/// without telling.
+const FREE_SPACE_MAX_AGE: Duration = Duration::from_secs(1);
+
+/// The disk under the store's root as this server's uploads see it: the bytes every upload in
+/// flight announced and has not received yet, across shares, and the free space measured last.
+#[derive(Debug, Default)]
+pub(super) struct Disk {
+    pub(super) coming: AtomicU64,
+    /// Free bytes when last measured, when, and the bytes written since.
+    measured: Mutex<Option<(u64, Instant, u64)>>,
+}
+
+impl Disk {
+    /// Counts `written` bytes that were announced, so room was made for them already.
+    pub(super) fn wrote(&self, written: u64) {
+        if let Some((_, _, since)) = self.measured.lock().unwrap_or_else(PoisonError::into_inner).as_mut() {
+            *since += written;
+        }
+    }
+
+    /// Takes `written` more bytes on the disk of `dir` and makes room for `needed` that no
+    /// upload announced: refused when they, with every announcement, would leave less free
+    /// space than the floor.
+    pub(super) fn take(&self, written: u64, needed: u64, limits: &Limits, dir: &Path) -> Result<()> {
+        let mut measured = self.measured.lock().unwrap_or_else(PoisonError::into_inner);
+        let fresh = match *measured {
+            Some((free, at, since))
+                if since < FREE_SPACE_CHECK_BYTES && at.elapsed() < FREE_SPACE_MAX_AGE =>
+            {
+                Some(free.saturating_sub(since))
+            }
+            _ => {
+                // Without a way to tell, the floor is not enforced.
+                let free = (limits.free_space)(dir);
+                *measured = free.map(|free| (free, Instant::now(), 0));
+                free
+            }
+        };
+        if let Some(free) = fresh {
+            let promised = self.coming.load(Ordering::SeqCst).saturating_add(needed);
+            if free.saturating_sub(promised) < limits.min_free_disk {
+                return Err(StoreError::DiskFull { floor: limits.min_free_disk });
+            }
+        }
+        if let Some((_, _, since)) = measured.as_mut() {
+            *since += written;
+        }
+        Ok(())
+    }
+}
 
 /// What this server keeps of a share while uploads to it run: the syncs every commit waits for
 /// (the blob's folder or the pack, then the manifest), each shared by the commits that wait at
@@ -49,24 +107,32 @@ impl Drop for Receiving {
     }
 }
 
-/// An upload's announced bytes that have not arrived, counted in [`LiveShare::coming`] until they
-/// arrive or the upload ends.
+/// An upload's announced bytes that have not arrived, counted in [`LiveShare::coming`] and
+/// [`Disk::coming`] until they arrive or the upload ends.
 #[derive(Debug)]
 pub(super) struct Reservation {
     pub(super) live: Arc<LiveShare>,
+    pub(super) disk: Arc<Disk>,
     bytes: u64,
 }
 
 impl Reservation {
-    pub(super) fn new(live: Arc<LiveShare>, bytes: u64) -> Reservation {
+    pub(super) fn new(live: Arc<LiveShare>, disk: Arc<Disk>, bytes: u64) -> Reservation {
         live.coming.fetch_add(bytes, Ordering::SeqCst);
-        Reservation { live, bytes }
+        disk.coming.fetch_add(bytes, Ordering::SeqCst);
+        Reservation { live, disk, bytes }
+    }
+
+    /// Announced bytes that have not arrived yet.
+    pub(super) fn left(&self) -> u64 {
+        self.bytes
     }
 
     /// `bytes` more arrived.
     pub(super) fn arrived(&mut self, bytes: u64) {
         let used = bytes.min(self.bytes);
         self.live.coming.fetch_sub(used, Ordering::SeqCst);
+        self.disk.coming.fetch_sub(used, Ordering::SeqCst);
         self.bytes -= used;
     }
 }
@@ -74,6 +140,7 @@ impl Reservation {
 impl Drop for Reservation {
     fn drop(&mut self) {
         self.live.coming.fetch_sub(self.bytes, Ordering::SeqCst);
+        self.disk.coming.fetch_sub(self.bytes, Ordering::SeqCst);
     }
 }
 

@@ -310,7 +310,7 @@ mod tests {
         assert_eq!(share.manifest().unwrap().totals(), (1, 1));
         let again = share.manifest().unwrap();
         assert!(Arc::ptr_eq(&again, &share.manifest().unwrap()), "unchanged: read once");
-        let through_second = second.share(share.code.as_str(), unix_now()).unwrap();
+        let through_second = second.share(&share.code, unix_now()).unwrap();
         upload(&through_second, "b", b"22").unwrap();
         assert_eq!(share.manifest().unwrap().totals(), (2, 3), "grown: read again");
     }

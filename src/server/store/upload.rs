@@ -20,8 +20,6 @@ use crate::common::secret::ShareCode;
 
 /// A large upload starts writing its bytes to disk each time this many more arrived.
 const FLUSH_BYTES: u64 = 32 << 20;
-/// An upload looks at the free disk space again after this many bytes.
-const FREE_SPACE_CHECK_BYTES: u64 = 16 << 20;
 
 /// What the uploader said the file will be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -59,8 +57,6 @@ pub struct Upload {
     allowance: u64,
     /// What the allowance protects, and that limit, for the error.
     limit: (&'static str, u64),
-    /// When `received` passes this, free disk space is checked again.
-    next_space_check: u64,
     reservation: Reservation,
 }
 
@@ -119,7 +115,8 @@ impl Share {
             && !path.exists();
         if packed {
             let receiving = Receiving::claim(&live, rel)?;
-            let reservation = Reservation::new(live, expected.size.unwrap_or(0));
+            let reservation =
+                Reservation::new(live, Arc::clone(&self.store.disk), expected.size.unwrap_or(0));
             drop(share_lock);
             let sink = Sink::Memory { bytes: Vec::new(), _receiving: receiving };
             return self.new_upload(rel, expected, (0, Hasher::new()), sink, (room, reservation));
@@ -137,7 +134,8 @@ impl Share {
         let kept = file.metadata()?.len();
         // Reserved while the share's lock is held, so that uploads beginning at once see each
         // other. What a resume truncates of the kept bytes leaves the disk as it is reserved.
-        let reservation = Reservation::new(live, expected.size.unwrap_or(0).saturating_sub(kept));
+        let coming = expected.size.unwrap_or(0).saturating_sub(kept);
+        let reservation = Reservation::new(live, Arc::clone(&self.store.disk), coming);
         drop(share_lock);
         let upload =
             self.resume_upload(rel, expected, start, (file, path.clone(), kept), (room, reservation));
@@ -203,7 +201,6 @@ impl Share {
             offset,
             allowance,
             limit,
-            next_space_check: 0,
             reservation,
         };
         upload.check_free_space(0)?;
@@ -283,18 +280,18 @@ impl Upload {
         self.size.is_some_and(|size| self.received() < size)
     }
 
+    /// Checks that `incoming` more bytes leave the free-disk floor, counting what every upload
+    /// in flight announced: only bytes beyond this upload's own announcement need room.
     fn check_free_space(&mut self, incoming: u64) -> Result<()> {
-        if self.received() + incoming < self.next_space_check {
+        let on_disk = if matches!(self.sink, Sink::Partial { .. }) { incoming } else { 0 };
+        let unannounced = incoming.saturating_sub(self.reservation.left());
+        if incoming > 0 && unannounced == 0 {
+            self.share.store.disk.wrote(on_disk);
             return Ok(());
         }
+        // Beginning, an upload needs room for at least one byte.
         let limits = self.share.store.limits;
-        if let Some(free) = (limits.free_space)(&self.share.dir)
-            && free.saturating_sub(incoming.max(1)) < limits.min_free_disk
-        {
-            return Err(StoreError::DiskFull { floor: limits.min_free_disk });
-        }
-        self.next_space_check = self.received() + FREE_SPACE_CHECK_BYTES;
-        Ok(())
+        self.share.store.disk.take(on_disk, unannounced.max(1), &limits, &self.share.dir)
     }
 
     /// Takes the next bytes of the file.
@@ -699,7 +696,10 @@ mod tests {
                 Ok(()) => written += chunk.len() as u64,
                 Err(err) => break err,
             }
-            assert!(written <= 2 * FREE_SPACE_CHECK_BYTES, "the floor was never enforced");
+            assert!(
+                written <= 2 * super::super::live::FREE_SPACE_CHECK_BYTES,
+                "the floor was never enforced"
+            );
         };
         assert!(matches!(err, StoreError::DiskFull { floor: 900 }), "{err}");
         pending.discard();
