@@ -846,20 +846,27 @@ fn download_budgets_raced_over_both_servers_are_exact() {
         let completed = thread::scope(|scope| {
             let downloaders: Vec<_> = (0..RACING_DOWNLOADERS)
                 .map(|n| {
-                    let (path, bytes) = (&path, &bytes);
+                    let (path, bytes, servers) = (&path, &bytes, [&a, &b]);
                     scope.spawn(move || {
-                        let mut control = Control::login(addrs[n % 2]);
-                        assert!(control.command("TYPE I").starts_with("200 "));
-                        match fetch(&mut control, path) {
-                            Ok(got) => {
-                                assert!(got == *bytes, "a download that completes is byte-exact");
-                                1
-                            }
-                            Err(refusal) => {
-                                assert!(refusal.starts_with("550 "), "{refusal}");
-                                0
+                        // One download after another, each through the other server than the
+                        // last, until the file is gone: a count read back stale would let one more.
+                        let mut completed = 0;
+                        for attempt in 0..=budget as usize {
+                            let mut control = Control::login(addrs[(n + attempt) % 2]);
+                            assert!(control.command("TYPE I").starts_with("200 "));
+                            match fetch(&mut control, path) {
+                                Ok(got) => {
+                                    assert!(got == *bytes, "a download that completes is byte-exact");
+                                    completed += 1;
+                                }
+                                Err(refusal) => {
+                                    let logs = || format!("{}\n{}", servers[0].log(), servers[1].log());
+                                    assert!(refusal.starts_with("550 "), "{refusal}\n{}", logs());
+                                    break;
+                                }
                             }
                         }
+                        completed
                     })
                 })
                 .collect();

@@ -31,16 +31,19 @@ impl Share {
                 (self.dir.join(Place::pack_file(instance.as_deref())), *offset)
             }
         };
+        // Blobs and packs are never replaced: `ESTALE` means another server removed the file
+        // (its last budgeted download, or its share's deletion) since this name was looked up.
+        let gone = |err: &io::Error| {
+            matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle)
+        };
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => return Err(StoreError::NotFound),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(err) if gone(&err) => return Err(StoreError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        let file = File::open(path).map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound,
-            _ => StoreError::Io(err),
-        })?;
+        let file = File::open(path)
+            .map_err(|err| if gone(&err) { StoreError::NotFound } else { StoreError::Io(err) })?;
         Ok((file, offset))
     }
 
