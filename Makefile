@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build build-gui run gui gui-screenshot test test-gui test-deps lint lint-gui fmt clean bench bench-loss
+.PHONY: build build-gui run gui gui-screenshot test test-gui test-cluster test-deps lint lint-gui fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
@@ -28,6 +28,12 @@ gui-screenshot: build-gui
 # lftp and python3's ftplib as peers.
 test: test-deps
 	$(CARGO) test --all-targets
+
+# The cluster tests on GlusterFS: two FUSE mounts of one replicated volume with default options,
+# one server on each (root and /dev/fuse; installs glusterfs-server and glusterfs-client if
+# missing, and tears everything down after itself). See scripts/cluster-test.sh.
+test-cluster: test-deps
+	scripts/cluster-test.sh
 
 # The desktop client's tests: its unit tests, and tests/gui.rs, which drives the window with
 # egui_kittest against the real server. Headless: no display and no system packages needed.

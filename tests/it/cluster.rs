@@ -1,20 +1,27 @@
-//! One store, several servers: two processes on the same --root stay consistent.
+//! One store, several servers: two processes on the same store stay consistent. In `make test`
+//! both run on one local folder; `make test-cluster` names two mounts of one GlusterFS volume in
+//! `ANONSHARE_CLUSTER_MOUNTS` (`/mount/a:/mount/b`), and each server runs on its own mount, as on
+//! two machines.
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::Write;
+use std::io::{self, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread;
 
 use anonshare::common::digest::Sha256Digest;
 use anonshare::common::expiry::parse_rfc3339;
+use anonshare::common::secret::ShareCode;
 use anonshare::server::store::{Limits, Store, unix_now};
 
 use crate::support::{
-    Control, DEADLINE, Server, TempDir, client, code_of, fetch, files_under, hash_reply, info_value, listing,
-    make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store, upload, wait_until,
+    Control, DEADLINE, Server, TempDir, announce, client, code_of, fetch, files_under, hash_reply,
+    info_value, listing, make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store,
+    upload, wait_until,
 };
 
 /// Writer pairs in the concurrency test: one thread on each server per pair.
@@ -34,8 +41,8 @@ const SIZES: [usize; 6] = [0, 1, 1000, 65_537, 300_000, 1 << 20];
 
 #[test]
 fn a_share_made_through_one_server_is_served_by_the_other() {
-    let a = Server::start();
-    let b = Server::start_on(&a.root, &[]);
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
     let dir = TempDir::new();
     let big = random_bytes((3 << 20) + 5, 61);
     let files: [(&str, &[u8]); 3] =
@@ -72,8 +79,8 @@ fn a_share_made_through_one_server_is_served_by_the_other() {
 
 #[test]
 fn sealing_and_expiry_hold_across_servers() {
-    let a = Server::start();
-    let b = Server::start_on(&a.root, &[]);
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
     let mut maker = Control::login(&a.addr);
     assert!(maker.command("TYPE I").starts_with("200 "));
     let share = make_share(&mut maker, 600);
@@ -95,6 +102,7 @@ fn sealing_and_expiry_hold_across_servers() {
     assert!(store(&mut other, &format!("/{code}/intruder.bin"), b"no").starts_with("550 "));
 
     assert!(maker.command("SITE SEAL").starts_with("200 "));
+    wait_until_sealed(&mut other, code);
     let info = site_info(&mut other, code).expect("sealed, so seen from the other server");
     assert_eq!(info_value(&info, "sealed"), "yes");
     assert!(fetch(&mut other, &path).unwrap() == bytes, "the other server serves it byte-exact");
@@ -111,6 +119,7 @@ fn sealing_and_expiry_hold_across_servers() {
     let brief_path = format!("/{}/brief.txt", brief.code);
     assert!(store(&mut maker, &brief_path, b"brief").starts_with("226 "));
     assert!(maker.command("SITE SEAL").starts_with("200 "));
+    wait_until_sealed(&mut other, &brief.code);
     let info = site_info(&mut other, &brief.code).expect("seen from the other server before it expires");
     let expires = parse_rfc3339(&info_value(&info, "expires")).unwrap();
     wait_until("the wall clock passes the share's expiry", || unix_now() >= expires);
@@ -124,8 +133,8 @@ fn sealing_and_expiry_hold_across_servers() {
 
 #[test]
 fn concurrent_writers_on_two_servers_keep_metadata_whole() {
-    let a = Server::start_with(&["--sweep-interval", "1s"]);
-    let b = Server::start_on(&a.root, &["--sweep-interval", "1s"]);
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&["--sweep-interval", "1s"]);
     let addrs = [a.addr.as_str(), b.addr.as_str()];
     let (acknowledged, brief_codes) = thread::scope(|scope| {
         let mut writers = Vec::new();
@@ -193,17 +202,23 @@ fn concurrent_writers_on_two_servers_keep_metadata_whole() {
         control
     });
     for (code, files) in &by_share {
+        for control in &mut controls {
+            wait_until_sealed(control, code);
+        }
         let mut expected: Vec<String> = files
             .iter()
             .map(|f| format!("{}\t{}\t{}", f.bytes.len(), Sha256Digest::of(&f.bytes), f.path))
             .collect();
         expected.sort();
         for addr in addrs {
-            let run = client(addr, Path::new("."), &["list", &format!("ftp://{addr}/{code}/")], b"");
-            assert_eq!(run.code, 0, "{code} through {addr}: {}", run.stderr);
-            let mut listed: Vec<&str> = run.stdout.lines().collect();
-            listed.sort();
-            assert_eq!(listed, expected, "{code} through {addr} lists every acknowledged file");
+            // Records appended through the other server may show a moment later.
+            let url = format!("ftp://{addr}/{code}/");
+            wait_until("the share lists every acknowledged file through both servers", || {
+                let run = client(addr, Path::new("."), &["list", &url], b"");
+                let mut listed: Vec<&str> = run.stdout.lines().collect();
+                listed.sort();
+                run.code == 0 && listed == expected
+            });
         }
         let contested = files.iter().filter(|f| f.path == "contested.bin").count();
         assert!(contested <= 1, "{code}: both servers stored contested.bin");
@@ -233,8 +248,8 @@ fn concurrent_writers_on_two_servers_keep_metadata_whole() {
 
 #[test]
 fn restarting_one_server_leaves_the_others_uploads_alone() {
-    let a = Server::start();
-    let b = Server::start_on(&a.root, &[]);
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
     let tmp = a.root.join("tmp");
     let mut control = Control::login(&b.addr);
     assert!(control.command("TYPE I").starts_with("200 "));
@@ -251,7 +266,7 @@ fn restarting_one_server_leaves_the_others_uploads_alone() {
     let before: Vec<PathBuf> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(before.len(), 2, "{before:?}");
 
-    let a = Server::start_in(a.kill(), &[]);
+    let a = a.restart(&[]);
     let after: Vec<PathBuf> = fs::read_dir(&tmp).unwrap().map(|e| e.unwrap().path()).collect();
     let kept: Vec<&PathBuf> = before.iter().filter(|dir| after.contains(dir)).collect();
     assert_eq!(
@@ -269,6 +284,7 @@ fn restarting_one_server_leaves_the_others_uploads_alone() {
     assert!(control.command("SITE SEAL").starts_with("200 "));
     let mut via_a = Control::login(&a.addr);
     assert!(via_a.command("TYPE I").starts_with("200 "));
+    wait_until_sealed(&mut via_a, &share.code);
     assert!(fetch(&mut via_a, &path).unwrap() == bytes, "the file is byte-exact through the new A");
     assert_eq!(files_under(&tmp), ["lock", "lock"], "only the two live servers' locks, no .part");
 }
@@ -457,4 +473,405 @@ fn client_writer(addrs: [&str; 2], side: usize) -> (Vec<Acknowledged>, Vec<Strin
         }
     }
     (lasting, brief)
+}
+
+/// Where a test's two servers keep their store: with `ANONSHARE_CLUSTER_MOUNTS=/mount/a:/mount/b`
+/// (two mounts of one distributed filesystem), a fresh folder seen through each mount; else one
+/// local folder, twice. The folder is removed when dropped, after the servers.
+struct Roots {
+    a: PathBuf,
+    b: PathBuf,
+    /// The test's folder through the first mount, removed on drop.
+    mounted: Option<PathBuf>,
+    _local: Option<TempDir>,
+}
+
+impl Roots {
+    fn new() -> Roots {
+        let mounts = std::env::var("ANONSHARE_CLUSTER_MOUNTS").unwrap_or_default();
+        let Some((mount_a, mount_b)) = mounts.split_once(':') else {
+            assert!(mounts.is_empty(), "ANONSHARE_CLUSTER_MOUNTS is /mount/a:/mount/b, not {mounts:?}");
+            let local = TempDir::new();
+            let root = local.path().join("root");
+            return Roots { a: root.clone(), b: root, mounted: None, _local: Some(local) };
+        };
+        let name = format!("anonshare-it-{}", ShareCode::generate().unwrap());
+        let through_a = Path::new(mount_a).join(&name);
+        fs::create_dir(&through_a).unwrap();
+        let through_b = Path::new(mount_b).join(&name);
+        wait_until("the test's folder shows through the second mount", || through_b.is_dir());
+        Roots { a: through_a.join("root"), b: through_b.join("root"), mounted: Some(through_a), _local: None }
+    }
+
+    /// A server on each root, both with the flags `extra`.
+    fn servers(&self, extra: &[&str]) -> (Server, Server) {
+        let a = Server::start_on(&self.a, extra);
+        let b = Server::start_on(&self.b, extra);
+        (a, b)
+    }
+}
+
+impl Drop for Roots {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.mounted {
+            let _ = fs::remove_dir_all(dir);
+        }
+    }
+}
+
+/// Waits until a share sealed through one server is seen sealed through `other`: on a
+/// distributed filesystem the other server may see the share's old `meta` for about a second.
+fn wait_until_sealed(other: &mut Control, code: &str) {
+    wait_until("the other server sees the share sealed", || {
+        site_info(other, code).is_ok_and(|info| info_value(&info, "sealed") == "yes")
+    });
+}
+
+/// Small files uploaded into one share by connections on both servers at once.
+const SMALL_WRITERS_PER_SERVER: usize = 2;
+/// Files each of those connections stores.
+const SMALL_FILES_EACH: usize = 12;
+
+#[test]
+fn small_files_stored_through_both_servers_into_one_share_all_verify() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let addrs = [a.addr.as_str(), b.addr.as_str()];
+    let mut maker = Control::login(&a.addr);
+    assert!(maker.command("TYPE I").starts_with("200 "));
+    let share = make_share(&mut maker, 600);
+    let code = share.code.as_str();
+    let token = share.token.as_str();
+    let acknowledged: Vec<Acknowledged> = thread::scope(|scope| {
+        let writers: Vec<_> = (0..2 * SMALL_WRITERS_PER_SERVER)
+            .map(|writer| {
+                let via = writer % 2;
+                let store_small_files = move || {
+                    let mut control = Control::login(addrs[via]);
+                    assert!(control.command("TYPE I").starts_with("200 "));
+                    let joined = control.command(&format!("SITE OWNER {code} {token}"));
+                    assert!(joined.starts_with("200 "), "{joined}");
+                    let mut stored = Vec::new();
+                    for file in 0..SMALL_FILES_EACH {
+                        let path = format!("w{writer}/f{file}.bin");
+                        let bytes = random_bytes(
+                            1000 + (writer * 7919 + file * 104_729) % 30_000,
+                            seed(writer, file),
+                        );
+                        // Announced small files go to a pack.
+                        announce(&mut control, &bytes);
+                        let reply = store(&mut control, &format!("/{code}/{path}"), &bytes);
+                        assert!(reply.starts_with("226 "), "{path} through {}: {reply}", addrs[via]);
+                        stored.push(Acknowledged { code: code.to_owned(), path, bytes, via });
+                    }
+                    stored
+                };
+                thread::Builder::new()
+                    .name(format!("small-{writer}"))
+                    .spawn_scoped(scope, store_small_files)
+                    .unwrap()
+            })
+            .collect();
+        writers.into_iter().flat_map(|writer| writer.join().expect("writer thread")).collect()
+    });
+    assert!(maker.command("SITE SEAL").starts_with("200 "));
+    assert_every_file_verifies_through_both(addrs, code, &acknowledged);
+}
+
+/// The seed of file `file` of writer `writer`.
+fn seed(writer: usize, file: usize) -> u64 {
+    (writer * 1000 + file + 1) as u64
+}
+
+/// Every file of sealed share `code` lists, hashes and downloads byte-exact through both servers,
+/// and the share holds no other file.
+fn assert_every_file_verifies_through_both(addrs: [&str; 2], code: &str, files: &[Acknowledged]) {
+    let mut expected: Vec<String> = files
+        .iter()
+        .map(|f| format!("{}\t{}\t{}", f.bytes.len(), Sha256Digest::of(&f.bytes), f.path))
+        .collect();
+    expected.sort();
+    for addr in addrs {
+        let mut control = Control::login(addr);
+        assert!(control.command("TYPE I").starts_with("200 "));
+        wait_until_sealed(&mut control, code);
+        // Records appended through the other server may show a moment later: a delay, never a
+        // wrong listing (a wrong one never turns right, and this wait times out).
+        let url = format!("ftp://{addr}/{code}/");
+        wait_until("the share lists every acknowledged file, once", || {
+            let run = client(addr, Path::new("."), &["list", &url], b"");
+            let mut listed: Vec<&str> = run.stdout.lines().collect();
+            listed.sort();
+            run.code == 0 && listed == expected
+        });
+        let mut wrong = Vec::new();
+        for file in files {
+            let path = format!("/{code}/{}", file.path);
+            let hash = control.command(&format!("HASH {path}"));
+            let fetched = fetch(&mut control, &path);
+            if hash != hash_reply(&path, &file.bytes) || fetched.as_deref() != Ok(&file.bytes[..]) {
+                wrong.push(path);
+            }
+        }
+        assert!(
+            wrong.is_empty(),
+            "{} of {} files read back wrong through {addr}: {wrong:?}",
+            wrong.len(),
+            files.len()
+        );
+    }
+}
+
+/// Files the real client uploads through the balancer.
+const BALANCED_FILES: usize = 24;
+
+#[test]
+fn an_upload_whose_connections_alternate_between_the_servers_verifies() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let addrs = [a.addr.as_str(), b.addr.as_str()];
+    let balancer = Balancer::start([a.addr.clone(), b.addr.clone()]);
+    let dir = TempDir::new();
+    let files: Vec<(String, Vec<u8>)> = (0..BALANCED_FILES)
+        .map(|file| {
+            let size = [0, 1, 700, 20_000, 65_536, 200_000][file % 6];
+            (format!("tree/d{}/f{file}.bin", file % 3), random_bytes(size, seed(99, file)))
+        })
+        .collect();
+    for (path, bytes) in &files {
+        dir.file(path, bytes);
+    }
+    let run = client(&balancer.addr, dir.path(), &["upload", "--parallel", "4", "tree"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let code = code_of(run.stdout.trim());
+    assert!(balancer.connections() >= 2, "the client's connections went to both servers");
+    let acknowledged: Vec<Acknowledged> = files
+        .into_iter()
+        .map(|(path, bytes)| Acknowledged { code: code.clone(), path, bytes, via: 0 })
+        .collect();
+    assert_every_file_verifies_through_both(addrs, &code, &acknowledged);
+    for addr in addrs {
+        let out = TempDir::new();
+        let url = format!("ftp://{addr}/{code}/");
+        let get = client(addr, out.path(), &["download", &url, "--dir", "got"], b"");
+        assert_eq!(get.code, 0, "download through {addr}: {}", get.stderr);
+        for file in &acknowledged {
+            let got = fs::read(out.path().join("got").join(&file.path)).unwrap();
+            assert!(got == file.bytes, "{} through {addr} is byte-exact", file.path);
+        }
+    }
+}
+
+/// A TCP balancer on 127.0.0.1:0 that sends each new connection to the next of two servers.
+/// Data connections go straight to the server that opened the port.
+struct Balancer {
+    addr: String,
+    accepted: Arc<AtomicUsize>,
+}
+
+impl Balancer {
+    fn start(servers: [String; 2]) -> Balancer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let count = Arc::clone(&accepted);
+        // The accept loop lives as long as the test binary; nothing connects once the test ends.
+        thread::spawn(move || {
+            for (n, conn) in listener.incoming().enumerate() {
+                let Ok(client) = conn else { continue };
+                let Ok(server) = TcpStream::connect(&servers[n % 2]) else { continue };
+                count.fetch_add(1, Ordering::SeqCst);
+                for (mut from, mut to) in
+                    [(client.try_clone().unwrap(), server.try_clone().unwrap()), (server, client)]
+                {
+                    thread::spawn(move || {
+                        let _ = io::copy(&mut from, &mut to);
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Balancer { addr, accepted }
+    }
+
+    /// Connections passed on so far.
+    fn connections(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+}
+
+/// Rounds of two STORs of one name, one through each server.
+const CONTESTED_ROUNDS: usize = 6;
+
+#[test]
+fn two_stors_of_one_path_through_both_servers_store_it_once() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let mut sides = [Control::login(&a.addr), Control::login(&b.addr)];
+    for side in &mut sides {
+        assert!(side.command("TYPE I").starts_with("200 "));
+    }
+    let share = make_share(&mut sides[0], 600);
+    let code = share.code.as_str();
+    let joined = sides[1].command(&format!("SITE OWNER {code} {}", share.token));
+    assert!(joined.starts_with("200 "), "{joined}");
+    let mut stored = Vec::new();
+    for round in 0..CONTESTED_ROUNDS {
+        // Small (packed) and large (a blob) in turn.
+        let size = if round % 2 == 0 { 5_000 } else { 300_000 };
+        let path = format!("same-{round}.bin");
+        let bytes: [Vec<u8>; 2] = [random_bytes(size, seed(round, 1)), random_bytes(size, seed(round, 2))];
+        // Both begin before either ends.
+        let mut opened = Vec::new();
+        for (side, control) in sides.iter_mut().enumerate() {
+            announce(control, &bytes[side]);
+            opened.push(open_upload(control, &format!("/{code}/{path}"), &bytes[side]));
+        }
+        let mut winners = Vec::new();
+        for (side, opened) in opened.into_iter().enumerate() {
+            let reply = match opened {
+                Ok(mut data) => {
+                    data.write_all(&bytes[side]).unwrap();
+                    drop(data);
+                    sides[side].reply().remove(0)
+                }
+                Err(refusal) => refusal,
+            };
+            if reply.starts_with("226 ") {
+                winners.push(side);
+            } else {
+                let refused = reply.starts_with("550 ") || reply.starts_with("450 ");
+                assert!(refused, "{path} through server {side}: {reply}");
+            }
+        }
+        assert_eq!(winners.len(), 1, "{path}: exactly one of the two STORs is stored");
+        let winner = winners[0];
+        // Once stored, a STOR of the name through either server gets 550 at once.
+        for (side, control) in sides.iter_mut().enumerate() {
+            announce(control, b"late");
+            let late = store(control, &format!("/{code}/{path}"), b"late");
+            assert!(late.starts_with("550 "), "{path} again through server {side}: {late}");
+        }
+        stored.push(Acknowledged { code: code.to_owned(), path, bytes: bytes[winner].clone(), via: winner });
+    }
+    assert!(sides[0].command("SITE SEAL").starts_with("200 "));
+    assert_every_file_verifies_through_both([a.addr.as_str(), b.addr.as_str()], code, &stored);
+    let recorded = manifest_files(&roots.a.join("shares").join(code), false);
+    assert_eq!(recorded.files.len(), CONTESTED_ROUNDS, "one record per name: {:?}", recorded.files);
+}
+
+#[test]
+fn killing_either_server_mid_upload_loses_nothing_acknowledged() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let mut servers = [a, b];
+    for victim in 0..2 {
+        let survivor = 1 - victim;
+        let mut owner = Control::login(&servers[victim].addr);
+        assert!(owner.command("TYPE I").starts_with("200 "));
+        let share = make_share(&mut owner, 600);
+        let code = share.code.clone();
+        let small = random_bytes(3000, seed(victim, 50));
+        announce(&mut owner, &small);
+        assert!(store(&mut owner, &format!("/{code}/small.bin"), &small).starts_with("226 "));
+        let big = random_bytes((2 << 20) + 11, seed(victim, 51));
+        let path = format!("/{code}/big.bin");
+        let mut data = open_upload(&mut owner, &path, &big).unwrap();
+        let half = big.len() / 2;
+        data.write_all(&big[..half]).unwrap();
+        let root = if victim == 0 { roots.a.clone() } else { roots.b.clone() };
+        wait_until("the first half is kept in a .part file", || {
+            part_files(&root).iter().any(|(_, len)| *len == half as u64)
+        });
+        // SIGKILL mid-upload, then the same server again on the same root.
+        let [first, second] = servers;
+        servers = if victim == 0 { [first.restart(&[]), second] } else { [first, second.restart(&[])] };
+        drop(data);
+        // The upload goes on through the other server from the kept bytes.
+        let mut resumer = Control::login(&servers[survivor].addr);
+        assert!(resumer.command("TYPE I").starts_with("200 "));
+        let joined = resumer.command(&format!("SITE OWNER {code} {}", share.token));
+        assert!(joined.starts_with("200 "), "{joined}");
+        let mut kept = 0;
+        wait_until("the dead server's lock on the kept bytes is gone", || {
+            let reply = resumer.command(&format!("SITE PARTIAL {path}"));
+            kept = reply.strip_prefix("213 ").and_then(|n| n.trim().parse().ok()).unwrap_or(0);
+            kept == half
+        });
+        let rest = resumer.command(&format!("REST {kept}"));
+        assert!(rest.starts_with("350 "), "{rest}");
+        let mut data = open_upload(&mut resumer, &path, &big).unwrap();
+        data.write_all(&big[kept..]).unwrap();
+        drop(data);
+        let done = resumer.reply().remove(0);
+        assert!(done.starts_with("226 "), "the upload completes through the other server: {done}");
+        assert!(resumer.command(&format!("CWD /{code}")).starts_with("250 "));
+        assert!(resumer.command("SITE SEAL").starts_with("200 "));
+        let files = [("small.bin", small), ("big.bin", big)].map(|(path, bytes)| Acknowledged {
+            code: code.clone(),
+            path: path.to_owned(),
+            bytes,
+            via: victim,
+        });
+        assert_every_file_verifies_through_both(
+            [servers[0].addr.as_str(), servers[1].addr.as_str()],
+            &code,
+            &files,
+        );
+    }
+}
+
+/// Downloaders racing for a budgeted file, half through each server.
+const RACING_DOWNLOADERS: usize = 8;
+
+#[test]
+fn download_budgets_raced_over_both_servers_are_exact() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let addrs = [a.addr.as_str(), b.addr.as_str()];
+    for budget in [1, 3] {
+        let mut maker = Control::login(&a.addr);
+        assert!(maker.command("TYPE I").starts_with("200 "));
+        let created = maker.command(&format!("SITE MKSHARE 600 DOWNLOADS={budget}"));
+        assert!(created.starts_with("257 "), "{created}");
+        let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+        let bytes = random_bytes(150_000, seed(budget as usize, 60));
+        let path = format!("/{code}/budgeted.bin");
+        assert!(store(&mut maker, &path, &bytes).starts_with("226 "));
+        assert!(maker.command("SITE SEAL").starts_with("200 "));
+        for addr in addrs {
+            let mut control = Control::login(addr);
+            wait_until_sealed(&mut control, &code);
+        }
+        let completed = thread::scope(|scope| {
+            let downloaders: Vec<_> = (0..RACING_DOWNLOADERS)
+                .map(|n| {
+                    let (path, bytes, servers) = (&path, &bytes, [&a, &b]);
+                    scope.spawn(move || {
+                        // One download after another, each through the other server than the
+                        // last, until the file is gone: a count read back stale would let one more.
+                        let mut completed = 0;
+                        for attempt in 0..=budget as usize {
+                            let mut control = Control::login(addrs[(n + attempt) % 2]);
+                            assert!(control.command("TYPE I").starts_with("200 "));
+                            match fetch(&mut control, path) {
+                                Ok(got) => {
+                                    assert!(got == *bytes, "a download that completes is byte-exact");
+                                    completed += 1;
+                                }
+                                Err(refusal) => {
+                                    let logs = || format!("{}\n{}", servers[0].log(), servers[1].log());
+                                    assert!(refusal.starts_with("550 "), "{refusal}\n{}", logs());
+                                    break;
+                                }
+                            }
+                        }
+                        completed
+                    })
+                })
+                .collect();
+            downloaders.into_iter().map(|d| d.join().expect("downloader thread")).sum::<u64>()
+        });
+        assert_eq!(completed, budget, "DOWNLOADS={budget}: completed downloads over both servers");
+    }
 }

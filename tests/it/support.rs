@@ -150,6 +150,15 @@ impl Server {
         self.dir.take().expect("a server started with its own folder")
     }
 
+    /// Kills the server with SIGKILL and starts it again on the same root.
+    pub fn restart(mut self, extra: &[&str]) -> Server {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+        let mut again = Server::start_on(&self.root, extra);
+        again.dir = self.dir.take();
+        again
+    }
+
     pub fn url(&self, code: &str) -> String {
         format!("ftp://{}/{code}/", self.addr)
     }
@@ -500,7 +509,7 @@ pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Recorded {
     let whole = text.rfind('\n').map_or(0, |end| end + 1);
     let torn = &text[whole..];
     assert!(torn.is_empty() || torn_tail_allowed, "{}: torn record {torn:?}", share_dir.display());
-    let pack = fs::metadata(share_dir.join("pack")).map_or(0, |m| m.len());
+    let pack_len = |name: &str| fs::metadata(share_dir.join(name)).map_or(0, |m| m.len());
     let mut recorded = Recorded { files: Vec::new(), blobs: 0 };
     for line in text[..whole].lines() {
         let fields: Vec<&str> = line.split('\t').collect();
@@ -510,9 +519,14 @@ pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Recorded {
                 assert!(sha256.parse::<Sha256Digest>().is_ok(), "{}", bad());
                 let size: u64 = size.parse().unwrap_or_else(|_| panic!("{}", bad()));
                 assert!(modified.parse::<i64>().is_ok() && !path.is_empty(), "{}", bad());
-                if let Some(offset) = blob.strip_prefix('@') {
+                if let Some(place) = blob.strip_prefix('@') {
+                    // `@<offset>` in the share's `pack`, or `@<instance>:<offset>` in `pack.<instance>`.
+                    let (pack, offset) = match place.split_once(':') {
+                        Some((instance, offset)) => (format!("pack.{instance}"), offset),
+                        None => ("pack".to_owned(), place),
+                    };
                     let offset: u64 = offset.parse().unwrap_or_else(|_| panic!("{}", bad()));
-                    assert!(offset + size <= pack, "{}: its bytes are in the pack", bad());
+                    assert!(offset + size <= pack_len(&pack), "{}: its bytes are in {pack}", bad());
                 } else {
                     let blob = fs::symlink_metadata(share_dir.join("blobs").join(blob));
                     assert_eq!(blob.map(|m| m.len()).ok(), Some(size), "{}: blob of that size", bad());

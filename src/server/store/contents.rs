@@ -1,11 +1,16 @@
-//! Where a finished file's bytes are: a blob of its own under `blobs/`, or a stretch of the
-//! share's `pack`, which small files are appended to one after another. Opens them for reading,
-//! appends to the pack, and deletes a file's bytes (a blob, or a hole punched in the pack). It
-//! never changes the bytes of a file that is stored, and never follows a planted link.
+//! Where a finished file's bytes are: a blob of its own under `blobs/`, or a stretch of a pack,
+//! which small files are appended to one after another. Each server appends only to its own
+//! pack, `pack.<instance>`, and knows where it ends from its own writes: it never takes an offset
+//! from a size another server may have changed. Opens them for reading, appends to the pack, and
+//! deletes a file's bytes (a blob, or a hole punched in the pack). It never changes the bytes of
+//! a file that is stored, and never follows a planted link.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 
+use std::sync::PoisonError;
+
+use super::live::LiveShare;
 use super::manifest::{FileEntry, Place};
 use super::{Result, Share, StoreError, remove_any};
 use crate::common::platform::{punch_hole, sync_dir};
@@ -22,18 +27,23 @@ impl Share {
     pub fn open_file(&self, entry: &FileEntry) -> Result<(File, u64)> {
         let (path, offset) = match &entry.place {
             Place::Blob(name) => (self.dir.join("blobs").join(name), 0),
-            Place::Packed(offset) => (self.dir.join("pack"), *offset),
+            Place::Packed { instance, offset } => {
+                (self.dir.join(Place::pack_file(instance.as_deref())), *offset)
+            }
+        };
+        // Blobs and packs are never replaced: `ESTALE` means another server removed the file
+        // (its last budgeted download, or its share's deletion) since this name was looked up.
+        let gone = |err: &io::Error| {
+            matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle)
         };
         match fs::symlink_metadata(&path) {
             Ok(meta) if meta.is_file() => {}
             Ok(_) => return Err(StoreError::NotFound),
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::NotFound),
+            Err(err) if gone(&err) => return Err(StoreError::NotFound),
             Err(err) => return Err(err.into()),
         }
-        let file = File::open(path).map_err(|err| match err.kind() {
-            io::ErrorKind::NotFound => StoreError::NotFound,
-            _ => StoreError::Io(err),
-        })?;
+        let file = File::open(path)
+            .map_err(|err| if gone(&err) { StoreError::NotFound } else { StoreError::Io(err) })?;
         Ok((file, offset))
     }
 
@@ -41,32 +51,44 @@ impl Share {
     pub(super) fn delete_contents(&self, entry: &FileEntry) -> Result<()> {
         match &entry.place {
             Place::Blob(name) => Ok(remove_any(&self.dir.join("blobs").join(name))?),
-            Place::Packed(offset) => {
-                let pack = OpenOptions::new().write(true).open(self.dir.join("pack"))?;
+            Place::Packed { instance, offset } => {
+                let path = self.dir.join(Place::pack_file(instance.as_deref()));
+                let pack = OpenOptions::new().write(true).open(path)?;
                 Ok(punch_hole(&pack, *offset, entry.size)?)
             }
         }
     }
 
-    /// Appends `bytes` to the pack, under the share's lock, once `check` passed; returns the
-    /// pack and the offset the bytes start at. The pack is not synced here.
+    /// Appends `bytes` to this server's pack, under the share's lock, once `check` passed;
+    /// returns the pack and where the bytes are. The offset comes from this server's own writes,
+    /// never from a size another server's mount may show stale. The pack is not synced here.
     pub(super) fn append_to_pack(
         &self,
         bytes: &[u8],
+        live: &LiveShare,
         check: impl FnOnce() -> Result<()>,
-    ) -> Result<(File, u64)> {
+    ) -> Result<(File, Place)> {
         let _lock = self.lock()?;
         check()?;
-        let path = self.dir.join("pack");
+        let instance = self.store.instance_id();
+        let path = self.dir.join(Place::pack_file(Some(&instance)));
+        let mut end = live.pack_end.lock().unwrap_or_else(PoisonError::into_inner);
         let made = !path.exists();
         let mut pack = OpenOptions::new().append(true).create(true).open(&path)?;
         if made {
-            // A share made before packs existed: its new pack must be durable under its name.
+            // The new pack must be durable under its name.
             sync_dir(&self.dir)?;
         }
-        let offset = pack.metadata()?.len();
+        // Only this server writes its pack: its length here is what this server wrote.
+        let offset = match *end {
+            Some(offset) => offset,
+            None => pack.metadata()?.len(),
+        };
+        // Unknown again until the write is known whole.
+        *end = None;
         pack.write_all(bytes)?;
-        Ok((pack, offset))
+        *end = Some(offset + bytes.len() as u64);
+        Ok((pack, Place::Packed { instance: Some(instance), offset }))
     }
 }
 
@@ -86,7 +108,9 @@ mod tests {
         let outside = root.0.join("outside.txt");
         fs::write(&outside, b"secret").unwrap();
         let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
-        for planted in [share.dir.join("blobs").join(blob), share.dir.join("pack")] {
+        let Place::Packed { instance, .. } = &packed.place else { panic!("{:?}", packed.place) };
+        let pack = share.dir.join(Place::pack_file(instance.as_deref()));
+        for planted in [share.dir.join("blobs").join(blob), pack] {
             fs::remove_file(&planted).unwrap();
             std::os::unix::fs::symlink(&outside, &planted).unwrap();
         }

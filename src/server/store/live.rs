@@ -82,6 +82,9 @@ pub(super) struct LiveShare {
     pub(super) coming: AtomicU64,
     /// Paths of the uploads held in memory here: they have no partial file to lock.
     pub(super) receiving: Mutex<HashSet<Vec<String>>>,
+    /// Where this server's pack of the share ends, as its own appends left it; `None` until the
+    /// first append here, or after one that failed.
+    pub(super) pack_end: Mutex<Option<u64>>,
 }
 
 /// The one upload of a path held in memory, until it ends.

@@ -64,27 +64,44 @@ impl FileEntry {
 pub(super) enum Place {
     /// A file of its own under `blobs/`, by name.
     Blob(String),
-    /// The file's bytes in the share's `pack`, from this offset.
-    Packed(u64),
+    /// The file's bytes in a pack, from `offset`: `pack.<instance>`, which only the server
+    /// `instance` ever writes, or the share's one `pack` of older stores (`instance` is `None`).
+    Packed { instance: Option<String>, offset: u64 },
 }
 
 impl Place {
-    /// Reads the manifest's form back.
+    /// Reads the manifest's form back: a blob's name, `@<offset>` (the old shared pack) or
+    /// `@<instance>:<offset>`.
     fn parse(field: &str) -> Place {
-        match field.strip_prefix('@').map(str::parse) {
-            Some(Ok(offset)) => Place::Packed(offset),
-            _ => Place::Blob(field.to_owned()),
+        let Some(packed) = field.strip_prefix('@') else {
+            return Place::Blob(field.to_owned());
+        };
+        let (instance, offset) = match packed.split_once(':') {
+            Some((instance, offset)) => (Some(instance.to_owned()), offset),
+            None => (None, packed),
+        };
+        match offset.parse() {
+            Ok(offset) => Place::Packed { instance, offset },
+            Err(_) => Place::Blob(field.to_owned()),
+        }
+    }
+
+    /// The name of the pack file holding packed bytes written by `instance`.
+    pub(super) fn pack_file(instance: Option<&str>) -> String {
+        match instance {
+            Some(instance) => format!("pack.{instance}"),
+            None => "pack".to_owned(),
         }
     }
 }
 
 impl fmt::Display for Place {
-    /// The manifest's form, which also names the file in the downloads ledger: the blob's name,
-    /// or `@<offset>`.
+    /// The manifest's form, which also names the file in the downloads ledger.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Place::Blob(name) => f.write_str(name),
-            Place::Packed(offset) => write!(f, "@{offset}"),
+            Place::Packed { instance: Some(instance), offset } => write!(f, "@{instance}:{offset}"),
+            Place::Packed { instance: None, offset } => write!(f, "@{offset}"),
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The `meta` file of a share: when it was made and expires, whether it is sealed, the SHA-256 of
 //! its owner token and its download budget. It is only ever replaced whole, through a temporary
 //! file that is synced and renamed, so a reader never sees half of it. It never stores the
-//! owner token itself.
+//! owner token itself. A read that meets `ESTALE` (the file replaced meanwhile through another
+//! server on a network filesystem) is tried again.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -39,8 +40,20 @@ pub(super) fn write_meta(dir: &Path, meta: &ShareMeta) -> io::Result<()> {
     sync_dir(dir)
 }
 
+/// Reads of `meta` tried again after `ESTALE`: on a network filesystem, the file a cached name
+/// pointed to may have just been replaced by another server's rename.
+const STALE_RETRIES: usize = 8;
+
 pub(super) fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
-    let text = fs::read_to_string(dir.join("meta"))?;
+    let mut retries = 0;
+    let text = loop {
+        match fs::read_to_string(dir.join("meta")) {
+            Err(err) if err.kind() == io::ErrorKind::StaleNetworkFileHandle && retries < STALE_RETRIES => {
+                retries += 1;
+            }
+            read => break read?,
+        }
+    };
     let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta in {}", dir.display()));
     let mut fields = BTreeMap::new();
     for line in text.lines() {

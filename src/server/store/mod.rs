@@ -7,8 +7,11 @@
 //! shares/<code>/meta        expiry, sealed flag, owner token digest (replaced atomically)
 //! shares/<code>/manifest    one record per finished file or folder (append-only)
 //! shares/<code>/lock        held while the share's meta or manifest changes
+//! shares/<code>/claims/     one empty file per recorded path, created exclusively
+//! shares/<code>/sealed      created by the seal, before meta says so
 //! shares/<code>/blobs/<id>  file contents under random names; names live in the manifest
-//! shares/<code>/pack        small files' contents, appended one after another (append-only)
+//! shares/<code>/pack.<instance>  small files' contents, appended one after another by the one
+//!                           server `instance` (append-only); `pack` in older stores
 //! shares/<code>/partial/    uploads in progress or cut, kept for resuming until the seal;
 //!                           named by the SHA-256 of their path, locked while written
 //! shares/<code>/downloads   finished downloads of a budgeted file, one a line (older servers)
@@ -46,6 +49,7 @@ use crate::common::names::{BadName, NameRules};
 use crate::common::platform::{free_space, sync_dir};
 use crate::common::secret::{OwnerToken, ShareCode};
 
+mod claims;
 mod contents;
 mod ledger;
 mod live;
@@ -211,6 +215,9 @@ impl Limits {
     }
 }
 
+/// An empty file in a sealed share's folder, created by the seal under the share's lock.
+const SEALED_MARK: &str = "sealed";
+
 /// The store rooted at one folder, as one running server sees it.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -269,6 +276,11 @@ impl Store {
         &self.limits
     }
 
+    /// The name of this running server's own folder under `tmp/`, which also names its packs.
+    fn instance_id(&self) -> String {
+        self.instance.dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default()
+    }
+
     fn shares_dir(&self) -> PathBuf {
         self.root.join("shares")
     }
@@ -289,7 +301,6 @@ impl Store {
         let staging = self.instance.dir.join(format!("{code}.new"));
         fs::create_dir(&staging)?;
         fs::create_dir(staging.join("blobs"))?;
-        File::create(staging.join("pack"))?.sync_all()?;
         File::create(staging.join("manifest"))?.sync_all()?;
         File::create(staging.join("lock"))?;
         write_meta(&staging, &meta)?;
@@ -354,9 +365,11 @@ impl Share {
         Ok(lock)
     }
 
+    /// Whether the share still takes files: under the share's lock, the `sealed` mark decides,
+    /// which the seal creates and which no cache can hide once it exists.
     fn ensure_writable(&self) -> Result<()> {
         let meta = read_meta(&self.dir)?;
-        if meta.sealed {
+        if meta.sealed || self.dir.join(SEALED_MARK).exists() {
             return Err(StoreError::Sealed);
         }
         if meta.expires <= unix_now() {
@@ -391,6 +404,7 @@ impl Share {
         if manifest.entries() >= self.store.limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(self.store.limits.max_files_per_share));
         }
+        self.claim_folder(rel)?;
         let manifest =
             append_line(&self.dir.join("manifest"), &format!("D\t{}\t{}", unix_now(), rel.join("/")))?;
         Ok(manifest.sync_data()?)
@@ -400,6 +414,10 @@ impl Share {
     /// resuming are deleted.
     pub fn seal(&mut self) -> Result<()> {
         let _lock = self.lock()?;
+        // First the mark, which every server's commit looks for under this lock: a `meta`
+        // replaced by rename may look unchanged through another server's mount for a moment.
+        File::create(self.dir.join(SEALED_MARK))?.sync_all()?;
+        sync_dir(&self.dir)?;
         let mut meta = read_meta(&self.dir)?;
         meta.sealed = true;
         write_meta(&self.dir, &meta)?;

@@ -92,6 +92,8 @@ impl Share {
             Some(Node::File(_)) => return Err(StoreError::Exists),
             None => {}
         }
+        // Stored through another server, whose record may not show here yet.
+        self.check_unclaimed(rel)?;
         let path = self.partial_path(rel);
         let limits = self.store.limits;
         let (partials, partial_bytes) = self.partial_totals(&path)?;
@@ -364,8 +366,12 @@ impl Upload {
         let manifest = self.share.dir.join("manifest");
         let appended = {
             let _lock = self.share.lock()?;
-            // Another upload of this path may have been recorded since the contents were stored.
-            self.check_room_to_commit().and_then(|()| append_line(&manifest, &record))
+            // Another upload of this path may have been recorded since the contents were stored,
+            // through this server or another: the claim decides, not the records read here.
+            self.check_room_to_commit().and_then(|()| {
+                let claim = self.share.claim_file(&self.rel)?;
+                append_line(&manifest, &record).inspect_err(|_| claim.release())
+            })
         };
         match appended {
             // The 226 waits for the record to be durable.
@@ -402,9 +408,9 @@ impl Upload {
     fn store_packed(&mut self, syncs: &LiveShare) -> Result<Place> {
         // The bytes, and the claim on the path, stay until the upload ends.
         let Sink::Memory { bytes, .. } = &self.sink else { panic!("held bytes") };
-        let (pack, offset) = self.share.append_to_pack(bytes, || self.check_room_to_commit())?;
+        let (pack, place) = self.share.append_to_pack(bytes, syncs, || self.check_room_to_commit())?;
         syncs.pack.sync(|| pack.sync_data())?;
-        Ok(Place::Packed(offset))
+        Ok(place)
     }
 
     /// Checks, under the share's lock, that the file may still be recorded.
@@ -482,7 +488,9 @@ mod tests {
         let two = upload_announced(&share, "two", &small).unwrap();
         let big = upload_announced(&share, "big", &[1; PACK_MAX_BYTES as usize + 1]).unwrap();
         let unannounced = upload(&share, "unannounced", b"xyz").unwrap();
-        assert_eq!((&one.place, &two.place), (&Place::Packed(0), &Place::Packed(3)));
+        let instance = Some(store.instance_id());
+        let at = |offset| Place::Packed { instance: instance.clone(), offset };
+        assert_eq!((&one.place, &two.place), (&at(0), &at(3)));
         assert!(matches!(big.place, Place::Blob(_)) && matches!(unannounced.place, Place::Blob(_)));
         assert_eq!(fs::read_dir(share.dir.join("blobs")).unwrap().count(), 2);
         // Read back through a fresh parse of the manifest, not the cached one.
