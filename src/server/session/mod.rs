@@ -3,10 +3,12 @@
 //! next transfer, the shares it owns), the loop that reads commands through `proto`, and
 //! `dispatch`, the table from verb to handler. The handlers live beside it by concern: `data`
 //! (the data connection and transfers), `listing`, `site`; `rules` makes the decisions that
-//! need no socket, and `replies` holds the words, with the one mapping from store errors to
-//! refusals. It imports the server's `config` and `shared` state, never the accept loop.
+//! need no socket, `replies` holds the words, with the one mapping from store errors to
+//! refusals, and `journal` what the session writes to the log about refusals and shutdown. It
+//! imports the server's `config` and `shared` state, never the accept loop.
 
 mod data;
+mod journal;
 mod listing;
 mod replies;
 mod rules;
@@ -28,6 +30,7 @@ use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     self, Command, HashReply, ProtoError, Reason, Refusal, Reply, TransferType, listing_path,
 };
+use crate::server::log::ShareTag;
 use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Pending, UploadVerb};
@@ -61,23 +64,35 @@ pub struct Session<'a> {
     owned: HashSet<String>,
     /// The shares this connection created: its QUIT seals them.
     created: HashSet<String>,
+    /// The verb of the command being answered, for the log (`-` between commands).
+    verb: String,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
-/// trickles one byte at a time cannot hold a worker forever.
+/// trickles one byte at a time cannot hold a worker forever. It waits in short slices, and
+/// stops with [`journal::ShuttingDown`] once the server is stopping.
 struct LineDeadline<'s> {
     stream: &'s TcpStream,
     deadline: Instant,
+    shared: &'s Shared,
 }
 
 impl Read for LineDeadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+        loop {
+            if self.shared.shutdown.is_draining() {
+                return Err(io::Error::other(journal::ShuttingDown));
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left.min(journal::SHUTDOWN_LOOK)))?;
+            match (&*self.stream).read(buf) {
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                result => return result,
+            }
         }
-        self.stream.set_read_timeout(Some(left))?;
-        (&*self.stream).read(buf)
     }
 }
 
@@ -104,6 +119,7 @@ impl<'a> Session<'a> {
             pending: Pending::new(shared.config.max_pending_digests),
             owned: HashSet::new(),
             created: HashSet::new(),
+            verb: journal::NO_VERB.into(),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -121,12 +137,21 @@ impl<'a> Session<'a> {
         keep_urgent_data_inline(&self.control)?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
+            self.verb = journal::NO_VERB.into();
+            if self.shared.shutdown.is_draining() {
+                return self.leave_for_shutdown();
+            }
             let line = match self.held.pop_front() {
                 Some(line) => line,
                 None => {
-                    let mut reader = LineDeadline { stream: &self.control, deadline: Instant::now() + idle };
+                    let mut reader = LineDeadline {
+                        stream: &self.control,
+                        deadline: Instant::now() + idle,
+                        shared: self.shared,
+                    };
                     match read_line(&mut reader, &mut self.lines) {
                         Ok(line) => line,
+                        Err(err) if journal::is_shutting_down(&err) => return self.leave_for_shutdown(),
                         Err(err)
                             if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
                         {
@@ -141,7 +166,10 @@ impl<'a> Session<'a> {
             let command = match line {
                 Line::Closed => return Ok("closed-by-peer"),
                 Line::TooLong => Err(ProtoError::LineTooLong(self.shared.config.max_line)),
-                Line::Text(bytes) => proto::parse_command(&bytes),
+                Line::Text(bytes) => {
+                    self.verb = journal::verb_of(&bytes);
+                    proto::parse_command(&bytes)
+                }
             };
             let next = match command {
                 Ok(command) => self.dispatch(command)?,
@@ -153,7 +181,11 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Sends `reply`; a refusal is logged too, once, here.
     fn reply(&mut self, reply: Reply) -> io::Result<()> {
+        if reply.code >= 400 {
+            self.log_refusal(&reply);
+        }
         (&self.control).write_all(reply.to_string().as_bytes())
     }
 
@@ -279,7 +311,8 @@ impl<'a> Session<'a> {
             if let Ok(mut share) = self.shared.store.share(&code, unix_now())
                 && share.seal().is_ok()
             {
-                log_event!("conn={} peer={} event=sealed share={code} by=quit", self.id, self.peer);
+                let share = ShareTag::of(&code);
+                log_event!("conn={} peer={} event=sealed share={share} by=quit", self.id, self.peer);
             }
         }
         self.reply(Reply::new(221, "Goodbye"))?;

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::common::expiry::{format_duration, rfc3339};
 use crate::log_event;
 use crate::proto::{CreatedShare, Reason, Refusal, ShareInfo, SiteCommand};
+use crate::server::log::ShareTag;
 use crate::server::session::replies::store_refusal;
 use crate::server::session::{Next, Session, rules};
 use crate::server::store::{Node, StoreError, unix_now};
@@ -68,7 +69,6 @@ impl Session<'_> {
         }
         if !self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
             let limit = config.max_shares_per_hour;
-            log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
             let text = format!("Too many shares created from your address (limit {limit} per hour)");
             return self.refuse(Refusal::new(Reason::LimitReached, text));
         }
@@ -78,16 +78,18 @@ impl Session<'_> {
                 let code = share.code.to_string();
                 let budget = downloads.map_or("unlimited".into(), |n| n.to_string());
                 log_event!(
-                    "conn={} peer={} event=share-created share={code} expires={} downloads={budget}",
+                    "conn={} peer={} event=share-created share={} expires={} downloads={budget}",
                     self.id,
                     self.peer,
+                    ShareTag::of(&code),
                     rfc3339(expires)
                 );
                 self.owned.insert(code.clone());
                 self.created.insert(code.clone());
                 self.cwd = VirtualPath::Share { code: code.clone(), rel: Vec::new() };
+                let url = self.shared.public.share_url(&code, self.local.port());
                 let created =
-                    CreatedShare { code, owner_token: token.to_string(), expires: rfc3339(expires) };
+                    CreatedShare { code, owner_token: token.to_string(), expires: rfc3339(expires), url };
                 self.answer(created.to_reply())
             }
             Err(err) => self.store_error(err),
@@ -109,7 +111,8 @@ impl Session<'_> {
         }
         self.owned.insert(share.code.to_string());
         self.cwd = VirtualPath::Share { code: share.code.to_string(), rel: Vec::new() };
-        log_event!("conn={} peer={} event=owner share={}", self.id, self.peer, share.code);
+        let tag = ShareTag::of(share.code.as_str());
+        log_event!("conn={} peer={} event=owner share={tag}", self.id, self.peer);
         self.say(200, format!("You own /{} until it is sealed", share.code))
     }
 
@@ -119,7 +122,7 @@ impl Session<'_> {
             Ok(()) => {
                 self.owned.remove(code);
                 self.created.remove(code);
-                log_event!("conn={} peer={} event=deleted share={code}", self.id, self.peer);
+                log_event!("conn={} peer={} event=deleted share={}", self.id, self.peer, ShareTag::of(code));
                 self.say(250, format!("Share /{code} deleted"))
             }
             Err(StoreError::NotFound) => {
@@ -143,7 +146,8 @@ impl Session<'_> {
             Ok(()) => {
                 self.owned.remove(share.code.as_str());
                 self.created.remove(share.code.as_str());
-                log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
+                let tag = ShareTag::of(share.code.as_str());
+                log_event!("conn={} peer={} event=sealed share={tag}", self.id, self.peer);
                 self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
             }
             Err(err) => self.store_error(err),
@@ -168,6 +172,7 @@ impl Session<'_> {
                 downloads: share.meta.downloads,
                 downloads_left: None,
                 is_file: false,
+                url: self.shared.public.share_url(share.code.as_str(), self.local.port()),
             };
             match manifest.lookup(&rel) {
                 Some(Node::Folder) => {}

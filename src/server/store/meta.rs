@@ -41,7 +41,10 @@ pub(super) fn write_meta(dir: &Path, meta: &ShareMeta) -> io::Result<()> {
 
 pub(super) fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
     let text = fs::read_to_string(dir.join("meta"))?;
-    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta in {}", dir.display()));
+    // The folder's name is the share's code, a capability: the error names its log tag.
+    let code = dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag = crate::server::log::ShareTag::of(&code);
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta of share {tag}"));
     let mut fields = BTreeMap::new();
     for line in text.lines() {
         let (key, value) = line.split_once(' ').ok_or_else(invalid)?;
