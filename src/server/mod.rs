@@ -54,6 +54,8 @@ const SHUTDOWN_CUT_MARGIN: Duration = Duration::from_secs(5);
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// What resolving `--public-host` found, for the start line of the log.
+    public_note: String,
 }
 
 impl Server {
@@ -75,9 +77,9 @@ impl Server {
         let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
         let listener = crate::common::platform::listen(&config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        let public = PublicAddress::new(config.public_host.clone())
-            .with_context(|| format!("cannot resolve --public-host {:?}", config.public_host))?;
-        Ok(Server { listener, shared: Arc::new(Shared::new(config, store, public)) })
+        let public = PublicAddress::new(config.public_host.clone());
+        let public_note = public.reload();
+        Ok(Server { listener, shared: Arc::new(Shared::new(config, store, public)), public_note })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -96,13 +98,13 @@ impl Server {
         let _sweeper = Sweeper::start(Arc::clone(&self.shared))?;
         let active = Arc::new(AtomicUsize::new(0));
         log_event!(
-            "event=start listen={} root={} workers={} max_clients={} passive_ports={} public_host={}",
+            "event=start listen={} root={} workers={} max_clients={} passive_ports={} {}",
             self.local_addr()?,
             config.root.display(),
             config.workers,
             config.max_clients,
             config.passive_ports.map_or("any".into(), |r| format!("{}-{}", r.min, r.max)),
-            config.public_host.as_ref().map_or("none", |h| h.host.as_str()),
+            self.public_note,
         );
         self.listener.set_nonblocking(true)?;
         while !self.shared.shutdown.is_draining() {
@@ -163,7 +165,7 @@ impl Server {
                 Session::run(stream, id, &shared);
             });
         }
-        let Server { listener, shared } = self;
+        let Server { listener, shared, .. } = self;
         drop(listener);
         drain(&shared, pool);
         Ok(())

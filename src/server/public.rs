@@ -1,7 +1,9 @@
 //! The server's public name (`--public-host NAME[:PORT]`): [`PublicHost`], read from the
 //! command line, and [`PublicAddress`], which holds the IPv4 address `PASV` replies carry (the
 //! name resolved at start and again on SIGHUP) and builds the share URLs the server tells
-//! clients. Behind NAT the address a client reached is not the one the server sees.
+//! clients. Behind NAT the address a client reached is not the one the server sees. A name that
+//! does not resolve (DNS not up yet at boot) is logged, and `PASV` names the local address
+//! until a SIGHUP resolves it.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, ToSocketAddrs};
@@ -78,13 +80,9 @@ pub struct PublicAddress {
 }
 
 impl PublicAddress {
-    /// Resolves the name once; a name that does not resolve is an error at start.
-    pub fn new(host: Option<PublicHost>) -> io::Result<PublicAddress> {
-        let ipv4 = match &host {
-            Some(host) => host.resolve_ipv4()?,
-            None => None,
-        };
-        Ok(PublicAddress { host, ipv4: RwLock::new(ipv4) })
+    /// The public address of `host`, not resolved yet: call [`PublicAddress::reload`].
+    pub fn new(host: Option<PublicHost>) -> PublicAddress {
+        PublicAddress { host, ipv4: RwLock::new(None) }
     }
 
     /// The address for `PASV` replies, if the public name has an IPv4 one.
@@ -99,8 +97,8 @@ impl PublicAddress {
         Some(format!("ftp://{}:{}/{code}/", host.url_host(), host.port.unwrap_or(port)))
     }
 
-    /// Resolves the name again (SIGHUP), keeping the old address if that fails; says what it
-    /// did, for the log.
+    /// Resolves the name (at start, and on SIGHUP), keeping the address it had if that fails;
+    /// says what it did, for the log.
     pub fn reload(&self) -> String {
         let Some(host) = &self.host else {
             return "public_host=none".into();
@@ -111,12 +109,10 @@ impl PublicAddress {
                 let shown = ipv4.map_or("none".into(), |ip| ip.to_string());
                 format!("public_host={} pasv_address={shown}", host.host)
             }
-            Err(err) => format!(
-                "public_host={} resolve_error={:?} kept={:?}",
-                host.host,
-                err.to_string(),
-                self.passive_ipv4()
-            ),
+            Err(err) => {
+                let kept = self.passive_ipv4().map_or("none".into(), |ip| ip.to_string());
+                format!("public_host={} resolve_error={:?} pasv_address={kept}", host.host, err.to_string())
+            }
         }
     }
 }
@@ -144,13 +140,16 @@ mod tests {
 
     #[test]
     fn urls_use_the_public_name_and_pasv_its_ipv4_address() {
-        let public = PublicAddress::new(Some(PublicHost::parse("192.0.2.7").unwrap())).unwrap();
+        let public = PublicAddress::new(Some(PublicHost::parse("192.0.2.7").unwrap()));
+        assert_eq!(public.passive_ipv4(), None, "not resolved yet");
+        assert_eq!(public.reload(), "public_host=192.0.2.7 pasv_address=192.0.2.7");
         assert_eq!(public.passive_ipv4(), Some(Ipv4Addr::new(192, 0, 2, 7)));
         assert_eq!(public.share_url("abc", 2121).as_deref(), Some("ftp://192.0.2.7:2121/abc/"));
-        let v6 = PublicAddress::new(Some(PublicHost::parse("[2001:db8::7]:21").unwrap())).unwrap();
+        let v6 = PublicAddress::new(Some(PublicHost::parse("[2001:db8::7]:21").unwrap()));
+        v6.reload();
         assert_eq!(v6.passive_ipv4(), None, "PASV keeps the local address");
         assert_eq!(v6.share_url("abc", 2121).as_deref(), Some("ftp://[2001:db8::7]:21/abc/"));
-        let none = PublicAddress::new(None).unwrap();
+        let none = PublicAddress::new(None);
         assert_eq!((none.passive_ipv4(), none.share_url("abc", 21)), (None, None));
         assert_eq!(none.reload(), "public_host=none");
     }
