@@ -196,11 +196,11 @@ impl Drop for ActiveSlot {
     }
 }
 
-fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
+fn refuse(mut stream: TcpStream, id: u64, limit: &str, text: &str) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    log_event!("conn={id} peer={peer} event=refused reason={reason}");
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let refusal = Refusal::new(Reason::LimitReached, text).with_code(421);
+    log_event!("conn={id} peer={peer} event=refused code=421 reason={} limit={limit}", refusal.reason);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(refusal.to_reply().to_string().as_bytes());
     let _ = stream.shutdown(Shutdown::Both);
 }
