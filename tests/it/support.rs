@@ -137,10 +137,12 @@ impl Server {
         format!("ftp://{}/{code}/", self.addr)
     }
 
-    /// Sends signal `name` (`TERM`, `INT`, `HUP`) to the server process with `kill`.
+    /// Sends signal `name` (`TERM`, `INT`, `HUP`) to the server process with the shell's own
+    /// `kill` (a `kill` program is not on every machine).
     pub fn signal(&self, name: &str) {
-        let status = Command::new("kill").args(["-s", name, &self.child.id().to_string()]).status();
-        assert!(status.expect("run kill").success(), "kill -s {name} failed");
+        let pid = self.child.id().to_string();
+        let status = Command::new("sh").args(["-c", "kill -s \"$1\" \"$2\"", "sh", name, &pid]).status();
+        assert!(status.expect("run sh").success(), "kill -s {name} {pid} failed");
     }
 
     /// Waits for the server to exit by itself and returns its exit code.
