@@ -1,9 +1,10 @@
-//! `anonshare-server`: parses the command line, binds, prints the bound address, serves.
+//! `anonshare-server`: parses the command line, binds, takes over SIGTERM, SIGINT and SIGHUP,
+//! prints the bound address, serves until a signal stops it.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-use anonshare::server::{Invocation, Server, parse_args, usage};
+use anonshare::server::{Invocation, Server, parse_args, signals, usage};
 
 fn main() -> ExitCode {
     let config = match parse_args(std::env::args_os().skip(1)) {
@@ -22,6 +23,7 @@ fn main() -> ExitCode {
         }
     };
     let result = Server::bind(config).and_then(|server| {
+        signals::watch(server.shared())?;
         let mut stdout = std::io::stdout().lock();
         writeln!(stdout, "anonshare-server listening on {}", server.local_addr()?)?;
         stdout.flush()?;

@@ -241,7 +241,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let report = transfer::publish(link, paths, options, &console);
             console.end();
             let report = report?;
-            let url = ShareUrl { host, port, code: report.share.code.clone() };
+            let url = ShareUrl::of_created(&report.share, &host, port);
             eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
             eprintln!("expires: {}", report.share.expires);
             write_out(out, &if json { upload_json(&url, &report) } else { format!("{url}\n") })

@@ -172,7 +172,7 @@ impl Shell<'_> {
         let link = Link::new(self.address(), &self.settings);
         let options = ShareOptions { lifetime, downloads: None };
         let report = transfer::publish(link, &paths, options, &self.console)?;
-        let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
+        let url = ShareUrl::of_created(&report.share, &self.host, self.port);
         eprintln!(
             "uploaded {} file(s); expires {}; owner token {}",
             report.files.len(),

@@ -164,6 +164,16 @@ impl ShareUrl {
         Ok(ShareUrl { host, port, code: code.to_owned() })
     }
 
+    /// The URL of a share just made: the one the server sent (`--public-host`), or else the
+    /// share on `host:port`, the address this client reached the server at.
+    pub fn of_created(share: &CreatedShare, host: &str, port: u16) -> ShareUrl {
+        let sent = share.url.as_deref().and_then(|url| ShareUrl::parse(url).ok());
+        match sent {
+            Some(url) if url.code == share.code => url,
+            _ => ShareUrl { host: host.to_owned(), port, code: share.code.clone() },
+        }
+    }
+
     /// `HOST:PORT` for connecting, brackets around IPv6.
     pub fn address(&self) -> String {
         join_host_port(&self.host, self.port)
@@ -638,6 +648,24 @@ mod tests {
         assert_eq!(url("ftp://h/a/b"), None);
         let parsed = ShareUrl::parse("ftp://[::1]:9/abc").unwrap();
         assert_eq!(parsed.to_string(), "ftp://[::1]:9/abc/");
+    }
+
+    #[test]
+    fn a_new_share_takes_the_url_the_server_sent_for_it() {
+        let mut created = CreatedShare {
+            code: "abc".into(),
+            owner_token: "tok".into(),
+            expires: "2026-12-02T12:00:00Z".into(),
+            url: None,
+        };
+        let of = |created: &CreatedShare| ShareUrl::of_created(created, "127.0.0.1", 2121).to_string();
+        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/");
+        created.url = Some("ftp://share.example.org:21/abc/".into());
+        assert_eq!(of(&created), "ftp://share.example.org:21/abc/");
+        created.url = Some("ftp://share.example.org:21/other/".into());
+        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/", "a URL of another share is not taken");
+        created.url = Some("not a url".into());
+        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/");
     }
 
     #[test]

@@ -103,6 +103,70 @@ fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
+/// Waits up to `timeout` for a connection to accept on `listener`; `false` when none came.
+#[cfg(unix)]
+pub fn wait_for_connection(listener: &TcpListener, timeout: std::time::Duration) -> io::Result<bool> {
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let timeout = Timespec::try_from(timeout).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))?;
+    let mut fds = [PollFd::new(listener, PollFlags::IN)];
+    match poll(&mut fds, Some(&timeout)) {
+        Ok(ready) => Ok(ready > 0),
+        Err(rustix::io::Errno::INTR) => Ok(false),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Elsewhere the accept itself waits: a shutdown is noticed at the next connection.
+#[cfg(not(unix))]
+pub fn wait_for_connection(_listener: &TcpListener, _timeout: std::time::Duration) -> io::Result<bool> {
+    Ok(true)
+}
+
+/// The signals that steer a running server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// SIGTERM: stop (what systemd and `kill` send).
+    Terminate,
+    /// SIGINT: stop (Ctrl-C).
+    Interrupt,
+    /// SIGHUP: reload what can be reloaded.
+    Hangup,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Terminate => "SIGTERM",
+            Signal::Interrupt => "SIGINT",
+            Signal::Hangup => "SIGHUP",
+        }
+    }
+}
+
+/// Calls `handler` on a thread of its own for every SIGTERM, SIGINT and SIGHUP from now on,
+/// instead of the default action (which for all three ends the process at once).
+#[cfg(unix)]
+pub fn on_signals(mut handler: impl FnMut(Signal) + Send + 'static) -> io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT, SIGHUP])?;
+    std::thread::Builder::new().name("signals".into()).spawn(move || {
+        for number in signals.forever() {
+            handler(match number {
+                SIGTERM => Signal::Terminate,
+                SIGINT => Signal::Interrupt,
+                _ => Signal::Hangup,
+            });
+        }
+    })?;
+    Ok(())
+}
+
+/// Elsewhere the default actions stay: Ctrl-C ends the server at once.
+#[cfg(not(unix))]
+pub fn on_signals(_handler: impl FnMut(Signal) + Send + 'static) -> io::Result<()> {
+    Ok(())
+}
+
 /// Deletes `len` bytes of `file` from `offset` on, leaving a hole that reads as zeros and frees
 /// its disk space; the file keeps its size. Where holes are not supported, the bytes are
 /// overwritten with zeros.

@@ -107,6 +107,12 @@ impl FromStr for OwnerToken {
     }
 }
 
+impl AsRef<str> for ShareCode {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
 impl fmt::Display for ShareCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -4,21 +4,31 @@
 
 use crate::proto::Reply;
 
-/// What `SITE MKSHARE` answers: `257 "/<code>" share created; expires <time>; owner token <token>`.
+/// What `SITE MKSHARE` answers: `257 "/<code>" share created; expires <time>; owner token
+/// <token>`, and ` url <url>` after the token when the server knows its public address
+/// (`--public-host`). A client that reads only the first word after `owner token` still works.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreatedShare {
     pub code: String,
     pub owner_token: String,
     /// RFC 3339, UTC.
     pub expires: String,
+    /// The share's public URL (`ftp://HOST:PORT/CODE/`), when the server says what it is.
+    pub url: Option<String>,
 }
+
+/// The word that comes before a share's public URL in a `257` and in a `211`.
+const URL_WORD: &str = "url";
 
 impl CreatedShare {
     pub fn to_reply(&self) -> Reply {
-        let text = format!(
+        let mut text = format!(
             "\"/{}\" share created; expires {}; owner token {}",
             self.code, self.expires, self.owner_token
         );
+        if let Some(url) = &self.url {
+            text.push_str(&format!(" {URL_WORD} {url}"));
+        }
         Reply::new(257, text)
     }
 
@@ -26,11 +36,17 @@ impl CreatedShare {
     pub fn parse(text: &str) -> Option<CreatedShare> {
         let (code, rest) = text.strip_prefix("\"/")?.split_once("\" share created; expires ")?;
         let (expires, owner_token) = rest.split_once("; owner token ")?;
-        let owner_token = owner_token.split_whitespace().next()?;
+        let mut words = owner_token.split_whitespace();
+        let owner_token = words.next()?;
+        let url = match (words.next(), words.next()) {
+            (Some(URL_WORD), Some(url)) => Some(url.to_owned()),
+            _ => None,
+        };
         Some(CreatedShare {
             code: code.to_owned(),
             owner_token: owner_token.to_owned(),
             expires: expires.to_owned(),
+            url,
         })
     }
 }
@@ -52,6 +68,8 @@ pub struct ShareInfo {
     pub downloads_left: Option<u64>,
     /// Whether the path asked about is a file (then `downloads_left` is about it).
     pub is_file: bool,
+    /// The share's public URL, when the server knows its public address.
+    pub url: Option<String>,
 }
 
 /// How a budget without limit is written.
@@ -73,6 +91,9 @@ impl ShareInfo {
         ];
         if self.is_file {
             body.push(format!(" downloads-left {}", budget(self.downloads_left)));
+        }
+        if let Some(url) = &self.url {
+            body.push(format!(" {URL_WORD} {url}"));
         }
         Reply::multi(211, format!("Share /{}", self.code), body, "End")
     }
@@ -103,6 +124,7 @@ impl ShareInfo {
                     info.downloads_left = count(value)?;
                     info.is_file = true;
                 }
+                Some((URL_WORD, value)) => info.url = Some(value.to_owned()),
                 _ => {}
             }
         }
@@ -132,11 +154,32 @@ mod tests {
             code: "abc".into(),
             owner_token: "tok".into(),
             expires: "2026-12-02T12:00:00Z".into(),
+            url: None,
         };
         let reply = through_the_wire(created.to_reply());
         assert_eq!(reply.code, 257);
         assert_eq!(CreatedShare::parse(&reply.text()), Some(created));
         assert_eq!(CreatedShare::parse("\"/abc\" created"), None);
+    }
+
+    #[test]
+    fn created_share_carries_its_public_url_and_old_parsers_still_read_the_token() {
+        let created = CreatedShare {
+            code: "abc".into(),
+            owner_token: "tok".into(),
+            expires: "2026-12-02T12:00:00Z".into(),
+            url: Some("ftp://share.example.org:2121/abc/".into()),
+        };
+        let text = through_the_wire(created.to_reply()).text();
+        assert_eq!(
+            text,
+            "\"/abc\" share created; expires 2026-12-02T12:00:00Z; owner token tok \
+             url ftp://share.example.org:2121/abc/"
+        );
+        assert_eq!(CreatedShare::parse(&text), Some(created));
+        // What a client of before the URL did: the first word after the marker.
+        let (_, after) = text.split_once("; owner token ").unwrap();
+        assert_eq!(after.split_whitespace().next(), Some("tok"));
     }
 
     #[test]
@@ -150,6 +193,7 @@ mod tests {
             downloads: Some(2),
             downloads_left: None,
             is_file: false,
+            url: None,
         };
         let check = |info: &ShareInfo| {
             let reply = through_the_wire(info.to_reply());
@@ -163,6 +207,13 @@ mod tests {
         info.downloads = None;
         info.downloads_left = None;
         check(&info);
+        info.url = Some("ftp://share.example.org:2121/abc/".into());
+        check(&info);
+        let mut old = info.clone();
+        old.url = None;
+        let lines = through_the_wire(info.to_reply()).lines;
+        let without_url: Vec<String> = lines.into_iter().filter(|l| !l.trim().starts_with("url ")).collect();
+        assert_eq!(ShareInfo::parse(&without_url), Some(old), "a reply without url parses as before");
     }
 
     #[test]

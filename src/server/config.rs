@@ -13,6 +13,8 @@ use crate::server::admission::{
     DEFAULT_MAX_MISS_DELAY, DEFAULT_MAX_PER_IP, DEFAULT_MAX_SHARE_MISSES, DEFAULT_MAX_SHARES_PER_HOUR,
     DEFAULT_MAX_TRACKED_ADDRESSES, DEFAULT_MISS_DELAY,
 };
+use crate::server::passive::PortRange;
+use crate::server::public::PublicHost;
 use crate::server::store::{
     DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
     DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
@@ -44,6 +46,9 @@ pub const DEFAULT_MAX_HELD_COMMANDS: usize = 16;
 pub const DEFAULT_MAX_LIST_ENTRIES: usize = 10_000;
 /// How often expired shares are removed from disk.
 pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+/// After SIGTERM or SIGINT, how long transfers in flight may run before they are cut. The
+/// systemd unit's `TimeoutStopSec` must be longer (deploy/anonshare-server.service).
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
 
 /// Everything the server can be told.
 #[derive(Debug, Clone)]
@@ -77,6 +82,11 @@ pub struct Config {
     pub max_download_budget: u64,
     pub max_held_commands: usize,
     pub max_list_entries: usize,
+    pub shutdown_grace: Duration,
+    /// Ports passive listeners use; `None` lets the OS pick any free port.
+    pub passive_ports: Option<PortRange>,
+    /// The name clients reach this server by, for `PASV` replies and share URLs.
+    pub public_host: Option<PublicHost>,
 }
 
 impl Default for Config {
@@ -111,6 +121,9 @@ impl Default for Config {
             max_download_budget: DEFAULT_MAX_DOWNLOAD_BUDGET,
             max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            passive_ports: None,
+            public_host: None,
         }
     }
 }
@@ -170,12 +183,23 @@ Options:
   --max-held-commands N    commands read during a transfer and run after it [default: {held}]
   --max-download-budget N  most downloads per file a share may ask for (504) [default: {budget}]
   --max-list-entries N     most entries of a wildcard or LIST -R listing (452) [default: {list}]
+  --shutdown-grace D       after SIGTERM or SIGINT, time transfers in flight have to
+                           finish before they are cut [default: {grace}]
+  --passive-ports MIN-MAX  ports for passive data connections (open them in the firewall);
+                           425 when all are busy [default: any port the OS picks]
+  --public-host NAME[:PORT]  the name or address clients reach this server by: sent in PASV
+                           replies (its IPv4 address) and in share URLs [default: none]
   -h, --help               print this help
   -V, --version            print the version
 
 Durations (D) are like 90s, 30m, 12h or 7d. BYTES may end in K, M, G or T (powers of 1024).
 
-Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the store.
+Signals: SIGTERM or SIGINT stops taking connections, tells idle clients 421, lets transfers
+finish within --shutdown-grace, then exits 0; a second one exits 3 at once. SIGHUP resolves
+--public-host again.
+
+Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the store; 3 stopped
+at once by a second signal.
 ",
         version = env!("CARGO_PKG_VERSION"),
         listen = d.listen,
@@ -206,6 +230,7 @@ Exit codes: 0 stopped cleanly; 1 usage error; 2 could not listen or open the sto
         held = d.max_held_commands,
         budget = d.max_download_budget,
         list = d.max_list_entries,
+        grace = format_duration(d.shutdown_grace),
     )
 }
 
@@ -274,6 +299,22 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             "--max-list-entries" => config.max_list_entries = args.parsed(&flag, "a number of entries")?,
             "--max-download-budget" => {
                 config.max_download_budget = args.parsed(&flag, "a number of downloads")?
+            }
+            "--shutdown-grace" => config.shutdown_grace = duration(&mut args, &flag)?,
+            "--passive-ports" => {
+                let text = args.value(&flag)?;
+                let range = PortRange::parse(&text).ok_or_else(|| {
+                    UsageError(format!(
+                        "invalid {flag} '{text}': expected MIN-MAX, two ports from 1 to 65535, MIN <= MAX"
+                    ))
+                })?;
+                config.passive_ports = Some(range);
+            }
+            "--public-host" => {
+                let text = args.value(&flag)?;
+                let host = PublicHost::parse(&text)
+                    .map_err(|why| UsageError(format!("invalid {flag} '{text}': {why}")))?;
+                config.public_host = Some(host);
             }
             _ => return Err(unknown_flag(&flag)),
         }
@@ -416,5 +457,26 @@ mod tests {
         assert!(parse(&["--default-expiry", "40d"]).unwrap_err().contains("at most --max-expiry"));
         assert!(parse(&["--idle-timeout", "soon"]).unwrap_err().contains("expected a duration"));
         assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option '--bogus' (see --help)");
+        assert!(parse(&["--passive-ports", "3000-2000"]).unwrap_err().contains("MIN <= MAX"));
+        assert!(parse(&["--passive-ports", "0-10"]).unwrap_err().contains("expected MIN-MAX"));
+        assert!(parse(&["--public-host", "a b"]).unwrap_err().starts_with("invalid --public-host"));
+    }
+
+    #[test]
+    fn operator_flags_are_read() {
+        let config = parse(&[
+            "--shutdown-grace",
+            "5s",
+            "--passive-ports",
+            "30000-30009",
+            "--public-host",
+            "share.example.org:2121",
+        ])
+        .unwrap();
+        assert_eq!(config.shutdown_grace, Duration::from_secs(5));
+        assert_eq!(config.passive_ports, Some(PortRange { min: 30000, max: 30009 }));
+        let public = config.public_host.unwrap();
+        assert_eq!((public.host.as_str(), public.port), ("share.example.org", Some(2121)));
+        assert_eq!(parse(&[]).unwrap().shutdown_grace, DEFAULT_SHUTDOWN_GRACE);
     }
 }

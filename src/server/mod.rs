@@ -1,22 +1,27 @@
 //! The server's accept loop: it binds, admits or refuses each connection (`421`), hands the
-//! admitted ones to the worker pool, and runs the sweeper that removes expired shares. It never
-//! speaks to a client past that one refusal: the conversation lives in `session`, which knows
-//! only `config` and `shared`, never this module. The flags live in `config`.
+//! admitted ones to the worker pool, and runs the sweeper that removes expired shares. On a
+//! shutdown it closes the listener and waits for the sessions to end (`signals` starts it). It
+//! never speaks to a client past that one refusal: the conversation lives in `session`, which
+//! knows only `config` and `shared`, never this module. The flags live in `config`.
 
 pub mod admission;
 pub mod config;
 pub mod log;
+pub mod passive;
 pub mod pool;
+pub mod public;
 pub mod session;
 pub mod shared;
+pub mod shutdown;
+pub mod signals;
 pub mod store;
 pub mod vpath;
 
 pub use config::{
     Config, DEFAULT_DATA_TIMEOUT, DEFAULT_EXPIRY, DEFAULT_IDLE_TIMEOUT, DEFAULT_LISTEN,
     DEFAULT_MAX_DOWNLOAD_BUDGET, DEFAULT_MAX_EXPIRY, DEFAULT_MAX_HELD_COMMANDS, DEFAULT_MAX_LIST_ENTRIES,
-    DEFAULT_MAX_PENDING_DIGESTS, DEFAULT_PASSIVE_TIMEOUT, DEFAULT_ROOT, DEFAULT_SWEEP_INTERVAL,
-    DEFAULT_WORKERS, Invocation, format_bytes, parse_args, parse_bytes, usage,
+    DEFAULT_MAX_PENDING_DIGESTS, DEFAULT_PASSIVE_TIMEOUT, DEFAULT_ROOT, DEFAULT_SHUTDOWN_GRACE,
+    DEFAULT_SWEEP_INTERVAL, DEFAULT_WORKERS, Invocation, format_bytes, parse_args, parse_bytes, usage,
 };
 pub use shared::Shared;
 
@@ -27,21 +32,30 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::common::platform::wait_for_connection;
 use crate::log_event;
 use crate::proto::{Reason, Refusal};
 use crate::server::admission::TooManyConnections;
 use crate::server::pool::ThreadPool;
+use crate::server::public::PublicAddress;
 use crate::server::session::Session;
 use crate::server::store::{Limits, Removal, Store, unix_now};
 
 /// Connections the kernel may hold before the accept loop takes them (at least `--max-clients`):
 /// a burst of clients waits in the queue, and the ones over a limit get their `421` at once.
 const LISTEN_BACKLOG: u32 = 1024;
+/// Longest the accept loop waits for a connection before it looks whether to stop.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(200);
+/// After the grace, how long cut transfers have to send their replies before the process ends
+/// without them.
+const SHUTDOWN_CUT_MARGIN: Duration = Duration::from_secs(5);
 
 /// A bound, ready server.
 pub struct Server {
     listener: TcpListener,
     shared: Arc<Shared>,
+    /// What resolving `--public-host` found, for the start line of the log.
+    public_note: String,
 }
 
 impl Server {
@@ -56,7 +70,6 @@ impl Server {
             max_share_size: config.max_share_size,
             max_files_per_share: config.max_files_per_share,
             min_free_disk: config.min_free_disk,
-            partial_lifetime: config.partial_lifetime,
             ..Limits::default()
         };
         let store = Store::open(&config.root, limits)
@@ -64,33 +77,52 @@ impl Server {
         let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
         let listener = crate::common::platform::listen(&config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
-        Ok(Server { listener, shared: Arc::new(Shared::new(config, store)) })
+        let public = PublicAddress::new(config.public_host.clone());
+        let public_note = public.reload();
+        Ok(Server { listener, shared: Arc::new(Shared::new(config, store, public)), public_note })
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.listener.local_addr()
     }
 
-    /// Serves until the listener fails.
+    /// What the signal watcher steers: the shutdown state and what SIGHUP reloads.
+    pub fn shared(&self) -> Arc<Shared> {
+        Arc::clone(&self.shared)
+    }
+
+    /// Serves until a shutdown starts, then closes the listener and waits for the sessions.
     pub fn run(self) -> anyhow::Result<()> {
         let config = &self.shared.config;
         let pool = ThreadPool::new(config.workers, "session")?;
         let _sweeper = Sweeper::start(Arc::clone(&self.shared))?;
         let active = Arc::new(AtomicUsize::new(0));
         log_event!(
-            "event=start listen={} root={} workers={} max_clients={}",
+            "event=start listen={} root={} workers={} max_clients={} passive_ports={} {}",
             self.local_addr()?,
             config.root.display(),
             config.workers,
-            config.max_clients
+            config.max_clients,
+            config.passive_ports.map_or("any".into(), |r| format!("{}-{}", r.min, r.max)),
+            self.public_note,
         );
+        self.listener.set_nonblocking(true)?;
         let mut trouble = AcceptTrouble::default();
-        for stream in self.listener.incoming() {
-            let stream = match stream {
-                Ok(stream) => {
+        while !self.shared.shutdown.is_draining() {
+            match wait_for_connection(&self.listener, SHUTDOWN_POLL) {
+                Ok(true) => {}
+                Ok(false) => continue,
+                Err(err) => {
+                    trouble.failed(&err);
+                    continue;
+                }
+            }
+            let stream = match self.listener.accept() {
+                Ok((stream, _)) => {
                     trouble.passed();
                     stream
                 }
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 // Resets before accept and running out of descriptors pass; until they do,
                 // the loop pauses instead of spinning, and logs once in a while.
                 Err(err) => {
@@ -98,6 +130,10 @@ impl Server {
                     continue;
                 }
             };
+            // Some systems hand out accepted sockets as non-blocking as their listener.
+            if stream.set_nonblocking(false).is_err() {
+                continue;
+            }
             let id = self.shared.next_connection_id();
             if active.load(Ordering::Acquire) >= config.max_clients {
                 let text = format!(
@@ -123,12 +159,17 @@ impl Server {
             active.fetch_add(1, Ordering::AcqRel);
             let shared = Arc::clone(&self.shared);
             let active = Arc::clone(&active);
+            let counted = self.shared.shutdown.enter();
             pool.execute(move || {
+                let _counted = counted;
                 let _slot = ActiveSlot(active);
                 let _ticket = ticket;
                 Session::run(stream, id, &shared);
             });
         }
+        let Server { listener, shared, .. } = self;
+        drop(listener);
+        drain(&shared, pool);
         Ok(())
     }
 }
@@ -173,6 +214,21 @@ impl AcceptTrouble {
     }
 }
 
+/// Waits for the sessions of a stopping server: idle ones leave at once with a `421`, transfers
+/// have the grace and then are cut. Sessions that still run after the margin (a client that
+/// reads no reply) are left to end with the process.
+fn drain(shared: &Shared, pool: ThreadPool) {
+    let shutdown = &shared.shutdown;
+    let grace = shutdown.grace();
+    log_event!("event=shutdown phase=draining sessions={} grace={}s", shutdown.sessions(), grace.as_secs());
+    let left = shutdown.wait_for_sessions(Instant::now() + grace + SHUTDOWN_CUT_MARGIN);
+    log_event!("event=shutdown phase=done sessions_left={left}");
+    if left > 0 {
+        // Dropping the pool would join workers that may never end.
+        std::mem::forget(pool);
+    }
+}
+
 /// Gives a connection slot back when a session ends, however it ends.
 struct ActiveSlot(Arc<AtomicUsize>);
 
@@ -182,11 +238,11 @@ impl Drop for ActiveSlot {
     }
 }
 
-fn refuse(mut stream: TcpStream, id: u64, reason: &str, text: &str) {
+fn refuse(mut stream: TcpStream, id: u64, limit: &str, text: &str) {
     let peer = stream.peer_addr().map(|a| a.to_string()).unwrap_or_default();
-    log_event!("conn={id} peer={peer} event=refused reason={reason}");
-    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let refusal = Refusal::new(Reason::LimitReached, text).with_code(421);
+    log_event!("conn={id} peer={peer} event=refused code=421 reason={} limit={limit}", refusal.reason);
+    let _ = stream.set_write_timeout(Some(Duration::from_secs(1)));
     let _ = stream.write_all(refusal.to_reply().to_string().as_bytes());
     let _ = stream.shutdown(Shutdown::Both);
 }
@@ -210,7 +266,7 @@ impl Sweeper {
                         Removal::Spent => "spent",
                         Removal::Damaged => "damaged",
                     };
-                    log_event!("event={event} share={code}");
+                    log_event!("event={event} share={}", crate::server::log::ShareTag::of(&code));
                 }
                 if sweep.partials > 0 {
                     log_event!("event=partials-swept count={}", sweep.partials);
@@ -277,7 +333,8 @@ mod tidy {
 
     #[test]
     fn the_session_does_not_import_the_accept_loop() {
-        let allowed = ["admission", "config", "session", "shared", "store", "vpath"];
+        let allowed =
+            ["admission", "config", "log", "passive", "session", "shared", "shutdown", "store", "vpath"];
         for (path, text) in sources("session") {
             for (at, _) in text.match_indices("crate::server::") {
                 let rest = &text[at + "crate::server::".len()..];

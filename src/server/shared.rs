@@ -1,11 +1,15 @@
-//! [`Shared`]: what every session of one server reads: the configuration, the store and the
-//! per-address admission counts. It holds no connection and starts no thread.
+//! [`Shared`]: what every session of one server reads: the configuration, the store, the
+//! per-address admission counts, the passive ports, the public address and the shutdown state.
+//! It holds no connection and starts no thread.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::server::admission::{Admission, AdmissionLimits};
 use crate::server::config::Config;
+use crate::server::passive::PassivePorts;
+use crate::server::public::PublicAddress;
+use crate::server::shutdown::Shutdown;
 use crate::server::store::Store;
 
 /// What every session shares.
@@ -13,12 +17,15 @@ pub struct Shared {
     pub config: Config,
     pub store: Store,
     pub admission: Arc<Admission>,
+    pub passive_ports: PassivePorts,
+    pub public: PublicAddress,
+    pub shutdown: Arc<Shutdown>,
     next_id: AtomicU64,
 }
 
 impl Shared {
-    /// The state of a server with `config`, serving from `store`.
-    pub fn new(config: Config, store: Store) -> Shared {
+    /// The state of a server with `config`, serving from `store`, known to clients as `public`.
+    pub fn new(config: Config, store: Store, public: PublicAddress) -> Shared {
         let admission = Admission::new(AdmissionLimits {
             max_per_ip: config.max_per_ip,
             max_shares_per_hour: config.max_shares_per_hour,
@@ -27,7 +34,9 @@ impl Shared {
             max_miss_delay: config.max_miss_delay,
             max_tracked: config.max_tracked_addresses,
         });
-        Shared { config, store, admission, next_id: AtomicU64::new(1) }
+        let passive_ports = PassivePorts::new(config.passive_ports);
+        let shutdown = Arc::new(Shutdown::new(config.shutdown_grace));
+        Shared { config, store, admission, passive_ports, public, shutdown, next_id: AtomicU64::new(1) }
     }
 
     /// A number no other connection to this server has had, for the log.

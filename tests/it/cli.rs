@@ -4,6 +4,7 @@ use std::fs;
 use std::io::Write;
 
 use anonshare::common::digest::Sha256Digest;
+use anonshare::server::log::ShareTag;
 
 use crate::support::{
     Server, TempDir, client, code_of, connections_with, events, random_bytes, upload, wait_until,
@@ -111,7 +112,7 @@ fn an_expired_share_is_gone_for_every_client_and_from_disk() {
     assert_eq!(list.code, 3, "{}", list.stderr);
     let get = client(&server.addr, dir.path(), &["download", &url, "--dir", "out"], b"");
     assert_eq!(get.code, 3);
-    let expired = format!("event=expired share={code}");
+    let expired = format!("event=expired share={}", ShareTag::of(&code));
     wait_until("the server logged the expired share", || server.log().contains(&expired));
 }
 
@@ -247,7 +248,7 @@ fn a_failed_upload_publishes_nothing() {
     assert!(run.stdout.is_empty(), "no URL: {}", run.stdout);
     let log = server.log();
     assert!(log.contains("event=share-created"), "{log}");
-    assert!(log.contains("event=stor path="), "the first file was stored: {log}");
+    assert!(log.contains("event=stor share="), "the first file was stored: {log}");
     assert!(!log.contains("event=sealed"), "the half-made share is not sealed: {log}");
     assert!(log.contains("event=deleted"), "and it is deleted at once: {log}");
     assert_eq!(fs::read_dir(server.root.join("shares")).unwrap().count(), 0, "nothing left on disk");

@@ -8,6 +8,7 @@ use std::io::Write;
 
 use anonshare::common::expiry::parse_rfc3339;
 use anonshare::proto::parse_mlsx_line;
+use anonshare::server::log::ShareTag;
 use anonshare::server::store::unix_now;
 
 use crate::support::{
@@ -75,7 +76,7 @@ fn expired_shares_are_removed_at_start() {
     assert_eq!(list.code, 3, "{}", list.stderr);
     let get = client(&server.addr, dir.path(), &["download", &server.url(&brief), "--dir", "out"], b"");
     assert_eq!(get.code, 3, "{}", get.stderr);
-    let expired = format!("event=expired share={brief}");
+    let expired = format!("event=expired share={}", ShareTag::of(&brief));
     wait_until("the sweep logged the expired share", || server.log().contains(&expired));
     let kept = client(&server.addr, dir.path(), &["list", &server.url(&lasting)], b"");
     assert_eq!(kept.code, 0, "a share that has not expired survives the sweep: {}", kept.stderr);

@@ -6,6 +6,7 @@ mod cluster;
 mod crash;
 mod hardening;
 mod lifecycle;
+mod operations;
 mod protocol;
 mod proxy;
 mod stock;

@@ -4,6 +4,7 @@
 use std::fs;
 
 use anonshare::common::digest::Sha256Digest;
+use anonshare::server::log::ShareTag;
 
 use crate::support::{Server, TempDir, client, code_of, curl, python, random_bytes, upload};
 
@@ -103,9 +104,10 @@ fn ftplib_uploads_lists_downloads_and_hashes() {
     assert_eq!(run.code, 0, "ftplib: {}", run.stderr);
     let code = run.stdout.trim();
     let log = server.log();
-    assert!(log.contains(&format!("event=stor-rejected path=\"/{code}/bad.txt\"")), "{log}");
+    let tag = ShareTag::of(code);
+    assert!(log.contains(&format!("event=stor-rejected share={tag} path=\"/bad.txt\"")), "{log}");
     assert!(
-        !log.contains(&format!("event=stor path=\"/{code}/bad.txt\"")),
+        !log.contains(&format!("event=stor share={tag} path=\"/bad.txt\"")),
         "the mismatching file was not stored"
     );
     let stored = server.root.join("shares").join(code).join("files");
@@ -230,7 +232,7 @@ fn curl_resumes_a_download_and_meets_budgets_and_deletion() {
     let (resumed, _) = curl(&["-C", "-", "-o", local_text, &format!("{url}big.bin")]);
     assert_eq!(resumed.code, 0, "{}", resumed.stderr);
     assert!(fs::read(&local).unwrap() == big, "the resumed file is whole");
-    assert!(server.log().contains("event=retr path=") && server.log().contains(" offset=1048576 "));
+    assert!(server.log().contains("event=retr share=") && server.log().contains(" offset=1048576 "));
 
     // A budget of one holds for curl: the second download finds nothing.
     let once = upload(&server, dir.path(), &["--once", "big.bin"]);

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anonshare::common::digest::Sha256Digest;
 use anonshare::common::secret::ShareCode;
-use anonshare::proto::parse_epsv_reply;
+use anonshare::proto::{CreatedShare, parse_epsv_reply};
 
 /// Longest any single wait in a test may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);
@@ -161,6 +161,24 @@ impl Server {
 
     pub fn url(&self, code: &str) -> String {
         format!("ftp://{}/{code}/", self.addr)
+    }
+
+    /// Sends signal `name` (`TERM`, `INT`, `HUP`) to the server process with the shell's own
+    /// `kill` (a `kill` program is not on every machine).
+    pub fn signal(&self, name: &str) {
+        let pid = self.child.id().to_string();
+        let status = Command::new("sh").args(["-c", "kill -s \"$1\" \"$2\"", "sh", name, &pid]).status();
+        assert!(status.expect("run sh").success(), "kill -s {name} {pid} failed");
+    }
+
+    /// Waits for the server to exit by itself and returns its exit code.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        let mut status = None;
+        wait_until("the server exited", || {
+            status = self.child.try_wait().expect("look at the server process");
+            status.is_some()
+        });
+        status.and_then(|status| status.code())
     }
 }
 
@@ -364,9 +382,8 @@ pub struct NewShare {
 pub fn make_share(control: &mut Control, seconds: u64) -> NewShare {
     let created = control.command(&format!("SITE MKSHARE {seconds}"));
     assert!(created.starts_with("257 \"/") && created.contains("; owner token "), "{created}");
-    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
-    let token = created.rsplit(' ').next().unwrap().to_owned();
-    NewShare { code, token }
+    let created = CreatedShare::parse(&created[4..]).unwrap_or_else(|| panic!("{created}"));
+    NewShare { code: created.code, token: created.owner_token }
 }
 
 /// Opens a passive data port with EPSV and returns it.

@@ -1,12 +1,13 @@
-//! The data connection and what runs on it: the passive listener (`PASV`, `EPSV`, RFC 2428),
-//! accepting the client's connection and no other (RFC 2577), [`Session::with_data`] with its
-//! `150`, final reply and [`ControlWatch`] for `ABOR` during a transfer, and the `RETR`, `STOR`
-//! and `APPE` transfers. It never opens a connection to the client (no `PORT`), and never
+//! The data connection and what runs on it: the passive listener (`PASV`, `EPSV`, RFC 2428) on
+//! a port of `--passive-ports`, `PASV` naming the `--public-host` address, accepting the
+//! client's connection and no other (RFC 2577), [`Session::with_data`] with its `150`, final
+//! reply and [`ControlWatch`] for `ABOR` (and for a shutdown past its grace) during a transfer,
+//! and the `RETR`, `STOR` and `APPE` transfers. It never opens a connection to the client (no `PORT`), and never
 //! decides who may write: `Session::writable` does.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -19,9 +20,11 @@ use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     self, Command, Reason, Refusal, Reply, StoredReply, TransferType, epsv_reply_text, pasv_reply_text,
 };
+use crate::server::log::LoggedPath;
 use crate::server::session::replies::{binary_only, store_refusal};
 use crate::server::session::rules::UploadVerb;
 use crate::server::session::{Next, Session};
+use crate::server::shutdown::Shutdown as ServerShutdown;
 use crate::server::store::{StoreError, Upload};
 
 /// Bytes per read of an upload: larger than the client's chunks, so the server, which also
@@ -45,6 +48,8 @@ pub(super) enum Stop {
     Abort,
     /// The control connection closed without QUIT: the client is gone.
     ClientGone,
+    /// The server is stopping and the transfer's grace is over.
+    Shutdown,
 }
 
 /// The control connection as a transfer sees it: between chunks it looks for ABOR and holds
@@ -59,10 +64,14 @@ pub(super) struct ControlWatch<'s> {
     data_timeout: Duration,
     /// Most commands held until the transfer ends; past that the control connection waits.
     max_held: usize,
+    shutdown: &'s ServerShutdown,
 }
 
 impl ControlWatch<'_> {
     pub(super) fn check(&mut self) -> Result<(), Stop> {
+        if self.shutdown.past_grace() {
+            return Err(Stop::Shutdown);
+        }
         while self.held.len() < self.max_held {
             let line = match poll_line(self.control, self.lines) {
                 Ok(None) => return Ok(()),
@@ -172,9 +181,11 @@ impl Session<'_> {
             return self
                 .refuse(Refusal::new(Reason::Unsupported, "EPSV ALL was sent; use EPSV").with_code(503));
         }
-        let IpAddr::V4(ip) = self.local.ip() else {
+        let IpAddr::V4(local) = self.local.ip() else {
             return self.refuse(Refusal::new(Reason::NoDataConnection, "PASV needs IPv4; use EPSV"));
         };
+        // Behind NAT the client must be told the public address, not the one we listen on.
+        let ip = self.shared.public.passive_ipv4().unwrap_or(local);
         match self.open_passive() {
             Ok(port) => self.say(227, pasv_reply_text(SocketAddrV4::new(ip, port))),
             Err(err) => self
@@ -207,10 +218,11 @@ impl Session<'_> {
         }
     }
 
-    /// Listens on a fresh port the OS picks, on the address the client reached us on.
+    /// Listens on a free passive port (of `--passive-ports`, or any), on the address the client
+    /// reached us on.
     fn open_passive(&mut self) -> io::Result<u16> {
         self.passive = None;
-        let listener = TcpListener::bind(SocketAddr::new(self.local.ip(), 0))?;
+        let listener: TcpListener = self.shared.passive_ports.bind(self.local.ip())?;
         let port = listener.local_addr()?.port();
         self.passive = Some(listener);
         Ok(port)
@@ -239,6 +251,9 @@ impl Session<'_> {
                     drop(stream);
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    if self.shared.shutdown.past_grace() {
+                        return Err(refused("Server shutting down; no more transfers".into()));
+                    }
                     if Instant::now() >= deadline {
                         let waited = format_duration(limit);
                         return Err(refused(format!("No data connection within {waited}")));
@@ -275,6 +290,7 @@ impl Session<'_> {
             quit_seen: false,
             data_timeout: self.shared.config.data_timeout,
             max_held: self.shared.config.max_held_commands,
+            shutdown: &self.shared.shutdown,
         };
         let outcome = transfer(&mut data, &mut watch);
         let _ = data.shutdown(Shutdown::Both);
@@ -303,6 +319,12 @@ impl Session<'_> {
                     Refusal::new(Reason::TransferCut, "Transfer aborted; an upload is not stored").to_reply(),
                 )?;
                 self.say(226, "ABOR successful")
+            }
+            Err(Stop::Shutdown) => {
+                log_event!("conn={id} peer={peer} event=transfer-aborted reason=\"shutdown grace over\"");
+                let grace = format_duration(self.shared.shutdown.grace());
+                let text = format!("Server shutting down; transfer cut after the grace of {grace}");
+                self.refuse(Refusal::new(Reason::TransferCut, text))
             }
             Err(Stop::ClientGone) => {
                 log_event!(
@@ -352,15 +374,12 @@ impl Session<'_> {
                 None => Ok(false),
             };
             if let Ok(true) = counted {
-                log_event!("conn={id} peer={peer} event=download-counted path={:?}", path.to_string());
+                log_event!("conn={id} peer={peer} event=download-counted {}", LoggedPath(&path));
             }
             sent?;
             counted.map_err(Stop::Store)?;
             let sent = position - start - offset;
-            log_event!(
-                "conn={id} peer={peer} event=retr path={:?} offset={offset} bytes={sent}",
-                path.to_string()
-            );
+            log_event!("conn={id} peer={peer} event=retr {} offset={offset} bytes={sent}", LoggedPath(&path));
             Ok(Reply::new(226, format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256)))
         })
     }
@@ -406,8 +425,8 @@ impl Session<'_> {
             match upload.commit() {
                 Ok(entry) => {
                     log_event!(
-                        "conn={id} peer={peer} event=stor path={:?} offset={offset} bytes={} sha256={}",
-                        path.to_string(),
+                        "conn={id} peer={peer} event=stor {} offset={offset} bytes={} sha256={}",
+                        LoggedPath(&path),
                         entry.size,
                         entry.sha256
                     );
@@ -417,8 +436,8 @@ impl Session<'_> {
                 }
                 Err(err) => {
                     log_event!(
-                        "conn={id} peer={peer} event=stor-rejected path={:?} bytes={received} reason={:?}",
-                        path.to_string(),
+                        "conn={id} peer={peer} event=stor-rejected {} bytes={received} reason={:?}",
+                        LoggedPath(&path),
                         err.to_string()
                     );
                     Ok(store_refusal(&err).to_reply())

@@ -3,10 +3,12 @@
 //! next transfer, the shares it owns), the loop that reads commands through `proto`, and
 //! `dispatch`, the table from verb to handler. The handlers live beside it by concern: `data`
 //! (the data connection and transfers), `listing`, `site`; `rules` makes the decisions that
-//! need no socket, and `replies` holds the words, with the one mapping from store errors to
-//! refusals. It imports the server's `config` and `shared` state, never the accept loop.
+//! need no socket, `replies` holds the words, with the one mapping from store errors to
+//! refusals, and `journal` what the session writes to the log about refusals and shutdown. It
+//! imports the server's `config` and `shared` state, never the accept loop.
 
 mod data;
+mod journal;
 mod listing;
 mod replies;
 mod rules;
@@ -33,6 +35,7 @@ use crate::proto::{
     listing_request,
 };
 use crate::server::admission::Miss;
+use crate::server::log::ShareTag;
 use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Pending, UploadVerb};
@@ -69,23 +72,35 @@ pub struct Session<'a> {
     /// Set when this connection's lookups of missing shares would wait past the longest
     /// delay: the `421` to close with, once the current command was answered.
     guessing: Cell<Option<Refusal>>,
+    /// The verb of the command being answered, for the log (`-` between commands).
+    verb: String,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
-/// trickles one byte at a time cannot hold a worker forever.
+/// trickles one byte at a time cannot hold a worker forever. It waits in short slices, and
+/// stops with [`journal::ShuttingDown`] once the server is stopping.
 struct LineDeadline<'s> {
     stream: &'s TcpStream,
     deadline: Instant,
+    shared: &'s Shared,
 }
 
 impl Read for LineDeadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let left = self.deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(io::ErrorKind::TimedOut.into());
+        loop {
+            if self.shared.shutdown.is_draining() {
+                return Err(io::Error::other(journal::ShuttingDown));
+            }
+            let left = self.deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(io::ErrorKind::TimedOut.into());
+            }
+            self.stream.set_read_timeout(Some(left.min(journal::SHUTDOWN_LOOK)))?;
+            match (&*self.stream).read(buf) {
+                Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
+                result => return result,
+            }
         }
-        self.stream.set_read_timeout(Some(left))?;
-        (&*self.stream).read(buf)
     }
 }
 
@@ -113,6 +128,7 @@ impl<'a> Session<'a> {
             owned: HashSet::new(),
             created: HashSet::new(),
             guessing: Cell::new(None),
+            verb: journal::NO_VERB.into(),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -130,12 +146,21 @@ impl<'a> Session<'a> {
         keep_urgent_data_inline(&self.control)?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
+            self.verb = journal::NO_VERB.into();
+            if self.shared.shutdown.is_draining() {
+                return self.leave_for_shutdown();
+            }
             let line = match self.held.pop_front() {
                 Some(line) => line,
                 None => {
-                    let mut reader = LineDeadline { stream: &self.control, deadline: Instant::now() + idle };
+                    let mut reader = LineDeadline {
+                        stream: &self.control,
+                        deadline: Instant::now() + idle,
+                        shared: self.shared,
+                    };
                     match read_line(&mut reader, &mut self.lines) {
                         Ok(line) => line,
+                        Err(err) if journal::is_shutting_down(&err) => return self.leave_for_shutdown(),
                         Err(err)
                             if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) =>
                         {
@@ -150,7 +175,10 @@ impl<'a> Session<'a> {
             let command = match line {
                 Line::Closed => return Ok("closed-by-peer"),
                 Line::TooLong => Err(ProtoError::LineTooLong(self.shared.config.max_line)),
-                Line::Text(bytes) => proto::parse_command(&bytes),
+                Line::Text(bytes) => {
+                    self.verb = journal::verb_of(&bytes);
+                    proto::parse_command(&bytes)
+                }
             };
             let next = match command {
                 Ok(command) => self.dispatch(command)?,
@@ -166,7 +194,11 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// Sends `reply`; a refusal is logged too, once, here.
     fn reply(&mut self, reply: Reply) -> io::Result<()> {
+        if reply.code >= 400 {
+            self.log_refusal(&reply);
+        }
         (&self.control).write_all(reply.to_string().as_bytes())
     }
 
@@ -285,14 +317,20 @@ impl<'a> Session<'a> {
         for code in std::mem::take(&mut self.created) {
             let sealed = self.shared.store.share(&code, unix_now()).and_then(|mut share| share.seal());
             match sealed {
-                Ok(()) => log_event!("conn={} peer={} event=sealed share={code} by=quit", self.id, self.peer),
+                Ok(()) => log_event!(
+                    "conn={} peer={} event=sealed share={} by=quit",
+                    self.id,
+                    self.peer,
+                    ShareTag::of(code.as_str())
+                ),
                 // Deleted or expired meanwhile: there is nothing left to publish.
                 Err(StoreError::NotFound | StoreError::Gone) => {}
                 Err(err) => {
                     log_event!(
-                        "conn={} peer={} event=seal-failed share={code} by=quit error={:?}",
+                        "conn={} peer={} event=seal-failed share={} by=quit error={:?}",
                         self.id,
                         self.peer,
+                        ShareTag::of(code.as_str()),
                         err.to_string()
                     );
                     failed.get_or_insert(err);

@@ -10,6 +10,7 @@ use crate::common::expiry::{format_duration, rfc3339};
 use crate::common::secret::ShareCode;
 use crate::log_event;
 use crate::proto::{CreatedShare, Reason, Refusal, ShareInfo, SiteCommand};
+use crate::server::log::ShareTag;
 use crate::server::session::replies::store_refusal;
 use crate::server::session::{Next, Session, rules};
 use crate::server::store::{Node, StoreError, unix_now};
@@ -69,7 +70,6 @@ impl Session<'_> {
         }
         if let Err(wait) = self.shared.admission.allow_share(self.peer.ip(), Instant::now()) {
             let limit = config.max_shares_per_hour;
-            log_event!("conn={} peer={} event=refused reason=shares-per-hour", self.id, self.peer);
             let text = format!(
                 "Too many shares created from your address (limit {limit} per hour); the next one in {}",
                 format_duration(wait.max(Duration::from_secs(1)))
@@ -82,18 +82,21 @@ impl Session<'_> {
                 let code = share.code;
                 let budget = downloads.map_or("unlimited".into(), |n| n.to_string());
                 log_event!(
-                    "conn={} peer={} event=share-created share={code} expires={} downloads={budget}",
+                    "conn={} peer={} event=share-created share={} expires={} downloads={budget}",
                     self.id,
                     self.peer,
+                    ShareTag::of(&code),
                     rfc3339(expires)
                 );
                 self.owned.insert(code.clone());
                 self.created.insert(code.clone());
                 self.cwd = VirtualPath::share(code.clone());
+                let url = self.shared.public.share_url(code.as_str(), self.local.port());
                 let created = CreatedShare {
                     code: code.to_string(),
                     owner_token: token.to_string(),
                     expires: rfc3339(expires),
+                    url,
                 };
                 self.answer(created.to_reply())
             }
@@ -120,7 +123,8 @@ impl Session<'_> {
         }
         self.owned.insert(share.code.clone());
         self.cwd = VirtualPath::share(share.code.clone());
-        log_event!("conn={} peer={} event=owner share={}", self.id, self.peer, share.code);
+        let tag = ShareTag::of(share.code.as_str());
+        log_event!("conn={} peer={} event=owner share={tag}", self.id, self.peer);
         self.say(200, format!("You own /{} until it is sealed", share.code))
     }
 
@@ -133,7 +137,12 @@ impl Session<'_> {
             Ok(()) => {
                 self.owned.remove(&code);
                 self.created.remove(&code);
-                log_event!("conn={} peer={} event=deleted share={code}", self.id, self.peer);
+                log_event!(
+                    "conn={} peer={} event=deleted share={}",
+                    self.id,
+                    self.peer,
+                    ShareTag::of(code.as_str())
+                );
                 self.say(250, format!("Share /{code} deleted"))
             }
             Err(StoreError::NotFound) => {
@@ -157,7 +166,8 @@ impl Session<'_> {
             Ok(()) => {
                 self.owned.remove(&share.code);
                 self.created.remove(&share.code);
-                log_event!("conn={} peer={} event=sealed share={}", self.id, self.peer, share.code);
+                let tag = ShareTag::of(share.code.as_str());
+                log_event!("conn={} peer={} event=sealed share={tag}", self.id, self.peer);
                 self.say(200, format!("Share /{} sealed; it is read-only now", share.code))
             }
             Err(err) => self.store_error(err),
@@ -182,6 +192,7 @@ impl Session<'_> {
                 downloads: share.meta.downloads,
                 downloads_left: None,
                 is_file: false,
+                url: self.shared.public.share_url(share.code.as_str(), self.local.port()),
             };
             match manifest.lookup(&rel) {
                 Some(Node::Folder) => {}

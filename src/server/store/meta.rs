@@ -54,7 +54,10 @@ pub(super) fn read_meta(dir: &Path) -> io::Result<ShareMeta> {
             read => break read?,
         }
     };
-    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta in {}", dir.display()));
+    // The folder's name is the share's code, a capability: the error names its log tag.
+    let code = dir.file_name().map(|name| name.to_string_lossy().into_owned()).unwrap_or_default();
+    let tag = crate::server::log::ShareTag::of(&code);
+    let invalid = || io::Error::new(io::ErrorKind::InvalidData, format!("corrupt meta of share {tag}"));
     let mut fields = BTreeMap::new();
     for line in text.lines() {
         let (key, value) = line.split_once(' ').ok_or_else(invalid)?;

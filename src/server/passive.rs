@@ -1,0 +1,80 @@
+//! Where passive data connections listen: [`PortRange`], the `--passive-ports MIN-MAX` an
+//! operator opens in a firewall, and [`PassivePorts`], which binds a listener on a free port of
+//! that range (or any port, without one). It decides nothing about who may connect: the session
+//! accepts only its own client.
+
+use std::io;
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// `--passive-ports MIN-MAX`, both ends included.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PortRange {
+    pub min: u16,
+    pub max: u16,
+}
+
+impl PortRange {
+    /// Reads `MIN-MAX`: two ports from 1 to 65535, `MIN <= MAX`.
+    pub fn parse(text: &str) -> Option<PortRange> {
+        let (min, max) = text.split_once('-')?;
+        let (min, max) = (min.trim().parse::<u16>().ok()?, max.trim().parse::<u16>().ok()?);
+        (min >= 1 && min <= max).then_some(PortRange { min, max })
+    }
+
+    /// How many ports the range holds.
+    pub fn len(&self) -> u32 {
+        u32::from(self.max - self.min) + 1
+    }
+
+    /// Never: a range holds at least one port.
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+/// The passive ports of one server. Each bind starts one port further than the last, so ports
+/// in use are skipped quickly and a port just closed is taken last.
+pub struct PassivePorts {
+    range: Option<PortRange>,
+    next: AtomicU32,
+}
+
+impl PassivePorts {
+    pub fn new(range: Option<PortRange>) -> PassivePorts {
+        PassivePorts { range, next: AtomicU32::new(0) }
+    }
+
+    /// A listener on `ip` at a free port of the range. An error of kind `AddrInUse` means every
+    /// port of the range is taken.
+    pub fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
+        let Some(range) = self.range else {
+            return TcpListener::bind(SocketAddr::new(ip, 0));
+        };
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for step in 0..range.len() {
+            let port = range.min + ((start.wrapping_add(step)) % range.len()) as u16;
+            match TcpListener::bind(SocketAddr::new(ip, port)) {
+                Ok(listener) => return Ok(listener),
+                Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
+                Err(err) => return Err(err),
+            }
+        }
+        let text = format!("all {} passive ports {}-{} are in use", range.len(), range.min, range.max);
+        Err(io::Error::new(io::ErrorKind::AddrInUse, text))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ranges_are_read() {
+        assert_eq!(PortRange::parse("30000-30009"), Some(PortRange { min: 30000, max: 30009 }));
+        assert_eq!(PortRange::parse("7-7").map(|r| r.len()), Some(1));
+        for bad in ["", "1", "0-9", "9-1", "1-70000", "a-b", "1-2-3"] {
+            assert_eq!(PortRange::parse(bad), None, "{bad}");
+        }
+    }
+}
