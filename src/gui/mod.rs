@@ -27,7 +27,7 @@ use time::OffsetDateTime;
 
 use crate::client::link::Link;
 use crate::client::settings::ClientSettings;
-use crate::client::transfer::{self, Listing, SavedFile, ShareOptions, UploadReport};
+use crate::client::transfer::{self, Existing, Listing, SavedFile, Selection, ShareOptions, UploadReport};
 use crate::client::{ClientError, RemoteFile, ShareInfo, ShareUrl, join_host_port};
 use crate::common::expiry::{parse_expiry, rfc3339};
 use task::{Poll, Task};
@@ -70,6 +70,8 @@ pub struct GuiApp {
     listed: Option<Listed>,
     /// The destination folder field.
     destination: String,
+    /// What a download does with a file already in its place.
+    existing: Existing,
     download_note: Option<Note>,
     saved: Vec<SavedFile>,
 
@@ -149,6 +151,8 @@ struct Listed {
     url: ShareUrl,
     info: ShareInfo,
     files: Vec<RemoteFile>,
+    /// Its empty folders, made when every file is downloaded.
+    folders: Vec<String>,
     selected: Vec<bool>,
 }
 
@@ -170,6 +174,7 @@ impl GuiApp {
             view_note: None,
             listed: None,
             destination: settings.download_dir.display().to_string(),
+            existing: Existing::Refuse,
             download_note: None,
             saved: Vec::new(),
             dialog: None,
@@ -440,10 +445,10 @@ impl GuiApp {
 
     fn listed_share(&mut self, url: ShareUrl, result: Result<Listing, ClientError>) {
         match result {
-            Ok(Listing { info, files }) => {
+            Ok(Listing { info, files, folders }) => {
                 // A share is mostly fetched whole: every file starts selected.
                 let selected = vec![true; files.len()];
-                self.listed = Some(Listed { url, info, files, selected });
+                self.listed = Some(Listed { url, info, files, folders, selected });
             }
             Err(err) if err.is_not_found() => {
                 self.view_note = Note::error(format!("The share {url} does not exist or has expired."));
@@ -462,6 +467,10 @@ impl GuiApp {
             .map(|(file, _)| file.clone())
             .collect();
         let files = chosen.iter().map(|file| (file.path.clone(), file.size)).collect();
+        let every = listed.selected.iter().all(|selected| *selected);
+        let folders = if every { listed.folders.clone() } else { Vec::new() };
+        let selection = Selection { files: chosen, folders };
+        let existing = self.existing;
         let code = listed.url.code.clone();
         let address = listed.url.address();
         let dir = PathBuf::from(self.destination.trim());
@@ -469,7 +478,7 @@ impl GuiApp {
         self.saved.clear();
         let mut link = self.take_link(&address);
         self.start(ctx, JobKind::Download, files, move |reporter| {
-            let result = transfer::download(&mut link, &code, &chosen, &dir, reporter);
+            let result = transfer::download(&mut link, &code, &selection, &dir, existing, reporter);
             Outcome::Downloaded { link, dir, result }
         });
     }
@@ -485,6 +494,11 @@ impl GuiApp {
                 self.download_note = Note::info(
                     "Download cancelled. Unfinished files are kept as NAME.anonshare-part; the next download resumes them.",
                 );
+            }
+            Err(err @ ClientError::WouldReplace { .. }) => {
+                self.download_note = Note::error(format!(
+                    "{err}. Under 'If a file is already there', choose 'Replace it' or 'Keep it' to go on."
+                ));
             }
             Err(err) if err.is_not_found() => {
                 self.download_note =

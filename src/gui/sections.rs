@@ -180,6 +180,14 @@ impl GuiApp {
             }
         });
         ui.horizontal(|ui| {
+            ui.label("If a file is already there:");
+            ui.add_enabled_ui(!busy, |ui| {
+                ui.radio_value(&mut self.existing, Existing::Refuse, "Stop");
+                ui.radio_value(&mut self.existing, Existing::Overwrite, "Replace it");
+                ui.radio_value(&mut self.existing, Existing::Skip, "Keep it");
+            });
+        });
+        ui.horizontal(|ui| {
             let ready = !busy && count > 0 && !self.destination.trim().is_empty();
             if ui.add_enabled(ready, Button::new("Download")).clicked() {
                 self.download(ui.ctx());
