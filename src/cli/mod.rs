@@ -347,7 +347,7 @@ fn upload_until_interrupted(
         }
         // The upload is stuck in a wait on the network: delete its share from here.
         if let Some(share) = console.created_share() {
-            let deleted = transfer::delete_unfinished(&mut Link::new(address.clone(), settings), &share);
+            let deleted = transfer::delete_unfinished(&Link::new(address.clone(), settings), &share);
             console.tell_abandoned(&share, deleted);
         }
         std::process::exit(INTERRUPTED.into())

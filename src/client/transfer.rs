@@ -255,16 +255,19 @@ fn upload(
     }
 }
 
-/// Deletes a share this upload created and did not finish; whether it is gone.
-pub fn delete_unfinished(link: &mut Link, share: &CreatedShare) -> bool {
-    match link.run_once(|connection| connection.delete_share(&share.code, &share.owner_token)) {
+/// Deletes a share this upload created and did not finish, on a connection of its own (the
+/// upload's may be in the middle of a command); whether it is gone.
+pub fn delete_unfinished(link: &Link, share: &CreatedShare) -> bool {
+    let mut fresh = link.fork();
+    let mut delete = || fresh.run_once(|connection| connection.delete_share(&share.code, &share.owner_token));
+    let deleted = match delete() {
         Ok(()) => true,
         // The connection was lost on the way: one more try on a new one.
-        Err(err) if err.is_connection() => {
-            link.run_once(|connection| connection.delete_share(&share.code, &share.owner_token)).is_ok()
-        }
+        Err(err) if err.is_connection() => delete().is_ok(),
         Err(_) => false,
-    }
+    };
+    fresh.quit();
+    deleted
 }
 
 /// Makes the plan's folders and files in the new share, then seals it.

@@ -14,8 +14,8 @@ pub mod task;
 mod words;
 
 pub use settings::{Settings, parse_args, usage};
-pub use words::human_size;
-use words::{file_name, share_of};
+use words::{file_name, files, share_of};
+pub use words::{human_size, local_time};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -23,7 +23,7 @@ use std::thread;
 use std::time::Duration;
 
 use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEdit, Ui};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::client::link::Link;
 use crate::client::settings::ClientSettings;
@@ -77,6 +77,12 @@ pub struct GuiApp {
 
     /// A file or folder dialog, open on a thread of its own.
     dialog: Option<Receiver<Picked>>,
+    /// Whether a file dialog can open on this system; without one, paths are typed.
+    file_dialog: bool,
+    /// The path field, for adding a file without a dialog.
+    typed_path: String,
+    /// The user's time zone.
+    local_offset: UtcOffset,
 }
 
 /// A connected server, and its link when no task holds it.
@@ -178,6 +184,9 @@ impl GuiApp {
             download_note: None,
             saved: Vec::new(),
             dialog: None,
+            file_dialog: settings.file_dialog,
+            typed_path: String::new(),
+            local_offset: settings.local_offset,
         }
     }
 
@@ -383,6 +392,12 @@ impl GuiApp {
         if let Some(link) = self.server.take().and_then(|server| server.link) {
             goodbye(link);
         }
+        // What the window said about that server no longer holds.
+        for note in
+            [&mut self.connect_note, &mut self.upload_note, &mut self.view_note, &mut self.download_note]
+        {
+            *note = None;
+        }
     }
 
     fn upload(&mut self, ctx: &egui::Context, lifetime: Option<Duration>) {
@@ -419,7 +434,7 @@ impl GuiApp {
             Err(ClientError::Cancelled) => {
                 self.upload_note = Note::info("Upload cancelled: nothing was shared.")
             }
-            Err(err) => self.upload_note = Note::error(format!("Upload failed, nothing was shared: {err}")),
+            Err(err) => self.upload_note = Note::error(format!("Upload failed, nothing was shared: {err}.")),
         }
     }
 
@@ -487,7 +502,7 @@ impl GuiApp {
         match result {
             Ok(saved) => {
                 self.download_note =
-                    Note::info(format!("Downloaded {} file(s) into {}.", saved.len(), dir.display()));
+                    Note::info(format!("Downloaded {} into {}.", files(saved.len()), dir.display()));
                 self.saved = saved;
             }
             Err(ClientError::Cancelled) => {
@@ -513,6 +528,16 @@ impl GuiApp {
     }
 
     fn open_dialog(&mut self, ctx: &egui::Context, kind: DialogKind) {
+        if !self.file_dialog {
+            let note = Note::error(
+                "No file dialog on this system (neither the desktop portal nor zenity): type the path in the field below, or drop files onto the window.",
+            );
+            match kind {
+                DialogKind::Files => self.upload_note = note,
+                DialogKind::Folder => self.download_note = note,
+            }
+            return;
+        }
         let (send, answer) = mpsc::channel();
         let ctx = ctx.clone();
         let spawned = thread::Builder::new().name("anonshare-dialog".into()).spawn(move || {

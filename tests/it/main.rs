@@ -11,3 +11,4 @@ mod proxy;
 mod stock;
 mod support;
 mod tidy;
+mod ux;
