@@ -220,3 +220,55 @@ fn each_command_has_its_own_help() {
     assert!(run.stdout.starts_with("Usage: anonshare [OPTIONS] download"), "{}", run.stdout);
     assert!(!run.stdout.contains("upload [--expires"), "{}", run.stdout);
 }
+
+/// The shape of a JSON value, by python3's json: keys of objects, recursively, and the shape of
+/// a list's first item.
+const SHAPE: &str = r#"
+import json, sys
+def shape(v):
+    if isinstance(v, dict):
+        return {k: shape(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [shape(v[0])] if v else []
+    return "value"
+documented, actual = json.loads(sys.argv[1]), json.loads(sys.argv[2])
+def same(a, b):
+    if isinstance(a, dict) and isinstance(b, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return not a or not b or same(a[0], b[0])
+    return a == b
+if not same(shape(documented), shape(actual)):
+    sys.exit("documented %s, actual %s" % (shape(documented), shape(actual)))
+"#;
+
+#[test]
+fn the_readme_documents_every_json_shape_exactly() {
+    let readme = fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let documented = |command: &str| {
+        let marker = format!("<!-- json: {command} -->\n```json\n");
+        let start = readme.find(&marker).unwrap_or_else(|| panic!("README documents {command} --json"));
+        let rest = &readme[start + marker.len()..];
+        rest[..rest.find("\n```").unwrap()].to_owned()
+    };
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("share/report.pdf", b"pdf");
+    fs::create_dir_all(dir.path().join("share/empty")).unwrap();
+    let run = client(&server.addr, dir.path(), &["upload", "--json", "--max-downloads", "3", "share"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut outputs = vec![("upload", run.stdout.clone())];
+    let url = run.stdout.split("\"url\":\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
+    for command in ["list", "info"] {
+        let run = client(&server.addr, dir.path(), &[command, "--json", &url], b"");
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        outputs.push((command, run.stdout));
+    }
+    let run = client(&server.addr, dir.path(), &["download", "--json", &url, "--dir", "got"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    outputs.push(("download", run.stdout));
+    for (command, actual) in outputs {
+        let check = crate::support::python(SHAPE, &[&documented(command), actual.trim()]);
+        assert_eq!(check.code, 0, "{command} --json: {}", check.stderr);
+    }
+}
