@@ -35,7 +35,7 @@ fn window(settings: Settings) -> Window {
 }
 
 fn settings(downloads: &Path) -> Settings {
-    Settings { download_dir: downloads.to_owned(), ..Settings::default() }
+    Settings { download_dir: downloads.to_owned(), file_dialog: false, ..Settings::default() }
 }
 
 fn shows(window: &Window, text: &str) -> bool {
@@ -135,7 +135,7 @@ fn connect_upload_view_download_one_file_and_disconnect() {
     let url = upload(&mut window, &files, "2h");
     assert!(url.starts_with(&format!("ftp://{}/", server.addr)), "{url}");
     assert!(shows(&window, &url), "the share path is in the window");
-    assert!(shows(&window, "Uploaded 2 file(s)"));
+    assert!(shows(&window, "Uploaded 2 files"));
 
     view(&mut window, &url);
     wait_for(&mut window, "Available until");
@@ -145,20 +145,23 @@ fn connect_upload_view_download_one_file_and_disconnect() {
     }
     assert!(shows(&window, "293.0 KiB") && shows(&window, "1.4 MiB"), "sizes are listed");
     let expires = window.get_all_by_label_contains("Available until").next().unwrap().value().unwrap();
-    let until = expires.split("until ").nth(1).and_then(|rest| rest.split([' ', ';']).next()).unwrap();
-    let left = parse_rfc3339(until).expect("an RFC 3339 expiry") - OffsetDateTime::now_utc().unix_timestamp();
-    assert!((7000..=7200).contains(&left), "the share expires in 2h: {expires}");
+    let until = expires.split("until ").nth(1).unwrap();
+    let (date, rest) = until.split_once(' ').unwrap();
+    let shown = format!("{date}T{}:00Z", &rest[..5]);
+    let left = parse_rfc3339(&shown).expect("a date and time") - OffsetDateTime::now_utc().unix_timestamp();
+    assert!((6900..=7200).contains(&left), "the share expires in 2h: {expires}");
+    assert!(rest[5..].starts_with(" UTC"), "in the user's zone, here UTC: {expires}");
     assert!(shows(&window, "after that the share and its files are gone"));
 
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
-    assert!(shows(&window, "2 of 2 file(s) selected"), "all files start selected");
+    assert!(shows(&window, "2 of 2 files selected"), "all files start selected");
     click(&mut window, "Select none");
     window.get_by_role_and_label(Role::CheckBox, "photo.jpg").click();
     window.run();
-    assert!(shows(&window, "1 of 2 file(s) selected"));
+    assert!(shows(&window, "1 of 2 files selected"));
     click(&mut window, "Download");
-    wait_for(&mut window, "Downloaded 1 file(s)");
+    wait_for(&mut window, "Downloaded 1 file into");
     assert!(shows(&window, "verified against its SHA-256"));
     assert_eq!(
         fs::read(downloads.join("photo.jpg")).unwrap(),
@@ -246,7 +249,7 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     assert!(downloads.join("big.bin.anonshare-part").exists(), "it stopped partway, with bytes kept");
 
     click(&mut window, "Download");
-    wait_for(&mut window, "Downloaded 1 file(s)");
+    wait_for(&mut window, "Downloaded 1 file into");
     assert_eq!(fs::read(downloads.join("big.bin")).unwrap(), big);
 }
 
@@ -299,7 +302,7 @@ fn transfers_use_as_many_connections_as_the_parallel_setting() {
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
     click(&mut window, "Download");
-    wait_for(&mut window, "Downloaded 6 file(s)");
+    wait_for(&mut window, "Downloaded 6 files");
     wait_until("the server logged six sent files", || events(&server.log(), "retr") == MAX_UPLOAD_FILES);
     assert_eq!(
         connections_with(&server.log(), "retr").len(),
@@ -313,4 +316,111 @@ fn transfers_use_as_many_connections_as_the_parallel_setting() {
             random_bytes(512 << 10, 50 + n as u64)
         );
     }
+}
+
+#[test]
+fn without_a_file_dialog_the_window_says_so_and_takes_a_typed_path() {
+    let dir = TempDir::new();
+    let file = dir.file("typed.txt", b"typed");
+    let mut window = window(settings(dir.path()));
+    click(&mut window, "Choose files...");
+    window.run();
+    assert!(shows(&window, "No file dialog on this system"), "it says why nothing opens");
+    fill(&mut window, "File path", file.to_str().unwrap());
+    click(&mut window, "Add");
+    window.run();
+    assert!(shows(&window, "1 of 6 files"), "the typed file is added");
+}
+
+#[test]
+fn a_download_never_replaces_a_file_unless_told_to() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let source = dir.file("a.txt", b"from the share");
+    let downloads = dir.path().join("downloads");
+    fs::create_dir_all(&downloads).unwrap();
+    fs::write(downloads.join("a.txt"), b"my edits").unwrap();
+    let mut window = window(settings(&downloads));
+    connect(&mut window, &server);
+    let url = upload(&mut window, &[source], "1h");
+    view(&mut window, &url);
+    wait_for(&mut window, "Available until");
+    click(&mut window, "Download");
+    wait_for(&mut window, "already exists");
+    assert_eq!(fs::read(downloads.join("a.txt")).unwrap(), b"my edits");
+    window.get_by_role_and_label(Role::RadioButton, "Replace it").click();
+    window.run();
+    click(&mut window, "Download");
+    wait_for(&mut window, "Downloaded 1 file into");
+    assert_eq!(fs::read(downloads.join("a.txt")).unwrap(), b"from the share");
+}
+
+#[test]
+fn a_long_listing_keeps_download_in_reach() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    for n in 0..300 {
+        dir.file(&format!("many/f{n:03}.txt"), n.to_string().as_bytes());
+    }
+    let run = support::client(&server.addr, dir.path(), &["upload", "many"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let mut window = window(settings(dir.path()));
+    connect(&mut window, &server);
+    view(&mut window, run.stdout.trim());
+    wait_for(&mut window, "Available until");
+    let download = window.get_by_role_and_label(Role::Button, "Download").rect();
+    assert!(download.bottom() < 1300.0, "Download is on screen: {download:?}");
+}
+
+#[test]
+fn an_expiry_the_server_does_not_take_is_explained_and_disconnect_clears_it() {
+    let server = Server::start_with(&["--max-expiry", "1h", "--default-expiry", "1h"]);
+    let dir = TempDir::new();
+    let source = dir.file("a.txt", b"a");
+    let mut window = window(settings(dir.path()));
+    connect(&mut window, &server);
+    drop_files(&mut window, &[source]);
+    fill(&mut window, "Expires", "2h");
+    click(&mut window, "Upload");
+    wait_for(&mut window, "longer than this server allows (1h)");
+    assert!(!shows(&window, "504"), "no protocol words");
+    click(&mut window, "Disconnect");
+    window.run();
+    assert!(!shows(&window, "longer than this server allows"), "old errors go with the connection");
+}
+
+#[test]
+fn times_are_shown_in_the_users_zone() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let source = dir.file("a.txt", b"a");
+    let offset = time::UtcOffset::from_hms(2, 0, 0).unwrap();
+    let mut window = window(Settings { local_offset: offset, ..settings(dir.path()) });
+    connect(&mut window, &server);
+    upload(&mut window, &[source], "1d");
+    assert!(shows(&window, "(UTC+02:00)"), "the expiry is in the user's zone");
+}
+
+#[test]
+fn the_program_says_what_is_wrong_in_one_line() {
+    let run = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_anonshare-gui"))
+            .args(args)
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("WAYLAND_SOCKET")
+            .output()
+            .unwrap()
+    };
+    let bogus = run(&["--bogus"]);
+    assert_eq!(bogus.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&bogus.stderr),
+        "anonshare-gui: unknown option '--bogus' (see --help)\n"
+    );
+    let headless = run(&[]);
+    let stderr = String::from_utf8_lossy(&headless.stderr);
+    assert_eq!(headless.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("no display") && !stderr.contains(".cargo"), "{stderr}");
 }

@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anonshare::cli::{parse_args, run};
+use anonshare::client::ClientError;
 
 fn main() -> ExitCode {
     let invocation = match parse_args(std::env::args_os().skip(1)) {
@@ -15,7 +16,9 @@ fn main() -> ExitCode {
     match run(&invocation, &mut std::io::stdout().lock()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("anonshare: {err}");
+            if !matches!(err, ClientError::Told(_)) {
+                eprintln!("anonshare: {err}");
+            }
             ExitCode::from(err.exit_code())
         }
     }

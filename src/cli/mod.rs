@@ -3,91 +3,37 @@
 //! meanwhile to stderr ([`progress`]). `anonshare shell` hands over to [`shell`], which uses
 //! the same settings, output and progress, and nothing of this file.
 
+pub mod help;
+pub mod interrupt;
 pub mod json;
+pub mod line_editor;
 pub mod output;
 pub mod progress;
 pub mod shell;
 
+pub use help::{command_usage, usage};
+
 use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
+use std::thread;
 
 use time::OffsetDateTime;
 
+use crate::cli::interrupt::{Event, GRACE, INTERRUPTED, Interrupts};
 use crate::cli::output::{
     download_json, info_json, info_lines, list_json, list_lines, saved_lines, upload_json, write_out,
 };
 use crate::cli::progress::Console;
 use crate::client::link::Link;
-use crate::client::settings::{
-    ClientSettings, DEFAULT_PARALLEL, DEFAULT_RETRIES, DEFAULT_SERVER, DEFAULT_TIMEOUT, MAX_PARALLEL,
-    SERVER_ENV,
-};
-use crate::client::transfer::{self, ShareOptions};
+use crate::client::settings::ClientSettings;
+use crate::client::transfer::{self, Existing, ShareOptions, UploadReport};
 use crate::client::{ClientError, Result, ShareUrl, join_host_port};
 use crate::common::args::{Arg, Args, UsageError, unknown_flag};
 use crate::common::expiry::parse_expiry;
 
 /// Environment variable that holds an owner token, kept off the command line.
 pub const TOKEN_ENV: &str = "ANONSHARE_TOKEN";
-
-/// `anonshare --help`.
-pub fn usage() -> String {
-    format!(
-        "anonshare {version}: share files anonymously through an anonshare server; every byte verified with SHA-256
-
-Usage: anonshare [--server HOST:PORT] [--timeout D] [--retries N] [--parallel N] <COMMAND> [ARGS]
-
-Commands:
-  upload [--expires SPEC] [--max-downloads N | --once] [--json] PATH...
-        Upload files and folders into a new share. Prints the share URL on stdout
-        (the owner token goes to stderr). SPEC is a duration (90s, 30m, 12h, 7d) or
-        a date (2026-12-01) or an RFC 3339 time; the server's default when omitted.
-        --max-downloads N lets each file be downloaded completely N times, then it
-        is gone; --once is --max-downloads 1.
-  list [--json] URL
-        One line per file on stdout: SIZE<TAB>SHA256<TAB>PATH.
-  download [--dir DIR] [--json] URL [PATH...]
-        Download every file of the share, or only the files and folders named, into
-        DIR (default: the current folder). Each file is checked against its SHA-256
-        and appears under its name only when it matches; a cut download is kept as
-        NAME.anonshare-part and resumed by the next try. Prints saved paths.
-  info [--json] URL
-        The share's expiry, size and download budget, then one line per file:
-        SIZE<TAB>SHA256<TAB>DOWNLOADS-LEFT<TAB>PATH.
-  delete [--token T] URL
-        Delete the share at once; T is the owner token upload printed [env: {TOKEN_ENV}].
-  shell [HOST:PORT]
-        Interactive menu: upload, list, download, quit. Works with piped input too.
-        Connects to HOST:PORT, else --server, else asks; the options below apply.
-
-URL is ftp://HOST:PORT/CODE/ as printed by upload (a bare CODE uses --server).
-
-Options:
-  --server HOST:PORT   server for upload and bare codes [env: {SERVER_ENV}] [default: {DEFAULT_SERVER}]
-  --timeout D          how long to wait for the server at any one step [default: {timeout}s]
-  --retries N          reconnect and resume up to N times in a row after a dropped or
-                       timed-out connection, waiting longer each time [default: {retries}]
-  --parallel N         move up to N files at once, each on its own connection (1-{MAX_PARALLEL})
-                       [default: {parallel}]
-  --json               print a JSON object instead of lines (upload, list, download, info)
-  -h, --help           print this help
-  -V, --version        print the version
-
-Exit codes:
-  0  done
-  1  usage error, or a local file that cannot be read or written
-  2  cannot reach the server, or the connection failed
-  3  share or file not found, or expired
-  4  integrity failure: bytes did not match their SHA-256
-  5  refused by the server (a limit or a rule), or a download that would not fit on the disk
-",
-        version = env!("CARGO_PKG_VERSION"),
-        timeout = DEFAULT_TIMEOUT.as_secs(),
-        retries = DEFAULT_RETRIES,
-        parallel = DEFAULT_PARALLEL,
-    )
-}
 
 /// What the command line asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,13 +46,32 @@ pub struct Invocation {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    Upload { paths: Vec<PathBuf>, expires: Option<String>, max_downloads: Option<u64> },
-    List { url: String },
-    Download { url: String, paths: Vec<String>, dir: PathBuf },
-    Info { url: String },
-    Delete { url: String, token: String },
-    Shell { address: Option<String> },
-    Help,
+    Upload {
+        paths: Vec<PathBuf>,
+        expires: Option<String>,
+        max_downloads: Option<u64>,
+    },
+    List {
+        url: String,
+    },
+    Download {
+        url: String,
+        paths: Vec<String>,
+        dir: PathBuf,
+        existing: Existing,
+    },
+    Info {
+        url: String,
+    },
+    Delete {
+        url: String,
+        token: String,
+    },
+    Shell {
+        address: Option<String>,
+    },
+    /// `--help`, of one command when one is named.
+    Help(Option<String>),
     Version,
 }
 
@@ -119,12 +84,24 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     let mut dir = None;
     let mut max_downloads = None;
     let mut token = None;
+    let mut existing = None;
+    let mut help = false;
     let mut positional = Vec::new();
+    // A flag given twice with different meanings, say --once and --max-downloads 3, is a
+    // mistake: refused rather than the last one winning.
+    let mut budget_flag: Option<String> = None;
+    let set_once = |slot: &mut Option<String>, flag: &str| match slot.replace(flag.to_owned()) {
+        Some(earlier) if earlier != flag => {
+            Err(UsageError(format!("{earlier} and {flag} cannot be used together")))
+        }
+        _ => Ok(()),
+    };
+    let mut existing_flag: Option<String> = None;
     while let Some(arg) = args.next_arg()? {
         match arg {
             Arg::Positional(value) => positional.push(value),
             Arg::Flag(flag) => match flag.as_str() {
-                "-h" | "--help" => return Ok(Invocation { settings, json, action: Action::Help }),
+                "-h" | "--help" => help = true,
                 "-V" | "--version" => return Ok(Invocation { settings, json, action: Action::Version }),
                 "--max-downloads" => {
                     let text = args.value(&flag)?;
@@ -133,9 +110,21 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                             "invalid --max-downloads '{text}': expected a number of 1 or more"
                         ))
                     })?;
+                    set_once(&mut budget_flag, &format!("--max-downloads {count}"))?;
                     max_downloads = Some(count);
                 }
-                "--once" => max_downloads = Some(1),
+                "--once" => {
+                    set_once(&mut budget_flag, "--once")?;
+                    max_downloads = Some(1);
+                }
+                "--overwrite" => {
+                    set_once(&mut existing_flag, "--overwrite")?;
+                    existing = Some(Existing::Overwrite);
+                }
+                "--skip-existing" => {
+                    set_once(&mut existing_flag, "--skip-existing")?;
+                    existing = Some(Existing::Skip);
+                }
                 "--token" => token = Some(args.value(&flag)?),
                 "--json" => json = true,
                 "--expires" => expires = Some(args.value(&flag)?),
@@ -149,6 +138,10 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
         }
     }
     let mut positional = positional.into_iter();
+    if help {
+        let command = positional.next().filter(|command| command != "help");
+        return Ok(Invocation { settings, json, action: Action::Help(command) });
+    }
     let command = positional.next().ok_or_else(|| {
         UsageError("missing command: upload, list, download, info, delete or shell (see --help)".into())
     })?;
@@ -158,6 +151,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
     };
     only("--max-downloads", max_downloads.is_none() || command == "upload")?;
     only("--token", token.is_none() || command == "delete")?;
+    only(existing_flag.as_deref().unwrap_or("--overwrite"), existing.is_none() || command == "download")?;
     let action = match command.as_str() {
         "upload" => {
             only("--dir", dir.is_none())?;
@@ -198,7 +192,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             only("--expires", expires.is_none())?;
             let mut rest = rest.into_iter();
             let url = rest.next().ok_or_else(|| UsageError("download needs a share URL".into()))?;
-            Action::Download { url, paths: rest.collect(), dir: dir.unwrap_or_else(|| PathBuf::from(".")) }
+            Action::Download {
+                url,
+                paths: rest.collect(),
+                dir: dir.unwrap_or_else(|| PathBuf::from(".")),
+                existing: existing.unwrap_or_default(),
+            }
         }
         "shell" => {
             only("--dir", dir.is_none())?;
@@ -209,7 +208,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             }
             Action::Shell { address: rest.into_iter().next() }
         }
-        "help" => Action::Help,
+        "help" => Action::Help(rest.into_iter().next()),
         other => {
             return Err(UsageError(format!(
                 "unknown command '{other}': expected upload, list, download, info, delete or shell"
@@ -225,7 +224,13 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
     let console = Console::for_terminal();
     let json = invocation.json;
     match &invocation.action {
-        Action::Help => write_out(out, &usage()),
+        Action::Help(None) => write_out(out, &usage()),
+        Action::Help(Some(command)) => match command_usage(command) {
+            Some(text) => write_out(out, &text),
+            None => Err(ClientError::Usage(format!(
+                "unknown command '{command}': expected upload, list, download, info, delete or shell"
+            ))),
+        },
         Action::Version => write_out(out, &format!("anonshare {}\n", env!("CARGO_PKG_VERSION"))),
         Action::Upload { paths, expires, max_downloads } => {
             let lifetime = expires
@@ -236,34 +241,38 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
                 })
                 .transpose()?;
             let (host, port) = settings.server_address()?;
-            let link = Link::new(join_host_port(&host, port), settings);
+            let console = console.uploading_to(&host, port);
             let options = ShareOptions { lifetime, downloads: *max_downloads };
-            let report = transfer::publish(link, paths, options, &console);
+            let report = upload_until_interrupted(settings, &host, port, paths, options, &console);
             console.end();
             let report = report?;
             let url = ShareUrl::of_created(&report.share, &host, port);
-            eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
-            eprintln!("expires: {}", report.share.expires);
             write_out(out, &if json { upload_json(&url, &report) } else { format!("{url}\n") })
         }
         Action::List { url } => {
             let url = settings.share_url(url)?;
             let listing = with_link(&url, settings, |link| transfer::list_share(link, &url.code, &console))?;
-            let files = &listing.files;
             write_out(
                 out,
-                &if json { list_json(&url, &listing.info.expires, files) } else { list_lines(files) },
+                &if json { list_json(&url, &listing) } else { list_lines(&listing.files, &listing.folders) },
             )
         }
-        Action::Download { url, paths, dir } => {
-            let url = settings.share_url(url)?;
+        Action::Download { url, paths, dir, existing } => {
+            let (url, inside) = settings.share_url_of_file(url)?;
+            let mut paths = paths.clone();
+            paths.extend(inside);
             let saved = with_link(&url, settings, |link| {
                 let listing = transfer::list_share(link, &url.code, &console)?;
-                let chosen = transfer::select(&listing.files, paths)?;
-                transfer::download(link, &url.code, &chosen, dir, &console)
+                let chosen = transfer::select(&listing, &paths)?;
+                transfer::download(link, &url.code, &chosen, dir, *existing, &console)
             });
             console.end();
-            let saved = saved?;
+            let saved = saved.map_err(|err| match err {
+                ClientError::WouldReplace { .. } => ClientError::Usage(format!(
+                    "{err}: add --overwrite to replace, or --skip-existing to keep what is there"
+                )),
+                other => other,
+            })?;
             write_out(out, &if json { download_json(&url, &saved) } else { saved_lines(&saved) })
         }
         Action::Info { url } => {
@@ -289,8 +298,60 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             eprintln!("deleted {url}");
             Ok(())
         }
-        Action::Shell { address } => shell::run(address.as_deref(), settings, &mut io::stdin().lock(), out),
+        Action::Shell { address } => {
+            let interactive = io::stdin().is_terminal();
+            let mut terminal = line_editor::Terminal::default();
+            let mut piped = line_editor::PlainInput::new(io::stdin().lock(), false);
+            let input: &mut dyn line_editor::LineInput = if interactive { &mut terminal } else { &mut piped };
+            shell::run(address.as_deref(), settings, input, interactive, out, &mut io::stderr())
+        }
     }
+}
+
+/// Publishes `paths` on `host:port`, and on Ctrl-C stops: the unfinished share is deleted (by
+/// the upload itself, or here when it does not stop within [`GRACE`]), and the error is
+/// [`INTERRUPTED`].
+fn upload_until_interrupted(
+    settings: &ClientSettings,
+    host: &str,
+    port: u16,
+    paths: &[PathBuf],
+    options: ShareOptions,
+    console: &Console,
+) -> Result<UploadReport> {
+    let address = join_host_port(host, port);
+    let publish = || transfer::publish(Link::new(address.clone(), settings), paths, options, console);
+    let Some(interrupts) = Interrupts::listen() else { return publish() };
+    thread::scope(|scope| {
+        let done = interrupts.done_sender();
+        let work = scope.spawn(move || {
+            let report = publish();
+            let _ = done.send(Event::Done);
+            report
+        });
+        let finished = |work: thread::ScopedJoinHandle<'_, Result<UploadReport>>| {
+            work.join().unwrap_or_else(|_| Err(ClientError::Usage("the upload stopped unexpectedly".into())))
+        };
+        if let Event::Done = interrupts.wait() {
+            return finished(work);
+        }
+        console.cancel_flag().store(true, std::sync::atomic::Ordering::Relaxed);
+        console.end();
+        eprintln!("anonshare: interrupted; stopping the upload");
+        if let Some(Event::Done) = interrupts.wait_for(GRACE) {
+            // The upload stopped and said what became of its share.
+            return match finished(work) {
+                Err(ClientError::Cancelled) => Err(ClientError::Told(INTERRUPTED)),
+                other => other,
+            };
+        }
+        // The upload is stuck in a wait on the network: delete its share from here.
+        if let Some(share) = console.created_share() {
+            let deleted = transfer::delete_unfinished(&Link::new(address.clone(), settings), &share);
+            console.tell_abandoned(&share, deleted);
+        }
+        std::process::exit(INTERRUPTED.into())
+    })
 }
 
 /// Runs `work` on a link to the share's server, then says goodbye.
@@ -326,7 +387,12 @@ mod tests {
         assert_eq!(parse(&["list", "ftp://h:1/c/"]), Ok(Action::List { url: "ftp://h:1/c/".into() }));
         assert_eq!(
             parse(&["download", "u", "x", "--dir", "out"]),
-            Ok(Action::Download { url: "u".into(), paths: vec!["x".into()], dir: "out".into() })
+            Ok(Action::Download {
+                url: "u".into(),
+                paths: vec!["x".into()],
+                dir: "out".into(),
+                existing: Existing::Refuse
+            })
         );
         assert_eq!(parse(&["shell"]), Ok(Action::Shell { address: None }));
         assert_eq!(
@@ -338,7 +404,14 @@ mod tests {
             parse(&["delete", "--token", "t", "u"]),
             Ok(Action::Delete { url: "u".into(), token: "t".into() })
         );
-        assert_eq!(parse(&["--help"]), Ok(Action::Help));
+        assert_eq!(parse(&["--help"]), Ok(Action::Help(None)));
+        assert_eq!(parse(&["upload", "--help"]), Ok(Action::Help(Some("upload".into()))));
+        assert_eq!(parse(&["--help", "list"]), Ok(Action::Help(Some("list".into()))));
+        assert_eq!(parse(&["help", "info"]), Ok(Action::Help(Some("info".into()))));
+        assert!(matches!(
+            parse(&["download", "--skip-existing", "u"]),
+            Ok(Action::Download { existing: Existing::Skip, .. })
+        ));
     }
 
     #[test]
@@ -359,6 +432,16 @@ mod tests {
         );
         assert!(parse(&["--timeout", "0s", "list", "u"]).unwrap_err().contains("--timeout"));
         assert_eq!(parse(&["--frob", "list", "u"]).unwrap_err(), "unknown option '--frob' (see --help)");
+        assert_eq!(
+            parse(&["upload", "--once", "--max-downloads", "3", "a"]).unwrap_err(),
+            "--once and --max-downloads 3 cannot be used together"
+        );
+        assert_eq!(parse(&["upload", "--once", "--once", "a"]).map(|_| ()), Ok(()), "the same twice is fine");
+        assert_eq!(
+            parse(&["download", "--overwrite", "--skip-existing", "u"]).unwrap_err(),
+            "--overwrite and --skip-existing cannot be used together"
+        );
+        assert_eq!(parse(&["list", "--overwrite", "u"]).unwrap_err(), "--overwrite does not apply to 'list'");
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::io::Write;
 
 use crate::cli::json;
-use crate::client::transfer::{SavedFile, UploadReport};
+use crate::client::transfer::{Listing, SavedFile, UploadReport};
 use crate::client::{ClientError, RemoteFile, Result, ShareInfo, ShareUrl};
 
 /// Writes `text` to stdout (or what stands for it) and flushes it.
@@ -14,9 +14,10 @@ pub fn write_out(out: &mut dyn Write, text: &str) -> Result<()> {
         .map_err(|err| ClientError::Usage(format!("cannot write to stdout: {err}")))
 }
 
-/// `SIZE<TAB>SHA256<TAB>PATH` lines.
-pub fn list_lines(files: &[RemoteFile]) -> String {
-    files.iter().map(|f| format!("{}\t{}\t{}\n", f.size, f.sha256, f.path)).collect()
+/// `SIZE<TAB>SHA256<TAB>PATH` lines, then `-<TAB>-<TAB>PATH/` for each empty folder.
+pub fn list_lines(files: &[RemoteFile], folders: &[String]) -> String {
+    let files = files.iter().map(|f| format!("{}\t{}\t{}\n", f.size, f.sha256, f.path));
+    files.chain(folders.iter().map(|folder| format!("-\t-\t{folder}/\n"))).collect()
 }
 
 /// Local paths of saved files, one per line.
@@ -97,13 +98,15 @@ pub fn info_json(url: &ShareUrl, info: &ShareInfo, files: &[(RemoteFile, Option<
     )
 }
 
-/// `list --json`: the share URL, its expiry and its files.
-pub fn list_json(url: &ShareUrl, expires: &str, files: &[RemoteFile]) -> String {
+/// `list --json`: the share URL, its expiry, its files and its empty folders.
+pub fn list_json(url: &ShareUrl, listing: &Listing) -> String {
+    let folders: Vec<String> = listing.folders.iter().map(|folder| json::string(folder)).collect();
     format!(
-        "{{\"url\":{},\"expires\":{},\"files\":{}}}\n",
+        "{{\"url\":{},\"expires\":{},\"files\":{},\"folders\":[{}]}}\n",
         json::string(&url.to_string()),
-        json::string(expires),
-        files_json(files)
+        json::string(&listing.info.expires),
+        files_json(&listing.files),
+        folders.join(",")
     )
 }
 

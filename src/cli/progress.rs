@@ -1,30 +1,86 @@
 //! What a person sees on stderr while the command line or the shell works: [`Console`], the
 //! client library's [`Observer`] for both. Retries and resumes become lines such as
-//! `anonshare: resuming big.iso at byte 1048576`; a transfer's progress is one self-rewriting
-//! line, drawn only when stderr is a terminal.
+//! `anonshare: resuming big.iso at byte 1048576`, a new share's owner token is told as soon as
+//! the share exists, and a transfer's progress is one self-rewriting line, drawn only when
+//! stderr is a terminal. Its cancel flag is what Ctrl-C sets.
 
 use std::collections::BTreeMap;
 use std::io::{self, IsTerminal};
-use std::sync::{Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use crate::client::observer::Observer;
+use crate::client::words::{count, printable};
+use crate::client::{CreatedShare, ShareUrl};
 
 /// The observer of the command line and the shell.
 pub struct Console {
     /// Each file's progress, drawn when there is one.
     progress: Option<TerminalProgress>,
+    /// Set to stop the work between two chunks (Ctrl-C).
+    cancel: Arc<AtomicBool>,
+    /// The server uploads go to (`HOST:PORT`), for the URL of a new share.
+    server: Option<(String, u16)>,
+    /// The share an upload created, once it exists.
+    created: Mutex<Option<CreatedShare>>,
 }
 
 impl Console {
     /// Retries and resumes on stderr, and progress too when stderr is a terminal.
     pub fn for_terminal() -> Console {
-        Console { progress: io::stderr().is_terminal().then(TerminalProgress::default) }
+        Console::with_progress(io::stderr().is_terminal().then(TerminalProgress::default))
     }
 
     /// Retries and resumes on stderr, and no progress.
     pub fn without_progress() -> Console {
-        Console { progress: None }
+        Console::with_progress(None)
+    }
+
+    fn with_progress(progress: Option<TerminalProgress>) -> Console {
+        Console { progress, cancel: Arc::default(), server: None, created: Mutex::new(None) }
+    }
+
+    /// Uploads go to `host:port`: a new share is told with its URL.
+    pub fn uploading_to(mut self, host: &str, port: u16) -> Console {
+        self.server = Some((host.to_owned(), port));
+        self
+    }
+
+    /// The flag that stops the work between two chunks when set.
+    pub fn cancel_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// The share an upload created, if it did.
+    pub fn created_share(&self) -> Option<CreatedShare> {
+        self.created.lock().unwrap_or_else(PoisonError::into_inner).clone()
+    }
+
+    /// The URL of `share` on the server uploads go to.
+    pub fn url_of(&self, share: &CreatedShare) -> String {
+        match &self.server {
+            Some((host, port)) => ShareUrl::of_created(share, host, *port).to_string(),
+            None => share.code.clone(),
+        }
+    }
+
+    /// How to delete `share` by hand.
+    pub fn how_to_delete(&self, share: &CreatedShare) -> String {
+        format!("anonshare delete --token {} {}", share.owner_token, self.url_of(share))
+    }
+
+    /// Tells whether the unfinished `share` is gone, or how to delete it.
+    pub fn tell_abandoned(&self, share: &CreatedShare, deleted: bool) {
+        self.end();
+        match deleted {
+            true => eprintln!("anonshare: the unfinished share was deleted; nothing was published"),
+            false => eprintln!(
+                "anonshare: the unfinished share could not be deleted; it expires at {}, or delete it now: {}",
+                share.expires,
+                self.how_to_delete(share)
+            ),
+        }
     }
 
     /// Ends the progress line, if one was drawn.
@@ -34,6 +90,33 @@ impl Console {
 }
 
 impl Observer for Console {
+    fn planned(&self, files: usize, bytes: u64) {
+        self.progress.iter().for_each(|progress| progress.planned(files, bytes));
+    }
+
+    fn created(&self, share: &CreatedShare) {
+        *self.created.lock().unwrap_or_else(PoisonError::into_inner) = Some(share.clone());
+        eprintln!("owner token: {} (keep it to manage this share)", share.owner_token);
+        eprintln!("expires: {}", share.expires);
+        eprintln!(
+            "share: {} (published once every file is uploaded; to delete it: {})",
+            self.url_of(share),
+            self.how_to_delete(share)
+        );
+    }
+
+    fn abandoned(&self, share: &CreatedShare, deleted: bool) {
+        self.tell_abandoned(share, deleted);
+    }
+
+    fn skipped(&self, path: &str, why: &str) {
+        eprintln!("anonshare: skipped '{}': {why}", printable(path));
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
     fn start(&self, path: &str, size: u64) {
         self.progress.iter().for_each(|progress| progress.start(path, size));
     }
@@ -55,8 +138,24 @@ impl Observer for Console {
     }
 
     fn resuming(&self, path: &str, offset: u64) {
-        eprintln!("anonshare: resuming {path} at byte {offset}");
+        eprintln!("anonshare: resuming {} at byte {offset}", printable(path));
     }
+}
+
+/// The progress line: files done of all, bytes done of all, and the latest file.
+fn progress_line(tally: &Tally) -> String {
+    let (done, started) = tally.files.values().fold((0, 0), |(d, s), (done, size)| (d + done, s + size));
+    let (files, size) = tally.planned.unwrap_or((tally.files.len(), started));
+    let percent = (done * 100).checked_div(size).unwrap_or(100).min(100);
+    let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
+    format!(
+        "{}/{} {:.1}/{:.1} MiB  {percent}%  {}",
+        tally.finished,
+        count(files as u64, "file", "files"),
+        mib(done),
+        mib(size),
+        printable(&tally.latest)
+    )
 }
 
 /// `{why}; retry {attempt} of {of} in {pause}s`, the pause to a tenth of a second.
@@ -74,6 +173,8 @@ struct Tally {
     /// Bytes moved and size, by file.
     files: BTreeMap<String, (u64, u64)>,
     finished: usize,
+    /// The files and bytes of the whole transfer, once told.
+    planned: Option<(usize, u64)>,
     latest: String,
     last_draw: Option<Instant>,
 }
@@ -87,17 +188,11 @@ impl TerminalProgress {
             return;
         }
         tally.last_draw = Some(now);
-        let (done, size) = tally.files.values().fold((0, 0), |(d, s), (done, size)| (d + done, s + size));
-        let percent = (done * 100).checked_div(size).unwrap_or(100);
-        let mib = |b: u64| b as f64 / (1024.0 * 1024.0);
-        let files = tally.files.len();
-        eprint!(
-            "\r\x1b[K{}/{files} files  {:.1}/{:.1} MiB  {percent}%  {}",
-            tally.finished,
-            mib(done),
-            mib(size),
-            tally.latest
-        );
+        eprint!("\r\x1b[K{}", progress_line(&tally));
+    }
+
+    fn planned(&self, files: usize, bytes: u64) {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).planned = Some((files, bytes));
     }
 
     /// Ends the progress line.
@@ -105,6 +200,16 @@ impl TerminalProgress {
         if !self.0.lock().unwrap_or_else(PoisonError::into_inner).files.is_empty() {
             eprintln!();
         }
+    }
+}
+
+impl TerminalProgress {
+    /// Counts `path` as started, without drawing.
+    #[cfg(test)]
+    fn files_started(&self, path: &str, size: u64) {
+        let mut tally = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        tally.files.insert(path.to_owned(), (0, size));
+        tally.latest = path.to_owned();
     }
 }
 
@@ -140,6 +245,25 @@ impl Observer for TerminalProgress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_file_count_is_the_whole_transfers_from_the_start() {
+        let progress = TerminalProgress::default();
+        progress.planned(3, 3 << 20);
+        progress.files_started("a", 1 << 20);
+        let tally = progress.0.lock().unwrap();
+        assert_eq!(progress_line(&tally), "0/3 files 0.0/3.0 MiB  0%  a");
+    }
+
+    #[test]
+    fn one_file_is_one_file() {
+        let progress = TerminalProgress::default();
+        progress.planned(1, 10);
+        progress.files_started("a", 10);
+        let mut tally = progress.0.lock().unwrap();
+        tally.finished = 1;
+        assert_eq!(progress_line(&tally), "1/1 file 0.0/0.0 MiB  0%  a");
+    }
 
     #[test]
     fn a_retry_reads_as_before() {

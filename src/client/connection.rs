@@ -2,18 +2,18 @@
 //! speaks the same subset), typed operations on it, share URLs, and the errors a caller
 //! branches on. Used by the `anonshare` command line and its interactive shell.
 
-use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::client::{ClientError, Result, Step, reply_error};
 use crate::common::chunks::for_each_chunk;
 use crate::common::digest::Sha256Digest;
 use crate::common::line_io::read_line;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
-    Command, ListingEntry, Reason, Refusal, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply,
-    parse_hash_reply, parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
+    Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
+    parse_mlsx_line, parse_pasv_reply, parse_stored_reply,
 };
 pub use crate::proto::{CreatedShare, ShareInfo};
 
@@ -27,188 +27,14 @@ pub const MAX_REPLY_LINE: usize = 8192;
 pub const MAX_REPLY_LINES: usize = 1000;
 /// Longest listing accepted from a server, in bytes.
 pub const MAX_LISTING_BYTES: u64 = 64 * 1024 * 1024;
-/// FTP port assumed when a URL names none.
-pub const FTP_DEFAULT_PORT: u16 = 21;
-
-/// What went wrong, sorted the way the exit code needs.
-#[derive(Debug)]
-pub enum ClientError {
-    /// Bad arguments or an unusable local path (exit 1).
-    Usage(String),
-    /// The server cannot be reached, or the connection broke or timed out (exit 2).
-    Connection(String),
-    /// The server refused a command: what the client was doing, and the server's refusal,
-    /// classified by `proto` (exit code by its reason).
-    Server { doing: String, refusal: Refusal },
-    /// A file or folder the user named is not in the share (exit 3).
-    NotFound(String),
-    /// Bytes that do not match their SHA-256 (exit 4).
-    Integrity(String),
-    /// The work would break a local limit, such as the room on the local disk (exit 5).
-    Refused(String),
-    /// The user stopped the transfer (exit 1); nothing is retried.
-    Cancelled,
-}
-
-impl ClientError {
-    /// The process exit code for this error, as documented in `--help`.
-    pub fn exit_code(&self) -> u8 {
-        match self {
-            ClientError::Usage(_) | ClientError::Cancelled => 1,
-            ClientError::Connection(_) => 2,
-            ClientError::Server { refusal, .. } => match refusal.reason {
-                // A path that names no share is a share that is not there.
-                Reason::NotFound | Reason::OutsideShare => 3,
-                Reason::DigestMismatch => 4,
-                Reason::Closing
-                | Reason::NoDataConnection
-                | Reason::TransferCut
-                | Reason::Busy
-                | Reason::StorageError => 2,
-                _ => 5,
-            },
-            ClientError::NotFound(_) => 3,
-            ClientError::Integrity(_) => 4,
-            ClientError::Refused(_) => 5,
-        }
-    }
-
-    /// Why the server refused, when it did.
-    pub fn reason(&self) -> Option<Reason> {
-        match self {
-            ClientError::Server { refusal, .. } => Some(refusal.reason),
-            _ => None,
-        }
-    }
-
-    /// Whether the share or file is missing: named by the user and not listed, or not found
-    /// by the server (or expired).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, ClientError::NotFound(_))
-            || matches!(self.reason(), Some(Reason::NotFound | Reason::OutsideShare))
-    }
-
-    /// Whether running the same work again may succeed: the connection failed, or the server
-    /// refused for now (4yz, RFC 959 §4.2.1). A permanent refusal (5yz) never is. Neither is a
-    /// limit or a full disk, which do not clear within the seconds retries take.
-    pub fn is_transient(&self) -> bool {
-        match self {
-            ClientError::Connection(_) => true,
-            ClientError::Server { refusal, .. } => {
-                refusal.is_transient() && !matches!(refusal.reason, Reason::LimitReached | Reason::DiskFull)
-            }
-            _ => false,
-        }
-    }
-}
-
-impl fmt::Display for ClientError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ClientError::Usage(text)
-            | ClientError::Connection(text)
-            | ClientError::NotFound(text)
-            | ClientError::Integrity(text)
-            | ClientError::Refused(text) => f.write_str(text),
-            ClientError::Server { doing, refusal } => {
-                write!(f, "{doing}: server said {} {}", refusal.code, refusal.text)
-            }
-            ClientError::Cancelled => f.write_str("cancelled"),
-        }
-    }
-}
-
-impl std::error::Error for ClientError {}
-
-pub type Result<T, E = ClientError> = std::result::Result<T, E>;
-
 /// Turns an I/O error on the wire into a connection error that names what was being done.
 fn wire(doing: &str) -> impl FnOnce(io::Error) -> ClientError + '_ {
     move |err| match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
-            ClientError::Connection(format!("{doing}: timed out waiting for the server"))
+            ClientError::TimedOut(format!("{doing}: timed out waiting for the server"))
         }
         _ => ClientError::Connection(format!("{doing}: {err}")),
     }
-}
-
-/// A refusal from the server, typed once here: callers branch on its reason, never its words.
-pub fn reply_error(command: &str, reply: &Reply) -> ClientError {
-    ClientError::Server { doing: command.to_owned(), refusal: Refusal::from_reply(reply) }
-}
-
-/// A share's address: `ftp://HOST:PORT/CODE/`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShareUrl {
-    /// Host name or address as written; IPv6 without brackets.
-    pub host: String,
-    pub port: u16,
-    pub code: String,
-}
-
-impl ShareUrl {
-    /// Parses `ftp://HOST[:PORT]/CODE[/]`.
-    pub fn parse(text: &str) -> Result<ShareUrl> {
-        let bad = || {
-            ClientError::Usage(format!(
-                "invalid share URL '{text}': expected ftp://HOST:PORT/CODE/ as printed by upload"
-            ))
-        };
-        let rest = text.strip_prefix("ftp://").ok_or_else(bad)?;
-        let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
-        let (host, port) = split_host_port(authority, FTP_DEFAULT_PORT).ok_or_else(bad)?;
-        let code = path.trim_end_matches('/');
-        if code.is_empty() || code.contains('/') {
-            return Err(bad());
-        }
-        Ok(ShareUrl { host, port, code: code.to_owned() })
-    }
-
-    /// The URL of a share just made: the one the server sent (`--public-host`), or else the
-    /// share on `host:port`, the address this client reached the server at.
-    pub fn of_created(share: &CreatedShare, host: &str, port: u16) -> ShareUrl {
-        let sent = share.url.as_deref().and_then(|url| ShareUrl::parse(url).ok());
-        match sent {
-            Some(url) if url.code == share.code => url,
-            _ => ShareUrl { host: host.to_owned(), port, code: share.code.clone() },
-        }
-    }
-
-    /// `HOST:PORT` for connecting, brackets around IPv6.
-    pub fn address(&self) -> String {
-        join_host_port(&self.host, self.port)
-    }
-}
-
-impl fmt::Display for ShareUrl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ftp://{}/{}/", self.address(), self.code)
-    }
-}
-
-/// Splits `host:port`, `[v6]:port` or a bare host (taking `default_port`).
-pub fn split_host_port(text: &str, default_port: u16) -> Option<(String, u16)> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        let port = match after.strip_prefix(':') {
-            Some(port) => port.parse().ok()?,
-            None if after.is_empty() => default_port,
-            None => return None,
-        };
-        return Some((host.to_owned(), port));
-    }
-    match text.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => Some((host.to_owned(), port.parse().ok()?)),
-        Some(_) => None,
-        None if text.is_empty() => None,
-        None => Some((text.to_owned(), default_port)),
-    }
-    .filter(|(host, _)| !host.is_empty())
-}
-
-/// `host:port`, with brackets around an IPv6 host.
-pub fn join_host_port(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
 }
 
 /// One file of a share, as listed.
@@ -244,8 +70,11 @@ impl Connection {
     /// Connects to `address` (`HOST:PORT`), logs in anonymously and selects binary mode.
     pub fn open(address: &str, timeout: Duration) -> Result<Connection> {
         let unreachable = |why: String| ClientError::Connection(format!("cannot reach {address}: {why}"));
-        let candidates: Vec<SocketAddr> =
-            address.to_socket_addrs().map_err(|err| unreachable(err.to_string()))?.collect();
+        // A name that does not resolve will not resolve in a second either.
+        let candidates: Vec<SocketAddr> = address
+            .to_socket_addrs()
+            .map_err(|err| ClientError::Unresolved(format!("cannot find the server {address}: {err}")))?
+            .collect();
         let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address found");
         let mut stream = None;
         for candidate in candidates {
@@ -257,7 +86,13 @@ impl Connection {
                 Err(err) => last_error = err,
             }
         }
-        let stream = stream.ok_or_else(|| unreachable(last_error.to_string()))?;
+        let stream = stream.ok_or_else(|| match last_error.kind() {
+            io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => ClientError::TimedOut(format!(
+                "cannot reach {address}: no answer within {}s",
+                timeout.as_secs()
+            )),
+            _ => unreachable(last_error.to_string()),
+        })?;
         stream.set_read_timeout(Some(timeout)).map_err(wire("connect"))?;
         stream.set_write_timeout(Some(timeout)).map_err(wire("connect"))?;
         stream.set_nodelay(true).map_err(wire("connect"))?;
@@ -267,7 +102,7 @@ impl Connection {
         let mut connection = Connection { reader: stream, lines, writer, server, queued: Vec::new() };
         let greeting = connection.read_reply("greeting")?;
         if greeting.code != 220 {
-            return Err(reply_error("connect", &greeting));
+            return Err(reply_error(Step::Connect, &greeting));
         }
         connection.expect(&Command::User("anonymous".into()), &[230, 331]).and_then(|reply| {
             match reply.code {
@@ -328,7 +163,7 @@ impl Connection {
         for (ahead, accepted) in queued {
             let reply = self.read_reply(&verb_of(&ahead))?;
             if !accepted.contains(&reply.code) && refused.is_none() {
-                refused = Some(reply_error(&command_for_humans(&ahead), &reply));
+                refused = Some(reply_error(Step::of(&ahead), &reply));
             }
         }
         let reply = self.read_reply(&verb)?;
@@ -345,11 +180,7 @@ impl Connection {
     /// Sends one command and insists on one of the `accepted` codes.
     pub fn expect(&mut self, command: &Command, accepted: &[u16]) -> Result<Reply> {
         let reply = self.send(command)?;
-        if accepted.contains(&reply.code) {
-            Ok(reply)
-        } else {
-            Err(reply_error(&command_for_humans(command), &reply))
-        }
+        if accepted.contains(&reply.code) { Ok(reply) } else { Err(reply_error(Step::of(command), &reply)) }
     }
 
     /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it.
@@ -370,7 +201,7 @@ impl Connection {
                 // Trust only the port: the address is where the control connection already goes.
                 SocketAddr::new(self.server.ip(), address.port())
             }
-            _ => return Err(reply_error("EPSV", &reply)),
+            _ => return Err(reply_error(Step::Other("EPSV".into()), &reply)),
         };
         let timeout = self.writer.read_timeout().map_err(wire("data connection"))?;
         let data = TcpStream::connect_timeout(&address, timeout.unwrap_or(DEFAULT_TIMEOUT))
@@ -398,7 +229,7 @@ impl Connection {
         bytes_first: bool,
         body: impl FnOnce(&mut TcpStream) -> Result<T>,
     ) -> Result<(T, Reply)> {
-        let doing = command_for_humans(command);
+        let doing = verb_of(command);
         let mut data = self.open_data()?;
         let outcome = if bytes_first {
             let line = format!("{command}\r\n");
@@ -407,13 +238,13 @@ impl Connection {
             let _ = data.shutdown(Shutdown::Both);
             let first = self.read_reply(&doing)?;
             if !first.is_preliminary() {
-                return Err(reply_error(&doing, &first));
+                return Err(reply_error(Step::of(command), &first));
             }
             outcome
         } else {
             let first = self.send(command)?;
             if !first.is_preliminary() {
-                return Err(reply_error(&doing, &first));
+                return Err(reply_error(Step::of(command), &first));
             }
             body(&mut data)
         };
@@ -421,30 +252,30 @@ impl Connection {
         drop(data);
         let outcome = match outcome {
             Ok(outcome) => outcome,
-            Err(err) => return Err(self.why_data_failed(&doing, err)),
+            Err(err) => return Err(self.why_data_failed(command, err)),
         };
         let last = self.read_reply(&doing)?;
         if last.code == 226 || last.code == 250 {
             Ok((outcome, last))
         } else {
-            Err(reply_error(&doing, &last))
+            Err(reply_error(Step::of(command), &last))
         }
     }
 
     /// After the data connection failed: the server may have closed it on purpose (a limit, a
     /// full disk) and said why. Its reply, if one comes soon, decides the error; else `err`.
-    fn why_data_failed(&mut self, doing: &str, err: ClientError) -> ClientError {
-        if !matches!(err, ClientError::Connection(_)) {
+    fn why_data_failed(&mut self, command: &Command, err: ClientError) -> ClientError {
+        if !err.is_connection() {
             return err;
         }
         let timeout = self.reader.read_timeout().ok().flatten();
         if self.reader.set_read_timeout(Some(REPLY_AFTER_DATA_FAILURE)).is_err() {
             return err;
         }
-        let reply = self.read_reply(doing);
+        let reply = self.read_reply(&verb_of(command));
         let _ = self.reader.set_read_timeout(timeout);
         match reply {
-            Ok(reply) if reply.code >= 400 && reply.code != 426 => reply_error(doing, &reply),
+            Ok(reply) if reply.code >= 400 && reply.code != 426 => reply_error(Step::of(command), &reply),
             _ => err,
         }
     }
@@ -569,10 +400,12 @@ impl Connection {
             .ok_or_else(|| ClientError::Connection(format!("HASH: unreadable reply '{}'", reply.text())))
     }
 
-    /// Every file of share `code`, with size and SHA-256, in path order. The SHA-256 comes
-    /// with the listing (the `X.sha256` fact); a server that does not send it is asked with HASH.
-    pub fn walk_share(&mut self, code: &str) -> Result<Vec<RemoteFile>> {
+    /// Every file of share `code`, with size and SHA-256, in path order, and every folder. The
+    /// SHA-256 comes with the listing (the `X.sha256` fact); a server that does not send it is
+    /// asked with HASH.
+    pub fn walk_share(&mut self, code: &str) -> Result<(Vec<RemoteFile>, Vec<String>)> {
         let mut files = Vec::new();
+        let mut every_folder = Vec::new();
         let mut folders = vec![String::new()];
         while let Some(folder) = folders.pop() {
             let remote = if folder.is_empty() { format!("/{code}") } else { format!("/{code}/{folder}") };
@@ -580,6 +413,7 @@ impl Connection {
                 let path =
                     if folder.is_empty() { entry.name.clone() } else { format!("{folder}/{}", entry.name) };
                 if entry.is_dir {
+                    every_folder.push(path.clone());
                     folders.push(path);
                 } else {
                     files.push((path, entry.size, entry.sha256));
@@ -595,7 +429,8 @@ impl Connection {
             };
             out.push(RemoteFile { path, size, sha256 });
         }
-        Ok(out)
+        every_folder.sort();
+        Ok((out, every_folder))
     }
 
     /// Downloads `path` from byte `offset` on, handing each chunk to `each` as it arrives.
@@ -620,97 +455,4 @@ impl Connection {
 /// The verb of a command, for error messages that must not echo secrets.
 fn verb_of(command: &Command) -> String {
     command.to_string().split(' ').next().unwrap_or_default().to_owned()
-}
-
-fn command_for_humans(command: &Command) -> String {
-    match command {
-        Command::Pass(_) => "PASS".into(),
-        Command::Site(site) => format!("SITE {}", site.to_string().split(' ').next().unwrap_or_default()),
-        other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn url(text: &str) -> Option<(String, u16, String)> {
-        ShareUrl::parse(text).ok().map(|u| (u.host, u.port, u.code))
-    }
-
-    #[test]
-    fn share_urls() {
-        assert_eq!(url("ftp://127.0.0.1:2121/abc/"), Some(("127.0.0.1".into(), 2121, "abc".into())));
-        assert_eq!(url("ftp://h/abc"), Some(("h".into(), 21, "abc".into())));
-        assert_eq!(url("ftp://[::1]:9/abc/"), Some(("::1".into(), 9, "abc".into())));
-        assert_eq!(url("http://h/abc"), None);
-        assert_eq!(url("ftp://h/"), None);
-        assert_eq!(url("ftp://h/a/b"), None);
-        let parsed = ShareUrl::parse("ftp://[::1]:9/abc").unwrap();
-        assert_eq!(parsed.to_string(), "ftp://[::1]:9/abc/");
-    }
-
-    #[test]
-    fn a_new_share_takes_the_url_the_server_sent_for_it() {
-        let mut created = CreatedShare {
-            code: "abc".into(),
-            owner_token: "tok".into(),
-            expires: "2026-12-02T12:00:00Z".into(),
-            url: None,
-        };
-        let of = |created: &CreatedShare| ShareUrl::of_created(created, "127.0.0.1", 2121).to_string();
-        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/");
-        created.url = Some("ftp://share.example.org:21/abc/".into());
-        assert_eq!(of(&created), "ftp://share.example.org:21/abc/");
-        created.url = Some("ftp://share.example.org:21/other/".into());
-        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/", "a URL of another share is not taken");
-        created.url = Some("not a url".into());
-        assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/");
-    }
-
-    #[test]
-    fn host_and_port() {
-        assert_eq!(split_host_port("localhost:2121", 1), Some(("localhost".into(), 2121)));
-        assert_eq!(split_host_port("localhost", 1), Some(("localhost".into(), 1)));
-        assert_eq!(split_host_port("[::1]", 1), Some(("::1".into(), 1)));
-        assert_eq!(split_host_port(":80", 1), None);
-        assert_eq!(split_host_port("::1", 1), None);
-        assert_eq!(split_host_port("h:port", 1), None);
-    }
-
-    #[test]
-    fn refusals_sort_into_exit_codes_by_reason() {
-        let error = |reason, text: &str| reply_error("X", &Refusal::new(reason, text).to_reply());
-        let code = |reason| error(reason, "words").exit_code();
-        assert_eq!(code(Reason::NotFound), 3);
-        assert_eq!(code(Reason::DigestMismatch), 4);
-        assert_eq!(code(Reason::TransferCut), 2);
-        assert_eq!(code(Reason::Busy), 2);
-        assert_eq!(code(Reason::Sealed), 5);
-        assert_eq!(code(Reason::NotImplemented), 5);
-        assert_eq!(error(Reason::LimitReached, "Too many connections").exit_code(), 5);
-        // The words decide nothing.
-        assert_eq!(error(Reason::NotFound, "SHA-256 mismatch: declared a").exit_code(), 3);
-        assert_eq!(error(Reason::Exists, "/code/sealed").reason(), Some(Reason::Exists));
-        // Another server's reply, without a tag, by its code.
-        assert_eq!(reply_error("X", &Reply::new(550, "SHA-256 mismatch")).exit_code(), 3);
-    }
-
-    #[test]
-    fn only_transient_refusals_are_retried_rfc959_4_2_1() {
-        let transient = |refusal: Refusal| reply_error("X", &refusal.to_reply()).is_transient();
-        assert!(transient(Refusal::new(Reason::Busy, "x")));
-        assert!(transient(Refusal::new(Reason::TransferCut, "x")));
-        assert!(transient(Refusal::new(Reason::StorageError, "x")));
-        assert!(!transient(Refusal::new(Reason::NotImplemented, "x")), "502 is permanent");
-        assert!(!transient(Refusal::new(Reason::BadCommand, "x")), "500 is permanent");
-        assert!(!transient(Refusal::new(Reason::Unspecified, "x").with_code(503)), "503 is permanent");
-        assert!(!transient(Refusal::new(Reason::NotFound, "x")));
-        assert!(
-            !transient(Refusal::new(Reason::LimitReached, "x").with_code(421)),
-            "a limit does not clear in seconds"
-        );
-        assert!(!transient(Refusal::new(Reason::DiskFull, "x")));
-        assert!(ClientError::Connection("cut".into()).is_transient());
-    }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::client::observer::Observer;
 use crate::client::settings::ClientSettings;
-use crate::client::{ClientError, Connection, Result};
+use crate::client::{ClientError, Connection, Result, gave_up};
 use crate::proto::Reason;
 
 /// Pause before the first retry; each further one doubles it.
@@ -42,6 +42,8 @@ pub struct Link {
     connection: Option<Connection>,
     /// A share this client is uploading to: every new connection proves it owns it.
     owner: Option<(String, String)>,
+    /// Whether the server ever answered this link: until it has, a timeout is not retried.
+    answered: bool,
 }
 
 impl Link {
@@ -55,6 +57,7 @@ impl Link {
             parallel: settings.parallel.max(1),
             connection: None,
             owner: None,
+            answered: false,
         }
     }
 
@@ -94,6 +97,8 @@ impl Link {
                 work(connection, &mut attempt)
             });
             let err = match outcome {
+                // A server that never answered is not waited for again: one timeout is enough.
+                Err(err @ ClientError::TimedOut(_)) if !self.answered => return Err(err),
                 Err(err) if err.is_transient() => err,
                 other => return other,
             };
@@ -103,7 +108,7 @@ impl Link {
             if failures > self.retries {
                 return Err(match self.retries {
                     0 => err,
-                    retries => ClientError::Connection(format!("{why} (gave up after {retries} retries)")),
+                    retries => gave_up(&why, retries),
                 });
             }
             let pause = backoff(failures);
@@ -119,7 +124,7 @@ impl Link {
     /// Runs `work` once, on the open connection or a new one, without retrying.
     pub fn run_once<T>(&mut self, work: impl FnOnce(&mut Connection) -> Result<T>) -> Result<T> {
         let outcome = self.connection().and_then(work);
-        if matches!(outcome, Err(ClientError::Connection(_))) {
+        if outcome.as_ref().is_err_and(ClientError::is_connection) {
             self.connection = None;
         }
         outcome
@@ -133,6 +138,7 @@ impl Link {
         }
         if self.connection.is_none() {
             let mut connection = Connection::open(&self.address, self.timeout)?;
+            self.answered = true;
             if let Some((code, token)) = &self.owner {
                 match connection.claim(code, token) {
                     Ok(()) => {}

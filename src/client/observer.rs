@@ -4,10 +4,21 @@
 
 use std::time::Duration;
 
+use crate::client::CreatedShare;
+
 /// Told about the work as it runs, to draw progress and say what happens. Several files may move
 /// at once, from several threads, so every call about a file names it. Every method does
 /// nothing unless a front-end says otherwise.
 pub trait Observer: Sync {
+    /// The work will move `files` files of `bytes` bytes in all.
+    fn planned(&self, _files: usize, _bytes: u64) {}
+    /// An upload created `share`, before its first byte: its owner token can delete it.
+    fn created(&self, _share: &CreatedShare) {}
+    /// An upload that created `share` failed or was cancelled; the share was deleted, or not
+    /// (then it lingers, unpublished, until it expires or its owner deletes it).
+    fn abandoned(&self, _share: &CreatedShare, _deleted: bool) {}
+    /// `path` is left out of the work, for the reason `why`.
+    fn skipped(&self, _path: &str, _why: &str) {}
     /// The file `path` of `size` bytes starts moving.
     fn start(&self, _path: &str, _size: u64) {}
     /// `bytes` more bytes of `path` moved.

@@ -11,11 +11,11 @@ use crate::common::args::{Args, UsageError};
 use crate::common::expiry::parse_duration;
 
 pub use crate::client::connection::DEFAULT_TIMEOUT;
+/// Port assumed when a server is named by its host alone.
+pub use crate::client::url::DEFAULT_PORT;
 
 /// Server used when neither `--server` nor [`SERVER_ENV`] names one.
 pub const DEFAULT_SERVER: &str = "127.0.0.1:2121";
-/// Port assumed when a server is named by its host alone.
-pub const DEFAULT_PORT: u16 = 2121;
 /// Environment variable that names the server.
 pub const SERVER_ENV: &str = "ANONSHARE_SERVER";
 /// Retries after a failure, in a row, before giving up (the `--retries` default).
@@ -97,6 +97,16 @@ impl ClientSettings {
     }
 }
 
+impl ClientSettings {
+    /// A share URL, the URL of a file in a share (and that file's path), or a bare share code.
+    pub fn share_url_of_file(&self, text: &str) -> Result<(ShareUrl, Option<String>)> {
+        match text.starts_with("ftp://") {
+            true => ShareUrl::parse_file(text),
+            false => self.share_url(text).map(|url| (url, None)),
+        }
+    }
+}
+
 /// The server a flag names, else the one an environment variable names, else the default.
 fn server_from(flag: Option<&str>, env: Option<&str>) -> Result<(String, u16)> {
     parse_server(flag.or(env.filter(|text| !text.is_empty())).unwrap_or(DEFAULT_SERVER))
@@ -104,8 +114,16 @@ fn server_from(flag: Option<&str>, env: Option<&str>) -> Result<(String, u16)> {
 
 /// `HOST:PORT`, or a host for [`DEFAULT_PORT`].
 pub fn parse_server(text: &str) -> Result<(String, u16)> {
-    split_host_port(text, DEFAULT_PORT)
-        .ok_or_else(|| ClientError::Usage(format!("invalid server address '{text}': expected HOST:PORT")))
+    split_host_port(text, DEFAULT_PORT).ok_or_else(|| {
+        let hint = match text.rsplit_once(':') {
+            // `::1:2121`: an IPv6 address needs brackets to tell it from its port.
+            Some((host, port)) if host.contains(':') && port.parse::<u16>().is_ok() => {
+                format!("write an IPv6 address in brackets, like [{host}]:{port}")
+            }
+            _ => "expected HOST:PORT".into(),
+        };
+        ClientError::Usage(format!("invalid server address '{text}': {hint}"))
+    })
 }
 
 #[cfg(test)]
@@ -185,6 +203,10 @@ mod tests {
         check(Some("bare.example"), None, ("bare.example", DEFAULT_PORT));
         check(Some("[::1]:7"), None, ("::1", 7));
         assert_eq!(server_from(Some("a:b"), None).unwrap_err().exit_code(), 1);
+        assert_eq!(
+            server_from(Some("::1:2121"), None).unwrap_err().to_string(),
+            "invalid server address '::1:2121': write an IPv6 address in brackets, like [::1]:2121"
+        );
     }
 
     #[test]

@@ -1,12 +1,13 @@
-//! Whole-share work on top of a [`Connection`]: planning an upload from local files and folders,
-//! publishing the plan as a new share, listing a share, choosing its files, and saving them
-//! verified. A download is written beside its target and renamed into place only once its
-//! SHA-256 matches, so a cut or corrupt file never sits under its final name. Both directions
-//! resume through a [`Link`] when the connection drops, and tell their [`Observer`] so.
+//! Whole-share uploads on top of a [`Connection`]: planning an upload from local files and
+//! folders, and publishing the plan as a new share. The share's owner token is told to the
+//! [`Observer`] before the first byte, and a failed or cancelled upload deletes the half-made
+//! share. It resumes through a [`Link`] when the connection drops, and tells its observer so.
+//! Listing and downloading a share are in [`download`](crate::client::download), re-exported
+//! here.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -15,15 +16,14 @@ use std::time::Duration;
 
 use walkdir::WalkDir;
 
+pub use crate::client::download::*;
 use crate::client::link::{Attempt, Link};
 use crate::client::observer::Observer;
-use crate::client::{
-    ClientError, Connection, CreatedShare, RemoteFile, Result, ShareInfo, sent_before_reply,
-};
+use crate::client::words::printable;
+use crate::client::{ClientError, Connection, CreatedShare, Result, sent_before_reply};
 use crate::common::chunks::for_each_chunk;
 use crate::common::digest::{Hasher, Sha256Digest};
 use crate::common::names::check_path;
-use crate::common::platform::free_space;
 use crate::proto::Reason;
 
 /// Suffix of a download in progress, beside its final name.
@@ -38,11 +38,21 @@ pub struct LocalFile {
     pub size: u64,
 }
 
-/// What an upload will create, in order: folders (parents first), then files.
+/// What an upload will create, in order: folders (parents first), then files; and what inside
+/// the folders it leaves out.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct UploadPlan {
     pub folders: Vec<Vec<String>>,
     pub files: Vec<LocalFile>,
+    pub skipped: Vec<Skipped>,
+}
+
+/// Something inside a folder that an upload leaves out, and why: a name a share cannot hold,
+/// a link to nothing, a file that cannot be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub why: String,
 }
 
 /// A file as the server stored it.
@@ -79,39 +89,64 @@ fn local_name(path: &Path) -> Result<String> {
 }
 
 /// Turns files and folders given on the command line into an upload plan. Folders keep their
-/// name and their relative paths, like `cp -r`. Symbolic links are followed.
+/// name and their relative paths, like `cp -r`; symbolic links are followed. A file or folder
+/// named on the command line must be uploadable, else nothing is; inside a folder, what cannot
+/// be (a name a share cannot hold, a broken link) is left out and listed in the plan's
+/// `skipped`, so one odd name does not stop a whole folder.
 pub fn plan_upload(paths: &[PathBuf]) -> Result<UploadPlan> {
     let mut plan = UploadPlan::default();
     let mut seen = BTreeSet::new();
     for path in paths {
-        let meta = fs::metadata(path)
-            .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", path.display())))?;
+        let meta = fs::metadata(path).map_err(|err| {
+            ClientError::Usage(format!("cannot read '{}': {err}", printable(&path.display().to_string())))
+        })?;
         let base = local_name(path)?;
         if meta.is_file() {
+            check_remote(path, std::slice::from_ref(&base))?;
             add_file(&mut plan, &mut seen, path.clone(), vec![base], meta.len())?;
             continue;
         }
-        for entry in WalkDir::new(path).follow_links(true).sort_by_file_name() {
-            let entry = entry
-                .map_err(|err| ClientError::Usage(format!("cannot read '{}': {err}", path.display())))?;
+        check_remote(path, std::slice::from_ref(&base))?;
+        let mut walk = WalkDir::new(path).follow_links(true).sort_by_file_name().into_iter();
+        while let Some(entry) = walk.next() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    let at = err.path().unwrap_or(path).to_owned();
+                    let why = match err.io_error() {
+                        Some(io) if io.kind() == io::ErrorKind::NotFound => "a link to nothing".to_owned(),
+                        Some(io) => io.to_string(),
+                        None => err.to_string(),
+                    };
+                    plan.skipped.push(Skipped { path: at, why });
+                    continue;
+                }
+            };
             let mut remote = vec![base.clone()];
+            let mut bad = None;
             for part in entry.path().strip_prefix(path).unwrap_or(entry.path()).iter() {
-                let part = part.to_str().ok_or_else(|| {
-                    ClientError::Usage(format!(
-                        "cannot upload '{}': its name is not UTF-8",
-                        entry.path().display()
-                    ))
-                })?;
-                remote.push(part.to_owned());
+                match part.to_str() {
+                    Some(part) => remote.push(part.to_owned()),
+                    None => bad = Some("its name is not UTF-8".to_owned()),
+                }
+            }
+            if let Some(why) = bad.or_else(|| check_path(&remote).err().map(|err| err.to_string())) {
+                if entry.file_type().is_dir() {
+                    walk.skip_current_dir();
+                }
+                plan.skipped.push(Skipped { path: entry.into_path(), why });
+                continue;
             }
             if entry.file_type().is_dir() {
-                check_remote(entry.path(), &remote)?;
                 if seen.insert(remote.clone()) {
                     plan.folders.push(remote);
                 }
             } else if entry.file_type().is_file() {
                 let size = entry.metadata().map(|m| m.len()).unwrap_or(0);
                 add_file(&mut plan, &mut seen, entry.into_path(), remote, size)?;
+            } else {
+                let why = "not a file or folder (a device, socket or pipe)".to_owned();
+                plan.skipped.push(Skipped { path: entry.into_path(), why });
             }
         }
     }
@@ -122,8 +157,12 @@ pub fn plan_upload(paths: &[PathBuf]) -> Result<UploadPlan> {
 }
 
 fn check_remote(source: &Path, remote: &[String]) -> Result<()> {
-    check_path(remote)
-        .map_err(|err| ClientError::Usage(format!("cannot upload '{}': {err}", source.display())))
+    check_path(remote).map_err(|err| {
+        ClientError::Usage(format!(
+            "cannot upload '{}': {err}; a share's names must work on every system, so rename it",
+            printable(&source.display().to_string())
+        ))
+    })
 }
 
 fn add_file(
@@ -183,6 +222,10 @@ pub fn publish(
     observer: &dyn Observer,
 ) -> Result<UploadReport> {
     let plan = plan_upload(paths)?;
+    for skipped in &plan.skipped {
+        observer.skipped(&skipped.path.display().to_string(), &skipped.why);
+    }
+    observer.planned(plan.files.len(), plan.files.iter().map(|file| file.size).sum());
     let report = upload(&mut link, &plan, options, observer)?;
     link.quit();
     Ok(report)
@@ -200,14 +243,31 @@ fn upload(
     let share =
         link.run(observer, |connection, _| connection.create_share(options.lifetime, options.downloads))?;
     link.own(&share.code, &share.owner_token);
+    observer.created(&share);
     match fill_and_seal(link, plan, &share, observer) {
         Ok(files) => Ok(UploadReport { share, files }),
         Err(err) => {
             // Nothing is published, and the bytes that did arrive go now rather than at expiry.
-            let _ = link.run_once(|connection| connection.delete_share(&share.code, &share.owner_token));
+            let deleted = delete_unfinished(link, &share);
+            observer.abandoned(&share, deleted);
             Err(err)
         }
     }
+}
+
+/// Deletes a share this upload created and did not finish, on a connection of its own (the
+/// upload's may be in the middle of a command); whether it is gone.
+pub fn delete_unfinished(link: &Link, share: &CreatedShare) -> bool {
+    let mut fresh = link.fork();
+    let mut delete = || fresh.run_once(|connection| connection.delete_share(&share.code, &share.owner_token));
+    let deleted = match delete() {
+        Ok(()) => true,
+        // The connection was lost on the way: one more try on a new one.
+        Err(err) if err.is_connection() => delete().is_ok(),
+        Err(_) => false,
+    };
+    fresh.quit();
+    deleted
 }
 
 /// Makes the plan's folders and files in the new share, then seals it.
@@ -258,8 +318,13 @@ fn upload_one(
     file: &LocalFile,
     observer: &dyn Observer,
 ) -> Result<Sha256Digest> {
-    let unreadable =
-        |err: io::Error| ClientError::Usage(format!("cannot read '{}': {err}", file.source.display()));
+    let shown = printable(&file.source.display().to_string());
+    let unreadable = |err: io::Error| ClientError::Usage(format!("cannot read '{shown}': {err}"));
+    let changed = || {
+        ClientError::Usage(format!(
+            "'{shown}' changed while it was being uploaded; upload it again once it is complete"
+        ))
+    };
     let path = file.remote.join("/");
     let mut offset = 0;
     let mut declared = None;
@@ -277,7 +342,11 @@ fn upload_one(
         declared = Some(sha256);
     }
     let mut source = File::open(&file.source).map_err(unreadable)?;
+    if source.metadata().map_err(unreadable)?.len() != file.size {
+        return Err(changed());
+    }
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
+    let mut source = Exactly::new(source, file.size - offset.min(file.size));
     observer.restart(&path, offset);
     let mut sent = Hasher::new();
     let counts = !sent_before_reply(file.size - offset);
@@ -290,7 +359,11 @@ fn upload_one(
         }
         observer.advance(&path, chunk.len() as u64);
         if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
-    })?;
+    });
+    if source.changed {
+        return Err(changed());
+    }
+    let stored = stored?;
     let local = declared.unwrap_or_else(|| sent.finish());
     if stored != local {
         return Err(ClientError::Integrity(format!(
@@ -300,108 +373,50 @@ fn upload_one(
     Ok(local)
 }
 
-/// What a share holds: its facts from `SITE INFO`, and its files with their SHA-256.
-#[derive(Debug, Clone)]
-pub struct Listing {
-    pub info: ShareInfo,
-    pub files: Vec<RemoteFile>,
+/// A file read for upload that must hold exactly the bytes planned: one that ends early or
+/// goes on past them changed while it was read, and reading it fails (and says so in
+/// `changed`) rather than sending other bytes than the size announced.
+struct Exactly<R> {
+    inner: R,
+    left: u64,
+    changed: bool,
 }
 
-/// Lists share `code`: `SITE INFO` for its expiry and size, then a walk of its folders with
-/// `MLSD`, and `HASH` for each file. A dropped connection starts the listing again.
-pub fn list_share(link: &mut Link, code: &str, observer: &dyn Observer) -> Result<Listing> {
-    link.run(observer, |connection, _| {
-        Ok(Listing { info: connection.info(code)?, files: connection.walk_share(code)? })
-    })
-}
-
-/// How many complete downloads each listed file has left, in the listing's order; `None` for
-/// every file of a share without a download budget, which asks the server nothing.
-pub fn downloads_left(
-    link: &mut Link,
-    code: &str,
-    listing: &Listing,
-    observer: &dyn Observer,
-) -> Result<Vec<Option<u64>>> {
-    if listing.info.downloads.is_none() {
-        return Ok(vec![None; listing.files.len()]);
+impl<R: Read> Exactly<R> {
+    fn new(inner: R, left: u64) -> Exactly<R> {
+        Exactly { inner, left, changed: false }
     }
-    link.run(observer, |connection, _| {
-        let mut left = Vec::with_capacity(listing.files.len());
-        for file in &listing.files {
-            left.push(connection.info_of(&format!("/{code}/{}", file.path))?.downloads_left);
+
+    fn fail(&mut self) -> io::Result<usize> {
+        self.changed = true;
+        Err(io::Error::other("the file changed while it was read"))
+    }
+}
+
+impl<R: Read> Read for Exactly<R> {
+    fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
+        if self.left == 0 {
+            // The planned end: the file must end here too.
+            return match self.inner.read(&mut [0u8; 1])? {
+                0 => Ok(0),
+                _ => self.fail(),
+            };
         }
-        Ok(left)
-    })
-}
-
-/// The files of `all` that `wanted` names, by exact path or by a folder that holds them.
-/// Nothing wanted means everything; a name that matches nothing is an error.
-pub fn select(all: &[RemoteFile], wanted: &[String]) -> Result<Vec<RemoteFile>> {
-    if wanted.is_empty() {
-        return Ok(all.to_vec());
-    }
-    let mut chosen = BTreeSet::new();
-    for name in wanted {
-        let name = name.trim_matches('/');
-        let before = chosen.len();
-        for (index, file) in all.iter().enumerate() {
-            let inside = file.path.strip_prefix(name).is_some_and(|rest| rest.starts_with('/'));
-            if file.path == name || inside {
-                chosen.insert(index);
+        let most = buffer.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        match self.inner.read(&mut buffer[..most])? {
+            0 if most > 0 => self.fail(),
+            n => {
+                self.left -= n as u64;
+                Ok(n)
             }
         }
-        if chosen.len() == before && !all.iter().any(|f| f.path == name) {
-            return Err(ClientError::NotFound(format!("no file or folder '{name}' in this share")));
-        }
     }
-    Ok(chosen.into_iter().map(|i| all[i].clone()).collect())
-}
-
-/// A downloaded, verified file.
-#[derive(Debug, Clone)]
-pub struct SavedFile {
-    pub file: RemoteFile,
-    pub local: PathBuf,
-}
-
-/// Downloads `files` of share `code` under `dir`, each verified against its SHA-256. A dropped
-/// connection is taken up again, and a cut file resumes from the bytes already saved.
-pub fn download(
-    link: &mut Link,
-    code: &str,
-    files: &[RemoteFile],
-    dir: &Path,
-    observer: &dyn Observer,
-) -> Result<Vec<SavedFile>> {
-    let mut targets = Vec::with_capacity(files.len());
-    for file in files {
-        let parts: Vec<String> = file.path.split('/').map(str::to_owned).collect();
-        // The server names the files; a hostile one must not write outside `dir`.
-        check_path(&parts).map_err(|err| {
-            ClientError::Integrity(format!("server listed an unsafe path '{}': {err}", file.path))
-        })?;
-        let mut target = dir.to_path_buf();
-        target.extend(&parts);
-        targets.push(target);
-    }
-    check_room(dir, files, &targets)?;
-    in_parallel(link, files.len(), |link, index| {
-        let (file, target) = (&files[index], &targets[index]);
-        observer.start(&file.path, file.size);
-        let mut partial = Partial::new(target);
-        let result = link
-            .run(observer, |connection, attempt| partial.fetch(connection, attempt, code, file, observer));
-        observer.finish(&file.path);
-        result?;
-        Ok(SavedFile { file: file.clone(), local: target.clone() })
-    })
 }
 
 /// Runs `job` for every index in `0..jobs`, on as many connections at once as the link allows
 /// (`--parallel`): the link itself and copies of it. Results come back in index order. The first
 /// failure stops the others from taking new jobs and is what returns.
-fn in_parallel<T: Send>(
+pub(crate) fn in_parallel<T: Send>(
     link: &mut Link,
     jobs: usize,
     job: impl Fn(&mut Link, usize) -> Result<T> + Sync,
@@ -446,166 +461,50 @@ fn in_parallel<T: Send>(
     Ok(done)
 }
 
-/// Refuses a download that cannot fit: the bytes still to come must fit in the free space of
-/// the disk that holds `dir`, where the platform can tell.
-fn check_room(dir: &Path, files: &[RemoteFile], targets: &[PathBuf]) -> Result<()> {
-    let needed: u64 = files
-        .iter()
-        .zip(targets)
-        .map(|(file, target)| {
-            file.size.saturating_sub(fs::metadata(partial_path(target)).map_or(0, |m| m.len()))
-        })
-        .sum();
-    // The folder may not exist yet: its nearest existing parent tells the disk.
-    let existing = dir.ancestors().find(|p| p.exists()).unwrap_or(Path::new("."));
-    match free_space(existing) {
-        Some(free) if needed > free => Err(ClientError::Refused(format!(
-            "not enough room in '{}': the download needs {needed} bytes, {free} are free",
-            dir.display()
-        ))),
-        _ => Ok(()),
-    }
-}
-
-/// `NAME.anonshare-part` beside `target`.
-fn partial_path(target: &Path) -> PathBuf {
-    let mut name = target.file_name().unwrap_or_default().to_owned();
-    name.push(PARTIAL_SUFFIX);
-    target.with_file_name(name)
-}
-
-/// A download in progress beside its target, and the running SHA-256 of what it holds.
-struct Partial<'t> {
-    target: &'t Path,
-    path: PathBuf,
-    /// The digest of the partial file's bytes, carried from one attempt to the next.
-    hasher: Option<Hasher>,
-}
-
-impl<'t> Partial<'t> {
-    fn new(target: &'t Path) -> Partial<'t> {
-        Partial { target, path: partial_path(target), hasher: None }
-    }
-
-    fn local_error(&self) -> impl Fn(io::Error) -> ClientError + '_ {
-        |err| ClientError::Usage(format!("cannot write '{}': {err}", self.target.display()))
-    }
-
-    /// One attempt: continues the partial file from its end, verifies the whole file, and
-    /// renames it into place. A cut leaves the partial file for the next attempt.
-    fn fetch(
-        &mut self,
-        connection: &mut Connection,
-        attempt: &mut Attempt,
-        code: &str,
-        file: &RemoteFile,
-        observer: &dyn Observer,
-    ) -> Result<()> {
-        let parent = self.target.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(self.local_error())?;
-        let mut sink = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(self.local_error())?;
-        let mut kept = sink.metadata().map_err(self.local_error())?.len();
-        if kept > file.size {
-            sink.set_len(0).map_err(self.local_error())?;
-            kept = 0;
-        }
-        let mut hasher = match self.hasher.take() {
-            Some(hasher) if hasher.len() == kept => hasher,
-            _ => hash_prefix(&mut sink, kept).map_err(self.local_error())?,
-        };
-        if kept > 0 {
-            observer.resuming(&file.path, kept);
-        }
-        observer.restart(&file.path, kept);
-        let remote = format!("/{code}/{}", file.path);
-        let received = if kept < file.size || file.size == 0 {
-            connection.retrieve(&remote, kept, |chunk| {
-                sink.write_all(chunk).map_err(self.local_error())?;
-                hasher.update(chunk);
-                attempt.moved += chunk.len() as u64;
-                observer.advance(&file.path, chunk.len() as u64);
-                if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
-            })
-        } else {
-            Ok(())
-        };
-        let size = hasher.len();
-        if let Err(err) = received {
-            self.hasher = Some(hasher);
-            return Err(err);
-        }
-        if size < file.size {
-            self.hasher = Some(hasher);
-            return Err(ClientError::Connection(format!(
-                "{}: transfer cut at byte {size} of {}",
-                file.path, file.size
-            )));
-        }
-        let sha256 = hasher.finish();
-        if sha256 != file.sha256 || size != file.size {
-            let _ = fs::remove_file(&self.path);
-            // Bytes kept from an earlier attempt are not trusted: they may be what went wrong.
-            if kept > 0 {
-                return Err(ClientError::Connection(format!(
-                    "{}: the resumed file does not match its SHA-256; downloading it again from the start",
-                    file.path
-                )));
-            }
-            return Err(ClientError::Integrity(format!(
-                "{}: received {size} bytes with SHA-256 {sha256}, expected {} bytes with SHA-256 {}; not saved",
-                file.path, file.size, file.sha256
-            )));
-        }
-        sink.sync_all().map_err(self.local_error())?;
-        fs::rename(&self.path, self.target).map_err(self.local_error())
-    }
-}
-
-/// The running SHA-256 of the first `len` bytes of `file`.
-fn hash_prefix(file: &mut File, len: u64) -> io::Result<Hasher> {
-    let mut hasher = Hasher::new();
-    file.seek(SeekFrom::Start(0))?;
-    for_each_chunk(
-        &mut file.take(len),
-        len,
-        |chunk| {
-            hasher.update(chunk);
-            Ok(())
-        },
-        |err| err,
-    )?;
-    Ok(hasher)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn remote(path: &str) -> RemoteFile {
-        RemoteFile { path: path.into(), size: 1, sha256: Sha256Digest::of(path.as_bytes()) }
-    }
-
-    fn check(wanted: &[&str], expected: Result<Vec<&str>, u8>) {
-        let all = [remote("a.txt"), remote("dir/b"), remote("dir/sub/c"), remote("dirty")];
-        let wanted: Vec<String> = wanted.iter().map(|s| s.to_string()).collect();
-        let got = select(&all, &wanted).map(|files| files.into_iter().map(|f| f.path).collect::<Vec<_>>());
-        match expected {
-            Ok(paths) => assert_eq!(got.unwrap(), paths),
-            Err(code) => assert_eq!(got.unwrap_err().exit_code(), code),
-        }
+    fn read_all(bytes: &[u8], planned: u64) -> (io::Result<Vec<u8>>, bool) {
+        let mut source = Exactly::new(bytes, planned);
+        let mut out = Vec::new();
+        let result = source.read_to_end(&mut out).map(|_| out);
+        (result, source.changed)
     }
 
     #[test]
-    fn selecting_files() {
-        check(&[], Ok(vec!["a.txt", "dir/b", "dir/sub/c", "dirty"]));
-        check(&["a.txt"], Ok(vec!["a.txt"]));
-        check(&["dir"], Ok(vec!["dir/b", "dir/sub/c"]));
-        check(&["dir/sub/", "a.txt"], Ok(vec!["a.txt", "dir/sub/c"]));
-        check(&["missing"], Err(3));
+    fn a_file_read_for_upload_must_hold_exactly_the_planned_bytes() {
+        let (read, changed) = read_all(b"abc", 3);
+        assert_eq!((read.unwrap(), changed), (b"abc".to_vec(), false));
+        assert!(read_all(b"ab", 3).1, "a file that shrank");
+        assert!(read_all(b"abcd", 3).1, "a file that grew");
+        assert!(read_all(b"x", 0).1, "a file that said it was empty");
+    }
+
+    #[test]
+    fn odd_names_inside_a_folder_are_skipped_not_fatal() {
+        let dir = std::env::temp_dir().join(format!("anonshare-plan-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(dir.join("logs/bad:dir")).unwrap();
+        fs::write(dir.join("logs/good.txt"), b"1").unwrap();
+        fs::write(dir.join("logs/2026-01-01T10:00:00.txt"), b"2").unwrap();
+        fs::write(dir.join("logs/bad:dir/inside.txt"), b"3").unwrap();
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(dir.join("nowhere"), dir.join("logs/dangling")).unwrap();
+        let plan = plan_upload(&[dir.join("logs")]).unwrap();
+        let _ = fs::remove_dir_all(&dir);
+        let files: Vec<String> = plan.files.iter().map(|f| f.remote.join("/")).collect();
+        assert_eq!(files, ["logs/good.txt"]);
+        let skipped: Vec<String> =
+            plan.skipped.iter().map(|s| s.path.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        let mut expected = vec!["2026-01-01T10:00:00.txt", "bad:dir"];
+        if cfg!(unix) {
+            expected.insert(1, "dangling");
+        }
+        let mut skipped = skipped;
+        skipped.sort();
+        expected.sort();
+        assert_eq!(skipped, expected);
+        assert!(plan.skipped.iter().all(|s| !s.why.is_empty()));
     }
 }

@@ -14,6 +14,10 @@ pub enum BadExpiry {
     Malformed(String),
     /// A date or time that has already passed.
     Past(String),
+    /// A number without its unit: seconds, minutes, hours or days?
+    NoUnit(String),
+    /// A duration of zero: the share would be gone before anyone saw it.
+    Zero(String),
 }
 
 impl fmt::Display for BadExpiry {
@@ -24,6 +28,10 @@ impl fmt::Display for BadExpiry {
                 "invalid expiry '{text}': expected a duration like 90s, 30m, 12h or 7d, a date \
                  like 2026-12-01, or an RFC 3339 time"
             ),
+            BadExpiry::NoUnit(text) => {
+                write!(f, "invalid expiry '{text}': give a unit, like {text}m, {text}h or {text}d")
+            }
+            BadExpiry::Zero(text) => write!(f, "invalid expiry '{text}': a share must live at least 1s"),
             BadExpiry::Past(text) => {
                 write!(f, "invalid expiry '{text}': that time has passed; give a future time or a duration")
             }
@@ -51,11 +59,22 @@ pub fn parse_duration(text: &str) -> Result<Duration, BadExpiry> {
     number.checked_mul(scale).map(Duration::from_secs).ok_or_else(bad)
 }
 
-/// How long from `now` until the time `text` names; durations are taken as they are.
+/// How long from `now` until the time `text` names; durations are taken as they are, and must
+/// have their unit. A date or time is counted from `now`'s whole second, as the server counts a
+/// share's life from the whole second it is created in: `2026-12-05` then expires at midnight
+/// exactly, not a second before.
 pub fn parse_expiry(text: &str, now: OffsetDateTime) -> Result<Duration, BadExpiry> {
+    let text = text.trim();
+    if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(BadExpiry::NoUnit(text.to_owned()));
+    }
     if let Ok(duration) = parse_duration(text) {
+        if duration.is_zero() {
+            return Err(BadExpiry::Zero(text.to_owned()));
+        }
         return Ok(duration);
     }
+    let now = now.replace_nanosecond(0).unwrap_or(now);
     let bad = || BadExpiry::Malformed(text.to_owned());
     let when = match OffsetDateTime::parse(text, &Rfc3339) {
         Ok(when) => when,
@@ -120,7 +139,6 @@ mod tests {
     #[test]
     fn durations() {
         check("90s", Some(90));
-        check("90", Some(90));
         check("30m", Some(1800));
         check("12h", Some(43_200));
         check("7d", Some(604_800));
@@ -137,6 +155,30 @@ mod tests {
         check("2027-01-15T09:00:00Z", Some(3600));
         check("2027-01-15T10:00:00+01:00", Some(3600));
         check("2027-02-30", None);
+    }
+
+    #[test]
+    fn a_bare_number_or_zero_is_refused_with_a_hint() {
+        assert_eq!(
+            parse_expiry("12", now()).unwrap_err().to_string(),
+            "invalid expiry '12': give a unit, like 12m, 12h or 12d"
+        );
+        assert_eq!(parse_expiry("0s", now()).unwrap_err(), BadExpiry::Zero("0s".into()));
+        assert_eq!(parse_expiry("0d", now()).unwrap_err(), BadExpiry::Zero("0d".into()));
+        assert_eq!(
+            parse_duration("90").unwrap().as_secs(),
+            90,
+            "flags that take durations keep bare seconds"
+        );
+    }
+
+    #[test]
+    fn a_date_is_reached_exactly_from_any_moment_of_a_second() {
+        // 1_800_000_000 is 2027-01-15T08:00:00Z; the server counts from the whole second.
+        let late_in_the_second = now() + time::Duration::milliseconds(700);
+        let at = |text| parse_expiry(text, late_in_the_second).unwrap().as_secs();
+        assert_eq!(at("2027-01-16"), 16 * 3600, "midnight UTC, not 23:59:59");
+        assert_eq!(at("2027-01-15T10:00:00+01:00"), 3600, "09:00:00Z, not 08:59:59Z");
     }
 
     #[test]

@@ -196,6 +196,43 @@ fn write_zeros(mut file: &std::fs::File, offset: u64, len: u64) -> io::Result<()
     io::copy(&mut io::repeat(0).take(len), &mut file).map(drop)
 }
 
+/// The terminal on stdin in raw mode (keys arrive one by one, unechoed) until this is dropped.
+#[cfg(unix)]
+pub struct RawTerminal(rustix::termios::Termios);
+
+#[cfg(unix)]
+impl RawTerminal {
+    /// Raw mode on stdin, or `None` when stdin is not a terminal.
+    pub fn enter() -> Option<RawTerminal> {
+        let stdin = io::stdin();
+        let saved = rustix::termios::tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        raw.make_raw();
+        // Output stays as it was: a newline still returns the carriage.
+        raw.output_modes = saved.output_modes;
+        rustix::termios::tcsetattr(&stdin, rustix::termios::OptionalActions::Now, &raw).ok()?;
+        Some(RawTerminal(saved))
+    }
+}
+
+#[cfg(unix)]
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = rustix::termios::tcsetattr(io::stdin(), rustix::termios::OptionalActions::Now, &self.0);
+    }
+}
+
+/// Without raw mode, lines are read as the terminal gives them.
+#[cfg(not(unix))]
+pub struct RawTerminal;
+
+#[cfg(not(unix))]
+impl RawTerminal {
+    pub fn enter() -> Option<RawTerminal> {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{Read, Write};

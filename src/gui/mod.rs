@@ -14,8 +14,8 @@ pub mod task;
 mod words;
 
 pub use settings::{Settings, parse_args, usage};
-pub use words::human_size;
-use words::{file_name, share_of};
+use words::{file_name, files, share_of};
+pub use words::{human_size, local_time};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
@@ -23,11 +23,11 @@ use std::thread;
 use std::time::Duration;
 
 use eframe::egui::{self, Button, Grid, ProgressBar, RichText, ScrollArea, TextEdit, Ui};
-use time::OffsetDateTime;
+use time::{OffsetDateTime, UtcOffset};
 
 use crate::client::link::Link;
 use crate::client::settings::ClientSettings;
-use crate::client::transfer::{self, Listing, SavedFile, ShareOptions, UploadReport};
+use crate::client::transfer::{self, Existing, Listing, SavedFile, Selection, ShareOptions, UploadReport};
 use crate::client::{ClientError, RemoteFile, ShareInfo, ShareUrl, join_host_port};
 use crate::common::expiry::{parse_expiry, rfc3339};
 use task::{Poll, Task};
@@ -70,11 +70,19 @@ pub struct GuiApp {
     listed: Option<Listed>,
     /// The destination folder field.
     destination: String,
+    /// What a download does with a file already in its place.
+    existing: Existing,
     download_note: Option<Note>,
     saved: Vec<SavedFile>,
 
     /// A file or folder dialog, open on a thread of its own.
     dialog: Option<Receiver<Picked>>,
+    /// Whether a file dialog can open on this system; without one, paths are typed.
+    file_dialog: bool,
+    /// The path field, for adding a file without a dialog.
+    typed_path: String,
+    /// The user's time zone.
+    local_offset: UtcOffset,
 }
 
 /// A connected server, and its link when no task holds it.
@@ -149,6 +157,8 @@ struct Listed {
     url: ShareUrl,
     info: ShareInfo,
     files: Vec<RemoteFile>,
+    /// Its empty folders, made when every file is downloaded.
+    folders: Vec<String>,
     selected: Vec<bool>,
 }
 
@@ -170,9 +180,13 @@ impl GuiApp {
             view_note: None,
             listed: None,
             destination: settings.download_dir.display().to_string(),
+            existing: Existing::Refuse,
             download_note: None,
             saved: Vec::new(),
             dialog: None,
+            file_dialog: settings.file_dialog,
+            typed_path: String::new(),
+            local_offset: settings.local_offset,
         }
     }
 
@@ -378,6 +392,12 @@ impl GuiApp {
         if let Some(link) = self.server.take().and_then(|server| server.link) {
             goodbye(link);
         }
+        // What the window said about that server no longer holds.
+        for note in
+            [&mut self.connect_note, &mut self.upload_note, &mut self.view_note, &mut self.download_note]
+        {
+            *note = None;
+        }
     }
 
     fn upload(&mut self, ctx: &egui::Context, lifetime: Option<Duration>) {
@@ -414,7 +434,7 @@ impl GuiApp {
             Err(ClientError::Cancelled) => {
                 self.upload_note = Note::info("Upload cancelled: nothing was shared.")
             }
-            Err(err) => self.upload_note = Note::error(format!("Upload failed, nothing was shared: {err}")),
+            Err(err) => self.upload_note = Note::error(format!("Upload failed, nothing was shared: {err}.")),
         }
     }
 
@@ -440,10 +460,10 @@ impl GuiApp {
 
     fn listed_share(&mut self, url: ShareUrl, result: Result<Listing, ClientError>) {
         match result {
-            Ok(Listing { info, files }) => {
+            Ok(Listing { info, files, folders }) => {
                 // A share is mostly fetched whole: every file starts selected.
                 let selected = vec![true; files.len()];
-                self.listed = Some(Listed { url, info, files, selected });
+                self.listed = Some(Listed { url, info, files, folders, selected });
             }
             Err(err) if err.is_not_found() => {
                 self.view_note = Note::error(format!("The share {url} does not exist or has expired."));
@@ -462,6 +482,10 @@ impl GuiApp {
             .map(|(file, _)| file.clone())
             .collect();
         let files = chosen.iter().map(|file| (file.path.clone(), file.size)).collect();
+        let every = listed.selected.iter().all(|selected| *selected);
+        let folders = if every { listed.folders.clone() } else { Vec::new() };
+        let selection = Selection { files: chosen, folders };
+        let existing = self.existing;
         let code = listed.url.code.clone();
         let address = listed.url.address();
         let dir = PathBuf::from(self.destination.trim());
@@ -469,7 +493,7 @@ impl GuiApp {
         self.saved.clear();
         let mut link = self.take_link(&address);
         self.start(ctx, JobKind::Download, files, move |reporter| {
-            let result = transfer::download(&mut link, &code, &chosen, &dir, reporter);
+            let result = transfer::download(&mut link, &code, &selection, &dir, existing, reporter);
             Outcome::Downloaded { link, dir, result }
         });
     }
@@ -478,13 +502,18 @@ impl GuiApp {
         match result {
             Ok(saved) => {
                 self.download_note =
-                    Note::info(format!("Downloaded {} file(s) into {}.", saved.len(), dir.display()));
+                    Note::info(format!("Downloaded {} into {}.", files(saved.len()), dir.display()));
                 self.saved = saved;
             }
             Err(ClientError::Cancelled) => {
                 self.download_note = Note::info(
                     "Download cancelled. Unfinished files are kept as NAME.anonshare-part; the next download resumes them.",
                 );
+            }
+            Err(err @ ClientError::WouldReplace { .. }) => {
+                self.download_note = Note::error(format!(
+                    "{err}. Under 'If a file is already there', choose 'Replace it' or 'Keep it' to go on."
+                ));
             }
             Err(err) if err.is_not_found() => {
                 self.download_note =
@@ -499,6 +528,16 @@ impl GuiApp {
     }
 
     fn open_dialog(&mut self, ctx: &egui::Context, kind: DialogKind) {
+        if !self.file_dialog {
+            let note = Note::error(
+                "No file dialog on this system (neither the desktop portal nor zenity): type the path in the field below, or drop files onto the window.",
+            );
+            match kind {
+                DialogKind::Files => self.upload_note = note,
+                DialogKind::Folder => self.download_note = note,
+            }
+            return;
+        }
         let (send, answer) = mpsc::channel();
         let ctx = ctx.clone();
         let spawned = thread::Builder::new().name("anonshare-dialog".into()).spawn(move || {

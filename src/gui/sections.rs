@@ -2,7 +2,11 @@
 //! files, each with its notes and progress. Drawing and reading what the user did only: the
 //! work a click starts runs as a job of `GuiApp` (`mod.rs`).
 
-use super::words::{human_size, progress_text, rough_duration, time_left};
+use super::words::{files, human_size, local_time, progress_text, rough_duration, time_left};
+
+/// Most height the list of a share's files takes; longer lists scroll inside it, so the
+/// Download button stays in reach.
+const LISTING_HEIGHT: f32 = 320.0;
 use super::*;
 
 impl GuiApp {
@@ -56,6 +60,21 @@ impl GuiApp {
                 false => ui.label(hint),
             };
         });
+        ui.horizontal(|ui| {
+            let label = ui.label("File path");
+            let field = TextEdit::singleline(&mut self.typed_path)
+                .hint_text("/home/me/report.pdf")
+                .desired_width(360.0);
+            let response = ui.add_enabled(!uploading, field).labelled_by(label.id);
+            let entered = response.lost_focus() && ui.input(|input| input.key_pressed(egui::Key::Enter));
+            let ready = !uploading && !self.typed_path.trim().is_empty();
+            if (ui.add_enabled(ready, Button::new("Add")).clicked() || (ready && entered))
+                && let path = PathBuf::from(self.typed_path.trim())
+            {
+                self.typed_path.clear();
+                self.add_files(vec![path]);
+            }
+        });
         if !self.chosen.is_empty() {
             let mut remove = None;
             Grid::new("chosen").num_columns(3).striped(true).show(ui, |ui| {
@@ -97,9 +116,9 @@ impl GuiApp {
                 Ok(lifetime) => {
                     let at = OffsetDateTime::now_utc().unix_timestamp() + lifetime.as_secs() as i64;
                     ui.label(format!(
-                        "The share expires in {}, at {}.",
+                        "The share expires in {}, at {}, if the server keeps shares that long (30 days unless changed).",
                         rough_duration(lifetime),
-                        rfc3339(at)
+                        local_time(&rfc3339(at), self.local_offset)
                     ));
                     Ok(Some(lifetime))
                 }
@@ -125,8 +144,9 @@ impl GuiApp {
         if let Some(uploaded) = &mut self.uploaded {
             ui.group(|ui| {
                 ui.label(format!(
-                    "Uploaded {} file(s). The share expires at {}.",
-                    uploaded.files, uploaded.expires
+                    "Uploaded {}. The share expires at {}.",
+                    files(uploaded.files),
+                    local_time(&uploaded.expires, self.local_offset)
                 ));
                 ui.horizontal(|ui| {
                     ui.label("Share path:");
@@ -169,8 +189,11 @@ impl GuiApp {
         self.progress(ui, JobKind::View);
         show_note(ui, &self.view_note);
         let busy = self.job.is_some();
+        let offset = self.local_offset;
         let Some(listed) = &mut self.listed else { return };
-        let (count, total) = show_listing(ui, listed, busy);
+        show_share_facts(ui, listed, busy, offset);
+        let (count, total) =
+            (listed.selected.iter().filter(|selected| **selected).count(), listed.files.len());
         ui.horizontal(|ui| {
             let label = ui.label("Destination folder");
             ui.add_enabled(!busy, TextEdit::singleline(&mut self.destination).desired_width(360.0))
@@ -180,22 +203,36 @@ impl GuiApp {
             }
         });
         ui.horizontal(|ui| {
+            ui.label("If a file is already there:");
+            ui.add_enabled_ui(!busy, |ui| {
+                ui.radio_value(&mut self.existing, Existing::Refuse, "Stop");
+                ui.radio_value(&mut self.existing, Existing::Overwrite, "Replace it");
+                ui.radio_value(&mut self.existing, Existing::Skip, "Keep it");
+            });
+        });
+        ui.horizontal(|ui| {
             let ready = !busy && count > 0 && !self.destination.trim().is_empty();
             if ui.add_enabled(ready, Button::new("Download")).clicked() {
                 self.download(ui.ctx());
             }
             ui.label(format!(
-                "{count} of {total} file(s) selected. Download them before the share expires; \
-                 each file is checked against its SHA-256."
+                "{count} of {} selected. Download them before the share expires; \
+                 each file is checked against its SHA-256.",
+                files(total)
             ));
         });
         self.progress(ui, JobKind::Download);
         show_note(ui, &self.download_note);
         if !self.saved.is_empty() {
             ui.label("Saved, each file verified against its SHA-256:");
-            for saved in &self.saved {
-                ui.monospace(saved.local.display().to_string());
-            }
+            ScrollArea::vertical().id_salt("saved").max_height(LISTING_HEIGHT / 2.0).show(ui, |ui| {
+                for saved in &self.saved {
+                    ui.monospace(saved.local.display().to_string());
+                }
+            });
+        }
+        if let Some(listed) = &mut self.listed {
+            show_files(ui, listed, busy);
         }
     }
 
@@ -216,20 +253,20 @@ impl GuiApp {
     }
 }
 
-/// Draws what the window knows of a listed share, and a checkbox per file; returns how many
-/// files are selected, and how many there are.
-pub(super) fn show_listing(ui: &mut Ui, listed: &mut Listed, busy: bool) -> (usize, usize) {
+/// Draws what the window knows of a listed share, and Select all and none.
+pub(super) fn show_share_facts(ui: &mut Ui, listed: &mut Listed, busy: bool, offset: UtcOffset) {
     let now = OffsetDateTime::now_utc().unix_timestamp();
     ui.label(format!("Share {}", listed.url));
     ui.label(format!(
-        "{} file(s), {}. Available until {}{}; after that the share and its files are gone.",
-        listed.files.len(),
+        "{}, {}. Available until {}{}; after that the share and its files are gone.",
+        files(listed.files.len()),
         human_size(listed.info.bytes),
-        listed.info.expires,
+        local_time(&listed.info.expires, offset),
         time_left(&listed.info.expires, now).map(|left| format!(" ({left})")).unwrap_or_default(),
     ));
     if let Some(downloads) = listed.info.downloads {
-        ui.label(format!("Each file can be downloaded completely {downloads} time(s) in all."));
+        let times = crate::client::words::count(downloads, "time", "times");
+        ui.label(format!("Each file can be downloaded completely {times} in all."));
     }
     ui.horizontal(|ui| {
         if ui.add_enabled(!busy, Button::new("Select all")).clicked() {
@@ -239,19 +276,24 @@ pub(super) fn show_listing(ui: &mut Ui, listed: &mut Listed, busy: bool) -> (usi
             listed.selected.iter_mut().for_each(|selected| *selected = false);
         }
     });
-    Grid::new("share-files").num_columns(3).striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
-        ui.strong("File");
-        ui.strong("Size");
-        ui.strong("SHA-256");
-        ui.end_row();
-        for (file, selected) in listed.files.iter().zip(&mut listed.selected) {
-            ui.add_enabled(!busy, egui::Checkbox::new(selected, file.path.as_str()));
-            ui.label(human_size(file.size)).on_hover_text(format!("{} bytes", file.size));
-            ui.add(egui::Label::new(RichText::new(file.sha256.to_string()).monospace()).selectable(true));
+}
+
+/// The share's files, a checkbox each, in a list that scrolls when it is long.
+pub(super) fn show_files(ui: &mut Ui, listed: &mut Listed, busy: bool) {
+    ScrollArea::vertical().id_salt("share-files").max_height(LISTING_HEIGHT).show(ui, |ui| {
+        Grid::new("share-files").num_columns(3).striped(true).spacing([16.0, 4.0]).show(ui, |ui| {
+            ui.strong("File");
+            ui.strong("Size");
+            ui.strong("SHA-256");
             ui.end_row();
-        }
+            for (file, selected) in listed.files.iter().zip(&mut listed.selected) {
+                ui.add_enabled(!busy, egui::Checkbox::new(selected, file.path.as_str()));
+                ui.label(human_size(file.size)).on_hover_text(format!("{} bytes", file.size));
+                ui.add(egui::Label::new(RichText::new(file.sha256.to_string()).monospace()).selectable(true));
+                ui.end_row();
+            }
+        });
     });
-    (listed.selected.iter().filter(|selected| **selected).count(), listed.files.len())
 }
 
 pub(super) fn show_note(ui: &mut Ui, note: &Option<Note>) {

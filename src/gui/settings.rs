@@ -10,6 +10,8 @@ use crate::client::settings::{
 };
 use crate::common::args::{Arg, Args, UsageError, unknown_flag};
 
+use time::UtcOffset;
+
 /// What the window starts with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
@@ -22,6 +24,10 @@ pub struct Settings {
     pub download_dir: PathBuf,
     /// A share to connect to and view as soon as the window opens.
     pub open: Option<ShareUrl>,
+    /// The user's time zone, for the times the window shows (learned at start; UTC if unknown).
+    pub local_offset: UtcOffset,
+    /// Whether a file dialog can open: the desktop portal's session bus, or zenity.
+    pub file_dialog: bool,
 }
 
 impl Default for Settings {
@@ -32,8 +38,20 @@ impl Default for Settings {
             client: ClientSettings::default(),
             download_dir: default_download_dir(),
             open: None,
+            local_offset: UtcOffset::UTC,
+            file_dialog: file_dialog_available(),
         }
     }
+}
+
+/// Whether rfd can show a file dialog: through the XDG desktop portal (on the session bus) or
+/// zenity (on the PATH). Without either, it shows nothing and says nothing.
+fn file_dialog_available() -> bool {
+    let on_path = |program: &str| {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some_and(|bus| !bus.is_empty()) || on_path("zenity")
 }
 
 /// `~/Downloads` when there is one, else the current folder.

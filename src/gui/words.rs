@@ -6,6 +6,9 @@ use std::time::Duration;
 
 use super::task::FileProgress;
 use crate::client::{ClientError, ShareUrl};
+use time::{OffsetDateTime, UtcOffset};
+
+use crate::client::words::count;
 use crate::common::expiry::{format_duration, parse_rfc3339};
 
 pub(super) fn progress_text(file: &FileProgress) -> String {
@@ -58,6 +61,37 @@ pub(super) fn rough_duration(duration: Duration) -> String {
     format_duration(duration).split(' ').take(2).collect::<Vec<_>>().join(" ")
 }
 
+/// A time the way a person reads it, in their time zone: `2026-12-02 13:00 (UTC+01:00)`, or
+/// `2026-12-02 12:00 UTC`. The RFC 3339 text as it is if it is not one.
+pub fn local_time(rfc3339: &str, offset: UtcOffset) -> String {
+    let Some(when) = parse_rfc3339(rfc3339).and_then(|at| OffsetDateTime::from_unix_timestamp(at).ok())
+    else {
+        return rfc3339.to_owned();
+    };
+    let local = when.to_offset(offset);
+    let zone = match offset.is_utc() {
+        true => "UTC".to_owned(),
+        false => {
+            let (hours, minutes, _) = offset.as_hms();
+            let sign = if offset.is_negative() { '-' } else { '+' };
+            format!("(UTC{sign}{:02}:{:02})", hours.unsigned_abs(), minutes.unsigned_abs())
+        }
+    };
+    format!(
+        "{}-{:02}-{:02} {:02}:{:02} {zone}",
+        local.year(),
+        local.month() as u8,
+        local.day(),
+        local.hour(),
+        local.minute()
+    )
+}
+
+/// `n files`, `1 file`.
+pub(super) fn files(n: usize) -> String {
+    count(n as u64, "file", "files")
+}
+
 /// How long until the RFC 3339 time `expires`, seen at Unix time `now`.
 pub(super) fn time_left(expires: &str, now: i64) -> Option<String> {
     let left = parse_rfc3339(expires)? - now;
@@ -70,6 +104,16 @@ pub(super) fn time_left(expires: &str, now: i64) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn times_are_shown_in_the_users_zone() {
+        let plus_one = UtcOffset::from_hms(1, 0, 0).unwrap();
+        assert_eq!(local_time("2026-12-02T12:00:00Z", plus_one), "2026-12-02 13:00 (UTC+01:00)");
+        assert_eq!(local_time("2026-12-02T12:00:00Z", UtcOffset::UTC), "2026-12-02 12:00 UTC");
+        let minus = UtcOffset::from_hms(-5, -30, 0).unwrap();
+        assert_eq!(local_time("2026-12-02T12:00:00Z", minus), "2026-12-02 06:30 (UTC-05:30)");
+        assert_eq!(local_time("soon", plus_one), "soon");
+    }
 
     #[test]
     fn sizes_read_like_a_person_would() {

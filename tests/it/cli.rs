@@ -157,8 +157,19 @@ fn exit_codes_for_usage_connection_and_limits() {
     assert_eq!(client(&server.addr, dir.path(), &["upload", "--expires", "soonish", "f"], b"").code, 1);
     assert_eq!(client(&server.addr, dir.path(), &["frobnicate"], b"").code, 1);
     let refused = client(&server.addr, dir.path(), &["upload", "--expires", "2h", "f"], b"");
-    assert_eq!(refused.code, 5, "{}", refused.stderr);
-    assert!(refused.stderr.contains("longer than this server allows"), "{}", refused.stderr);
+    assert_eq!(
+        refused.code, 1,
+        "an expiry the server does not take is the user's to fix: {}",
+        refused.stderr
+    );
+    assert!(refused.stderr.contains("longer than this server allows (1h)"), "{}", refused.stderr);
+    assert!(!refused.stderr.contains("504"), "no protocol words: {}", refused.stderr);
+    assert_eq!(
+        refused.stderr.lines().filter(|line| line.starts_with("anonshare:")).count(),
+        1,
+        "{}",
+        refused.stderr
+    );
     // A port nobody listens on: bind one, learn its number, close it.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
     assert_eq!(client(&closed, dir.path(), &["upload", "f"], b"").code, 2);
@@ -183,7 +194,7 @@ fn help_tells_the_exit_codes() {
         "--retries",
         "--parallel",
         "--token",
-        "4  integrity failure",
+        "4    integrity failure",
     ];
     for needle in needles {
         assert!(help.stdout.contains(needle), "--help mentions {needle}");
@@ -196,15 +207,14 @@ fn the_shell_works_from_a_pipe() {
     let dir = TempDir::new();
     dir.file("one.txt", b"first");
     dir.file("my two.txt", b"second");
-    // Address and port asked for, then upload with comma-separated paths (one holds a space).
-    let (host, port) = server.addr.split_once(':').unwrap();
-    let script = format!("{host}\n{port}\n1 one.txt, my two.txt\nquit\n");
+    // The server from ANONSHARE_SERVER, then upload with comma-separated paths (one holds a space).
+    let script = "1 one.txt, my two.txt\nquit\n";
     let run = client(&server.addr, dir.path(), &["shell"], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
     let url = run.stdout.trim().to_owned();
     assert!(url.starts_with("ftp://"), "{url}");
 
-    let script = format!("list {url}\ndownload {url} my two.txt, --dir got\n4\n");
+    let script = format!("list {url}\ndownload {url} my two.txt, --dir got\n5\n");
     let run = client(&server.addr, dir.path(), &["shell", &server.addr], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(run.stdout.contains(&format!("5\t{}\tone.txt", sha(b"first"))), "{}", run.stdout);
@@ -293,7 +303,8 @@ fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
     dir.file("big.bin", &random_bytes(64 << 20, 71));
     let run = client(&server.addr, dir.path(), &["upload", "big.bin"], b"");
     assert_eq!(run.code, 5, "{}", run.stderr);
-    assert!(run.stderr.contains("452"), "{}", run.stderr);
+    assert!(run.stderr.contains("short of disk space"), "{}", run.stderr);
+    assert!(!run.stderr.contains("452"), "no protocol words: {}", run.stderr);
     assert!(!run.stderr.contains("retry"), "a refusal is not retried: {}", run.stderr);
 }
 

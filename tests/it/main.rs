@@ -13,3 +13,4 @@ mod stock;
 mod stock_clients;
 mod support;
 mod tidy;
+mod ux;

@@ -168,7 +168,12 @@ fn the_shell_and_the_window_use_nothing_of_the_command_line() {
     // output and progress modules, and the window nothing at all.
     for (path, text) in whole_sources("src/cli").into_iter().filter(|(path, _)| path.ends_with("shell.rs")) {
         for line in text.lines().filter(|line| line.contains("crate::cli::")) {
-            let allowed = ["crate::cli::output::", "crate::cli::progress::", "crate::cli::json"];
+            let allowed = [
+                "crate::cli::output::",
+                "crate::cli::progress::",
+                "crate::cli::json",
+                "crate::cli::line_editor::",
+            ];
             assert!(allowed.iter().any(|ok| line.contains(ok)), "{path} uses the command line: {line}");
         }
     }
@@ -177,4 +182,13 @@ fn the_shell_and_the_window_use_nothing_of_the_command_line() {
             ["crate::cli::", "crate::cli;", "crate::cli as"].iter().any(|path| text.contains(path));
         assert!(!uses_cli, "{path} uses the command line");
     }
+}
+
+#[test]
+fn operating_system_calls_live_in_platform_alone() {
+    let hits: Vec<String> = uses("src", &["rustix::", "signal_hook::"])
+        .into_iter()
+        .filter(|hit| !hit.starts_with("src/common/platform.rs:"))
+        .collect();
+    check_none("rustix and signal-hook are used in src/common/platform.rs alone", hits);
 }
