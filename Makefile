@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build build-gui run gui gui-screenshot test test-gui test-cluster test-deps lint lint-gui fmt clean bench bench-loss
+.PHONY: build build-gui run gui gui-screenshot test test-core test-gui test-cluster test-deps lint lint-gui fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
@@ -24,9 +24,16 @@ gui:
 gui-screenshot: build-gui
 	scripts/gui-screenshot.sh
 
-# Every test: unit tests, and the integration tests that run the real binaries against curl,
-# lftp and python3's ftplib as peers.
-test: test-deps
+# The whole suite, as CI runs it: formatting and clippy, the unit and integration tests, the
+# desktop client's tests, and the cluster tests on GlusterFS (those need root and /dev/fuse: as
+# another user they are skipped, and say so).
+test: test-deps lint test-core lint-gui test-gui
+	@if [ "$$(id -u)" = 0 ] && [ -e /dev/fuse ]; then $(MAKE) --no-print-directory test-cluster; \
+	 else echo "make test: SKIPPED the cluster tests: they need root and /dev/fuse (make test-cluster)" >&2; fi
+
+# The unit tests, and the integration tests that run the real binaries against curl, lftp,
+# tnftp, ncftp and python3's ftplib as peers: the quick loop while working.
+test-core: test-deps
 	$(CARGO) test --all-targets
 
 # The cluster tests on GlusterFS: two FUSE mounts of one replicated volume with default options,
