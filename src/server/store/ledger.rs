@@ -32,7 +32,8 @@ impl Share {
     /// `offset`; `Ok(None)` when the share has no budget. One address is one client: a `RETR`
     /// joins the address's newest claim that has not counted and has not given its place up,
     /// unless it starts at byte 0 while another connection is being sent that claim from byte
-    /// 0 (a second client behind the same address). A new claim needs a place: finished
+    /// 0 (a second client behind the same address); one past byte 0 also joins a claim that
+    /// counted less than [`CLAIM_HOLD_SECS`] ago. A new claim needs a place: finished
     /// downloads and claims that keep a place never exceed the budget; past it the file is
     /// `NotFound`. The claim file is written and synced here, before a byte is sent.
     pub fn claim_download(&self, entry: &FileEntry, client: &str, offset: u64) -> Result<Option<DownloadClaim>> {
@@ -59,7 +60,12 @@ impl Share {
         let own = count(|g| names.of_client(client, g))?;
         if own > 0 {
             let number = read_number(&names.of_client(client, own - 1))?;
-            if names.is_live(number) {
+            // A segment of a download that just counted (lftp opens them as it likes) joins
+            // it and spends nothing more; a RETR from byte 0 is a new download.
+            let late = offset > 0
+                && exists(&names.done(number))
+                && now < names.last_activity(number)? + CLAIM_HOLD_SECS;
+            if late || names.is_live(number) {
                 let lock = File::open(names.claim(number))?;
                 let head = File::open(names.head(number))?;
                 let joins = offset > 0 || !matches!(head.try_lock(), Err(fs::TryLockError::WouldBlock));
@@ -548,9 +554,11 @@ mod tests {
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
         assert!(first.credit(0, 5).unwrap(), "the segments together cover the file");
         assert!(!second.credit(0, 8).unwrap(), "a claim counts once");
+        let late = share.claim_download(&entry, one, 6).unwrap().unwrap();
+        assert!(!late.credit(6, 8).unwrap(), "a late segment joins the download that counted");
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
         assert!(lookup(&share));
-        drop((first, second));
+        drop((first, second, late));
         assert!(other.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
         assert!(!lookup(&share), "a spent file answers like one that never existed");
