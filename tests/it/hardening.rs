@@ -8,8 +8,8 @@ use anonshare::common::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, data_connection, events, fetch, info_value, make_share, python,
-    random_bytes, site_info, store, upload, wait_until,
+    Control, Server, TempDir, client, code_of, data_connection, events, fetch, info_value, make_share,
+    python, random_bytes, site_info, store, upload, wait_until,
 };
 
 /// A logged-in connection that owns a fresh share; returns it and the share's code.

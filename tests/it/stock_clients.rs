@@ -141,7 +141,11 @@ fn lftp_pget_spends_one_download_per_client_round_after_round() {
             let got = pget(dir.path(), &url, &format!("127.0.0.{}", 2 + client));
             match client {
                 0 | 1 => {
-                    assert!(got.as_ref() == Some(&bytes), "round {round}: client {client} gets it whole\n{}", server.log())
+                    assert!(
+                        got.as_ref() == Some(&bytes),
+                        "round {round}: client {client} gets it whole\n{}",
+                        server.log()
+                    )
                 }
                 // lftp allocates its output file (zeros) before the RETR that is refused.
                 _ => assert!(

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, ShareMeta, Store, StoreError, unix_now};
+use crate::common::platform::{create_marker, read_marker};
 use crate::common::secret::ShareCode;
 
 /// Bytes of a claim file, written and synced before the `150`: a full disk refuses the
@@ -36,7 +37,12 @@ impl Share {
     /// counted less than [`CLAIM_HOLD_SECS`] ago. A new claim needs a place: finished
     /// downloads and claims that keep a place never exceed the budget; past it the file is
     /// `NotFound`. The claim file is written and synced here, before a byte is sent.
-    pub fn claim_download(&self, entry: &FileEntry, client: &str, offset: u64) -> Result<Option<DownloadClaim>> {
+    pub fn claim_download(
+        &self,
+        entry: &FileEntry,
+        client: &str,
+        offset: u64,
+    ) -> Result<Option<DownloadClaim>> {
         self.claim_download_at(entry, client, offset, unix_now())
     }
 
@@ -71,7 +77,9 @@ impl Share {
                 let joins = offset > 0 || !matches!(head.try_lock(), Err(fs::TryLockError::WouldBlock));
                 if joins {
                     head.unlock()?;
-                    return Ok(Some(DownloadClaim::held(self, entry, budget, client, number, lock, head, offset)?));
+                    return Ok(Some(DownloadClaim::held(
+                        self, entry, budget, client, number, lock, head, offset,
+                    )?));
                 }
             }
         }
@@ -340,7 +348,9 @@ impl Names {
         let mut number = count(|k| self.claim(k))?;
         let linked = loop {
             // The head file first: a claim is never seen without one.
-            if let Err(err) = OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number)) {
+            if let Err(err) =
+                OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))
+            {
                 break Err(err);
             }
             match fs::hard_link(&temporary, self.claim(number)) {
@@ -454,12 +464,11 @@ fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
 
 /// Creates `path` holding `payload`, at once and exclusively: a symbolic link never replaced.
 fn create_link(path: &Path, payload: &str) -> Result<()> {
-    std::os::unix::fs::symlink(payload, path)?;
-    Ok(())
+    Ok(create_marker(path, payload)?)
 }
 
 fn payload(path: &Path) -> Result<String> {
-    Ok(fs::read_link(path)?.to_string_lossy().into_owned())
+    Ok(read_marker(path)?)
 }
 
 fn unreadable(path: &Path) -> StoreError {
