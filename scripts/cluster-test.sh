@@ -94,16 +94,6 @@ for _ in $(seq $((START_TIMEOUT * 10))); do [ -s "$MOUNT_B/$probe" ] && break; s
 [ "$(cat "$MOUNT_B/$probe" 2>/dev/null)" = written-through-a ] || fail "a file written through one mount is not seen through the other"
 rm -f "$MOUNT_A/$probe"
 
-# Known to fail on GlusterFS until the download ledger counts downloads in entries created
-# exclusively instead of lines read back (issue 12): DOWNLOADS=3 completes 4 or 5 downloads over
-# two mounts. Skipped by default, said loudly; ANONSHARE_CLUSTER_ALL=1 runs it too.
-KNOWN_FAILING=cluster::download_budgets_raced_over_both_servers_are_exact
-skip=()
-if [ $# = 0 ] && [ "${ANONSHARE_CLUSTER_ALL:-}" != 1 ]; then
-  say "SKIPPING $KNOWN_FAILING: download budgets are not exact on GlusterFS yet (ANONSHARE_CLUSTER_ALL=1 runs it)"
-  skip=(--skip "$KNOWN_FAILING")
-fi
-
 say "running the cluster tests on $MOUNT_A and $MOUNT_B"
 # Arguments, if any, are test name filters in place of all the cluster tests.
-ANONSHARE_CLUSTER_MOUNTS="$MOUNT_A:$MOUNT_B" ${CARGO:-cargo} test --test it -- "${@:-cluster::}" "${skip[@]}"
+ANONSHARE_CLUSTER_MOUNTS="$MOUNT_A:$MOUNT_B" ${CARGO:-cargo} test --test it -- "${@:-cluster::}"

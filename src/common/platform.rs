@@ -196,6 +196,31 @@ fn write_zeros(mut file: &std::fs::File, offset: u64, len: u64) -> io::Result<()
     io::copy(&mut io::repeat(0).take(len), &mut file).map(drop)
 }
 
+/// Creates `path` holding `payload`, exclusively (an existing name is `AlreadyExists`) and at
+/// once: a symbolic link, whose target is its payload, so nobody sees it without it.
+#[cfg(unix)]
+pub fn create_marker(path: &Path, payload: &str) -> io::Result<()> {
+    std::os::unix::fs::symlink(payload, path)
+}
+
+/// Elsewhere a file created exclusively, then written.
+#[cfg(not(unix))]
+pub fn create_marker(path: &Path, payload: &str) -> io::Result<()> {
+    use std::io::Write;
+    std::fs::OpenOptions::new().write(true).create_new(true).open(path)?.write_all(payload.as_bytes())
+}
+
+/// What [`create_marker`] put in `path`.
+#[cfg(unix)]
+pub fn read_marker(path: &Path) -> io::Result<String> {
+    Ok(std::fs::read_link(path)?.to_string_lossy().into_owned())
+}
+
+#[cfg(not(unix))]
+pub fn read_marker(path: &Path) -> io::Result<String> {
+    std::fs::read_to_string(path)
+}
+
 /// The terminal on stdin in raw mode (keys arrive one by one, unechoed) until this is dropped.
 #[cfg(unix)]
 pub struct RawTerminal(rustix::termios::Termios);

@@ -19,7 +19,7 @@ use anonshare::common::secret::ShareCode;
 use anonshare::server::store::{Limits, Store, unix_now};
 
 use crate::support::{
-    Control, DEADLINE, Server, TempDir, announce, client, code_of, fetch, files_under, hash_reply,
+    Control, DEADLINE, Server, TempDir, announce, client, code_of, curl, fetch, files_under, hash_reply,
     info_value, listing, make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store,
     upload, wait_until,
 };
@@ -875,5 +875,68 @@ fn download_budgets_raced_over_both_servers_are_exact() {
             downloaders.into_iter().map(|d| d.join().expect("downloader thread")).sum::<u64>()
         });
         assert_eq!(completed, budget, "DOWNLOADS={budget}: completed downloads over both servers");
+    }
+}
+
+/// Clients (addresses) racing for a `--once` file in segments, and rounds of it.
+const SEGMENTED_CLIENTS: usize = 4;
+const SEGMENTED_ROUNDS: usize = 2;
+
+#[test]
+fn a_once_file_fetched_in_segments_through_both_servers_goes_to_one_client_whole() {
+    let roots = Roots::new();
+    let (a, b) = roots.servers(&[]);
+    let servers = [&a, &b];
+    // Larger than the socket buffers hold past the head segment: its sender cannot hand the
+    // whole file to the network while curl reads only the head.
+    let bytes = random_bytes(16 << 20, seed(70, 70));
+    let head = 1 << 20;
+    for round in 0..SEGMENTED_ROUNDS {
+        let mut maker = Control::login(&a.addr);
+        assert!(maker.command("TYPE I").starts_with("200 "));
+        let created = maker.command("SITE MKSHARE 600 DOWNLOADS=1");
+        let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+        assert!(store(&mut maker, &format!("/{code}/once.bin"), &bytes).starts_with("226 "));
+        assert!(maker.command("SITE SEAL").starts_with("200 "));
+        for server in servers {
+            wait_until_sealed(&mut Control::login(&server.addr), &code);
+        }
+        // Each client asks for the head through one server and the tail through the other,
+        // both at once, as a balancer would spread its connections.
+        let got: Vec<[Vec<u8>; 2]> = thread::scope(|scope| {
+            let clients: Vec<_> = (0..SEGMENTED_CLIENTS)
+                .map(|client| {
+                    let (code, servers) = (&code, servers);
+                    scope.spawn(move || {
+                        let from = format!("127.0.0.{}", 2 + client);
+                        let segment = |side: usize, range: String| {
+                            let url = format!("ftp://{}/{code}/once.bin", servers[(client + side) % 2].addr);
+                            curl(&["--interface", &from, "--range", &range, &url]).1
+                        };
+                        thread::scope(|inner| {
+                            let first = inner.spawn(|| segment(0, format!("0-{}", head - 1)));
+                            let second = inner.spawn(|| segment(1, format!("{head}-")));
+                            [first.join().unwrap(), second.join().unwrap()]
+                        })
+                    })
+                })
+                .collect();
+            clients.into_iter().map(|c| c.join().expect("client thread")).collect()
+        });
+        let whole: Vec<usize> = (0..SEGMENTED_CLIENTS)
+            .filter(|&c| got[c][0] == bytes[..head] && got[c][1] == bytes[head..])
+            .collect();
+        assert_eq!(whole.len(), 1, "round {round}: one client gets the file whole");
+        for (client, segments) in got.iter().enumerate().filter(|(c, _)| *c != whole[0]) {
+            assert!(segments.iter().all(Vec::is_empty), "round {round}: client {client} gets no byte");
+        }
+        let counted: usize = servers.iter().map(|s| s.log().matches("event=download-counted").count()).sum();
+        assert_eq!(counted, round + 1, "one download a round, over both servers");
+        for server in servers {
+            let mut control = Control::login(&server.addr);
+            wait_until("the spent file is gone through both servers", || {
+                control.command(&format!("SIZE /{code}/once.bin")).starts_with("550 ")
+            });
+        }
     }
 }

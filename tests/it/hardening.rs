@@ -8,8 +8,8 @@ use anonshare::common::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, data_connection, events, make_share, python, random_bytes,
-    upload, wait_until,
+    Control, Server, TempDir, client, code_of, data_connection, events, fetch, info_value, make_share,
+    python, random_bytes, site_info, store, upload, wait_until,
 };
 
 /// A logged-in connection that owns a fresh share; returns it and the share's code.
@@ -190,6 +190,34 @@ fn quit_whose_seal_fails_says_so_instead_of_goodbye() {
     std::fs::remove_file(&filler).unwrap();
     let mut other = Control::login(&server.addr);
     assert!(other.command(&format!("CWD /{code}")).starts_with("550 "), "the share stayed unseen");
+}
+
+#[test]
+fn a_full_disk_refuses_a_budgeted_download_before_its_150() {
+    let disk = SmallDisk::new("4m");
+    let server = Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "0"]);
+    let mut maker = Control::login(&server.addr);
+    assert!(maker.command("TYPE I").starts_with("200 "));
+    let created = maker.command("SITE MKSHARE 600 DOWNLOADS=1");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let bytes = random_bytes(300_000, 77);
+    let path = format!("/{code}/once.bin");
+    assert!(store(&mut maker, &path, &bytes).starts_with("226 "));
+    assert!(maker.command("SITE SEAL").starts_with("200 "));
+    // Something else fills the disk: the download could not be counted, so it must not begin.
+    let filler = disk.dir.path().join("filler");
+    let _ = std::fs::write(&filler, vec![0; 8 << 20]);
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    let _data = data_connection(&mut reader);
+    let refused = reader.command(&format!("RETR {path}"));
+    // The first reply: no 150, so not a byte went.
+    assert!(refused.starts_with("452 ") && refused.ends_with("[disk-full]"), "{refused}");
+    let info = site_info(&mut reader, &format!("{code}/once.bin")).unwrap();
+    assert_eq!(info_value(&info, "downloads-left"), "1", "nothing spent");
+    std::fs::remove_file(&filler).unwrap();
+    assert!(fetch(&mut reader, &path).unwrap() == bytes, "with room again, the download counts");
+    assert!(reader.command(&format!("SIZE {path}")).starts_with("550 "), "spent");
 }
 
 #[test]

@@ -124,7 +124,8 @@ fn pget(dir: &Path, url: &str, from: &str) -> Option<Vec<u8>> {
          set cmd:fail-exit yes; pget -n 4 {url} -o got.bin; bye"
     );
     let _ = fs::remove_file(dir.join("got.bin"));
-    run("lftp", dir, &["-e", &script], "");
+    let run = run("lftp", dir, &["-e", &script], "");
+    eprintln!("lftp from {from}: exit {} {}", run.code, run.stderr);
     fs::read(dir.join("got.bin")).ok()
 }
 
@@ -140,12 +141,27 @@ fn lftp_pget_spends_one_download_per_client_round_after_round() {
             let got = pget(dir.path(), &url, &format!("127.0.0.{}", 2 + client));
             match client {
                 0 | 1 => {
-                    assert!(got.as_ref() == Some(&bytes), "round {round}: client {client} gets it whole")
+                    assert!(
+                        got.as_ref() == Some(&bytes),
+                        "round {round}: client {client} gets it whole\n{}",
+                        server.log()
+                    )
                 }
-                _ => assert_eq!(got.map(|g| g.len()), None, "round {round}: the third gets nothing"),
+                // lftp allocates its output file (zeros) before the RETR that is refused.
+                _ => assert!(
+                    got.is_none_or(|g| g.iter().all(|&b| b == 0)),
+                    "round {round}: the third gets no byte"
+                ),
             }
         }
     }
+    let log = server.log();
+    let third: Vec<&str> = log.lines().filter(|l| l.contains("peer=127.0.0.4:")).collect();
+    let sent = ["event=retr", "event=transfer-aborted", "event=download-counted"];
+    assert!(
+        !third.iter().any(|l| sent.iter().any(|event| l.contains(event))),
+        "the third client is refused before any transfer starts: {third:#?}"
+    );
     assert_eq!(server.log().matches("event=download-counted").count(), 6, "two downloads a round, exactly");
 }
 
@@ -180,6 +196,33 @@ fn curl_ranges_from_one_address_are_one_download() {
     assert!(got == bytes);
     let (spent, got) =
         curl(&["--interface", "127.0.0.4", "--range", &format!("{half}-"), &format!("{url}big.bin")]);
+    assert_ne!(spent.code, 0);
+    assert!(got.is_empty(), "nobody gets a part of a spent file");
+}
+
+#[test]
+fn a_client_between_its_curl_ranges_keeps_its_place_in_a_once_budget() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    // Larger than the socket buffers can hold past the head: the server could not hand it all
+    // to the network while curl reads the head.
+    let bytes = random_bytes(24 << 20, 63);
+    dir.file("once.bin", &bytes);
+    let url = upload(&server, dir.path(), &["--once", "once.bin"]) + "once.bin";
+    let half = 1 << 20;
+    let head_range = format!("0-{}", half - 1);
+    let (head, got_head) = curl(&["--interface", "127.0.0.2", "--range", &head_range, &url]);
+    assert_eq!(head.code, 0, "{}", head.stderr);
+    assert!(got_head == bytes[..half]);
+    // The first client is away between its ranges: its place is kept, nobody else begins.
+    let (other, got) = curl(&["--interface", "127.0.0.3", &url]);
+    assert_ne!(other.code, 0, "a second client while the first holds the only place");
+    assert!(got.is_empty(), "and it gets no byte");
+    let (tail, got_tail) = curl(&["--interface", "127.0.0.2", "--range", &format!("{half}-"), &url]);
+    assert_eq!(tail.code, 0, "the first client comes back for the rest: {}", tail.stderr);
+    assert!(got_tail == bytes[half..]);
+    assert_eq!(server.log().matches("event=download-counted").count(), 1);
+    let (spent, got) = curl(&["--interface", "127.0.0.3", &url]);
     assert_ne!(spent.code, 0);
     assert!(got.is_empty(), "nobody gets a part of a spent file");
 }

@@ -1,11 +1,12 @@
-//! The download budget of a share: `reading/` holds one claim file per client downloading a
-//! budgeted file, with the byte ranges that client was sent. A claim counts as one download when
-//! its ranges cover the whole file (it is then marked done, and a done claim is a finished
-//! download for good); the older `downloads` file, one line per finished download, is still
-//! read. Claims are made, joined and credited under the share's lock, so finished downloads and
-//! claims in flight never pass the budget, also across servers on one root. A claim file is
-//! written whole when it is made, and every later change overwrites it in place: once a claim
-//! exists, crediting and counting it need no disk space. It never reads a file's contents.
+//! The download budget of a share, kept in names only: `budget/` holds, per budgeted file, the
+//! claims of the clients downloading it, the byte ranges each was sent, and the finished
+//! downloads. Every entry is created exclusively and never changed: a claim file is linked into
+//! place whole, the rest are symbolic links whose target is their payload. Counters (claims,
+//! finished and released ones, one address's claims, one claim's segments) are names numbered
+//! from 0 with no gaps, counted by looking names up. So no decision rests on a read of a file
+//! that another server may have changed, and several servers on one root (also on a
+//! distributed filesystem whose reads may be a second stale) keep a budget exact. Everything
+//! here happens under the share's lock. It never reads a stored file's contents.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -13,85 +14,110 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
 use super::manifest::{FileEntry, Place, whole_lines};
-use super::{Result, Share, ShareMeta, Store, StoreError, remove_any};
+use super::{Result, Share, ShareMeta, Store, StoreError, unix_now};
+use crate::common::platform::{create_marker, read_marker};
 use crate::common::secret::ShareCode;
 
-/// Bytes of a claim file, written when it is made; its ranges must fit in them.
+/// Bytes of a claim file, written and synced before the `150`: a full disk refuses the
+/// download then, and everything later only creates names.
 const CLAIM_BYTES: usize = 4096;
-/// The name ending of a claim that was counted.
-const DONE: &str = ".done";
+/// Most `RETR`s one claim records; the one past it counts the claim as a whole download.
+pub const MAX_CLAIM_SEGMENTS: u64 = 256;
+/// Seconds a claim keeps its place in the budget after its last `RETR` ended, so that its
+/// client can come back for the bytes it lacks (a `pget` segment reconnecting, a resume).
+/// After that a new client may take the place, and the claim spent nothing.
+pub const CLAIM_HOLD_SECS: i64 = 300;
 
 impl Share {
-    /// Claims a download of `entry` for the client at `peer`, starting at byte `offset`
-    /// (`Ok(None)` when the share has no budget). `client` names the client: its address, one
-    /// word. One address is one client: its `RETR`s join
-    /// its open claim (lftp `pget` segments, aria2, curl ranges, a resume after a cut), see
-    /// [`OpenClaim::joins`]. A claim that is not held by a connection now needs room in the
-    /// budget: finished downloads and held claims together never exceed it; past it the file
-    /// is `NotFound`.
-    /// The claim file is written and synced here, before a byte is sent, so a full disk refuses
-    /// the download instead of failing to count it.
+    /// Claims a download of `entry` for `client` (its address, one word), starting at byte
+    /// `offset`; `Ok(None)` when the share has no budget. One address is one client: a `RETR`
+    /// joins the address's newest claim that has not counted and has not given its place up,
+    /// unless it starts at byte 0 while another connection is being sent that claim from byte
+    /// 0 (a second client behind the same address); one past byte 0 also joins a claim that
+    /// counted less than [`CLAIM_HOLD_SECS`] ago. A new claim needs a place: finished
+    /// downloads and claims that keep a place never exceed the budget; past it the file is
+    /// `NotFound`. The claim file is written and synced here, before a byte is sent.
     pub fn claim_download(
         &self,
         entry: &FileEntry,
         client: &str,
         offset: u64,
     ) -> Result<Option<DownloadClaim>> {
+        self.claim_download_at(entry, client, offset, unix_now())
+    }
+
+    fn claim_download_at(
+        &self,
+        entry: &FileEntry,
+        client: &str,
+        offset: u64,
+        now: i64,
+    ) -> Result<Option<DownloadClaim>> {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
         let _lock = self.lock()?;
-        let reading = self.dir.join("reading");
-        fs::create_dir_all(&reading)?;
-        let claims = scan_claims(&reading, &format!("{}.", entry.place))?;
-        let held = claims.open.iter().filter(|c| c.held).count() as u64;
-        let finished = self.legacy_downloads()?.of(&entry.place) + claims.done;
-        let joined = claims
-            .open
-            .iter()
-            .find(|c| c.state.as_ref().is_some_and(|s| s.client == client && c.joins(offset)));
-        if let Some(open) = joined {
-            if !open.held && finished + held >= budget {
-                return Err(StoreError::NotFound);
-            }
-            let file = File::open(&open.path)?;
-            file.lock_shared()?;
-            let path = open.path.clone();
-            if offset == 0
-                && let Some(mut state) = open.state.clone()
-            {
-                // Overwritten in place: no disk space needed.
-                state.from_start = true;
-                OpenOptions::new().write(true).open(&path)?.write_all(&state.bytes()?)?;
-            }
-            return Ok(Some(DownloadClaim {
-                share: self.clone(),
-                entry: entry.clone(),
-                budget,
-                path,
-                _lock: file,
-            }));
-        }
-        if finished + held >= budget {
+        let names = Names::of(self, &entry.place);
+        fs::create_dir_all(&names.dir)?;
+        let legacy = self.legacy_downloads()?.of(&entry.place);
+        if legacy + count(|j| names.finished(j))? >= budget {
             return Err(StoreError::NotFound);
         }
-        let path = reading.join(format!("{}.{}", entry.place, ShareCode::generate()?));
-        let state = ClaimState {
-            done: false,
-            client: client.to_owned(),
-            ranges: Vec::new(),
-            from_start: offset == 0,
-        };
-        let mut file = File::create(&path)?;
-        file.lock_shared()?;
-        let written =
-            state.bytes().and_then(|bytes| Ok(file.write_all(&bytes)?)).and_then(|()| Ok(file.sync_data()?));
-        if let Err(err) = written {
-            drop(file);
-            let _ = fs::remove_file(&path);
-            return Err(err);
+        let own = count(|g| names.of_client(client, g))?;
+        if own > 0 {
+            let number = read_number(&names.of_client(client, own - 1))?;
+            // A segment of a download that just counted (lftp opens them as it likes) joins
+            // it and spends nothing more; a RETR from byte 0 is a new download.
+            let late = offset > 0
+                && exists(&names.done(number))
+                && now < names.last_activity(number)? + CLAIM_HOLD_SECS;
+            if late || names.is_live(number) {
+                let lock = File::open(names.claim(number))?;
+                let head = File::open(names.head(number))?;
+                let joins = offset > 0 || !matches!(head.try_lock(), Err(fs::TryLockError::WouldBlock));
+                if joins {
+                    head.unlock()?;
+                    return Ok(Some(DownloadClaim::held(
+                        self, entry, budget, client, number, lock, head, offset,
+                    )?));
+                }
+            }
         }
-        Ok(Some(DownloadClaim { share: self.clone(), entry: entry.clone(), budget, path, _lock: file }))
+        if legacy + self.places_taken(&names, budget.saturating_sub(legacy), now)? >= budget {
+            return Err(StoreError::NotFound);
+        }
+        let number = names.make_claim(client, now)?;
+        append(|g| names.of_client(client, g), &number.to_string())?;
+        let lock = File::open(names.claim(number))?;
+        let head = File::open(names.head(number))?;
+        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, lock, head, offset)?))
+    }
+
+    /// Claims that keep a place: made and not given up. Claims whose client left more than
+    /// [`CLAIM_HOLD_SECS`] ago without having counted give their places up first.
+    fn places_taken(&self, names: &Names, room: u64, now: i64) -> Result<u64> {
+        let made = count(|k| names.claim(k))?;
+        let released = count(|m| names.released(m))?;
+        let taken = made.saturating_sub(released);
+        if taken < room {
+            return Ok(taken);
+        }
+        let mut freed = 0;
+        for number in 0..made {
+            if !names.is_live(number) {
+                continue;
+            }
+            let claim = File::open(names.claim(number))?;
+            match claim.try_lock() {
+                Ok(()) => drop(claim),
+                Err(fs::TryLockError::WouldBlock) => continue,
+                Err(fs::TryLockError::Error(err)) => return Err(err.into()),
+            }
+            if now >= names.last_activity(number)? + CLAIM_HOLD_SECS && names.release(number)? {
+                freed += 1;
+            }
+        }
+        Ok(taken.saturating_sub(freed))
     }
 
     /// How many more complete downloads `entry` allows; `None` when the share has no budget.
@@ -99,32 +125,20 @@ impl Share {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
-        let finished = self.finished_downloads()?.of(&entry.place);
+        let names = Names::of(self, &entry.place);
+        let finished = self.legacy_downloads()?.of(&entry.place) + count(|j| names.finished(j))?;
         Ok(Some(budget.saturating_sub(finished)))
     }
 
-    /// Finished downloads of budgeted files, by blob: lines of the `downloads` file and done
-    /// claims.
+    /// Finished downloads of budgeted files: the lines of the `downloads` file and the `.done`
+    /// claims under `reading/` of older servers, and the numbered finished downloads.
     pub(super) fn finished_downloads(&self) -> Result<Finished> {
-        let mut finished = self.legacy_downloads()?;
-        let names = match fs::read_dir(self.dir.join("reading")) {
-            Ok(names) => names,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(finished),
-            Err(err) => return Err(err.into()),
-        };
-        for name in names {
-            let name = name?.file_name().to_string_lossy().into_owned();
-            if let Some(place) =
-                name.strip_suffix(DONE).and_then(|claim| claim.rsplit_once('.')).map(|(p, _)| p)
-            {
-                *finished.0.entry(place.to_owned()).or_insert(0) += 1;
-            }
-        }
-        Ok(finished)
+        Ok(Finished { share: self.clone(), legacy: self.legacy_downloads()? })
     }
 
-    /// The `downloads` file of servers before claims: one line per finished download.
-    fn legacy_downloads(&self) -> Result<Finished> {
+    /// What servers before `budget/` left: one line per finished download in `downloads`, and
+    /// one `reading/<place>.<id>.done` per counted claim.
+    fn legacy_downloads(&self) -> Result<Legacy> {
         let bytes = match fs::read(self.dir.join("downloads")) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -134,216 +148,368 @@ impl Share {
         for blob in whole_lines(&bytes) {
             *finished.entry(blob.to_owned()).or_insert(0) += 1;
         }
-        Ok(Finished(finished))
+        match fs::read_dir(self.dir.join("reading")) {
+            Ok(names) => {
+                for name in names {
+                    let name = name?.file_name().to_string_lossy().into_owned();
+                    let place = name.strip_suffix(".done").and_then(|claim| claim.rsplit_once('.'));
+                    if let Some((place, _)) = place {
+                        *finished.entry(place.to_owned()).or_insert(0) += 1;
+                    }
+                }
+            }
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err.into()),
+        }
+        Ok(Legacy(finished))
     }
 }
 
 /// One client's download of a budgeted file, held by each connection of that client while it
-/// sends bytes of it (a shared lock on the claim file; a crash releases it).
+/// sends bytes of it (a shared lock on the claim file, and on its `head` file while sending from
+/// byte 0; a crash releases both).
 #[derive(Debug)]
 pub struct DownloadClaim {
     share: Share,
     entry: FileEntry,
     budget: u64,
-    path: PathBuf,
+    client: String,
+    number: u64,
     _lock: File,
+    _head: Option<File>,
 }
 
 impl DownloadClaim {
-    /// The claim file's name once it counted.
-    fn done_path(&self) -> PathBuf {
-        let name = self.path.file_name().unwrap_or_default().to_string_lossy();
-        self.path.with_file_name(format!("{name}{DONE}"))
+    #[allow(clippy::too_many_arguments)]
+    fn held(
+        share: &Share,
+        entry: &FileEntry,
+        budget: u64,
+        client: &str,
+        number: u64,
+        lock: File,
+        head: File,
+        offset: u64,
+    ) -> Result<DownloadClaim> {
+        lock.lock_shared()?;
+        let head = match offset {
+            0 => {
+                head.lock_shared()?;
+                Some(head)
+            }
+            _ => None,
+        };
+        Ok(DownloadClaim {
+            share: share.clone(),
+            entry: entry.clone(),
+            budget,
+            client: client.to_owned(),
+            number,
+            _lock: lock,
+            _head: head,
+        })
     }
 
-    /// Credits the bytes `start..end` as sent to this client. Once the claim's ranges cover the
-    /// file, the download counts (once), and the last download a budget allows deletes the
-    /// file's contents. Ranges that no longer fit the claim file count it too: a client that
-    /// cuts its download into that many pieces spends one. Returns whether this credit counted it.
-    /// A share deleted or swept meanwhile has nothing left to count: the download still ends
-    /// well, since its bytes were sent.
+    /// Credits the bytes `start..end` as sent to this client. The download counts (once) when
+    /// the claim's ranges cover the file, or when the ranges of all the address's claims that
+    /// keep a place do (its other claims then give their places up); the last download a
+    /// budget allows deletes the file's contents. Returns whether this credit counted it. A
+    /// share deleted or swept meanwhile has nothing left to count.
     pub fn credit(&self, start: u64, end: u64) -> Result<bool> {
-        match self.count(start, end) {
+        match self.count(start, end, unix_now()) {
             Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(false),
             other => other,
         }
     }
 
-    fn count(&self, start: u64, end: u64) -> Result<bool> {
+    fn count(&self, start: u64, end: u64, now: i64) -> Result<bool> {
         let _lock = self.share.lock()?;
-        let done = self.done_path();
-        if done.exists() {
+        let names = Names::of(&self.share, &self.entry.place);
+        if !names.is_live(self.number) {
             return Ok(false);
         }
-        let mut state = read_claim(&self.path)?;
         // An empty file has no bytes to cover: the RETR that ran counts it.
-        if state.done || (start >= end && self.entry.size > 0) {
+        let size = self.entry.size;
+        if start >= end && size > 0 {
             return Ok(false);
         }
-        state.add(start, end);
-        state.done = state.ranges == [(0, self.entry.size)];
-        let bytes = match state.bytes() {
-            Ok(bytes) => bytes,
-            Err(_) => {
-                state.done = true;
-                state.ranges.clear();
-                state.bytes()?
+        let segments = count(|i| names.segment(self.number, i))?;
+        if segments >= MAX_CLAIM_SEGMENTS {
+            return self.finish(&names, self.number);
+        }
+        if start < end {
+            append(|i| names.segment(self.number, i), &format!("{start}-{end}@{now}"))?;
+        }
+        if covers(&names.ranges(self.number)?, size) {
+            return self.finish(&names, self.number);
+        }
+        let mut together = Vec::new();
+        let mut others = Vec::new();
+        for g in 0..count(|g| names.of_client(&self.client, g))? {
+            let number = read_number(&names.of_client(&self.client, g))?;
+            if names.is_live(number) {
+                together.extend(names.ranges(number)?);
+                if number != self.number {
+                    others.push(number);
+                }
             }
-        };
-        let mut file = OpenOptions::new().write(true).open(&self.path)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
-        if !state.done {
+        }
+        if others.is_empty() || !covers(&together, size) {
             return Ok(false);
         }
-        // The content says done already; the name says it too, so counting needs no reads.
-        fs::rename(&self.path, &done)?;
-        if self.share.finished_downloads()?.of(&self.entry.place) >= self.budget {
+        for number in others {
+            names.release(number)?;
+        }
+        self.finish(&names, self.number)
+    }
+
+    /// Counts claim `number` as one finished download: numbered first, then marked, so a crash
+    /// between the two may count it twice but never lets it pass uncounted.
+    fn finish(&self, names: &Names, number: u64) -> Result<bool> {
+        let finished = append(|j| names.finished(j), &number.to_string())?;
+        create_link(&names.done(number), &finished.to_string())?;
+        let legacy = self.share.legacy_downloads()?.of(&self.entry.place);
+        if legacy + finished + 1 >= self.budget {
             self.share.delete_contents(&self.entry)?;
         }
         Ok(true)
     }
 }
 
-/// What a claim file says: whether it was counted, whose it is, and the byte ranges sent.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct ClaimState {
-    done: bool,
-    client: String,
-    /// Sorted, disjoint, not touching.
-    ranges: Vec<(u64, u64)>,
-    /// A `RETR` from byte 0 joined it.
-    from_start: bool,
+/// The names of one budgeted file's entries under `budget/`.
+struct Names {
+    dir: PathBuf,
+    place: String,
 }
 
-impl ClaimState {
-    fn add(&mut self, start: u64, end: u64) {
-        let (mut start, mut end) = (start, end);
-        let mut kept = Vec::with_capacity(self.ranges.len() + 1);
-        for &(a, b) in &self.ranges {
-            if b < start || a > end {
-                kept.push((a, b));
-            } else {
-                start = start.min(a);
-                end = end.max(b);
+impl Names {
+    fn of(share: &Share, place: &Place) -> Names {
+        Names { dir: share.dir.join("budget"), place: place.to_string() }
+    }
+
+    fn name(&self, rest: &str) -> PathBuf {
+        self.dir.join(format!("{}.{rest}", self.place))
+    }
+
+    /// Claim `k`: a file written whole, holding its client and when it was made.
+    fn claim(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}"))
+    }
+
+    /// Locked (shared) while a connection sends claim `k` from byte 0.
+    fn head(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.head"))
+    }
+
+    /// The `i`-th `RETR` of claim `k`: `start-end@time`.
+    fn segment(&self, k: u64, i: u64) -> PathBuf {
+        self.name(&format!("c{k}.s{i}"))
+    }
+
+    /// Claim `k` counted: its finished download's number.
+    fn done(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.done"))
+    }
+
+    /// Claim `k` gave its place up.
+    fn released_mark(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.released"))
+    }
+
+    /// The `j`-th finished download: its claim's number.
+    fn finished(&self, j: u64) -> PathBuf {
+        self.name(&format!("d{j}"))
+    }
+
+    /// The `m`-th claim that gave its place up: its number.
+    fn released(&self, m: u64) -> PathBuf {
+        self.name(&format!("r{m}"))
+    }
+
+    /// The `g`-th claim of address `client`: its number.
+    fn of_client(&self, client: &str, g: u64) -> PathBuf {
+        self.name(&format!("a{client}.{g}"))
+    }
+
+    /// Whether claim `k` neither counted nor gave its place up.
+    fn is_live(&self, k: u64) -> bool {
+        !exists(&self.done(k)) && !exists(&self.released_mark(k))
+    }
+
+    /// Makes the next claim, for `client`: written and synced under a temporary name, then
+    /// linked into place (a link never replaces a name). Its number.
+    fn make_claim(&self, client: &str, now: i64) -> Result<u64> {
+        let temporary = self.dir.join(format!("tmp.{}", ShareCode::generate()?));
+        let written = write_claim(&temporary, client, now);
+        if let Err(err) = written {
+            let _ = fs::remove_file(&temporary);
+            return Err(err);
+        }
+        let mut number = count(|k| self.claim(k))?;
+        let linked = loop {
+            // The head file first: a claim is never seen without one.
+            if let Err(err) =
+                OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))
+            {
+                break Err(err);
             }
-        }
-        kept.push((start, end));
-        kept.sort_unstable();
-        self.ranges = kept;
-    }
-
-    /// The claim file's bytes: `open` or `done`, the address, the ranges, padded to
-    /// `CLAIM_BYTES`; an error when the ranges do not fit.
-    fn bytes(&self) -> Result<Vec<u8>> {
-        let ranges: Vec<String> = self.ranges.iter().map(|(a, b)| format!("{a}-{b}")).collect();
-        let state = if self.done { "done" } else { "open" };
-        let start = if self.from_start { "from-start" } else { "" };
-        let mut bytes = format!("{state}\n{}\n{}\n{start}\n", self.client, ranges.join(" ")).into_bytes();
-        if bytes.len() > CLAIM_BYTES {
-            return Err(StoreError::Io(io::Error::other("a claim's ranges do not fit its file")));
-        }
-        bytes.resize(CLAIM_BYTES, b' ');
-        Ok(bytes)
-    }
-
-    fn parse(text: &str) -> Option<ClaimState> {
-        let mut lines = text.lines();
-        let done = match lines.next()? {
-            "done" => true,
-            "open" => false,
-            _ => return None,
+            match fs::hard_link(&temporary, self.claim(number)) {
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => break other,
+            }
         };
-        let client = lines.next()?.to_owned();
+        let _ = fs::remove_file(&temporary);
+        linked?;
+        Ok(number)
+    }
+
+    /// The byte ranges recorded for claim `k`.
+    fn ranges(&self, k: u64) -> Result<Vec<(u64, u64)>> {
         let mut ranges = Vec::new();
-        for range in lines.next()?.split_whitespace() {
-            let (a, b) = range.split_once('-')?;
-            ranges.push((a.parse().ok()?, b.parse().ok()?));
+        for i in 0..count(|i| self.segment(k, i))? {
+            let (range, _) = read_segment(&self.segment(k, i))?;
+            ranges.push(range);
         }
-        let from_start = lines.next()? == "from-start";
-        Some(ClaimState { done, client, ranges, from_start })
+        Ok(ranges)
+    }
+
+    /// When claim `k` was made or its last `RETR` ended, whichever is later.
+    fn last_activity(&self, k: u64) -> Result<i64> {
+        let mut text = String::new();
+        File::open(self.claim(k))?.read_to_string(&mut text)?;
+        let made = text.lines().nth(1).and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let segments = count(|i| self.segment(k, i))?;
+        match segments {
+            0 => Ok(made),
+            n => Ok(read_segment(&self.segment(k, n - 1))?.1.max(made)),
+        }
+    }
+
+    /// Gives claim `k`'s place up, once: whether this call did.
+    fn release(&self, k: u64) -> Result<bool> {
+        match create_link(&self.released_mark(k), "released") {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            other => other?,
+        }
+        append(|m| self.released(m), &k.to_string())?;
+        Ok(true)
     }
 }
 
-fn read_claim(path: &Path) -> Result<ClaimState> {
-    let mut text = String::new();
-    File::open(path)?.read_to_string(&mut text)?;
-    ClaimState::parse(&text)
-        .ok_or_else(|| StoreError::Io(io::Error::other(format!("unreadable claim {}", path.display()))))
+fn write_claim(path: &Path, client: &str, now: i64) -> Result<()> {
+    let mut bytes = format!("{client}\n{now}\n").into_bytes();
+    bytes.resize(CLAIM_BYTES.max(bytes.len()), b' ');
+    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(&bytes)?;
+    file.sync_data()?;
+    Ok(())
 }
 
-/// A claim not counted yet.
-struct OpenClaim {
-    path: PathBuf,
-    /// `None` when it cannot be read: while held it still takes its place in the budget.
-    state: Option<ClaimState>,
-    /// A connection sends bytes of it now, here or on another server.
-    held: bool,
+/// Whether the sorted union of `ranges` is `0..size`.
+fn covers(ranges: &[(u64, u64)], size: u64) -> bool {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut covered = 0;
+    for (start, end) in sorted {
+        if start > covered {
+            break;
+        }
+        covered = covered.max(end);
+    }
+    covered >= size
 }
 
-impl OpenClaim {
-    /// Whether a `RETR` from the claim's address at `offset` is the same client: a segment
-    /// past byte 0 always is (a `pget` segment, a resume), and one from byte 0 is unless the
-    /// claim is being sent its first bytes right now (then it is a second client behind the
-    /// same address).
-    fn joins(&self, offset: u64) -> bool {
-        offset > 0 || !self.held || self.state.as_ref().is_some_and(|s| !s.from_start)
+fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// How many names `name(0)`, `name(1)`, ... exist; they never have gaps. Looks up about
+/// 2 log2(n) names.
+fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
+    let present = |n: u64| match fs::symlink_metadata(name(n)) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    };
+    if !present(0)? {
+        return Ok(0);
+    }
+    // present(low) and !present(high).
+    let (mut low, mut high) = (0, 1);
+    while present(high)? {
+        low = high;
+        high = high * 2 + 1;
+    }
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if present(middle)? {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(high)
+}
+
+/// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.
+fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
+    let mut number = count(&name)?;
+    loop {
+        match create_link(&name(number), payload) {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+            other => return other.map(|()| number),
+        }
     }
 }
 
-/// The claims of one file: the counted ones, and those open and held.
-struct Claims {
-    done: u64,
-    open: Vec<OpenClaim>,
+/// Creates `path` holding `payload`, at once and exclusively: a symbolic link never replaced.
+fn create_link(path: &Path, payload: &str) -> Result<()> {
+    Ok(create_marker(path, payload)?)
 }
 
-/// The claims in `dir` whose names start with `prefix`. An open claim that nobody holds (its
-/// client left before it was sent every byte, or its server crashed) spent nothing and takes no
-/// place in the budget, but stays: the same client may come back for the bytes it lacks. One
-/// whose content says done (its rename did not happen) counts.
-fn scan_claims(dir: &Path, prefix: &str) -> Result<Claims> {
-    let mut claims = Claims { done: 0, open: Vec::new() };
-    for entry in fs::read_dir(dir)? {
-        let entry = entry?;
-        let name = entry.file_name().to_string_lossy().into_owned();
-        if !name.starts_with(prefix) {
-            continue;
-        }
-        if name.ends_with(DONE) {
-            claims.done += 1;
-            continue;
-        }
-        let file = match File::open(entry.path()) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => continue,
-            Err(err) => return Err(err.into()),
-        };
-        let state = read_claim(&entry.path()).ok();
-        if state.as_ref().is_some_and(|s| s.done) {
-            claims.done += 1;
-            continue;
-        }
-        let held = match file.try_lock() {
-            Ok(()) => false,
-            Err(fs::TryLockError::WouldBlock) => true,
-            Err(fs::TryLockError::Error(err)) => return Err(err.into()),
-        };
-        if !held && state.is_none() {
-            remove_any(&entry.path())?;
-            continue;
-        }
-        claims.open.push(OpenClaim { path: entry.path(), state, held });
+fn payload(path: &Path) -> Result<String> {
+    Ok(read_marker(path)?)
+}
+
+fn unreadable(path: &Path) -> StoreError {
+    StoreError::Io(io::Error::other(format!("unreadable budget entry {}", path.display())))
+}
+
+fn read_number(path: &Path) -> Result<u64> {
+    payload(path)?.parse().map_err(|_| unreadable(path))
+}
+
+/// A segment's range and when it was recorded.
+fn read_segment(path: &Path) -> Result<((u64, u64), i64)> {
+    let text = payload(path)?;
+    let parsed = text.split_once('@').and_then(|(range, time)| {
+        let (start, end) = range.split_once('-')?;
+        Some(((start.parse().ok()?, end.parse().ok()?), time.parse().ok()?))
+    });
+    parsed.ok_or_else(|| unreadable(path))
+}
+
+/// Finished downloads by older servers, by blob.
+struct Legacy(BTreeMap<String, u64>);
+
+impl Legacy {
+    fn of(&self, place: &Place) -> u64 {
+        self.0.get(&place.to_string()).copied().unwrap_or(0)
     }
-    Ok(claims)
 }
 
-/// Finished downloads of a share's budgeted files, by where their contents are.
-pub(super) struct Finished(BTreeMap<String, u64>);
+/// Finished downloads of a share's budgeted files.
+pub(super) struct Finished {
+    share: Share,
+    legacy: Legacy,
+}
 
 impl Finished {
-    /// How many times the file stored at `place` was downloaded completely.
+    /// How many times the file stored at `place` was downloaded completely; a name that cannot
+    /// be looked up counts nothing, so an error never hides or sweeps a file.
     pub(super) fn of(&self, place: &Place) -> u64 {
-        self.0.get(&place.to_string()).copied().unwrap_or(0)
+        let names = Names::of(&self.share, place);
+        self.legacy.of(place) + count(|j| names.finished(j)).unwrap_or(0)
     }
 }
 
@@ -368,7 +534,7 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::server::store::test_support::{rel, temp_store, upload, upload_announced};
+    use crate::server::store::test_support::{rel, temp_root, temp_store, upload, upload_announced};
     use crate::server::store::{Limits, unix_now};
 
     #[test]
@@ -383,27 +549,25 @@ mod tests {
         assert!(matches!((&small.place, &empty.place), (Place::Blob(_), Place::Blob(_))));
         share.seal().unwrap();
         let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
-        let (one, two) = ("10.0.0.1", "10.0.0.2");
+        let (one, two, three) = ("10.0.0.1", "10.0.0.2", "10.0.0.3");
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
-        // A client that leaves before it got every byte spends nothing, and holds no place.
-        let cut = share.claim_download(&entry, two, 0).unwrap().unwrap();
-        assert!(!cut.credit(0, 7).unwrap());
-        drop(cut);
         // Segments of one client: the first from byte 0, the others join it.
         let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
         let second = share.claim_download(&entry, one, 4).unwrap().unwrap();
         let other = share.claim_download(&entry, two, 0).unwrap().unwrap();
         assert!(
-            matches!(share.claim_download(&entry, two, 0), Err(StoreError::NotFound)),
+            matches!(share.claim_download(&entry, three, 0), Err(StoreError::NotFound)),
             "two clients in flight"
         );
         assert!(!second.credit(4, 8).unwrap(), "a segment alone does not count");
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
         assert!(first.credit(0, 5).unwrap(), "the segments together cover the file");
         assert!(!second.credit(0, 8).unwrap(), "a claim counts once");
+        let late = share.claim_download(&entry, one, 6).unwrap().unwrap();
+        assert!(!late.credit(6, 8).unwrap(), "a late segment joins the download that counted");
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
         assert!(lookup(&share));
-        drop((first, second));
+        drop((first, second, late));
         assert!(other.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
         assert!(!lookup(&share), "a spent file answers like one that never existed");
@@ -427,16 +591,70 @@ mod tests {
     }
 
     #[test]
-    fn claim_ranges_merge_and_round_trip() {
-        let mut state = ClaimState { done: false, client: "::1".into(), ranges: vec![], from_start: true };
-        for (a, b) in [(10, 20), (30, 40), (20, 25), (0, 5), (24, 31)] {
-            state.add(a, b);
+    fn a_client_that_left_keeps_its_place_for_a_while_and_then_spent_nothing() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let now = unix_now();
+        let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
+        // The client was sent half and its connections all left (a pget segment reconnecting).
+        let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
+        assert!(!cut.count(0, 4, now).unwrap());
+        drop(cut);
+        assert!(
+            matches!(claim("10.0.0.2", 0, now + CLAIM_HOLD_SECS - 1), Err(StoreError::NotFound)),
+            "its place is kept"
+        );
+        let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
+        assert!(!back.count(4, 6, now + 10).unwrap());
+        drop(back);
+        assert!(matches!(claim("10.0.0.2", 0, now + CLAIM_HOLD_SECS), Err(StoreError::NotFound)));
+        // Gone for longer than the hold: it spent nothing, and another client takes the place.
+        let later = now + 10 + CLAIM_HOLD_SECS;
+        let taker = claim("10.0.0.2", 0, later).unwrap().unwrap();
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+        assert!(matches!(claim("10.0.0.1", 6, later), Err(StoreError::NotFound)), "its place is gone");
+        assert!(taker.count(0, 8, later).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn two_claims_of_one_address_that_cover_the_file_together_count_once() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let one = "10.0.0.1";
+        // Two connections from byte 0 at once: two claims (two people behind one address).
+        let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
+        let retry = share.claim_download(&entry, one, 0).unwrap().unwrap();
+        assert_ne!(first.number, retry.number);
+        assert!(!first.credit(0, 5).unwrap());
+        assert!(!retry.credit(0, 2).unwrap());
+        drop(first);
+        // The rest joins the newest claim; together they cover the file: one download, and
+        // the other claim gives its place up.
+        let rest = share.claim_download(&entry, one, 5).unwrap().unwrap();
+        assert!(rest.credit(5, 8).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+        let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
+        assert!(two.credit(0, 8).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn counters_are_names_without_gaps() {
+        let root = temp_root();
+        fs::create_dir_all(&root.0).unwrap();
+        let name = |n: u64| root.0.join(format!("x{n}"));
+        for expected in 0..40 {
+            assert_eq!(count(name).unwrap(), expected);
+            assert_eq!(append(name, &expected.to_string()).unwrap(), expected);
+            assert_eq!(read_number(&name(expected)).unwrap(), expected);
         }
-        assert_eq!(state.ranges, [(0, 5), (10, 40)]);
-        let bytes = state.bytes().unwrap();
-        assert_eq!(bytes.len(), CLAIM_BYTES);
-        assert_eq!(ClaimState::parse(std::str::from_utf8(&bytes).unwrap()), Some(state.clone()));
-        state.ranges = (0..1000).map(|i| (i * 10, i * 10 + 1)).collect();
-        assert!(state.bytes().is_err(), "too many ranges do not fit");
+        assert!(covers(&[(5, 8), (0, 3), (2, 6)], 8));
+        assert!(!covers(&[(0, 3), (4, 8)], 8));
+        assert!(covers(&[], 0));
     }
 }

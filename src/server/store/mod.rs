@@ -14,9 +14,10 @@
 //!                           server `instance` (append-only); `pack` in older stores
 //! shares/<code>/partial/    uploads in progress or cut, kept for resuming until the seal;
 //!                           named by the SHA-256 of their path, locked while written
-//! shares/<code>/downloads   finished downloads of a budgeted file, one a line (older servers)
-//! shares/<code>/reading/    one claim per client downloading a budgeted file: its address and
-//!                           the byte ranges it was sent; `.done` once they covered the file
+//! shares/<code>/budget/     download budgets in names created exclusively, never changed:
+//!                           per budgeted file its claims (one per client), the ranges each was
+//!                           sent, and the finished and released ones, numbered without gaps
+//! shares/<code>/downloads, reading/  finished downloads counted by older servers (read only)
 //! tmp/<instance>/           one per running server: shares being made, expired or deleted
 //!                           shares on their way out; its `lock` is held while it runs
 //! ```
