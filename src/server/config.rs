@@ -16,8 +16,9 @@ use crate::server::admission::{
 use crate::server::passive::PortRange;
 use crate::server::public::PublicHost;
 use crate::server::store::{
-    DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK,
-    DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE,
+    DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES,
+    MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -75,6 +76,8 @@ pub struct Config {
     pub max_files_per_share: usize,
     pub min_free_disk: u64,
     pub partial_lifetime: Duration,
+    pub claim_hold: Duration,
+    pub max_claim_segments: u64,
     pub max_name_bytes: usize,
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
@@ -114,6 +117,8 @@ impl Default for Config {
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
             partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
+            claim_hold: DEFAULT_CLAIM_HOLD,
+            max_claim_segments: DEFAULT_MAX_CLAIM_SEGMENTS,
             max_name_bytes: MAX_NAME_BYTES,
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
@@ -176,6 +181,10 @@ Options:
                            flight announced (452) [default: {free}]
   --partial-lifetime D     how long a cut upload is kept for a resume after its last
                            byte; the sweep deletes older ones [default: {partial}]
+  --claim-hold D           how long a budgeted download cut short keeps its place in the
+                           budget for its client's resume [default: {hold}]
+  --max-claim-segments N   RETRs of one budgeted file by one client before they count as
+                           a whole download [default: {segments}]
   --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
   --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
@@ -223,6 +232,8 @@ at once by a second signal.
         files = d.max_files_per_share,
         free = format_bytes(d.min_free_disk),
         partial = format_duration(d.partial_lifetime),
+        hold = format_duration(d.claim_hold),
+        segments = d.max_claim_segments,
         name_bytes = d.max_name_bytes,
         path_bytes = d.max_path_bytes,
         path_depth = d.max_path_depth,
@@ -289,6 +300,8 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             }
             "--min-free-disk" => config.min_free_disk = bytes(&mut args, &flag)?,
             "--partial-lifetime" => config.partial_lifetime = duration(&mut args, &flag)?,
+            "--claim-hold" => config.claim_hold = duration(&mut args, &flag)?,
+            "--max-claim-segments" => config.max_claim_segments = args.parsed(&flag, "a number of RETRs")?,
             "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,
@@ -326,6 +339,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
 
 fn check_config(config: &Config) -> Result<(), UsageError> {
     let fail = |message: String| Err(UsageError(message));
+    if config.max_claim_segments == 0 {
+        return fail("--max-claim-segments must be at least 1".into());
+    }
     if config.workers == 0 || config.max_clients == 0 || config.max_per_ip == 0 {
         return fail("--workers, --max-clients and --max-per-ip must be at least 1".into());
     }
@@ -428,6 +444,11 @@ mod tests {
         .unwrap();
         assert_eq!((config.workers, config.max_clients), (4, 2));
         assert_eq!(config.max_expiry, Duration::from_secs(3600));
+        let config =
+            parse(&["--claim-hold", "90s", "--max-claim-segments", "8", "--partial-lifetime", "2h"]).unwrap();
+        assert_eq!((config.claim_hold, config.max_claim_segments), (Duration::from_secs(90), 8));
+        assert_eq!(config.partial_lifetime, Duration::from_secs(7200));
+        assert!(parse(&["--max-claim-segments", "0"]).unwrap_err().contains("at least 1"));
     }
 
     #[test]

@@ -62,16 +62,7 @@ impl Server {
     /// Opens the store (cleaning leftovers of a crash) and binds the listening socket.
     pub fn bind(config: Config) -> anyhow::Result<Server> {
         use anyhow::Context as _;
-        let limits = Limits {
-            max_name_bytes: config.max_name_bytes,
-            max_path_bytes: config.max_path_bytes,
-            max_path_depth: config.max_path_depth,
-            max_file_size: config.max_file_size,
-            max_share_size: config.max_share_size,
-            max_files_per_share: config.max_files_per_share,
-            min_free_disk: config.min_free_disk,
-            ..Limits::default()
-        };
+        let limits = limits_of(&config);
         let store = Store::open(&config.root, limits)
             .with_context(|| format!("cannot open store at {}", config.root.display()))?;
         let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
@@ -229,6 +220,23 @@ fn drain(shared: &Shared, pool: ThreadPool) {
     }
 }
 
+/// The store's limits, as the flags set them.
+fn limits_of(config: &Config) -> Limits {
+    Limits {
+        max_name_bytes: config.max_name_bytes,
+        max_path_bytes: config.max_path_bytes,
+        max_path_depth: config.max_path_depth,
+        max_file_size: config.max_file_size,
+        max_share_size: config.max_share_size,
+        max_files_per_share: config.max_files_per_share,
+        min_free_disk: config.min_free_disk,
+        partial_lifetime: config.partial_lifetime,
+        claim_hold: config.claim_hold,
+        max_claim_segments: config.max_claim_segments,
+        ..Limits::default()
+    }
+}
+
 /// Gives a connection slot back when a session ends, however it ends.
 struct ActiveSlot(Arc<AtomicUsize>);
 
@@ -290,6 +298,49 @@ impl Drop for Sweeper {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_store_limit_comes_from_its_flag() {
+        let flags = [
+            "--max-file-size",
+            "1M",
+            "--max-share-size",
+            "2M",
+            "--max-files-per-share",
+            "3",
+            "--min-free-disk",
+            "4M",
+            "--partial-lifetime",
+            "5s",
+            "--claim-hold",
+            "6s",
+            "--max-claim-segments",
+            "7",
+            "--max-name-bytes",
+            "8",
+            "--max-path-bytes",
+            "90",
+            "--max-path-depth",
+            "10",
+        ];
+        let Invocation::Serve(config) = parse_args(flags.iter().map(std::ffi::OsString::from)).unwrap()
+        else {
+            panic!("flags of a server to run");
+        };
+        let limits = limits_of(&config);
+        assert_eq!(
+            (limits.max_file_size, limits.max_share_size, limits.max_files_per_share),
+            (1 << 20, 2 << 20, 3)
+        );
+        assert_eq!((limits.min_free_disk, limits.partial_lifetime), (4 << 20, Duration::from_secs(5)));
+        assert_eq!((limits.claim_hold, limits.max_claim_segments), (Duration::from_secs(6), 7));
+        assert_eq!((limits.max_name_bytes, limits.max_path_bytes, limits.max_path_depth), (8, 90, 10));
     }
 }
 

@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, ShareMeta, Store, StoreError, unix_now};
@@ -21,12 +22,13 @@ use crate::common::secret::ShareCode;
 /// Bytes of a claim file, written and synced before the `150`: a full disk refuses the
 /// download then, and everything later only creates names.
 const CLAIM_BYTES: usize = 4096;
-/// Most `RETR`s one claim records; the one past it counts the claim as a whole download.
-pub const MAX_CLAIM_SEGMENTS: u64 = 256;
-/// Seconds a claim keeps its place in the budget after its last `RETR` ended, so that its
+/// Most `RETR`s one claim records; the one past it counts the claim as a whole download
+/// (`--max-claim-segments`).
+pub const DEFAULT_MAX_CLAIM_SEGMENTS: u64 = 256;
+/// How long a claim keeps its place in the budget after its last `RETR` ended, so that its
 /// client can come back for the bytes it lacks (a `pget` segment reconnecting, a resume).
-/// After that a new client may take the place, and the claim spent nothing.
-pub const CLAIM_HOLD_SECS: i64 = 300;
+/// After that a new client may take the place, and the claim spent nothing (`--claim-hold`).
+pub const DEFAULT_CLAIM_HOLD: Duration = Duration::from_secs(300);
 
 impl Share {
     /// Claims a download of `entry` for `client` (its address, one word), starting at byte
@@ -34,7 +36,7 @@ impl Share {
     /// joins the address's newest claim that has not counted and has not given its place up,
     /// unless it starts at byte 0 while another connection is being sent that claim from byte
     /// 0 (a second client behind the same address); one past byte 0 also joins a claim that
-    /// counted less than [`CLAIM_HOLD_SECS`] ago. A new claim needs a place: finished
+    /// counted less than the claim hold ago. A new claim needs a place: finished
     /// downloads and claims that keep a place never exceed the budget; past it the file is
     /// `NotFound`. The claim file is written and synced here, before a byte is sent.
     pub fn claim_download(
@@ -70,7 +72,7 @@ impl Share {
             // it and spends nothing more; a RETR from byte 0 is a new download.
             let late = offset > 0
                 && exists(&names.done(number))
-                && now < names.last_activity(number)? + CLAIM_HOLD_SECS;
+                && now < names.last_activity(number)? + self.store.limits.claim_hold_secs();
             if late || names.is_live(number) {
                 let lock = File::open(names.claim(number))?;
                 let head = File::open(names.head(number))?;
@@ -94,7 +96,7 @@ impl Share {
     }
 
     /// Claims that keep a place: made and not given up. Claims whose client left more than
-    /// [`CLAIM_HOLD_SECS`] ago without having counted give their places up first.
+    /// the claim hold ago without having counted give their places up first.
     fn places_taken(&self, names: &Names, room: u64, now: i64) -> Result<u64> {
         let made = count(|k| names.claim(k))?;
         let released = count(|m| names.released(m))?;
@@ -113,7 +115,9 @@ impl Share {
                 Err(fs::TryLockError::WouldBlock) => continue,
                 Err(fs::TryLockError::Error(err)) => return Err(err.into()),
             }
-            if now >= names.last_activity(number)? + CLAIM_HOLD_SECS && names.release(number)? {
+            if now >= names.last_activity(number)? + self.store.limits.claim_hold_secs()
+                && names.release(number)?
+            {
                 freed += 1;
             }
         }
@@ -234,7 +238,7 @@ impl DownloadClaim {
             return Ok(false);
         }
         let segments = count(|i| names.segment(self.number, i))?;
-        if segments >= MAX_CLAIM_SEGMENTS {
+        if segments >= self.share.store.limits.max_claim_segments {
             return self.finish(&names, self.number);
         }
         if start < end {
@@ -603,15 +607,21 @@ mod tests {
         assert!(!cut.count(0, 4, now).unwrap());
         drop(cut);
         assert!(
-            matches!(claim("10.0.0.2", 0, now + CLAIM_HOLD_SECS - 1), Err(StoreError::NotFound)),
+            matches!(
+                claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64 - 1),
+                Err(StoreError::NotFound)
+            ),
             "its place is kept"
         );
         let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
         assert!(!back.count(4, 6, now + 10).unwrap());
         drop(back);
-        assert!(matches!(claim("10.0.0.2", 0, now + CLAIM_HOLD_SECS), Err(StoreError::NotFound)));
+        assert!(matches!(
+            claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64),
+            Err(StoreError::NotFound)
+        ));
         // Gone for longer than the hold: it spent nothing, and another client takes the place.
-        let later = now + 10 + CLAIM_HOLD_SECS;
+        let later = now + 10 + DEFAULT_CLAIM_HOLD.as_secs() as i64;
         let taker = claim("10.0.0.2", 0, later).unwrap().unwrap();
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
         assert!(matches!(claim("10.0.0.1", 6, later), Err(StoreError::NotFound)), "its place is gone");

@@ -64,7 +64,7 @@ mod upload;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::PACK_MAX_BYTES;
-pub use ledger::DownloadClaim;
+pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DownloadClaim};
 pub use manifest::{Child, FileEntry, Manifest, Node};
 pub use meta::ShareMeta;
 pub use sweep::{Removal, Sweep};
@@ -180,6 +180,10 @@ pub struct Limits {
     pub min_free_disk: u64,
     /// How long a cut upload is kept after its last byte; older ones are swept.
     pub partial_lifetime: Duration,
+    /// How long a budgeted download's claim keeps its place after its last `RETR`.
+    pub claim_hold: Duration,
+    /// Most `RETR`s one claim records before it counts as a whole download.
+    pub max_claim_segments: u64,
     /// Free bytes on the disk holding a path; `None` when the platform cannot tell.
     pub free_space: fn(&Path) -> Option<u64>,
 }
@@ -195,12 +199,19 @@ impl Default for Limits {
             max_files_per_share: DEFAULT_MAX_FILES_PER_SHARE,
             min_free_disk: DEFAULT_MIN_FREE_DISK,
             partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
+            claim_hold: ledger::DEFAULT_CLAIM_HOLD,
+            max_claim_segments: ledger::DEFAULT_MAX_CLAIM_SEGMENTS,
             free_space,
         }
     }
 }
 
 impl Limits {
+    /// The claim hold in whole seconds, as the ledger's times are.
+    pub fn claim_hold_secs(&self) -> i64 {
+        i64::try_from(self.claim_hold.as_secs()).unwrap_or(i64::MAX)
+    }
+
     /// The name rules these limits hold uploads to.
     pub fn names(&self) -> NameRules {
         NameRules {
