@@ -49,12 +49,16 @@ test-gui:
 	$(CARGO) test --features gui --test gui
 
 # The stock FTP clients the tests use as peers; lftp, tnftp and ncftp come from Debian packages
-# when missing.
+# when missing, Python's ftputil from PyPI (or Debian's python3-ftputil when pip is missing).
 test-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
 	@missing=""; for tool in lftp:lftp tnftp:tnftp ncftpget:ncftp; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
+	@python3 -c 'import ftputil' >/dev/null 2>&1 \
+	  || python3 -m pip install --user --quiet ftputil \
+	  || python3 -m pip install --user --quiet --break-system-packages ftputil \
+	  || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-ftputil >/dev/null; }
 
 # Transfer times under packet loss, anonshare beside vsftpd + curl (root; not part of test).
 # Options through ARGS, for example make bench-loss ARGS="--rounds 20 --size 16M". See docs/LOSS.md.

@@ -65,6 +65,10 @@ pub enum Reason {
     Closing,
     /// The server's own storage failed; nothing was stored (451).
     StorageError,
+    /// `QUIT` left a share unsealed because a write on the connection failed and was not done
+    /// since, or a command named a path outside every share: publishing it could hide a
+    /// missing file (550).
+    Unfinished,
     /// A refusal whose reason is not known: a reply from another server, or a tag from a newer
     /// one.
     Unspecified,
@@ -96,6 +100,7 @@ const REASONS: &[(Reason, &str, u16)] = &[
     (Reason::TransferCut, "transfer-cut", 426),
     (Reason::Closing, "closing", 421),
     (Reason::StorageError, "storage-error", 451),
+    (Reason::Unfinished, "unfinished", 550),
     (Reason::Unspecified, "unspecified", 550),
 ];
 

@@ -11,6 +11,7 @@ mod protocol;
 mod proxy;
 mod stock;
 mod stock_clients;
+mod stock_uploads;
 mod support;
 mod tidy;
 mod ux;

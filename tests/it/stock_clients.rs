@@ -12,7 +12,7 @@ use crate::support::{
 };
 
 /// Runs `program` with `args` in `cwd`, feeding `stdin`.
-fn run(program: &str, cwd: &Path, args: &[&str], stdin: &str) -> Run {
+pub fn run(program: &str, cwd: &Path, args: &[&str], stdin: &str) -> Run {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(cwd)

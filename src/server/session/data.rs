@@ -22,7 +22,7 @@ use crate::proto::{
 };
 use crate::server::log::LoggedPath;
 use crate::server::session::replies::{binary_only, store_refusal};
-use crate::server::session::rules::UploadVerb;
+use crate::server::session::rules::{UploadVerb, Written};
 use crate::server::session::{Next, Session};
 use crate::server::shutdown::Shutdown as ServerShutdown;
 use crate::server::store::{StoreError, Upload};
@@ -342,7 +342,7 @@ impl Session<'_> {
             self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, share, entry)));
         let (file, share, entry) = match found {
             Ok(found) => found,
-            Err(err) => return self.store_error(err),
+            Err(err) => return self.file_error(&path, err),
         };
         if self.transfer_type == TransferType::Ascii {
             return self.refuse(binary_only());
@@ -388,7 +388,7 @@ impl Session<'_> {
     pub(super) fn stor(&mut self, argument: &str, verb: UploadVerb) -> io::Result<Next> {
         let path = self.resolve(argument);
         let (start, allocated) = self.pending.take_upload(verb);
-        let (share, rel) = match self.writable(&path) {
+        let (share, rel) = match self.writable(&path, Written::File) {
             Ok(found) => found,
             Err(refusal) => return self.refuse(refusal),
         };

@@ -2,13 +2,14 @@
 //! data connection, and `MLST`, `SIZE`, `MDTM` (RFC 3659 §3, §4) and `HASH` on the control
 //! connection. The store's records become `proto::ListingEntry` only here: in
 //! [`listed_entries`], [`matching`] (wildcards), [`recursive`] (`-R`) and `Session::mlst`. It
-//! never writes to a share, and `/` never lists the shares.
+//! never writes to a share, and `/` lists only the shares the connection itself named.
 
 use std::io;
 
 use crate::proto::{
     ListingEntry, ListingRequest, Reason, Refusal, Reply, has_wildcard, list_line, mlsx_line, wildcard_match,
 };
+use crate::server::session::rules::Access;
 use crate::server::session::{Next, Session};
 use crate::server::store::{Child, FileEntry, Manifest, Node, StoreError, unix_now};
 use crate::server::vpath::VirtualPath;
@@ -156,7 +157,10 @@ impl Session<'_> {
             _ => None,
         };
         let listed = match &path {
-            VirtualPath::Root => Ok(Listed::default()),
+            VirtualPath::Root => {
+                let mut listed = Listed::default();
+                listed.add(None, self.shares_in_hand(), limit).map_err(Unlisted::TooMany).map(|()| listed)
+            }
             VirtualPath::Nowhere { name, .. } if has_wildcard(name) => Ok(Listed::default()),
             _ => self.lookup(&path).map_err(Unlisted::from).and_then(|(_, manifest, rel)| {
                 let exists = manifest.lookup(&rel).is_some();
@@ -219,6 +223,28 @@ impl Session<'_> {
         })
     }
 
+    /// What `/` lists: the shares this connection created, claimed or entered, that it may
+    /// still see. A fresh connection sees nothing there, so `/` never reveals a code; a client
+    /// that checks a path by listing its parent (ftputil) finds the share it named.
+    fn shares_in_hand(&self) -> Vec<ListingEntry> {
+        let now = unix_now();
+        let mut entries: Vec<ListingEntry> = self
+            .in_hand
+            .iter()
+            .filter_map(|code| self.shared.store.share(code, now).ok())
+            .filter(|share| self.access(share) != Access::Hidden)
+            .map(|share| ListingEntry {
+                name: share.code.to_string(),
+                is_dir: true,
+                size: 0,
+                modified: share.meta.created,
+                sha256: None,
+            })
+            .collect();
+        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        entries
+    }
+
     pub(super) fn mlst(&mut self, argument: Option<&str>) -> io::Result<Next> {
         let path = argument.map(|a| self.resolve(a)).unwrap_or_else(|| self.cwd.clone());
         let entry = match &path {
@@ -261,7 +287,7 @@ impl Session<'_> {
         let path = self.resolve(argument);
         match self.lookup_file(&path) {
             Ok((_, entry)) => self.answer(make(argument.to_owned(), &entry)),
-            Err(err) => self.store_error(err),
+            Err(err) => self.file_error(&path, err),
         }
     }
 }

@@ -16,7 +16,7 @@ mod site;
 
 pub use replies::store_refusal;
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -38,7 +38,7 @@ use crate::server::admission::Miss;
 use crate::server::log::ShareTag;
 use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
-use crate::server::session::rules::{Access, Pending, UploadVerb};
+use crate::server::session::rules::{Access, Mishaps, Pending, UploadVerb, Written};
 use crate::server::shared::Shared;
 use crate::server::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
 use crate::server::vpath::{VirtualPath, quote_path};
@@ -67,8 +67,15 @@ pub struct Session<'a> {
     /// What REST, ALLO and SITE DIGEST left for the transfers that follow.
     pending: Pending,
     owned: HashSet<ShareCode>,
-    /// The shares this connection created: its QUIT seals them.
+    /// The shares this connection created: its QUIT seals them, unless `mishaps` says not to.
     created: HashSet<ShareCode>,
+    /// Writes that failed, and paths outside every share, since a share was created here.
+    mishaps: RefCell<Mishaps>,
+    /// The path of the write (`STOR`, `APPE`, `MKD`) being answered: a refusal of it is a mishap.
+    writing: Option<VirtualPath>,
+    /// The shares this connection created, claimed or entered with `CWD`, oldest first: `/`
+    /// lists these and no other, so it reveals no code the client did not name.
+    in_hand: Vec<ShareCode>,
     /// Set when this connection's lookups of missing shares would wait past the longest
     /// delay: the `421` to close with, once the current command was answered.
     guessing: Cell<Option<Refusal>>,
@@ -127,6 +134,9 @@ impl<'a> Session<'a> {
             pending: Pending::new(shared.config.max_pending_digests),
             owned: HashSet::new(),
             created: HashSet::new(),
+            mishaps: RefCell::new(Mishaps::new(shared.config.max_files_per_share)),
+            writing: None,
+            in_hand: Vec::new(),
             guessing: Cell::new(None),
             verb: journal::NO_VERB.into(),
         };
@@ -194,10 +204,17 @@ impl<'a> Session<'a> {
         }
     }
 
-    /// Sends `reply`; a refusal is logged too, once, here.
+    /// Sends `reply`; a refusal is logged too, once, here, and a refused write is a mishap.
     fn reply(&mut self, reply: Reply) -> io::Result<()> {
         if reply.code >= 400 {
             self.log_refusal(&reply);
+            if let Some(path) = self.writing.take()
+                && !self.created.is_empty()
+            {
+                let said = reply.lines.first().map(String::as_str).unwrap_or_default();
+                let what = format!("{} {path} got {} {said}", self.verb, reply.code);
+                self.mishaps.borrow_mut().write_failed(&path, &self.created, &self.owned, what);
+            }
         }
         (&self.control).write_all(reply.to_string().as_bytes())
     }
@@ -268,9 +285,9 @@ impl<'a> Session<'a> {
                 self.say(350, format!("Restarting at {offset}; send RETR or STOR"))
             }
             Command::Retr(path) => self.retr(&path),
-            Command::Stor(path) => self.stor(&path, UploadVerb::Stor),
-            Command::Appe(path) => self.stor(&path, UploadVerb::Appe),
-            Command::Mkd(path) => self.mkd(&path),
+            Command::Stor(path) => self.write(&path, |session| session.stor(&path, UploadVerb::Stor)),
+            Command::Appe(path) => self.write(&path, |session| session.stor(&path, UploadVerb::Appe)),
+            Command::Mkd(path) => self.write(&path, |session| session.mkd(&path)),
             Command::Abor => self.say(225, "No transfer to abort"),
             Command::Allo(None) => self.say(202, "No storage allocation necessary"),
             Command::Allo(Some(size)) => {
@@ -309,39 +326,63 @@ impl<'a> Session<'a> {
 
     /// QUIT: a goodbye also seals the shares this connection created, since their uploader is
     /// done with them (shares it only joined with SITE OWNER are left to their creator). A
-    /// connection that drops without QUIT leaves its shares unsealed and unseen. A seal that
-    /// fails is the answer instead of the goodbye, so the uploader learns its share stayed
-    /// unseen; the connection closes all the same.
+    /// connection that drops without QUIT leaves its shares unsealed and unseen. So does QUIT
+    /// for a share that a failed write was meant for, not made good since, or for every share
+    /// once a command named a path outside every share: stock clients send QUIT after a failed
+    /// command too, and publishing then could hide a missing file. A share left so, or a seal
+    /// that fails, is the answer instead of the goodbye, so the uploader learns its share
+    /// stayed unseen; the connection closes all the same.
     fn quit(&mut self) -> io::Result<Next> {
+        let plan = self.mishaps.borrow().quit_plan(&self.created);
+        self.created.clear();
+        let (id, peer) = (self.id, self.peer);
+        for (code, why) in &plan.hold {
+            let tag = ShareTag::of(code.as_str());
+            log_event!("conn={id} peer={peer} event=left-unsealed share={tag} by=quit why={why:?}");
+        }
         let mut failed = None;
-        for code in std::mem::take(&mut self.created) {
+        for code in plan.seal {
             let sealed = self.shared.store.share(&code, unix_now()).and_then(|mut share| share.seal());
+            let tag = ShareTag::of(code.as_str());
             match sealed {
-                Ok(()) => log_event!(
-                    "conn={} peer={} event=sealed share={} by=quit",
-                    self.id,
-                    self.peer,
-                    ShareTag::of(code.as_str())
-                ),
+                Ok(()) => log_event!("conn={id} peer={peer} event=sealed share={tag} by=quit"),
                 // Deleted or expired meanwhile: there is nothing left to publish.
                 Err(StoreError::NotFound | StoreError::Gone) => {}
                 Err(err) => {
-                    log_event!(
-                        "conn={} peer={} event=seal-failed share={} by=quit error={:?}",
-                        self.id,
-                        self.peer,
-                        ShareTag::of(code.as_str()),
-                        err.to_string()
-                    );
+                    let error = err.to_string();
+                    log_event!("conn={id} peer={peer} event=seal-failed share={tag} by=quit error={error:?}");
                     failed.get_or_insert(err);
                 }
             }
         }
-        match failed {
-            Some(err) => self.reply(store_refusal(&err).to_reply())?,
-            None => self.reply(Reply::new(221, "Goodbye"))?,
+        match (failed, rules::held_refusal(&plan.hold)) {
+            (Some(err), _) => self.reply(store_refusal(&err).to_reply())?,
+            (None, Some(held)) => self.reply(held.to_reply())?,
+            (None, None) => self.reply(Reply::new(221, "Goodbye"))?,
         }
         Ok(Next::Close("quit"))
+    }
+
+    /// Runs the write `run` of `argument`: a refusal of it is a mishap (see `reply`), and its
+    /// success makes good an earlier failure of the same path.
+    fn write(&mut self, argument: &str, run: impl FnOnce(&mut Self) -> io::Result<Next>) -> io::Result<Next> {
+        let path = self.resolve(argument);
+        self.writing = Some(path.clone());
+        let next = run(self);
+        if self.writing.take().is_some() {
+            self.mishaps.borrow_mut().write_done(&path);
+        }
+        next
+    }
+
+    /// Keeps `code` among the shares `/` lists for this connection, the newest last, at most
+    /// `--max-list-entries` of them.
+    fn take_in_hand(&mut self, code: &ShareCode) {
+        self.in_hand.retain(|held| held != code);
+        if self.in_hand.len() >= self.shared.config.max_list_entries.max(1) {
+            self.in_hand.remove(0);
+        }
+        self.in_hand.push(code.clone());
     }
 
     fn opts(&mut self, option: &str) -> io::Result<Next> {
@@ -438,6 +479,9 @@ impl<'a> Session<'a> {
     /// Opens the share of `path` and its manifest, or says why not.
     fn lookup(&self, path: &VirtualPath) -> Result<(Share, Arc<Manifest>, Vec<String>), StoreError> {
         let VirtualPath::Share { code, rel } = path else {
+            if matches!(path, VirtualPath::Nowhere { .. }) && !self.created.is_empty() {
+                self.mishaps.borrow_mut().went_astray(format!("{} {path} named no share", self.verb));
+            }
             return Err(StoreError::NotFound);
         };
         let share = self.open_share(code)?;
@@ -468,10 +512,27 @@ impl<'a> Session<'a> {
         match result {
             Ok(()) => {
                 let text = format!("Folder is now {path}");
+                if let VirtualPath::Share { code, .. } = &path {
+                    self.take_in_hand(&code.clone());
+                }
                 self.cwd = path;
                 self.say(250, text)
             }
             Err(err) => self.store_error(err),
+        }
+    }
+
+    /// Refuses a command that wanted the file at `path`, for `err`; a folder there gets words
+    /// that say to add the trailing slash (a share URL without it asks for a file).
+    fn file_error(&mut self, path: &VirtualPath, err: StoreError) -> io::Result<Next> {
+        match (err, path) {
+            (StoreError::IsAFolder, VirtualPath::Share { code, .. }) => {
+                let port = self.local.port();
+                let url = self.shared.public.share_url(code.as_str(), port);
+                let url = url.unwrap_or_else(|| format!("ftp://{}/{code}/", self.local));
+                self.refuse(rules::folder_asked_as_file(path, &url))
+            }
+            (err, _) => self.store_error(err),
         }
     }
 
@@ -493,8 +554,8 @@ impl<'a> Session<'a> {
     }
 
     /// The share of `path`, if this connection may add to it, and the path inside it.
-    fn writable(&self, path: &VirtualPath) -> Result<(Share, Vec<String>), Refusal> {
-        let (code, rel) = rules::write_target(path)?;
+    fn writable(&self, path: &VirtualPath, what: Written) -> Result<(Share, Vec<String>), Refusal> {
+        let (code, rel) = rules::write_target(path, what)?;
         let share = self.owned_share(code)?;
         self.shared.store.limits().check_path(rel).map_err(|err| store_refusal(&err))?;
         Ok((share, rel.to_vec()))
@@ -510,12 +571,18 @@ impl<'a> Session<'a> {
 
     fn mkd(&mut self, argument: &str) -> io::Result<Next> {
         let path = self.resolve(argument);
-        let (share, rel) = match self.writable(&path) {
+        let (share, rel) = match self.writable(&path, Written::Folder) {
             Ok(found) => found,
             Err(refusal) => return self.refuse(refusal),
         };
         match share.make_folder(&rel) {
             Ok(()) => self.say(257, format!("{} created", quote_path(&path.to_string()))),
+            // The folder is there: nothing is missing (clients make folders that exist).
+            Err(StoreError::Exists) => {
+                self.mishaps.borrow_mut().write_done(&path);
+                self.writing = None;
+                self.store_error(StoreError::Exists)
+            }
             Err(err) => self.store_error(err),
         }
     }

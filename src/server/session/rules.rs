@@ -4,7 +4,7 @@
 //! the [`Refusal`] to send; the session does the I/O around them. Nothing here reads a socket,
 //! opens a share or looks at the clock.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use crate::common::digest::Sha256Digest;
 use crate::common::secret::ShareCode;
@@ -67,18 +67,158 @@ pub fn write_access(access: Access) -> Result<(), Refusal> {
     }
 }
 
+/// What a write makes: `STOR`/`APPE` a file, `MKD` a folder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Written {
+    File,
+    Folder,
+}
+
 /// The share code and the path inside it that a file or folder at `path` goes to. `/` and a
-/// share's own folder hold no files of their own: files go inside a share. Under a name that
-/// is no share code, nothing is found.
-pub fn write_target(path: &VirtualPath) -> Result<(&ShareCode, &[String]), Refusal> {
-    match path {
-        VirtualPath::Share { code, rel } if !rel.is_empty() => Ok((code, rel)),
-        VirtualPath::Nowhere { rel, .. } if !rel.is_empty() => Err(store_refusal(&StoreError::NotFound)),
-        _ => Err(Refusal::new(
-            Reason::OutsideShare,
-            "Files go inside a share: create one with SITE MKSHARE, then use /<code>/<name>",
-        )),
+/// share's own folder hold no files of their own, and no write makes a share: that is
+/// `SITE MKSHARE`'s, which the refusal names, since a stock client that tries `MKD CODE` (as
+/// rclone does) shows it to its user. Under a name that is no share code, nothing is found.
+pub fn write_target(path: &VirtualPath, what: Written) -> Result<(&ShareCode, &[String]), Refusal> {
+    let text = match (path, what) {
+        (VirtualPath::Share { code, rel }, _) if !rel.is_empty() => return Ok((code, rel)),
+        (VirtualPath::Nowhere { rel, .. }, _) if !rel.is_empty() => {
+            return Err(store_refusal(&StoreError::NotFound));
+        }
+        (_, Written::Folder) => {
+            "MKD makes no share: shares are made with SITE MKSHARE; folders go inside one, as /<code>/<folder>"
+                .to_owned()
+        }
+        (VirtualPath::Share { code, .. }, Written::File) => {
+            format!("/{code} is a share, a folder: files go inside it, as /{code}/<name>")
+        }
+        (_, Written::File) => {
+            "Files go inside a share: shares are made with SITE MKSHARE, then STOR /<code>/<name>".to_owned()
+        }
+    };
+    Err(Refusal::new(Reason::OutsideShare, text))
+}
+
+/// The refusal of `RETR`, `SIZE`, `MDTM` or `HASH` of a folder. A share's own folder asked for
+/// as a file is a share URL that lost its trailing slash (curl, wget and tnftp then fetch it
+/// as a file): the reply says to add it, with the share's URL (`url`).
+pub fn folder_asked_as_file(path: &VirtualPath, url: &str) -> Refusal {
+    let text = match path {
+        VirtualPath::Share { rel, .. } if rel.is_empty() => {
+            format!("{path} is a share, a folder: add the trailing slash to list it, as {url}")
+        }
+        _ => format!("{path} is a folder: add a trailing slash to list it"),
+    };
+    Refusal::new(Reason::IsAFolder, text)
+}
+
+/// What a goodbye must not hide: the writes of this connection that failed and were not done
+/// since, by the share it created that they were meant for, and the first command that named
+/// a path outside every share (a client that lost track of its folder, as lftp does after
+/// `SITE MKSHARE`, writes into nowhere). `QUIT` seals only a share with neither.
+#[derive(Debug, Default)]
+pub struct Mishaps {
+    /// Per created share: the paths inside it whose write failed, with the words of the failure.
+    failed: HashMap<ShareCode, Failed>,
+    /// The first command that named a path outside every share, in words.
+    astray: Option<String>,
+    /// Most failed paths remembered per share (`--max-files-per-share`); past it, the share's
+    /// failures are never undone.
+    max_paths: usize,
+}
+
+#[derive(Debug, Default)]
+struct Failed {
+    paths: HashMap<Vec<String>, String>,
+    overflowed: Option<String>,
+}
+
+/// What `QUIT` does with the shares a connection created.
+#[derive(Debug, PartialEq, Eq)]
+pub struct QuitPlan {
+    /// Shares to seal.
+    pub seal: Vec<ShareCode>,
+    /// Shares left unsealed, each with why.
+    pub hold: Vec<(ShareCode, String)>,
+}
+
+impl Mishaps {
+    /// Nothing went wrong yet; at most `max_paths` failed paths are remembered per share.
+    pub fn new(max_paths: usize) -> Mishaps {
+        Mishaps { max_paths, ..Mishaps::default() }
     }
+
+    /// A write to `path` failed (`what` says how). A share in `created` keeps it; a share the
+    /// connection only joined (in `owned`) is its creator's business; a path outside every share
+    /// the connection owns makes it astray.
+    pub fn write_failed(
+        &mut self,
+        path: &VirtualPath,
+        created: &HashSet<ShareCode>,
+        owned: &HashSet<ShareCode>,
+        what: String,
+    ) {
+        match path {
+            VirtualPath::Share { code, rel } if created.contains(code) => {
+                let failed = self.failed.entry(code.clone()).or_default();
+                if failed.paths.len() < self.max_paths || failed.paths.contains_key(rel) {
+                    failed.paths.insert(rel.clone(), what);
+                } else {
+                    failed.overflowed.get_or_insert(what);
+                }
+            }
+            VirtualPath::Share { code, .. } if owned.contains(code) => {}
+            _ => self.went_astray(what),
+        }
+    }
+
+    /// A write to `path` succeeded: an earlier failure of it is made good.
+    pub fn write_done(&mut self, path: &VirtualPath) {
+        if let VirtualPath::Share { code, rel } = path
+            && let Some(failed) = self.failed.get_mut(code)
+        {
+            failed.paths.remove(rel);
+        }
+    }
+
+    /// A command named a path outside every share (`what` says which).
+    pub fn went_astray(&mut self, what: String) {
+        self.astray.get_or_insert(what);
+    }
+
+    /// The goodbye's plan for the shares in `created`: those with a failure not made good, or
+    /// all of them once the connection went astray, stay unsealed.
+    pub fn quit_plan(&self, created: &HashSet<ShareCode>) -> QuitPlan {
+        let mut codes: Vec<&ShareCode> = created.iter().collect();
+        codes.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        let mut plan = QuitPlan { seal: Vec::new(), hold: Vec::new() };
+        for code in codes {
+            let failed = self.failed.get(code).and_then(|failed| {
+                let mut paths: Vec<_> = failed.paths.iter().collect();
+                paths.sort();
+                paths.first().map(|(_, what)| what.to_string()).or_else(|| failed.overflowed.clone())
+            });
+            match failed.or_else(|| self.astray.clone()) {
+                Some(why) => plan.hold.push((code.clone(), why)),
+                None => plan.seal.push(code.clone()),
+            }
+        }
+        plan
+    }
+}
+
+/// The reply to a `QUIT` that left `held` unsealed (one share and why, and how many in all):
+/// the uploader learns that nothing was published and how to finish.
+pub fn held_refusal(held: &[(ShareCode, String)]) -> Option<Refusal> {
+    let (code, why) = held.first()?;
+    let more = match held.len() {
+        1 => String::new(),
+        n => format!(" (and {} more of this connection's shares)", n - 1),
+    };
+    let text = format!(
+        "Share /{code} left unsealed and unseen, since {why}{more}; to publish it, SITE OWNER {code} \
+         <token>, add what is missing, then SITE SEAL"
+    );
+    Some(Refusal::new(Reason::Unfinished, text))
 }
 
 /// The share the current folder is in, for a command about "this share" (`SITE SEAL`):
@@ -222,12 +362,16 @@ mod tests {
     fn files_go_inside_a_share() {
         let code: ShareCode = CODE.parse().unwrap();
         let target = share(&["folder", "a.txt"]);
-        assert_eq!(write_target(&target), Ok((&code, &["folder".to_string(), "a.txt".to_string()][..])));
+        let rel = ["folder".to_string(), "a.txt".to_string()];
+        assert_eq!(write_target(&target, Written::File), Ok((&code, &rel[..])));
+        assert_eq!(write_target(&target, Written::Folder), Ok((&code, &rel[..])));
         for outside in [VirtualPath::Root, share(&[]), path("/abc")] {
-            let refusal = write_target(&outside).unwrap_err();
-            assert_eq!((refusal.code, refusal.reason), (553, Reason::OutsideShare), "{outside}");
+            for what in [Written::File, Written::Folder] {
+                let refusal = write_target(&outside, what).unwrap_err();
+                assert_eq!((refusal.code, refusal.reason), (553, Reason::OutsideShare), "{outside}");
+            }
         }
-        let nowhere = write_target(&path("/abc/x")).unwrap_err();
+        let nowhere = write_target(&path("/abc/x"), Written::File).unwrap_err();
         assert_eq!((nowhere.code, nowhere.reason), (550, Reason::NotFound), "no share code, no share");
         assert_eq!(current_share(&share(&["d"]), "CWD first"), Ok(&code));
         assert_eq!(current_share(&path("/abc/d"), "CWD first").unwrap_err().reason, Reason::NotFound);
@@ -303,5 +447,95 @@ mod tests {
         );
         pending.expected(&share(&["a"]), None);
         assert!(pending.declare(share(&["c"]), digest(3)).is_ok(), "an upload makes room");
+    }
+
+    #[test]
+    fn a_write_at_the_top_says_that_shares_are_made_with_site_mkshare() {
+        // rclone's MKD CODE at the root: 553, which it shows, naming the way that works.
+        let mkd = write_target(&path("/photos"), Written::Folder).unwrap_err();
+        assert_eq!((mkd.code, mkd.reason), (553, Reason::OutsideShare));
+        assert!(mkd.text.contains("SITE MKSHARE"), "{}", mkd.text);
+        let stor = write_target(&VirtualPath::Root, Written::File).unwrap_err();
+        assert!(stor.text.contains("SITE MKSHARE"), "{}", stor.text);
+        let into_share = write_target(&share(&[]), Written::File).unwrap_err();
+        assert_eq!(
+            into_share.text,
+            format!("/{CODE} is a share, a folder: files go inside it, as /{CODE}/<name>")
+        );
+    }
+
+    #[test]
+    fn a_folder_asked_for_as_a_file_says_to_add_the_slash() {
+        let url = format!("ftp://h:21/{CODE}/");
+        let refusal = folder_asked_as_file(&share(&[]), &url);
+        assert_eq!((refusal.code, refusal.reason), (550, Reason::IsAFolder));
+        assert_eq!(
+            refusal.text,
+            format!("/{CODE} is a share, a folder: add the trailing slash to list it, as {url}")
+        );
+        let sub = folder_asked_as_file(&share(&["d"]), &url);
+        assert_eq!(sub.text, format!("/{CODE}/d is a folder: add a trailing slash to list it"));
+    }
+
+    fn codes(names: &[&str]) -> HashSet<ShareCode> {
+        names.iter().map(|name| name.parse().unwrap()).collect()
+    }
+
+    #[test]
+    fn quit_seals_only_a_share_whose_writes_all_succeeded() {
+        const OTHER: &str = "bbcdefghijklmnopqrstuvwxyz";
+        let created = codes(&[CODE, OTHER]);
+        let code: ShareCode = CODE.parse().unwrap();
+        let other: ShareCode = OTHER.parse().unwrap();
+        let mut mishaps = Mishaps::new(2);
+        assert_eq!(
+            mishaps.quit_plan(&created),
+            QuitPlan { seal: vec![code.clone(), other.clone()], hold: vec![] }
+        );
+
+        // A failed STOR holds its share until the same path is stored after all.
+        mishaps.write_failed(&share(&["a"]), &created, &created, "STOR a failed".into());
+        assert_eq!(mishaps.quit_plan(&created).hold, vec![(code.clone(), "STOR a failed".to_string())]);
+        assert_eq!(mishaps.quit_plan(&created).seal, vec![other.clone()], "the other share is sealed");
+        mishaps.write_done(&share(&["a"]));
+        assert!(mishaps.quit_plan(&created).hold.is_empty(), "made good");
+
+        // A share the connection only joined is its creator's business.
+        let joined_code = "c".repeat(26);
+        let owned = codes(&[CODE, OTHER, &joined_code]);
+        let joined = path(&format!("/{joined_code}/x"));
+        mishaps.write_failed(&joined, &created, &owned, "STOR x failed".into());
+        assert!(mishaps.quit_plan(&created).hold.is_empty());
+
+        // Past the bound, failures are never undone.
+        for name in ["a", "b", "c"] {
+            mishaps.write_failed(&share(&[name]), &created, &created, format!("STOR {name} failed"));
+        }
+        for name in ["a", "b", "c"] {
+            mishaps.write_done(&share(&[name]));
+        }
+        assert_eq!(mishaps.quit_plan(&created).hold, vec![(code.clone(), "STOR c failed".to_string())]);
+
+        // A path outside every share (lftp's CWD /nested) holds every share it created.
+        let mut astray = Mishaps::new(2);
+        astray.went_astray("CWD /nested named no share".into());
+        astray.went_astray("a later one".into());
+        let plan = astray.quit_plan(&created);
+        assert!(plan.seal.is_empty());
+        assert_eq!(plan.hold.len(), 2);
+        assert!(plan.hold.iter().all(|(_, why)| why == "CWD /nested named no share"), "the first one");
+        let mut outside = Mishaps::new(2);
+        outside.write_failed(&path("/nested/x"), &created, &created, "STOR /nested/x".into());
+        assert_eq!(outside.quit_plan(&created).hold.len(), 2);
+        // So does a write into a share it does not own (another connection's, as lftp's extra
+        // connections try): the file went nowhere.
+        let mut elsewhere = Mishaps::new(2);
+        elsewhere.write_failed(&joined, &created, &created, "STOR x failed".into());
+        assert_eq!(elsewhere.quit_plan(&created).hold.len(), 2);
+
+        let refusal = held_refusal(&plan.hold).unwrap();
+        assert_eq!((refusal.code, refusal.reason), (550, Reason::Unfinished));
+        assert!(refusal.text.contains("and 1 more of"), "{}", refusal.text);
+        assert_eq!(held_refusal(&[]), None);
     }
 }

@@ -36,7 +36,7 @@ impl Session<'_> {
             SiteCommand::Partial(argument) => {
                 let path = self.resolve(&argument);
                 let kept = self
-                    .writable(&path)
+                    .writable(&path, rules::Written::File)
                     .and_then(|(share, rel)| share.partial_size(&rel).map_err(|err| store_refusal(&err)));
                 match kept {
                     Ok(kept) => self.say(213, kept.to_string()),
@@ -90,6 +90,7 @@ impl Session<'_> {
                 );
                 self.owned.insert(code.clone());
                 self.created.insert(code.clone());
+                self.take_in_hand(&code);
                 self.cwd = VirtualPath::share(code.clone());
                 let url = self.shared.public.share_url(code.as_str(), self.local.port());
                 let created = CreatedShare {
@@ -123,6 +124,7 @@ impl Session<'_> {
         }
         self.owned.insert(share.code.clone());
         self.cwd = VirtualPath::share(share.code.clone());
+        self.take_in_hand(&share.code);
         let tag = ShareTag::of(share.code.as_str());
         log_event!("conn={} peer={} event=owner share={tag}", self.id, self.peer);
         self.say(200, format!("You own /{} until it is sealed", share.code))
