@@ -272,7 +272,7 @@ impl<'t> Partial<'t> {
             sink.set_len(0).map_err(self.local_error())?;
             kept = 0;
         }
-        let mut hasher = match self.hasher.take() {
+        let hasher = match self.hasher.take() {
             Some(hasher) if hasher.len() == kept => hasher,
             _ => hash_prefix(&mut sink, kept).map_err(self.local_error())?,
         };
