@@ -71,7 +71,7 @@ LFTP_SETTINGS = (
 )
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
-             connects=100, login_timeout=5.0, budget_files=400, budget_size="1K", rounds=3, warmup=1)
+             connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", rounds=3, warmup=1)
 FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
             connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", rounds=5, warmup=1)
 SIZE_FLAGS = ("big", "small_size", "client_size", "budget_size")
@@ -1302,11 +1302,11 @@ def parse_args(argv):
     p.add_argument("--small-size", type=parse_size, help="size of each small file (default 4K)")
     p.add_argument("--clients", type=int, help="clients downloading at once (default 64; quick 16)")
     p.add_argument("--client-size", type=parse_size, help="file each of them downloads (default 16M; quick 4M)")
-    p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 100)")
+    p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 64)")
     p.add_argument("--login-timeout", type=float,
-                   help="seconds a connect-workload client waits on its socket (default 30; quick 5)")
+                   help="seconds a connect-workload client waits on its socket (default 30; quick 3)")
     p.add_argument("--budget-files", type=int,
-                   help="files downloaded from a budgeted share and an unbudgeted one (default 4000; quick 400)")
+                   help="files downloaded from a budgeted share and an unbudgeted one (default 4000; quick 200)")
     p.add_argument("--budget-size", type=parse_size, help="size of each of them (default 1K)")
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
