@@ -1,16 +1,22 @@
 #!/usr/bin/env python3
-"""Benchmarks anonshare against two stock FTP servers, vsftpd and pyftpdlib, on loopback.
+"""Benchmarks anonshare against stock FTP servers, vsftpd, pyftpdlib and pure-ftpd, on loopback.
 
-Installs what is missing (vsftpd, curl and lftp from Debian packages; pyftpdlib from PyPI into a
-virtual environment under target/bench/), starts every server with a temporary root, runs each
+Installs what is missing (vsftpd, curl, lftp and openssl from Debian packages; pure-ftpd's Debian
+package unpacked under target/bench/, since it conflicts with vsftpd's; pyftpdlib from PyPI into
+a virtual environment under target/bench/), starts every server with a temporary root, runs each
 workload several times with the servers in alternation, prints a table of medians and ratios
 ours/peer, and writes it with the machine and the exact commands to docs/BENCHMARKS.md (between
 two marker lines; the rest of that file is kept).
 
 "Ours" is anonshare-server driven by our own client, target/release/anonshare, which verifies
 every file with SHA-256; the server syncs every file it stores. The peers are driven by curl and
-lftp, and a peer's verified download is curl followed by sha256sum. The many-clients and
-connect workloads drive every server with the same client (curl, and a small loader here).
+lftp. A peer's verified download is curl followed by the fastest SHA-256 tool on the machine
+(timed at start: openssl or coreutils sha256sum), and curl alone is its own row. Uploads count
+the `sync` that makes the peers' bytes as durable as ours. The many-clients and connect
+workloads drive every server with the same client (curl, and a small loader here). Beside wall
+time, every run's CPU seconds (user + system) of the server and of the client are recorded, and
+the machine's own floors (a copy into tmpfs, a SHA-256, a loopback curl) are measured in the
+same run.
 
 Only the Python standard library is used. Every server started here is killed on the way out,
 even on an error or Ctrl-C, and every file written lives in a temporary folder removed at the end.
@@ -20,6 +26,7 @@ import argparse
 import hashlib
 import os
 import platform
+import resource
 import selectors
 import shutil
 import signal
@@ -37,6 +44,13 @@ REPO = Path(__file__).resolve().parent.parent
 SERVER_BIN = REPO / "target" / "release" / "anonshare-server"
 CLIENT_BIN = REPO / "target" / "release" / "anonshare"
 VENV = REPO / "target" / "bench" / "venv"
+# pure-ftpd's Debian package, unpacked here rather than installed: it conflicts with vsftpd's.
+PURE_FTPD_DIR = REPO / "target" / "bench" / "pure-ftpd"
+PURE_FTPD = PURE_FTPD_DIR / "usr" / "sbin" / "pure-ftpd"
+PURE_PW = PURE_FTPD_DIR / "usr" / "bin" / "pure-pw"
+# pure-ftpd is driven through a virtual user (its anonymous root is the system's `ftp` home).
+PURE_USER, PURE_PASSWORD = "bench", "bench"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 PYFTPDLIB_VERSION = "2.2.0"
 DOC = REPO / "docs" / "BENCHMARKS.md"
 QUICK_DOC = REPO / "target" / "bench" / "BENCHMARKS-quick.md"
@@ -57,9 +71,10 @@ LFTP_SETTINGS = (
 )
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
-             connects=100, login_timeout=5.0, rounds=3, warmup=1)
+             connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", rounds=3, warmup=1)
 FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
-            connects=300, login_timeout=30.0, rounds=5, warmup=1)
+            connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", rounds=5, warmup=1)
+SIZE_FLAGS = ("big", "small_size", "client_size", "budget_size")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,6 +172,33 @@ def peak_rss_kib(pid):
     return None
 
 
+def session_cpu_seconds(sid):
+    """User + system CPU seconds of every live process in session `sid`, with what their
+    reaped children used: a server started in a session of its own, forks included."""
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                rest = f.read().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # gone meanwhile
+        if int(rest[3]) == sid:
+            total += sum(int(x) for x in rest[11:15])  # utime, stime, cutime, cstime
+    return total / CLOCK_TICKS
+
+
+def clients_cpu_seconds(in_harness=False):
+    """CPU seconds of the clients this process ran and waited for; with `in_harness`, of its
+    own threads too (the connect workloads' clients are threads of the harness)."""
+    total = 0.0
+    for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF) if in_harness else (resource.RUSAGE_CHILDREN,):
+        usage = resource.getrusage(who)
+        total += usage.ru_utime + usage.ru_stime
+    return total
+
+
 def load_average():
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
@@ -177,16 +219,32 @@ def git_describe():
 
 
 def ensure_peers():
-    """vsftpd, curl and lftp from Debian packages, pyftpdlib into a venv, and our binaries."""
-    missing = [tool for tool in ("vsftpd", "curl", "lftp", "sha256sum")
+    """vsftpd, curl, lftp and openssl from Debian packages, pure-ftpd's package unpacked (as
+    root only: it must start as root), pyftpdlib into a venv, and our binaries."""
+    missing = [tool for tool in ("vsftpd", "curl", "lftp", "sha256sum", "openssl")
                if not shutil.which(tool, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")]
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    updated = False
     if missing:
         packages = ["coreutils" if tool == "sha256sum" else tool for tool in missing]
         log(f"installing {' '.join(packages)} with apt-get")
-        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        updated = True
         subprocess.run(["apt-get", "install", "-y", "-qq", *packages], check=True, env=env,
                        stdout=subprocess.DEVNULL)
+    if os.geteuid() == 0 and not (PURE_FTPD.exists() and PURE_PW.exists()):
+        log(f"unpacking pure-ftpd's Debian packages into {PURE_FTPD_DIR.relative_to(REPO)}")
+        if not updated:
+            subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
+        debs = PURE_FTPD_DIR.parent / "debs"
+        shutil.rmtree(debs, ignore_errors=True)
+        debs.mkdir(parents=True)
+        os.chmod(debs, 0o777)  # apt-get download runs as the _apt user where it can
+        subprocess.run(["apt-get", "download", "-qq", "pure-ftpd", "pure-ftpd-common"], cwd=debs, check=True,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for deb in debs.glob("*.deb"):
+            subprocess.run(["dpkg-deb", "-x", str(deb), str(PURE_FTPD_DIR)], check=True)
+        shutil.rmtree(debs)
     python = VENV / "bin" / "python"
     probe = [str(python), "-c", "import pyftpdlib, sys; sys.exit(pyftpdlib.__ver__ != sys.argv[1])",
              PYFTPDLIB_VERSION]
@@ -211,6 +269,8 @@ def vsftpd_path():
 class Server:
     name = "?"
     is_ours = False
+    # Who a stock client logs in as: anonymous unless a peer needs a user of its own.
+    user, password = "anonymous", ""
 
     def __init__(self, base):
         self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base))
@@ -241,6 +301,13 @@ class Server:
 
     def url(self, path=""):
         return f"ftp://{HOST}:{self.port}/{path}"
+
+    def curl_auth(self):
+        return [] if self.user == "anonymous" else ["-u", f"{self.user}:{self.password}"]
+
+    def cpu_seconds(self):
+        """CPU the server used so far, every process it forked included."""
+        return session_cpu_seconds(self.process.pid)
 
 
 class Anonshare(Server):
@@ -337,6 +404,41 @@ class Pyftpdlib(Server):
         wait_for_port(self.port, self.process, time.monotonic() + START_DEADLINE)
 
 
+class PureFtpd(Server):
+    """pure-ftpd as Debian builds it, started as root (it must be), with a virtual user whose
+    home is the temporary root: its anonymous login would serve the system's `ftp` home."""
+    name = "pure-ftpd"
+    user, password = PURE_USER, PURE_PASSWORD
+
+    @staticmethod
+    def argv(db="BASE/pureftpd.pdb", port="PORT", pidfile="BASE/pid"):
+        # -E no anonymous login, -A chroot, -H no DNS, -j make the home, -c/-C clients in all and
+        # per address (the default 50 would refuse the 64 clients).
+        return [str(PURE_FTPD), "-S", f"{HOST},{port}", "-l", f"puredb:{db}", "-E", "-A", "-H", "-j",
+                "-c", "4000", "-C", "4000", "-g", str(pidfile)]
+
+    def start(self):
+        os.chmod(self.base, 0o755)  # the virtual user (nobody) must reach its home
+        self.root.mkdir(mode=0o755)
+        (self.root / "pub").mkdir()
+        os.chmod(self.root / "pub", 0o777)
+        db = self.base / "pureftpd.pdb"
+        passwd = self.base / "pureftpd.passwd"
+        # pure-pw's own hash (argon2id, 255 passes) costs about 2 s per login here: a crypt(3)
+        # SHA-512 hash from openssl keeps the login as cheap as the other peers' anonymous one.
+        hashed = run(["openssl", "passwd", "-6", PURE_PASSWORD], capture_output=True, text=True,
+                     check=True).stdout.strip()
+        passwd.write_text(f"{PURE_USER}:{hashed}:65534:65534::{self.root}/./::::::::::::\n")
+        subprocess.run([str(PURE_PW), "mkdb", str(db), "-f", str(passwd)], check=True)
+        self.port = free_port()
+        self._spawn(self.argv(db, self.port, self.base / "pid"))
+        wait_for_port(self.port, self.process, time.monotonic() + START_DEADLINE)
+
+    @staticmethod
+    def available():
+        return os.geteuid() == 0 and PURE_FTPD.exists()
+
+
 # ---------------------------------------------------------------------------------------------
 # Ours: the anonshare client.
 
@@ -345,10 +447,10 @@ class Pyftpdlib(Server):
 OURS_PARALLEL = "8"
 
 
-def ours_upload(server, paths):
+def ours_upload(server, paths, flags=()):
     """Uploads with our client; returns the share URL. Raises on failure."""
     done = run([str(CLIENT_BIN), "--parallel", OURS_PARALLEL, "--server", f"{HOST}:{server.port}", "upload",
-                *map(str, paths)],
+                *flags, *map(str, paths)],
                capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"anonshare upload failed ({done.returncode}): {done.stderr.strip()}")
@@ -363,7 +465,8 @@ def ours_download(url, target):
 
 
 def lftp(server, script):
-    argv = ["lftp", "-u", "anonymous,", "-p", str(server.port), HOST, "-e", f"{LFTP_SETTINGS}; {script}; bye"]
+    argv = ["lftp", "-u", f"{server.user},{server.password}", "-p", str(server.port), HOST, "-e",
+            f"{LFTP_SETTINGS}; {script}; bye"]
     done = run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"lftp failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -399,6 +502,8 @@ class Sample:
     sync: float = 0.0  # write-back left behind by the run (uploads)
     failures: int = 0
     transfer: float = None  # a peer's verified download: the curl part alone
+    server_cpu: float = 0.0  # user + system seconds of the server during the run
+    client_cpu: float = 0.0  # the same of the clients
 
 
 @dataclass
@@ -417,12 +522,12 @@ class Workload:
 
 class BigDownload:
     """One big file, downloaded into tmpfs and verified: ours checks SHA-256 as it receives;
-    a peer's download is curl, then sha256sum."""
+    a peer's download is curl, then the fastest SHA-256 tool on the machine."""
 
     def __init__(self, ctx):
         self.ctx = ctx
         self.w = Workload("big-down", f"{show_size(ctx.big)} download into tmpfs, verified",
-                          "≤ 0.5", lambda r: r <= 0.5)
+                          "≤ 0.75", lambda r: r <= 0.75)
 
     def prepare(self, server):
         if server.is_ours:
@@ -441,8 +546,8 @@ class BigDownload:
             else:
                 got = target / self.ctx.big_file.name
                 url = server.url(f"pub/{self.ctx.big_file.name}")
-                fetch = timed(lambda: run(["curl", "-sS", "-o", str(got), url], check=True))
-                check, out = timed_value(lambda: run(["sha256sum", str(got)], check=True,
+                fetch = timed(lambda: run(["curl", "-sS", *server.curl_auth(), "-o", str(got), url], check=True))
+                check, out = timed_value(lambda: run([*self.ctx.sha_tool, str(got)], check=True,
                                                      capture_output=True, text=True).stdout)
                 seconds = fetch + check
                 failures = int(out.split()[0] != self.ctx.big_sha256)
@@ -455,7 +560,7 @@ class BigDownload:
         return [
             "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
             "peer: curl -sS -o TMPFS/DIR/big.bin ftp://127.0.0.1:PORT/pub/big.bin"
-            " && sha256sum TMPFS/DIR/big.bin",
+            f" && {' '.join(self.ctx.sha_tool)} TMPFS/DIR/big.bin",
         ]
 
 
@@ -465,7 +570,7 @@ class BigUpload:
 
     def __init__(self, ctx):
         self.ctx = ctx
-        self.w = Workload("big-up", f"{show_size(ctx.big)} upload, verified, synced", "≤ 1.0",
+        self.w = Workload("big-up", f"{show_size(ctx.big)} upload, verified, synced", "≤ 1.0 (peer + sync)",
                           lambda r: r <= 1.0, reports_sync=True)
 
     def prepare(self, server):
@@ -481,7 +586,8 @@ class BigUpload:
             shutil.rmtree(stored)
         else:
             folder = f"pub/up/{round_no}"
-            argv = ["curl", "-sS", "--ftp-create-dirs", "-T", str(self.ctx.big_file), server.url(folder + "/")]
+            argv = ["curl", "-sS", *server.curl_auth(), "--ftp-create-dirs", "-T", str(self.ctx.big_file),
+                    server.url(folder + "/")]
             seconds = timed(lambda: run(argv, check=True))
             sync = synced_seconds()
             stored = server.root / folder / name
@@ -543,7 +649,7 @@ class SmallUpload:
         self.ctx = ctx
         self.w = Workload("small-up",
                           f"{ctx.small_count} files of {show_size(ctx.small_size)}, upload, synced",
-                          "≤ 0.5", lambda r: r <= 0.5, reports_sync=True)
+                          "≤ 1.0 (peer + sync)", lambda r: r <= 1.0, reports_sync=True)
 
     def prepare(self, server):
         pass
@@ -583,7 +689,7 @@ class ManyClients:
         if not self.file.exists():
             write_random_file(self.file, size)
         self.w = Workload(key or "clients", f"{ctx.clients} clients each downloading {show_size(size)} at once",
-                          "throughput ≥ peer, 0 failures", lambda r: r <= 1.0)
+                          "throughput ≥ 1.0, 0 failures", lambda r: r <= 1.0)
         self.w.throughput_bytes = ctx.clients * size
 
     def prepare(self, server):
@@ -595,7 +701,7 @@ class ManyClients:
             server.client_url = server.url(f"pub/{self.file.name}")
 
     def run(self, server, round_no):
-        argv = ["curl", "-sS", "-o", "/dev/null", "-w", "%{size_download}", server.client_url]
+        argv = ["curl", "-sS", *server.curl_auth(), "-o", "/dev/null", "-w", "%{size_download}", server.client_url]
         processes = []
         start = time.perf_counter()
         try:
@@ -633,16 +739,17 @@ def ftp_reply(reader):
     return int(code)
 
 
-def login_and_quit(port, timeout):
-    """One client: connect, read the greeting, log in as anonymous, QUIT, read the goodbye."""
-    with socket.create_connection((HOST, port), timeout=timeout) as s:
+def login_and_quit(server, timeout):
+    """One client: connect, read the greeting, log in (as anonymous where the server allows),
+    QUIT, read the goodbye."""
+    with socket.create_connection((HOST, server.port), timeout=timeout) as s:
         reader = s.makefile("rb")
         if ftp_reply(reader) != 220:
             raise ConnectionError("no 220 greeting")
-        s.sendall(b"USER anonymous\r\n")
+        s.sendall(f"USER {server.user}\r\n".encode())
         code = ftp_reply(reader)
         if code == 331:
-            s.sendall(b"PASS bench@example.org\r\n")
+            s.sendall(f"PASS {server.password or 'bench@example.org'}\r\n".encode())
             code = ftp_reply(reader)
         if code != 230:
             raise ConnectionError(f"login got {code}")
@@ -682,7 +789,7 @@ class Connects:
                     if next(left, None) is None:
                         return
                 try:
-                    login_and_quit(server.port, self.ctx.args.login_timeout)
+                    login_and_quit(server, self.ctx.args.login_timeout)
                 except (OSError, ConnectionError) as err:
                     failures.append(err)
 
@@ -700,6 +807,131 @@ class Connects:
         how = "all at once" if self.at_once is None else f"{self.at_once} threads taking them in turn"
         return [f"{self.ctx.connects} clients of bench.py, {how}, each: connect, read 220, "
                 f"USER anonymous, (PASS if 331), QUIT, read 221; {self.ctx.args.login_timeout:g} s socket timeout"]
+
+
+class Budgeted:
+    """Many small files downloaded with our client from a share with a download budget, and
+    from the same files in a share without one, on one server, in alternation."""
+
+    # Most downloads a share may allow by the server's default --max-download-budget.
+    BUDGET = "10000"
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.folder = ctx.data / "budgeted"
+        self.folder.mkdir()
+        for i in range(ctx.args.budget_files):
+            write_random_file(self.folder / f"b{i:05}.bin", ctx.args.budget_size)
+        self.w = Workload("budget", f"{ctx.args.budget_files} files of {show_size(ctx.args.budget_size)} "
+                          "downloaded from a budgeted share", "≤ 1.2 × unbudgeted", lambda r: r <= 1.2)
+
+    def prepare(self, server):
+        server.urls = {"budgeted": ours_upload(server, [self.folder], ["--max-downloads", self.BUDGET]),
+                       "unbudgeted": ours_upload(server, [self.folder])}
+
+    def run(self, server, round_no, kind):
+        target = self.ctx.tmpfs / f"{kind}-{round_no}"
+        target.mkdir()
+        try:
+            seconds = timed(lambda: ours_download(server.urls[kind], target))
+            failures = self.ctx.args.budget_files - count_files(target / self.folder.name)
+        finally:
+            shutil.rmtree(target)
+        return Sample(seconds, failures=failures)
+
+    def commands(self):
+        return [
+            f"ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload --max-downloads {self.BUDGET} "
+            "DATA/budgeted (and again without --max-downloads), outside the timing",
+            "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR, "
+            "budgeted and unbudgeted share in turn",
+        ]
+
+
+def run_budgeted(ctx, workload, started):
+    """One server holding both shares; the two downloads take turns, the first rotating."""
+    w = workload.w
+    server = Anonshare(ctx.base, 64)
+    started.append(server)
+    server.start()
+    workload.prepare(server)
+    kinds = ["budgeted", "unbudgeted"]
+    w.samples = {kind: [] for kind in kinds}
+    w.servers = kinds
+    w.commands = workload.commands()
+    for r in range(ctx.args.warmup + ctx.args.rounds):
+        for kind in kinds[r % 2:] + kinds[:r % 2]:
+            synced_seconds()
+            sample = measured(server, lambda: workload.run(server, r, kind))
+            if r >= ctx.args.warmup:
+                w.samples[kind].append(sample)
+            tag = "warm-up" if r < ctx.args.warmup else f"round {r - ctx.args.warmup + 1}"
+            log(f"  {w.key:10} {tag:8} {kind:10} {sample.seconds:8.3f}s")
+    server.stop()
+
+
+def pick_sha_tool(ctx):
+    """Times every SHA-256 the machine has over the big file (in the page cache after a first,
+    untimed pass); the fastest of the stock tools verifies the peers' downloads."""
+    tools = {"openssl": ["openssl", "dgst", "-sha256", "-r"], "sha256sum": ["sha256sum"]}
+    subprocess.run(["cat", str(ctx.big_file)], stdout=subprocess.DEVNULL, check=True)
+    results = {}
+    for name, argv in tools.items():
+        def check():
+            out = run([*argv, str(ctx.big_file)], capture_output=True, text=True, check=True).stdout
+            if out.split()[0] != ctx.big_sha256:
+                raise RuntimeError(f"{name} gave another SHA-256 than Python's hashlib")
+        results[name] = median([timed(check) for _ in range(ctx.args.rounds)])
+    # anonshare's own (Rust's sha2): the client hashes a local file to see whether a download is
+    # already in place, and then moves nothing.
+    server = Anonshare(ctx.base, 64)
+    try:
+        server.start()
+        url = ours_upload(server, [ctx.big_file])
+        place = ctx.tmpfs / "in-place"
+        place.mkdir()
+        ours_download(url, place)
+        results["sha2 (anonshare)"] = median([timed(lambda: ours_download(url, place)) for _ in range(ctx.args.rounds)])
+        shutil.rmtree(place)
+    finally:
+        server.stop()
+    fastest = min(tools, key=lambda name: results[name])
+    ctx.sha_tool = tools[fastest]
+    ctx.sha_times = results
+    ctx.sha_fastest = fastest
+    log(f"SHA-256 of {show_size(ctx.big)}: " + ", ".join(f"{k} {v:.3f}s" for k, v in results.items())
+        + f"; peers are verified with {fastest}")
+
+
+def measure_floors(ctx, started):
+    """The machine's own limits for the big file: a copy into tmpfs, openssl's SHA-256 of it,
+    and curl from vsftpd (sendfile) into /dev/null over loopback."""
+    floors = {}
+    target = ctx.tmpfs / "copy.bin"
+
+    def copy():
+        shutil.copyfile(ctx.big_file, target)
+
+    copies = []
+    for _ in range(ctx.args.rounds):
+        synced_seconds()
+        copies.append(timed(copy))
+        target.unlink()
+    floors[f"copy of the {show_size(ctx.big)} file into tmpfs (Python shutil.copyfile)"] = median(copies)
+    floors[f"`openssl dgst -sha256` of it"] = ctx.sha_times["openssl"]
+    floors[f"`sha256sum` of it"] = ctx.sha_times["sha256sum"]
+    floors[f"anonshare's own SHA-256 of it (sha2, through the client)"] = ctx.sha_times["sha2 (anonshare)"]
+    server = Vsftpd(ctx.base)
+    started.append(server)
+    server.start()
+    os.link(ctx.big_file, server.root / "pub" / ctx.big_file.name)
+    argv = ["curl", "-sS", "-o", "/dev/null", server.url(f"pub/{ctx.big_file.name}")]
+    floors[f"loopback `curl` from vsftpd to /dev/null"] = median([timed(lambda: run(argv, check=True))
+                                                                for _ in range(ctx.args.rounds)])
+    server.stop()
+    ctx.floors = floors
+    for what, seconds in floors.items():
+        log(f"  floor: {what}: {seconds:.3f}s")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -722,10 +954,30 @@ class Context:
     connects: int = 0
     load_at_start: str = ""
     vsftpd_config: list = field(default_factory=list)
+    sha_tool: list = field(default_factory=lambda: ["openssl", "dgst", "-sha256", "-r"])
+    sha_times: dict = field(default_factory=dict)
+    sha_fastest: str = ""
+    floors: dict = field(default_factory=dict)
+
+
+def peer_names():
+    return ["vsftpd", "pyftpdlib"] + (["pure-ftpd"] if PureFtpd.available() else [])
 
 
 def make_servers(ctx, connections):
-    return [Anonshare(ctx.base, connections), Vsftpd(ctx.base), Pyftpdlib(ctx.base)]
+    servers = [Anonshare(ctx.base, connections), Vsftpd(ctx.base), Pyftpdlib(ctx.base)]
+    if PureFtpd.available():
+        servers.append(PureFtpd(ctx.base))
+    return servers
+
+
+def measured(server, action, in_harness=False):
+    """Runs `action` and adds the CPU seconds the server and the clients used meanwhile."""
+    server_before, client_before = server.cpu_seconds(), clients_cpu_seconds(in_harness)
+    sample = action()
+    sample.server_cpu = server.cpu_seconds() - server_before
+    sample.client_cpu = clients_cpu_seconds(in_harness) - client_before
+    return sample
 
 
 def run_workload(ctx, workload, connections, started):
@@ -745,7 +997,7 @@ def run_workload(ctx, workload, connections, started):
         order = servers[r % len(servers):] + servers[:r % len(servers)]
         for s in order:
             synced_seconds()
-            sample = workload.run(s, r)
+            sample = measured(s, lambda: workload.run(s, r), isinstance(workload, Connects))
             if r >= ctx.args.warmup:
                 w.samples[s.name].append(sample)
             tag = "warm-up" if r < ctx.args.warmup else f"round {r - ctx.args.warmup + 1}"
@@ -767,30 +1019,65 @@ def spread(samples):
     return f"{min(values):.3f}–{max(values):.3f}" if values else ""
 
 
-def result_rows(workloads):
-    """Rows of the main table: workload, ours, each peer with its ratio, goal, met."""
+def total(sample, reports_sync):
+    """A run's seconds, with the sync after it for uploads (what makes a peer's bytes durable)."""
+    return sample.seconds + (sample.sync if reports_sync else 0.0)
+
+
+def median_time(w, name):
+    return median([total(s, w.reports_sync) for s in w.samples[name]])
+
+
+def result_rows(workloads, peers):
+    """Rows of the main table: workload, ours, each peer with its ratio, goal, met against the
+    best peer. Uploads count the sync after each run, ours included."""
     rows = []
     for w in workloads:
-        ours = median([s.seconds for s in w.samples["anonshare"]])
+        if w.key == "budget":
+            continue
+        ours = median_time(w, "anonshare")
         ours_fail = sum(s.failures for s in w.samples["anonshare"])
-        cells = [w.title]
-        verdicts = []
 
-        def show(seconds):
+        def show(name):
+            seconds = median_time(w, name)
             if w.throughput_bytes:
                 return f"{w.throughput_bytes / seconds / (1 << 20):,.0f} MiB/s ({seconds:.3f} s)"
+            if w.reports_sync:
+                plain = median([s.seconds for s in w.samples[name]])
+                return f"{seconds:.3f} s ({plain:.3f} s + sync)"
             return f"{seconds:.3f} s"
 
-        cells.append(show(ours))
-        for peer in ("vsftpd", "pyftpdlib"):
-            theirs = median([s.seconds for s in w.samples[peer]])
-            ratio = ours / theirs
-            shown_ratio = f"{theirs / ours:.2f}× thr." if w.throughput_bytes else f"{ratio:.2f}"
-            cells += [show(theirs), shown_ratio]
-            verdicts.append(w.met(ratio) and ours_fail == 0)
-        met = " / ".join("yes" if v else "**no**" for v in verdicts)
-        cells += [w.goal, met]
+        cells = [w.title, show("anonshare")]
+        for peer in peers:
+            theirs = median_time(w, peer)
+            shown_ratio = f"{theirs / ours:.2f}× thr." if w.throughput_bytes else f"{ours / theirs:.2f}"
+            cells += [show(peer), shown_ratio]
+        best = min(median_time(w, peer) for peer in peers)
+        met = w.met(ours / best) and ours_fail == 0
+        cells += [w.goal, "yes" if met else "**no**"]
         rows.append(cells)
+        if w.key == "big-down":
+            # curl alone: the floor a verified download can aim for.
+            cells = [w.title.replace(", verified", "") + ": peers' curl alone, unverified", f"{ours:.3f} s"]
+            for peer in peers:
+                theirs = median([s.transfer for s in w.samples[peer]])
+                cells += [f"{theirs:.3f} s", f"{ours / theirs:.2f}"]
+            vsftpd = median([s.transfer for s in w.samples["vsftpd"]])
+            cells += ["≤ 1.0 × vsftpd's curl", "yes" if ours <= vsftpd and ours_fail == 0 else "**no**"]
+            rows.append(cells)
+    return rows
+
+
+def cpu_rows(workloads):
+    """Median CPU seconds (user + system) of server and clients per run."""
+    rows = []
+    for w in workloads:
+        row = [w.title]
+        for name in w.servers:
+            server = median([s.server_cpu for s in w.samples[name]])
+            client = median([s.client_cpu for s in w.samples[name]])
+            row.append(f"{server:.2f} + {client:.2f}")
+        rows.append(row)
     return rows
 
 
@@ -841,6 +1128,12 @@ def machine_facts(ctx):
         ("anonshare", f"commit {git_describe()}, {first_line(['rustc', '--version'])}, release profile"),
         ("vsftpd", f"{vsftpd} (Debian)"),
         ("pyftpdlib", f"{PYFTPDLIB_VERSION} (PyPI), Python {first_line([str(VENV / 'bin' / 'python'), '--version']).split()[-1]}"),
+        ("pure-ftpd", first_line([str(PURE_FTPD), "--help"]).split("[")[0].strip() + " (Debian package, unpacked)"
+         if PureFtpd.available() else "not run (needs root)"),
+        ("SHA-256 for the peers' verified downloads", f"{' '.join(ctx.sha_tool)} (fastest of: "
+         + ", ".join(f"{k} {v:.3f} s" for k, v in ctx.sha_times.items()) + f" for {show_size(ctx.big)})"
+         if ctx.sha_times else "not measured"),
+        ("openssl", first_line(["openssl", "version"])),
         ("curl", " ".join(first_line(["curl", "--version"]).split()[:2])),
         ("lftp", " ".join(first_line(["lftp", "--version"]).replace("|", "").split()[:3])),
     ]
@@ -848,57 +1141,97 @@ def machine_facts(ctx):
 
 def render(ctx, workloads, rss, invocation):
     a = ctx.args
+    peers = peer_names()
+    main = [w for w in workloads if w.key != "budget"]
     out = [BEGIN_MARK, ""]
     out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`. "
                f"Every number is the **median of {plural(a.rounds, 'round')}** (after "
                f"{plural(a.warmup, 'warm-up round')}), the servers taking turns within each round "
-               "(ours, vsftpd, pyftpdlib, with the first rotating every round), on a machine shared "
-               "with other work. Ratios are ours/peer on medians of time: below 1 anonshare is faster. "
-               "For the many-clients row the ratio is aggregate throughput ours/peer: above 1 is better.")
+               f"(anonshare, {', '.join(peers)}, with the first rotating every round). Load average "
+               f"(1, 5, 15 min) at start {ctx.load_at_start}, at the end {load_average()}: on a "
+               "machine busy with other work the times are noise, the CPU seconds less so. "
+               "Ratios are ours/peer on medians of time: below 1 anonshare is faster. "
+               "For the many-clients rows the ratio is aggregate throughput ours/peer: above 1 is better. "
+               "Goals are judged against the best peer.")
     out.append("")
-    header = ["workload", "anonshare", "vsftpd", "ratio", "pyftpdlib", "ratio", "goal", "met (vs vsftpd / pyftpdlib)"]
-    out.append(table(header, result_rows(workloads)))
-    out.append("")
-    out.append("Range of the rounds (min–max seconds) and failures:")
-    out.append("")
-    rows = []
+    if main:
+        header = ["workload", "anonshare"]
+        for peer in peers:
+            header += [peer, "ratio"]
+        header += ["goal", "met (vs best peer)"]
+        out.append(table(header, result_rows(main, peers)))
+        out.append("")
+        if any(w.key == "big-down" for w in main):
+            out.append(f"A peer's verified download is `curl` and then `{' '.join(ctx.sha_tool)}`, the fastest "
+                       "SHA-256 tool measured on this machine (see the floors below); anonshare's client "
+                       "hashes as the bytes arrive, so its time includes the check.")
+            out.append("")
+        if any(w.reports_sync for w in main):
+            out.append("Uploads: anonshare syncs every file before its `226`; the peers sync nothing. "
+                       "Each upload is followed by a timed `sync`, counted above for everyone. "
+                       "The same uploads without it:")
+            out.append("")
+            rows = []
+            for w in main:
+                if not w.reports_sync:
+                    continue
+                ours = median([s.seconds for s in w.samples["anonshare"]])
+                row = [w.title, f"{ours:.3f} s"]
+                for peer in peers:
+                    theirs = median([s.seconds for s in w.samples[peer]])
+                    row += [f"{theirs:.3f} s", f"{ours / theirs:.2f}"]
+                rows.append(row)
+            header = ["upload, without the sync", "anonshare"]
+            for peer in peers:
+                header += [peer, "ratio"]
+            out.append(table(header, rows))
+            out.append("")
+        out.append("CPU seconds (user + system) per run, median, as **server + clients**: on two cores "
+                   "what one side burns the other cannot use. A server's figure counts every process "
+                   "in its session (forks included, from `/proc/PID/stat`), the clients' what the "
+                   "harness waited for (`getrusage(RUSAGE_CHILDREN)`; the connect rows' clients are "
+                   "threads of the harness, so theirs includes it).")
+        out.append("")
+        out.append(table(["workload", "anonshare", *peers], cpu_rows(main)))
+        out.append("")
+        out.append("Range of the rounds (min–max seconds, without the sync) and failures:")
+        out.append("")
+        rows = []
+        for w in main:
+            row = [w.title]
+            for name in w.servers:
+                fails = sum(s.failures for s in w.samples[name])
+                row.append(spread(w.samples[name]) + (f", **{fails} failed**" if fails else ", 0 failed"))
+            rows.append(row)
+        out.append(table(["workload", "anonshare", *peers], rows))
+        out.append("")
     for w in workloads:
-        row = [w.title]
-        for name in w.servers:
-            fails = sum(s.failures for s in w.samples[name])
-            row.append(spread(w.samples[name]) + (f", **{fails} failed**" if fails else ", 0 failed"))
-        rows.append(row)
-    out.append(table(["workload", "anonshare", "vsftpd", "pyftpdlib"], rows))
-    out.append("")
-    for w in workloads:
-        if w.key != "big-down":
+        if w.key != "budget":
             continue
-        parts = [f"{peer} {median([s.transfer for s in w.samples[peer]]):.3f} s" for peer in ("vsftpd", "pyftpdlib")]
-        out.append(f"Of a peer's verified download, curl alone took (median): {', '.join(parts)}; the rest is "
-                   "sha256sum. anonshare's client hashes as the bytes arrive, so its time includes the check.")
+        budgeted, free = median_time(w, "budgeted"), median_time(w, "unbudgeted")
+        fails = sum(s.failures for kind in w.servers for s in w.samples[kind])
+        out.append("A download budget's cost: the same files downloaded with our client from a share "
+                   f"made with `--max-downloads {Budgeted.BUDGET}` and from one without a budget, on one "
+                   "server, in turns:")
         out.append("")
-    sync_rows = []
-    for w in workloads:
-        if not w.reports_sync:
-            continue
-        ours = median([s.seconds + s.sync for s in w.samples["anonshare"]])
-        row = [w.title, f"{ours:.3f} s"]
-        for peer in ("vsftpd", "pyftpdlib"):
-            theirs = median([s.seconds + s.sync for s in w.samples[peer]])
-            row += [f"{theirs:.3f} s", f"{ours / theirs:.2f}"]
-        sync_rows.append(row)
-    if sync_rows:
-        out.append("The peers do not sync what they store; anonshare syncs every file before its `226`. "
-                   "The same uploads counting the `sync` that the harness runs right after each one "
-                   "(the goal is judged on the table above, without it):")
+        out.append(table(["workload", "budgeted", "unbudgeted", "ratio", "CPU server + client (budgeted; unbudgeted)",
+                          "goal", "met"],
+                         [[w.title, f"{budgeted:.3f} s", f"{free:.3f} s", f"{budgeted / free:.2f}",
+                           "; ".join(f"{median([s.server_cpu for s in w.samples[k]]):.2f} + "
+                                     f"{median([s.client_cpu for s in w.samples[k]]):.2f}" for k in w.servers),
+                           w.goal, "yes" if budgeted / free <= 1.2 and fails == 0 else "**no**"]]))
         out.append("")
-        out.append(table(["upload + sync", "anonshare", "vsftpd", "ratio", "pyftpdlib", "ratio"], sync_rows))
+    if ctx.floors:
+        out.append("The machine's own floors, measured in the same run (medians):")
         out.append("")
-    out.append("Peak resident memory of anonshare-server (VmHWM from /proc/PID/status, over the "
-               "server's whole life; one fresh server per line; goal ≤ 32 MiB):")
-    out.append("")
-    out.append(table(["server's work", "peak RSS"], [[k, f"{v / 1024:.1f} MiB"] for k, v in rss]))
-    out.append("")
+        out.append(table(["what", "seconds"], [[k, f"{v:.3f}"] for k, v in ctx.floors.items()]))
+        out.append("")
+    if rss:
+        out.append("Peak resident memory of anonshare-server (VmHWM from /proc/PID/status, over the "
+                   "server's whole life; one fresh server per line; goal ≤ 32 MiB):")
+        out.append("")
+        out.append(table(["server's work", "peak RSS"], [[k, f"{v / 1024:.1f} MiB"] for k, v in rss]))
+        out.append("")
     out.append("### Machine")
     out.append("")
     out.append(table(["what", "fact"], machine_facts(ctx)))
@@ -920,10 +1253,15 @@ def render(ctx, workloads, rss, invocation):
                "--workers); the other flags lift the per-address and free-disk limits")
     out.append(f"vsftpd BASE/vsftpd.conf        # {'; '.join(ctx.vsftpd_config)}")
     out.append(" ".join(Pyftpdlib.argv()).replace(str(REPO) + "/", ""))
+    if "pure-ftpd" in peers:
+        out.append(f"echo \"{PURE_USER}:$(openssl passwd -6 {PURE_PASSWORD}):65534:65534::ROOT/./::::::::::::\" "
+                   "> BASE/pureftpd.passwd && pure-pw mkdb BASE/pureftpd.pdb -f BASE/pureftpd.passwd   # as root")
+        out.append(" ".join(PureFtpd.argv()).replace(str(REPO) + "/", ""))
     out.append("```")
     out.append("")
     out.append("Clients, per workload (DATA holds the generated random files, TMPFS a folder in tmpfs; "
-               "ours means target/release/anonshare):")
+               "ours means target/release/anonshare; pure-ftpd's clients log in as its virtual user, "
+               "`curl -u bench:bench`, `lftp -u bench,bench`):")
     out.append("")
     for w in workloads:
         out.append(f"- **{w.title}**")
@@ -954,8 +1292,8 @@ def write_doc(path, generated):
 
 def parse_args(argv):
     p = argparse.ArgumentParser(
-        description="Benchmark anonshare against vsftpd and pyftpdlib on loopback.",
-        epilog="Sizes take K, M, G (powers of 1024). A full run takes about 13 minutes; "
+        description="Benchmark anonshare against vsftpd, pyftpdlib and pure-ftpd on loopback.",
+        epilog="Sizes take K, M, G (powers of 1024). A full run takes about 20 minutes; "
                "--quick under two.")
     p.add_argument("--quick", action="store_true",
                    help="small sizes and 3 rounds; writes target/bench/BENCHMARKS-quick.md, not docs/")
@@ -964,13 +1302,16 @@ def parse_args(argv):
     p.add_argument("--small-size", type=parse_size, help="size of each small file (default 4K)")
     p.add_argument("--clients", type=int, help="clients downloading at once (default 64; quick 16)")
     p.add_argument("--client-size", type=parse_size, help="file each of them downloads (default 16M; quick 4M)")
-    p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 100)")
+    p.add_argument("--connects", type=int, help="clients connecting at once (default 300; quick 64)")
     p.add_argument("--login-timeout", type=float,
-                   help="seconds a connect-workload client waits on its socket (default 30; quick 5)")
+                   help="seconds a connect-workload client waits on its socket (default 30; quick 3)")
+    p.add_argument("--budget-files", type=int,
+                   help="files downloaded from a budgeted share and an unbudgeted one (default 4000; quick 200)")
+    p.add_argument("--budget-size", type=parse_size, help="size of each of them (default 1K)")
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
-    p.add_argument("--only", help="comma-separated workloads: big-down,big-up,small-down,small-up,clients,"
-                                  "connect,connect-paced")
+    p.add_argument("--only", help="comma-separated workloads: floors,big-down,big-up,small-down,small-up,"
+                                  "clients,connect,connect-paced,budget")
     p.add_argument("--tmp", default=tempfile.gettempdir(),
                    help="where server roots and generated files go: a real disk (default %(default)s)")
     p.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs for download targets (default %(default)s)")
@@ -979,11 +1320,12 @@ def parse_args(argv):
     preset = QUICK if args.quick else FULL
     for key, value in preset.items():
         if getattr(args, key) is None:
-            setattr(args, key, parse_size(value) if key in ("big", "small_size", "client_size") else value)
+            setattr(args, key, parse_size(value) if key in SIZE_FLAGS else value)
     if args.rounds < 1 or args.warmup < 0:
         p.error("--rounds must be at least 1 and --warmup at least 0")
     args.doc = Path(args.doc) if args.doc else (QUICK_DOC if args.quick else DOC)
-    all_keys = ["big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced"]
+    all_keys = ["floors", "big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced",
+                "budget"]
     args.only = args.only.split(",") if args.only else all_keys
     unknown = set(args.only) - set(all_keys)
     if unknown:
@@ -996,6 +1338,7 @@ def main(argv):
     ensure_peers()
     started = []
     base = Path(tempfile.mkdtemp(prefix="anonshare-bench-", dir=args.tmp))
+    os.chmod(base, 0o755)  # pure-ftpd's virtual user (nobody) reaches its root through it
     tmpfs = Path(tempfile.mkdtemp(prefix="anonshare-bench-", dir=args.tmpfs))
     # SIGTERM (from make or a shell) unwinds like Ctrl-C, through the cleanup below.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -1006,10 +1349,14 @@ def main(argv):
         ctx.big, ctx.small_count, ctx.small_size = args.big, args.small_count, args.small_size
         ctx.clients, ctx.connects = args.clients, args.connects
         log(f"generating data in {ctx.data}")
-        if {"big-down", "big-up"} & set(args.only):
+        if {"floors", "big-down", "big-up"} & set(args.only):
             ctx.big_file = ctx.data / "big.bin"
             write_random_file(ctx.big_file, ctx.big)
             ctx.big_sha256 = sha256_of(ctx.big_file)
+            pick_sha_tool(ctx)
+        if "floors" in args.only:
+            log("floors: the machine's own limits")
+            measure_floors(ctx, started)
         ctx.small_dir = ctx.data / "small"
         ctx.small_dir.mkdir()
         for i in range(ctx.small_count):
@@ -1028,6 +1375,14 @@ def main(argv):
         }
         workloads, rss = [], []
         for key in args.only:
+            if key == "floors":
+                continue
+            if key == "budget":
+                workload = Budgeted(ctx)
+                log(f"budget: {workload.w.title}")
+                run_budgeted(ctx, workload, started)
+                workloads.append(workload.w)
+                continue
             make, connections = plan[key]
             workload = make(ctx)
             log(f"{key}: {workload.w.title}")
@@ -1050,8 +1405,8 @@ def main(argv):
             rss.append((f"{args.clients} clients × {show_size(small)} at once, "
                         f"{plural(args.warmup + args.rounds, 'round')}", peaks["anonshare"]))
             workloads.append(workload.w)
-        ctx.vsftpd_config = [line for line in next(
-            s for s in started if isinstance(s, Vsftpd)).config_lines()]
+        vsftpd = [s for s in started if isinstance(s, Vsftpd)]
+        ctx.vsftpd_config = vsftpd[0].config_lines() if vsftpd else []
 
         invocation = "python3 bench/bench.py " + " ".join(argv)
         generated = render(ctx, workloads, rss, invocation.strip())

@@ -14,7 +14,7 @@ use crate::client::transfer::{hash_file, in_parallel};
 use crate::client::words::printable;
 use crate::client::{ClientError, Connection, RemoteFile, Result, ShareInfo};
 use crate::common::chunks::for_each_chunk;
-use crate::common::digest::Hasher;
+use crate::common::digest::{Hasher, StreamHasher};
 use crate::common::names::check_path;
 use crate::common::platform::free_space;
 
@@ -272,7 +272,7 @@ impl<'t> Partial<'t> {
             sink.set_len(0).map_err(self.local_error())?;
             kept = 0;
         }
-        let mut hasher = match self.hasher.take() {
+        let hasher = match self.hasher.take() {
             Some(hasher) if hasher.len() == kept => hasher,
             _ => hash_prefix(&mut sink, kept).map_err(self.local_error())?,
         };
@@ -281,10 +281,12 @@ impl<'t> Partial<'t> {
         }
         observer.restart(&file.path, kept);
         let remote = format!("/{code}/{}", file.path);
+        // Hashed on a second thread while this one receives and writes.
+        let mut stream = StreamHasher::new(hasher, file.size - kept);
         let received = if kept < file.size || file.size == 0 {
             connection.retrieve(&remote, kept, |chunk| {
                 sink.write_all(chunk).map_err(self.local_error())?;
-                hasher.update(chunk);
+                stream.update(chunk);
                 attempt.moved += chunk.len() as u64;
                 observer.advance(&file.path, chunk.len() as u64);
                 if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
@@ -292,6 +294,7 @@ impl<'t> Partial<'t> {
         } else {
             Ok(())
         };
+        let hasher = stream.into_hasher();
         let size = hasher.len();
         if let Err(err) = received {
             self.hasher = Some(hasher);

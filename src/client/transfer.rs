@@ -22,7 +22,7 @@ use crate::client::observer::Observer;
 use crate::client::words::printable;
 use crate::client::{ClientError, Connection, CreatedShare, Result, sent_before_reply};
 use crate::common::chunks::for_each_chunk;
-use crate::common::digest::{Hasher, Sha256Digest};
+use crate::common::digest::{Hasher, Sha256Digest, StreamHasher};
 use crate::common::names::check_path;
 use crate::proto::Reason;
 
@@ -348,7 +348,8 @@ fn upload_one(
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
     let mut source = Exactly::new(source, file.size - offset.min(file.size));
     observer.restart(&path, offset);
-    let mut sent = Hasher::new();
+    // Hashed on a second thread while this one reads and sends.
+    let mut sent = StreamHasher::new(Hasher::new(), if declared.is_none() { file.size } else { 0 });
     let counts = !sent_before_reply(file.size - offset);
     let stored = connection.store(remote, file.size, declared, offset, &mut source, &mut |chunk| {
         if declared.is_none() {
@@ -364,7 +365,7 @@ fn upload_one(
         return Err(changed());
     }
     let stored = stored?;
-    let local = declared.unwrap_or_else(|| sent.finish());
+    let local = declared.unwrap_or_else(|| sent.into_hasher().finish());
     if stored != local {
         return Err(ClientError::Integrity(format!(
             "{path}: the server stored SHA-256 {stored}, but the bytes sent have SHA-256 {local}"

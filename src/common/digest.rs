@@ -1,8 +1,12 @@
-//! SHA-256 digests: computing them while bytes stream past, and their lowercase hex form.
-//! Knows nothing of files or sockets; callers feed it bytes.
+//! SHA-256 digests: computing them while bytes stream past (on a thread of their own when
+//! there are many), and their lowercase hex form. Knows nothing of files or sockets; callers
+//! feed it bytes.
 
 use std::fmt;
+use std::io;
 use std::str::FromStr;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::thread::{self, JoinHandle};
 
 use sha2::{Digest as _, Sha256};
 
@@ -104,6 +108,118 @@ impl Hasher {
     }
 }
 
+/// Bytes still to come from which a [`StreamHasher`] hashes on a thread of its own: below this,
+/// starting the thread costs more than it saves.
+pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
+
+/// Chunks a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
+/// chunks, 384 KiB per stream.
+const BACKGROUND_BUFFERS: usize = 6;
+
+/// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
+/// file). For a long stream the hashing runs on a second thread, so that on a machine with
+/// two cores it costs the mover no time: each chunk is copied into a buffer handed over a
+/// channel, and buffers come back for reuse, so memory stays bounded.
+pub enum StreamHasher {
+    /// Hashes in the caller's thread.
+    Inline(Hasher),
+    /// Hashes on its own thread.
+    Background(BackgroundHasher),
+}
+
+impl StreamHasher {
+    /// Continues `hasher` over `to_come` more bytes: in the background when they are many and a
+    /// thread can be started, in the caller's thread otherwise.
+    pub fn new(hasher: Hasher, to_come: u64) -> StreamHasher {
+        if to_come < BACKGROUND_HASH_BYTES {
+            return StreamHasher::Inline(hasher);
+        }
+        match BackgroundHasher::start(hasher.clone()) {
+            Ok(background) => StreamHasher::Background(background),
+            Err(_) => StreamHasher::Inline(hasher),
+        }
+    }
+
+    pub fn update(&mut self, bytes: &[u8]) {
+        match self {
+            StreamHasher::Inline(hasher) => hasher.update(bytes),
+            StreamHasher::Background(background) => background.update(bytes),
+        }
+    }
+
+    /// The hasher once every byte fed so far is in it.
+    pub fn into_hasher(self) -> Hasher {
+        match self {
+            StreamHasher::Inline(hasher) => hasher,
+            StreamHasher::Background(background) => background.finish(),
+        }
+    }
+}
+
+/// A [`Hasher`] fed on a thread of its own.
+pub struct BackgroundHasher {
+    chunks: Option<Sender<Vec<u8>>>,
+    spare: Receiver<Vec<u8>>,
+    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`].
+    buffers: usize,
+    thread: Option<JoinHandle<Hasher>>,
+}
+
+impl BackgroundHasher {
+    /// Starts the thread that continues `hasher`.
+    pub fn start(mut hasher: Hasher) -> io::Result<BackgroundHasher> {
+        let (chunks, incoming) = channel::<Vec<u8>>();
+        let (give_back, spare) = channel();
+        let thread = thread::Builder::new().name("sha256".into()).spawn(move || {
+            for chunk in incoming {
+                hasher.update(&chunk);
+                // The other end is gone only once the stream is finished.
+                let _ = give_back.send(chunk);
+            }
+            hasher
+        })?;
+        Ok(BackgroundHasher { chunks: Some(chunks), spare, buffers: 0, thread: Some(thread) })
+    }
+
+    /// Hands a copy of `bytes` to the thread; waits only when every buffer is in use.
+    pub fn update(&mut self, bytes: &[u8]) {
+        let mut buffer = match self.spare.try_recv() {
+            Ok(buffer) => buffer,
+            Err(_) if self.buffers < BACKGROUND_BUFFERS => {
+                self.buffers += 1;
+                Vec::with_capacity(bytes.len())
+            }
+            // The thread gives every buffer back unless it died, which `finish` reports.
+            Err(_) => self.spare.recv().unwrap_or_default(),
+        };
+        buffer.clear();
+        buffer.extend_from_slice(bytes);
+        if let Some(chunks) = &self.chunks {
+            let _ = chunks.send(buffer);
+        }
+    }
+
+    /// Waits until every byte handed over is hashed, and returns the hasher.
+    pub fn finish(mut self) -> Hasher {
+        self.stop().expect("the hashing thread finished")
+    }
+
+    fn stop(&mut self) -> Option<Hasher> {
+        drop(self.chunks.take());
+        let thread = self.thread.take()?;
+        Some(thread.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+    }
+}
+
+impl Drop for BackgroundHasher {
+    /// An abandoned stream still ends its thread.
+    fn drop(&mut self) {
+        if !thread::panicking() {
+            self.stop();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +256,28 @@ mod tests {
         hasher.update(b"bc");
         assert_eq!(hasher.len(), 3);
         assert_eq!(hasher.finish(), Sha256Digest::of(b"abc"));
+    }
+
+    #[test]
+    fn hashing_in_the_background_matches_hashing_at_once() {
+        let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 31 % 251) as u8).collect();
+        let mut first = Hasher::new();
+        first.update(&bytes[..5]);
+        let mut stream = StreamHasher::new(first, bytes.len() as u64 - 5);
+        assert!(matches!(stream, StreamHasher::Background(_)));
+        for chunk in bytes[5..].chunks(64 * 1024 - 3) {
+            stream.update(chunk);
+        }
+        let hasher = stream.into_hasher();
+        assert_eq!(hasher.len(), bytes.len() as u64);
+        assert_eq!(hasher.finish(), Sha256Digest::of(&bytes));
+    }
+
+    #[test]
+    fn a_short_stream_is_hashed_inline() {
+        let mut stream = StreamHasher::new(Hasher::new(), 3);
+        assert!(matches!(stream, StreamHasher::Inline(_)));
+        stream.update(b"abc");
+        assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(b"abc"));
     }
 }

@@ -378,13 +378,14 @@ impl Share {
     }
 
     /// Whether the share still takes files: under the share's lock, the `sealed` mark decides,
-    /// which the seal creates and which no cache can hide once it exists.
+    /// which the seal creates and which no cache can hide once it exists. `meta` is not read
+    /// again: the seal is the only change to it after the share is made, and the mark comes
+    /// first.
     fn ensure_writable(&self) -> Result<()> {
-        let meta = read_meta(&self.dir)?;
-        if meta.sealed || self.dir.join(SEALED_MARK).exists() {
+        if self.meta.sealed || self.dir.join(SEALED_MARK).exists() {
             return Err(StoreError::Sealed);
         }
-        if meta.expires <= unix_now() {
+        if self.meta.expires <= unix_now() {
             return Err(StoreError::NotFound);
         }
         Ok(())
