@@ -4,7 +4,9 @@
 //! line-aware so that passive replies (`229`, `227`) point at data ports of the proxy, and each
 //! data connection is relayed to the server's real passive port. It never changes a byte it
 //! forwards other than the port in a passive reply, never forwards a byte twice, and never
-//! retries anything itself.
+//! retries anything itself. It keeps the order the server gave: data for a client waits until
+//! that client was sent the `150` of its transfer, so a cut never loses a `150` that the server
+//! sent before the data the client got.
 //!
 //! Also here: the client's retries through it. Cut data and control connections, and a network
 //! loss, are taken up again; every file arrives byte-exact, and the counters show that only the
@@ -329,7 +331,7 @@ fn accept_clients(shared: &Arc<Shared>, listener: TcpListener) {
         lock(&shared.transcripts).push(Default::default());
         // A server that cannot be reached shows as a control connection closed at once.
         let Ok(server) = TcpStream::connect_timeout(&shared.server, CONNECT_TIMEOUT) else { continue };
-        let Ok(link) = Link::new(Channel::Control, nth, client, server) else { continue };
+        let Ok(link) = Link::new(Channel::Control, nth, client, server, None) else { continue };
         let link = Arc::new(link);
         let session = Arc::new(Session::new(&link));
         lock(&shared.sessions).push(Arc::clone(&session));
@@ -345,6 +347,8 @@ struct Session {
     ended: AtomicBool,
     /// Counts passive replies; a data port gives up once a newer one was announced.
     passive_replies: AtomicU64,
+    /// Counts preliminary replies (`150`, `125`) written to the client.
+    preliminary_replies: AtomicU64,
 }
 
 impl Session {
@@ -353,6 +357,7 @@ impl Session {
             links: Mutex::new(vec![Arc::downgrade(control)]),
             ended: AtomicBool::new(false),
             passive_replies: AtomicU64::new(0),
+            preliminary_replies: AtomicU64::new(0),
         }
     }
 
@@ -393,10 +398,19 @@ struct Link {
     client: TcpStream,
     server: TcpStream,
     cut: AtomicBool,
+    /// For a data link: how many preliminary replies the client had been sent when its passive
+    /// reply went out. Bytes to the client wait until one more has been sent: its transfer's.
+    preliminary_before: Option<u64>,
 }
 
 impl Link {
-    fn new(channel: Channel, nth: usize, client: TcpStream, server: TcpStream) -> io::Result<Link> {
+    fn new(
+        channel: Channel,
+        nth: usize,
+        client: TcpStream,
+        server: TcpStream,
+        preliminary_before: Option<u64>,
+    ) -> io::Result<Link> {
         for socket in [&client, &server] {
             socket.set_nonblocking(false)?;
             socket.set_nodelay(true)?;
@@ -404,7 +418,7 @@ impl Link {
             socket.set_read_timeout(Some(POLL))?;
             socket.set_write_timeout(Some(POLL))?;
         }
-        Ok(Link { channel, nth, client, server, cut: AtomicBool::new(false) })
+        Ok(Link { channel, nth, client, server, cut: AtomicBool::new(false), preliminary_before })
     }
 
     fn cut(&self) {
@@ -439,8 +453,14 @@ fn start_pumps(shared: &Arc<Shared>, session: &Arc<Session>, link: Arc<Link>) {
     }
 }
 
-/// A data port announced to the client in place of the server's passive port `server_port`.
-fn open_data_port(shared: &Arc<Shared>, session: &Arc<Session>, server_port: u16) -> io::Result<u16> {
+/// A data port announced to the client in place of the server's passive port `server_port`, in
+/// a passive reply written after `preliminary_before` preliminary replies.
+fn open_data_port(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    server_port: u16,
+    preliminary_before: u64,
+) -> io::Result<u16> {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
     listener.set_nonblocking(true)?;
     let port = listener.local_addr()?.port();
@@ -456,7 +476,9 @@ fn open_data_port(shared: &Arc<Shared>, session: &Arc<Session>, server_port: u16
         let nth = shared.data_connections.fetch_add(1, Ordering::SeqCst);
         // If the server's port is gone the client just sees its data connection close.
         let Ok(upstream) = TcpStream::connect_timeout(&server, CONNECT_TIMEOUT) else { return };
-        let Ok(link) = Link::new(Channel::Data, nth, client, upstream) else { return };
+        let Ok(link) = Link::new(Channel::Data, nth, client, upstream, Some(preliminary_before)) else {
+            return;
+        };
         let link = Arc::new(link);
         if session.adopt(&link) {
             start_pumps(shared, &session, link);
@@ -479,6 +501,10 @@ struct Pump<'a> {
     /// Server replies on a control connection pass whole lines, so that passive ones can be
     /// rewritten; this holds the start of a line whose end has not arrived.
     partial_line: Option<Vec<u8>>,
+    /// Preliminary replies among the lines reframed but not yet written to the client.
+    preliminary_pending: u64,
+    /// For data to a client: the count of preliminary replies its first byte waits to exceed.
+    wait_for_preliminary: Option<u64>,
 }
 
 impl<'a> Pump<'a> {
@@ -492,6 +518,8 @@ impl<'a> Pump<'a> {
             fault: shared.fault_for(link, direction),
             forwarded: 0,
             partial_line: replies.then(Vec::new),
+            preliminary_pending: 0,
+            wait_for_preliminary: link.preliminary_before.filter(|_| direction == Direction::ToClient),
         }
     }
 
@@ -521,6 +549,8 @@ impl<'a> Pump<'a> {
                     if self.forward(&bytes).is_err() {
                         return;
                     }
+                    let sent = std::mem::take(&mut self.preliminary_pending);
+                    self.session.preliminary_replies.fetch_add(sent, Ordering::SeqCst);
                 }
                 Err(err) if is_transient(&err) => {}
                 // A reset from either peer: pass the failure on to the other.
@@ -540,8 +570,11 @@ impl<'a> Pump<'a> {
         let mut out = Vec::with_capacity(partial.len());
         while let Some(end) = partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = partial.drain(..=end).collect();
-            let open_port = |server_port| open_data_port(self.shared, self.session, server_port);
+            let before = self.session.preliminary_replies.load(Ordering::SeqCst) + self.preliminary_pending;
+            let open_port = |server_port| open_data_port(self.shared, self.session, server_port, before);
+            let preliminary = is_preliminary_reply(&line);
             out.extend(rewrite_passive_reply(&line, open_port)?.unwrap_or(line));
+            self.preliminary_pending += u64::from(preliminary);
         }
         if partial.len() > MAX_REPLY_LINE {
             out.append(partial);
@@ -551,6 +584,9 @@ impl<'a> Pump<'a> {
 
     /// Writes `bytes` on, but no further than the fault allows, then fires the fault if due.
     fn forward(&mut self, bytes: &[u8]) -> Result<(), Stopped> {
+        if !bytes.is_empty() {
+            self.wait_for_preliminary_reply()?;
+        }
         let flipped = self.flip(bytes);
         let bytes = flipped.as_deref().unwrap_or(bytes);
         let allowed = self.fault.map_or(u64::MAX, |f| f.after_bytes - self.forwarded);
@@ -581,6 +617,23 @@ impl<'a> Pump<'a> {
         self.check_fault()
     }
 
+    /// Data to a client waits until the client was sent its transfer's `150`, which the server
+    /// sent first; else, on a busy machine, the data pump could run ahead of the control pump.
+    fn wait_for_preliminary_reply(&mut self) -> Result<(), Stopped> {
+        let Some(before) = self.wait_for_preliminary else { return Ok(()) };
+        let mut pause = Duration::from_millis(1);
+        while self.session.preliminary_replies.load(Ordering::SeqCst) <= before {
+            if self.shared.stopping() || self.link.is_cut() || self.session.ended() {
+                self.link.cut();
+                return Err(Stopped);
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(POLL);
+        }
+        self.wait_for_preliminary = None;
+        Ok(())
+    }
+
     /// `bytes` with the byte a flip fault names flipped, if it is among them; the fault is then
     /// spent.
     fn flip(&mut self, bytes: &[u8]) -> Option<Vec<u8>> {
@@ -607,6 +660,11 @@ impl<'a> Pump<'a> {
         self.link.cut();
         Err(Stopped)
     }
+}
+
+/// Whether `line` ends a preliminary reply (`150 ...`, `125 ...`).
+fn is_preliminary_reply(line: &[u8]) -> bool {
+    matches!(line, [b'1', tens, units, b' ', ..] if tens.is_ascii_digit() && units.is_ascii_digit())
 }
 
 /// `line` with the port of a `229` or `227` reply replaced by the one `open_port` gives for it;
