@@ -189,12 +189,12 @@ fn a_missing_share_is_reported_not_listed() {
 
 #[test]
 fn a_server_that_is_not_there_is_an_error_in_the_window() {
-    // A port that was free a moment ago refuses connections.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refusing = support::RefusingAddress::new();
+    let port = refusing.addr.rsplit(':').next().unwrap();
     let dir = TempDir::new();
     let client = ClientSettings { retries: 0, ..ClientSettings::default() };
     let mut window = window(Settings { client, ..settings(dir.path()) });
-    fill(&mut window, "Port", &port.to_string());
+    fill(&mut window, "Port", port);
     click(&mut window, "Connect");
     wait_for(&mut window, &format!("Cannot connect to 127.0.0.1:{port}"));
     window.get_by_role_and_label(Role::Button, "Connect");

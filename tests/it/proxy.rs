@@ -946,7 +946,10 @@ fn dropping_the_proxy_ends_every_connection_at_once() {
     data.read_exact(&mut [0; 1000]).unwrap();
     let dropped = Instant::now();
     drop(proxy);
-    assert!(dropped.elapsed() < Duration::from_secs(2), "the proxy's threads took {:?}", dropped.elapsed());
+    // Its threads look up every POLL; a drop that waited out a data port's accept window
+    // instead would take all of it.
+    let waited = dropped.elapsed();
+    assert!(waited < DATA_ACCEPT_WINDOW / 2, "the proxy's threads took {waited:?}");
     assert!(data.read_to_end(&mut Vec::new()).is_ok(), "the data connection was closed");
     assert!(control.is_closed(), "the control connection was closed");
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -276,6 +276,24 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting until {what}");
         thread::sleep(pause);
         pause = (pause * 2).min(Duration::from_millis(200));
+    }
+}
+
+/// A loopback address that refuses connections for as long as this lives: the local port of a
+/// connection of our own. No listener can bind a port a connection holds, whereas a port that
+/// was free a moment ago may be another test's server or data port by the time it is used.
+pub struct RefusingAddress {
+    pub addr: String,
+    _held: (TcpStream, TcpStream, TcpListener),
+}
+
+impl RefusingAddress {
+    pub fn new() -> RefusingAddress {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        let addr = ours.local_addr().unwrap().to_string();
+        RefusingAddress { addr, _held: (ours, theirs, listener) }
     }
 }
 
