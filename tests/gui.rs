@@ -10,7 +10,6 @@ mod support;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anonshare::client::settings::ClientSettings;
 use anonshare::common::digest::Sha256Digest;
@@ -232,9 +231,13 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     let mut window = window(settings(dir.path()));
     connect(&mut window, &server);
 
+    // The server stands still (SIGSTOP) until the Cancel is in, so the transfer cannot end
+    // before it however the threads are scheduled; the cancel then stops it at its first chunk.
     drop_files(&mut window, std::slice::from_ref(&source));
+    server.signal("STOP");
     click(&mut window, "Upload");
     click(&mut window, "Cancel");
+    server.signal("CONT");
     wait_for(&mut window, "Upload cancelled");
 
     let url = upload(&mut window, &[source], "1d");
@@ -242,8 +245,10 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     wait_for(&mut window, "Available until");
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    server.signal("STOP");
     click(&mut window, "Download");
     click(&mut window, "Cancel");
+    server.signal("CONT");
     wait_for(&mut window, "Download cancelled");
     assert!(!downloads.join("big.bin").exists(), "a cancelled download never sits under its name");
     assert!(downloads.join("big.bin.anonshare-part").exists(), "it stopped partway, with bytes kept");
@@ -258,22 +263,21 @@ fn window_keeps_drawing_while_a_transfer_runs() {
     let server = Server::start();
     let dir = TempDir::new();
     let source = dir.file("big.bin", &random_bytes(8 << 20, 4));
-    let mut window = window(settings(dir.path()));
+    // A frame that waited for the upload would return only once it failed, at this timeout.
+    let client = ClientSettings { timeout: DEADLINE, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
     connect(&mut window, &server);
     drop_files(&mut window, &[source]);
+    // The server stands still (SIGSTOP): the upload cannot move, and each frame returns anyway.
+    server.signal("STOP");
     click(&mut window, "Upload");
-    // Each frame returns at once while the upload runs on its own thread, and its bar moves.
-    let deadline = Instant::now() + DEADLINE;
-    let mut frames = 0;
-    while !shows(&window, "Share path:") {
-        assert!(Instant::now() < deadline, "the upload never finished");
-        let started = Instant::now();
+    for _ in 0..10 {
         window.step();
-        assert!(started.elapsed() < Duration::from_millis(500), "a frame took {:?}", started.elapsed());
-        frames += 1;
-        std::thread::sleep(Duration::from_millis(5));
+        let running = window.query_by_role_and_label(Role::Button, "Cancel").is_some();
+        assert!(running && !shows(&window, "Upload failed"), "a frame returned while the upload waits");
     }
-    assert!(frames > 1, "the window drew frames while the upload ran");
+    server.signal("CONT");
+    wait_for(&mut window, "Share path:");
 }
 
 #[test]

@@ -163,7 +163,7 @@ impl Server {
         format!("ftp://{}/{code}/", self.addr)
     }
 
-    /// Sends signal `name` (`TERM`, `INT`, `HUP`) to the server process with the shell's own
+    /// Sends signal `name` (`TERM`, `INT`, `HUP`, `STOP`, `CONT`) to the server process with the shell's own
     /// `kill` (a `kill` program is not on every machine).
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
