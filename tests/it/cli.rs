@@ -6,6 +6,7 @@ use std::io::Write;
 use anonshare::common::digest::Sha256Digest;
 use anonshare::server::log::ShareTag;
 
+use crate::proxy::FaultProxy;
 use crate::support::{
     RefusingAddress, Server, TempDir, client, code_of, connections_with, events, random_bytes, upload,
     wait_until,
@@ -366,9 +367,11 @@ fn the_shell_moves_files_on_as_many_connections_as_parallel_says() {
         dir.file(name, &random_bytes(512 << 10, 40 + n as u64));
     }
     // Six files and three connections: each connection takes a file while the others are busy.
+    // The proxy opens the first three STORs side by side, so each of the three has one to do
+    // however the client's threads are scheduled.
+    let proxy = FaultProxy::side_by_side(&server.addr, 0, 3);
     let script = format!("upload {}\nquit\n", names.join(", "));
-    let run =
-        client(&server.addr, dir.path(), &["--parallel", "3", "shell", &server.addr], script.as_bytes());
+    let run = client(&proxy.addr, dir.path(), &["--parallel", "3", "shell", &proxy.addr], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
     let url = run.stdout.trim().to_owned();
     wait_until("the server logged six stored files", || events(&server.log(), "stor") == 6);
@@ -379,9 +382,10 @@ fn the_shell_moves_files_on_as_many_connections_as_parallel_says() {
         server.log()
     );
 
-    let script = format!("download {url} --dir got\nquit\n");
-    let run =
-        client(&server.addr, dir.path(), &["shell", &server.addr, "--parallel", "3"], script.as_bytes());
+    // The share's listing, then three RETRs side by side.
+    let proxy = FaultProxy::side_by_side(&server.addr, 1, 3);
+    let script = format!("download {} --dir got\nquit\n", proxy.url(&code_of(&url)));
+    let run = client(&proxy.addr, dir.path(), &["shell", &proxy.addr, "--parallel", "3"], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert_eq!(run.stdout.lines().count(), 6, "{}", run.stdout);
     wait_until("the server logged six sent files", || events(&server.log(), "retr") == 6);

@@ -114,6 +114,16 @@ impl Fault {
     }
 }
 
+/// Data connections `first..first + count`, in the order the proxy accepted them, move no byte
+/// until all of them are open: `count` transfers then run side by side, each from a different
+/// worker of the client, however its threads are scheduled. After [`DEADLINE`] they go on
+/// regardless, so a client that never opens them all fails its test instead of hanging it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SideBySide {
+    pub first: usize,
+    pub count: usize,
+}
+
 /// A running proxy on `127.0.0.1:0`. Dropping it cuts every connection and joins every thread.
 pub struct FaultProxy {
     /// `127.0.0.1:PORT`, where the client connects instead of the server.
@@ -125,11 +135,20 @@ pub struct FaultProxy {
 impl FaultProxy {
     /// Starts a proxy in front of the server at `server_addr` that will inject `faults`.
     pub fn start(server_addr: &str, faults: Vec<Fault>) -> FaultProxy {
+        FaultProxy::start_with(server_addr, faults, None)
+    }
+
+    /// Starts a clean proxy whose data connections `first..first + count` open side by side.
+    pub fn side_by_side(server_addr: &str, first: usize, count: usize) -> FaultProxy {
+        FaultProxy::start_with(server_addr, Vec::new(), Some(SideBySide { first, count }))
+    }
+
+    fn start_with(server_addr: &str, faults: Vec<Fault>, side_by_side: Option<SideBySide>) -> FaultProxy {
         let server = server_addr.to_socket_addrs().expect("a server address").next().expect("one address");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind the proxy");
         listener.set_nonblocking(true).expect("a nonblocking listener");
         let addr = listener.local_addr().unwrap().to_string();
-        let shared = Arc::new(Shared::new(server, faults));
+        let shared = Arc::new(Shared::new(server, faults, side_by_side));
         let for_acceptor = Arc::clone(&shared);
         let acceptor = thread::Builder::new()
             .name("proxy-accept".into())
@@ -214,6 +233,7 @@ impl Drop for FaultProxy {
 struct Shared {
     server: SocketAddr,
     faults: Vec<Fault>,
+    side_by_side: Option<SideBySide>,
     stopping: AtomicBool,
     control_connections: AtomicUsize,
     data_connections: AtomicUsize,
@@ -229,10 +249,11 @@ struct Shared {
 }
 
 impl Shared {
-    fn new(server: SocketAddr, faults: Vec<Fault>) -> Shared {
+    fn new(server: SocketAddr, faults: Vec<Fault>, side_by_side: Option<SideBySide>) -> Shared {
         Shared {
             server,
             faults,
+            side_by_side,
             stopping: AtomicBool::new(false),
             control_connections: AtomicUsize::new(0),
             data_connections: AtomicUsize::new(0),
@@ -505,6 +526,8 @@ struct Pump<'a> {
     preliminary_pending: u64,
     /// For data to a client: the count of preliminary replies its first byte waits to exceed.
     wait_for_preliminary: Option<u64>,
+    /// This data link's group of [`SideBySide`] links is open, or was waited for long enough.
+    side_by_side_met: bool,
 }
 
 impl<'a> Pump<'a> {
@@ -520,6 +543,7 @@ impl<'a> Pump<'a> {
             partial_line: replies.then(Vec::new),
             preliminary_pending: 0,
             wait_for_preliminary: link.preliminary_before.filter(|_| direction == Direction::ToClient),
+            side_by_side_met: false,
         }
     }
 
@@ -586,6 +610,7 @@ impl<'a> Pump<'a> {
     fn forward(&mut self, bytes: &[u8]) -> Result<(), Stopped> {
         if !bytes.is_empty() {
             self.wait_for_preliminary_reply()?;
+            self.wait_for_side_by_side()?;
         }
         let flipped = self.flip(bytes);
         let bytes = flipped.as_deref().unwrap_or(bytes);
@@ -631,6 +656,29 @@ impl<'a> Pump<'a> {
             pause = (pause * 2).min(POLL);
         }
         self.wait_for_preliminary = None;
+        Ok(())
+    }
+
+    /// A data link among those that open side by side waits until they are all open, or
+    /// [`DEADLINE`] passed.
+    fn wait_for_side_by_side(&mut self) -> Result<(), Stopped> {
+        let Some(group) = self.shared.side_by_side.filter(|_| self.link.channel == Channel::Data) else {
+            return Ok(());
+        };
+        let last = group.first + group.count;
+        if !(group.first..last).contains(&self.link.nth) || self.side_by_side_met {
+            return Ok(());
+        }
+        let deadline = Instant::now() + DEADLINE;
+        let mut pause = Duration::from_millis(1);
+        while self.shared.data_connections.load(Ordering::SeqCst) < last && Instant::now() < deadline {
+            if self.shared.stopping() || self.link.is_cut() {
+                return Err(Stopped);
+            }
+            thread::sleep(pause);
+            pause = (pause * 2).min(POLL);
+        }
+        self.side_by_side_met = true;
         Ok(())
     }
 
@@ -1048,7 +1096,8 @@ fn a_control_connection_cut_mid_greeting_is_retried() {
 #[test]
 fn many_files_move_on_parallel_connections_and_arrive_whole() {
     let server = Server::start();
-    let proxy = FaultProxy::start(&server.addr, Vec::new());
+    // The first four STORs run side by side: each of the four connections takes a file.
+    let proxy = FaultProxy::side_by_side(&server.addr, 0, 4);
     let dir = TempDir::new();
     let files: Vec<(String, Vec<u8>)> = (0..12)
         .map(|i| (format!("many/f{i:02}.bin"), random_bytes(1000 + i * 7919, 60 + i as u64)))
@@ -1061,20 +1110,19 @@ fn many_files_move_on_parallel_connections_and_arrive_whole() {
     proxy.wait_idle();
     // One connection makes and seals the share; three more join it with the owner token.
     assert_eq!((proxy.control_connections(), proxy.data_connections()), (4, 12));
+    // Two listings (the share, then many/), then four RETRs side by side.
+    let down_proxy = FaultProxy::side_by_side(&server.addr, 2, 4);
+    let url = down_proxy.url(&code_of(up.stdout.trim()));
     let out = TempDir::new();
-    let down = client(
-        &proxy.addr,
-        out.path(),
-        &["--parallel", "4", "download", up.stdout.trim(), "--dir", "."],
-        b"",
-    );
+    let down =
+        client(&down_proxy.addr, out.path(), &["--parallel", "4", "download", &url, "--dir", "."], b"");
     assert_eq!(down.code, 0, "{}", down.stderr);
     for (path, bytes) in &files {
         assert_same_bytes(&out.path().join(path), bytes);
     }
     assert_eq!(down.stdout.lines().count(), files.len(), "one saved path per file: {}", down.stdout);
-    proxy.wait_idle();
-    assert_eq!(proxy.control_connections(), 4 + 4);
+    down_proxy.wait_idle();
+    assert_eq!((down_proxy.control_connections(), down_proxy.data_connections()), (4, 2 + 12));
 }
 
 #[test]
