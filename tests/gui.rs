@@ -7,6 +7,10 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[allow(dead_code)]
+#[path = "it/fault_proxy.rs"]
+mod fault_proxy;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -91,11 +95,15 @@ fn drop_files(window: &mut Window, paths: &[PathBuf]) {
 }
 
 fn connect(window: &mut Window, server: &Server) {
-    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    connect_to(window, &server.addr);
+}
+
+fn connect_to(window: &mut Window, addr: &str) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
     fill(window, "Server address", host);
     fill(window, "Port", port);
     click(window, "Connect");
-    wait_for(window, &format!("Connected to {}", server.addr));
+    wait_for(window, &format!("Connected to {addr}"));
     assert!(window.query_by_role_and_label(Role::Button, "Connect").is_none(), "Connect became Disconnect");
     window.get_by_role_and_label(Role::Button, "Disconnect");
 }
@@ -289,9 +297,12 @@ fn transfers_use_as_many_connections_as_the_parallel_setting() {
         .collect();
     let client = ClientSettings { parallel: 3, ..ClientSettings::default() };
     let mut window = window(Settings { client, ..settings(dir.path()) });
-    connect(&mut window, &server);
-
     // Six files and three connections: each connection takes a file while the others are busy.
+    // Through the proxy, the first three STORs (data connections 0 to 2) and, after the
+    // listing (6), the first three RETRs (7 to 9) run side by side, so each connection has one
+    // to do however the threads are scheduled.
+    let proxy = fault_proxy::FaultProxy::side_by_side(&server.addr, &[(0, 3), (7, 3)]);
+    connect_to(&mut window, &proxy.addr);
     let url = upload(&mut window, &files, "1h");
     wait_until("the server logged six stored files", || events(&server.log(), "stor") == MAX_UPLOAD_FILES);
     assert_eq!(

@@ -6,7 +6,7 @@ use std::io::Write;
 use anonshare::common::digest::Sha256Digest;
 use anonshare::server::log::ShareTag;
 
-use crate::proxy::FaultProxy;
+use crate::fault_proxy::FaultProxy;
 use crate::support::{
     RefusingAddress, Server, TempDir, client, code_of, connections_with, events, random_bytes, upload,
     wait_until,
@@ -369,7 +369,7 @@ fn the_shell_moves_files_on_as_many_connections_as_parallel_says() {
     // Six files and three connections: each connection takes a file while the others are busy.
     // The proxy opens the first three STORs side by side, so each of the three has one to do
     // however the client's threads are scheduled.
-    let proxy = FaultProxy::side_by_side(&server.addr, 0, 3);
+    let proxy = FaultProxy::side_by_side(&server.addr, &[(0, 3)]);
     let script = format!("upload {}\nquit\n", names.join(", "));
     let run = client(&proxy.addr, dir.path(), &["--parallel", "3", "shell", &proxy.addr], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
@@ -383,7 +383,7 @@ fn the_shell_moves_files_on_as_many_connections_as_parallel_says() {
     );
 
     // The share's listing, then three RETRs side by side.
-    let proxy = FaultProxy::side_by_side(&server.addr, 1, 3);
+    let proxy = FaultProxy::side_by_side(&server.addr, &[(1, 3)]);
     let script = format!("download {} --dir got\nquit\n", proxy.url(&code_of(&url)));
     let run = client(&proxy.addr, dir.path(), &["shell", &proxy.addr, "--parallel", "3"], script.as_bytes());
     assert_eq!(run.code, 0, "{}", run.stderr);
