@@ -197,8 +197,10 @@ fn a_stalled_transfer_gets_426_and_keeps_its_bytes_unseen_for_a_resume() {
     let server = Server::start_with(&["--data-timeout", "1s"]);
     let (mut control, code) = owner(&server);
     let mut data = data_connection(&mut control);
-    assert!(control.command("STOR stalled.bin").starts_with("150 "));
+    // The bytes go before the command, as our client sends them: however late this thread
+    // runs, the server has them before its data timeout starts.
     data.write_all(&[1; 1000]).unwrap();
+    assert!(control.command("STOR stalled.bin").starts_with("150 "));
     // Send nothing more: the server gives up after the data timeout.
     let reply = control.reply().remove(0);
     assert!(reply.starts_with("426 ") && reply.contains("no progress"), "{reply}");
@@ -476,7 +478,7 @@ fn protocol_abuse_gets_replies_and_others_are_served() {
 #[test]
 fn a_client_trickling_bytes_is_cut_off_at_the_idle_timeout() {
     let server = Server::start_with(&["--idle-timeout", "2s"]);
-    let mut control = Control::login(&server.addr);
+    let mut control = Control::login_at_once(&server.addr);
     // One byte every 200 ms, for as long as a test may wait, never completes a line; each byte
     // alone would reset a naive timer, which would then never fire.
     let mut closed_by_server = false;
