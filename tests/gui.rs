@@ -7,10 +7,13 @@
 #[path = "it/support.rs"]
 mod support;
 
+#[allow(dead_code)]
+#[path = "it/fault_proxy.rs"]
+mod fault_proxy;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use anonshare::client::settings::ClientSettings;
 use anonshare::common::digest::Sha256Digest;
@@ -92,11 +95,15 @@ fn drop_files(window: &mut Window, paths: &[PathBuf]) {
 }
 
 fn connect(window: &mut Window, server: &Server) {
-    let (host, port) = server.addr.rsplit_once(':').unwrap();
+    connect_to(window, &server.addr);
+}
+
+fn connect_to(window: &mut Window, addr: &str) {
+    let (host, port) = addr.rsplit_once(':').unwrap();
     fill(window, "Server address", host);
     fill(window, "Port", port);
     click(window, "Connect");
-    wait_for(window, &format!("Connected to {}", server.addr));
+    wait_for(window, &format!("Connected to {addr}"));
     assert!(window.query_by_role_and_label(Role::Button, "Connect").is_none(), "Connect became Disconnect");
     window.get_by_role_and_label(Role::Button, "Disconnect");
 }
@@ -189,12 +196,12 @@ fn a_missing_share_is_reported_not_listed() {
 
 #[test]
 fn a_server_that_is_not_there_is_an_error_in_the_window() {
-    // A port that was free a moment ago refuses connections.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let refusing = support::RefusingAddress::new();
+    let port = refusing.addr.rsplit(':').next().unwrap();
     let dir = TempDir::new();
     let client = ClientSettings { retries: 0, ..ClientSettings::default() };
     let mut window = window(Settings { client, ..settings(dir.path()) });
-    fill(&mut window, "Port", &port.to_string());
+    fill(&mut window, "Port", port);
     click(&mut window, "Connect");
     wait_for(&mut window, &format!("Cannot connect to 127.0.0.1:{port}"));
     window.get_by_role_and_label(Role::Button, "Connect");
@@ -232,9 +239,13 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     let mut window = window(settings(dir.path()));
     connect(&mut window, &server);
 
+    // The server stands still (SIGSTOP) until the Cancel is in, so the transfer cannot end
+    // before it however the threads are scheduled; the cancel then stops it at its first chunk.
     drop_files(&mut window, std::slice::from_ref(&source));
+    server.signal("STOP");
     click(&mut window, "Upload");
     click(&mut window, "Cancel");
+    server.signal("CONT");
     wait_for(&mut window, "Upload cancelled");
 
     let url = upload(&mut window, &[source], "1d");
@@ -242,8 +253,10 @@ fn transfers_can_be_cancelled_and_a_download_resumes() {
     wait_for(&mut window, "Available until");
     let downloads = dir.path().join("downloads");
     fill(&mut window, "Destination folder", downloads.to_str().unwrap());
+    server.signal("STOP");
     click(&mut window, "Download");
     click(&mut window, "Cancel");
+    server.signal("CONT");
     wait_for(&mut window, "Download cancelled");
     assert!(!downloads.join("big.bin").exists(), "a cancelled download never sits under its name");
     assert!(downloads.join("big.bin.anonshare-part").exists(), "it stopped partway, with bytes kept");
@@ -258,22 +271,21 @@ fn window_keeps_drawing_while_a_transfer_runs() {
     let server = Server::start();
     let dir = TempDir::new();
     let source = dir.file("big.bin", &random_bytes(8 << 20, 4));
-    let mut window = window(settings(dir.path()));
+    // A frame that waited for the upload would return only once it failed, at this timeout.
+    let client = ClientSettings { timeout: DEADLINE, ..ClientSettings::default() };
+    let mut window = window(Settings { client, ..settings(dir.path()) });
     connect(&mut window, &server);
     drop_files(&mut window, &[source]);
+    // The server stands still (SIGSTOP): the upload cannot move, and each frame returns anyway.
+    server.signal("STOP");
     click(&mut window, "Upload");
-    // Each frame returns at once while the upload runs on its own thread, and its bar moves.
-    let deadline = Instant::now() + DEADLINE;
-    let mut frames = 0;
-    while !shows(&window, "Share path:") {
-        assert!(Instant::now() < deadline, "the upload never finished");
-        let started = Instant::now();
+    for _ in 0..10 {
         window.step();
-        assert!(started.elapsed() < Duration::from_millis(500), "a frame took {:?}", started.elapsed());
-        frames += 1;
-        std::thread::sleep(Duration::from_millis(5));
+        let running = window.query_by_role_and_label(Role::Button, "Cancel").is_some();
+        assert!(running && !shows(&window, "Upload failed"), "a frame returned while the upload waits");
     }
-    assert!(frames > 1, "the window drew frames while the upload ran");
+    server.signal("CONT");
+    wait_for(&mut window, "Share path:");
 }
 
 #[test]
@@ -285,9 +297,12 @@ fn transfers_use_as_many_connections_as_the_parallel_setting() {
         .collect();
     let client = ClientSettings { parallel: 3, ..ClientSettings::default() };
     let mut window = window(Settings { client, ..settings(dir.path()) });
-    connect(&mut window, &server);
-
     // Six files and three connections: each connection takes a file while the others are busy.
+    // Through the proxy, the first three STORs (data connections 0 to 2) and, after the
+    // listing (6), the first three RETRs (7 to 9) run side by side, so each connection has one
+    // to do however the threads are scheduled.
+    let proxy = fault_proxy::FaultProxy::side_by_side(&server.addr, &[(0, 3), (7, 3)]);
+    connect_to(&mut window, &proxy.addr);
     let url = upload(&mut window, &files, "1h");
     wait_until("the server logged six stored files", || events(&server.log(), "stor") == MAX_UPLOAD_FILES);
     assert_eq!(

@@ -4,6 +4,7 @@
 mod cli;
 mod cluster;
 mod crash;
+mod fault_proxy;
 mod hardening;
 mod lifecycle;
 mod operations;

@@ -175,7 +175,7 @@ fn waiting_too_long_for_the_data_connection_gets_425() {
 #[test]
 fn an_idle_connection_gets_421_and_is_closed() {
     let server = Server::start_with(&["--idle-timeout", "1s"]);
-    let mut control = Control::login(&server.addr);
+    let mut control = Control::login_at_once(&server.addr);
     let goodbye = control.reply();
     assert!(goodbye[0].starts_with("421 "), "{goodbye:?}");
     assert!(control.is_closed());

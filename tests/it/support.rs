@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -163,7 +163,7 @@ impl Server {
         format!("ftp://{}/{code}/", self.addr)
     }
 
-    /// Sends signal `name` (`TERM`, `INT`, `HUP`) to the server process with the shell's own
+    /// Sends signal `name` (`TERM`, `INT`, `HUP`, `STOP`, `CONT`) to the server process with the shell's own
     /// `kill` (a `kill` program is not on every machine).
     pub fn signal(&self, name: &str) {
         let pid = self.child.id().to_string();
@@ -279,6 +279,24 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// A loopback address that refuses connections for as long as this lives: the local port of a
+/// connection of our own. No listener can bind a port a connection holds, whereas a port that
+/// was free a moment ago may be another test's server or data port by the time it is used.
+pub struct RefusingAddress {
+    pub addr: String,
+    _held: (TcpStream, TcpStream, TcpListener),
+}
+
+impl RefusingAddress {
+    pub fn new() -> RefusingAddress {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let ours = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (theirs, _) = listener.accept().unwrap();
+        let addr = ours.local_addr().unwrap().to_string();
+        RefusingAddress { addr, _held: (ours, theirs, listener) }
+    }
+}
+
 /// A raw control connection for protocol-level tests.
 pub struct Control {
     pub stream: TcpStream,
@@ -328,6 +346,17 @@ impl Control {
         assert!(control.reply()[0].starts_with("220"));
         assert!(control.command("USER anonymous").starts_with("331"));
         assert!(control.command("PASS x").starts_with("230"));
+        control
+    }
+
+    /// Logs in with USER and PASS sent in one write, for a server whose idle timeout is short:
+    /// a pause of this thread between the two would otherwise be idle time.
+    pub fn login_at_once(addr: &str) -> Control {
+        let mut control = Control::connect(addr);
+        control.send(b"USER anonymous\r\nPASS x\r\n");
+        assert!(control.reply()[0].starts_with("220"));
+        assert!(control.reply()[0].starts_with("331"));
+        assert!(control.reply()[0].starts_with("230"));
         control
     }
 
