@@ -65,6 +65,11 @@ pub enum Reason {
     Closing,
     /// The server's own storage failed; nothing was stored (451).
     StorageError,
+    /// The server takes this command only over TLS: send `AUTH TLS` first (534, RFC 4217 §10).
+    TlsRequired,
+    /// A TLS handshake failed, or a protected data connection did not resume the TLS session
+    /// of its control connection (522, RFC 4217 §10).
+    TlsFailed,
     /// A refusal whose reason is not known: a reply from another server, or a tag from a newer
     /// one.
     Unspecified,
@@ -96,6 +101,8 @@ const REASONS: &[(Reason, &str, u16)] = &[
     (Reason::TransferCut, "transfer-cut", 426),
     (Reason::Closing, "closing", 421),
     (Reason::StorageError, "storage-error", 451),
+    (Reason::TlsRequired, "tls-required", 534),
+    (Reason::TlsFailed, "tls-failed", 522),
     (Reason::Unspecified, "unspecified", 550),
 ];
 
@@ -127,7 +134,9 @@ impl Reason {
             500 => Reason::BadCommand,
             501 => Reason::BadArgument,
             502 => Reason::NotImplemented,
-            504 => Reason::Unsupported,
+            504 | 536 => Reason::Unsupported,
+            522 => Reason::TlsFailed,
+            534 => Reason::TlsRequired,
             530 => Reason::NotLoggedIn,
             550 => Reason::NotFound,
             552 => Reason::TooLarge,
@@ -247,6 +256,8 @@ mod tests {
         check(452, Reason::DiskFull);
         check(502, Reason::NotImplemented);
         check(599, Reason::Unspecified);
+        check(522, Reason::TlsFailed);
+        check(534, Reason::TlsRequired);
         let unknown_tag = Refusal::from_reply(&Reply::new(550, "gone [vanished]"));
         assert_eq!((unknown_tag.reason, unknown_tag.text.as_str()), (Reason::NotFound, "gone [vanished]"));
     }

@@ -7,6 +7,7 @@
 //! refusals. It imports the server's `config` and `shared` state, never the accept loop.
 
 mod data;
+mod ftps;
 mod listing;
 mod replies;
 mod rules;
@@ -15,7 +16,7 @@ mod site;
 pub use replies::store_refusal;
 
 use std::collections::{HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::time::Instant;
@@ -33,6 +34,7 @@ use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Pending, UploadVerb};
 use crate::server::shared::Shared;
 use crate::server::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
+use crate::server::stream::ControlStream;
 use crate::server::vpath::{VirtualPath, quote_path};
 
 /// What a command handler asks of the loop after replying.
@@ -47,7 +49,7 @@ pub struct Session<'a> {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    control: TcpStream,
+    control: ControlStream,
     lines: LineBuffer,
     held: VecDeque<Line>,
     user_ok: bool,
@@ -61,12 +63,14 @@ pub struct Session<'a> {
     owned: HashSet<String>,
     /// The shares this connection created: its QUIT seals them.
     created: HashSet<String>,
+    /// What AUTH, PBSZ and PROT agreed (RFC 4217).
+    protection: ftps::Protection,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
 /// trickles one byte at a time cannot hold a worker forever.
 struct LineDeadline<'s> {
-    stream: &'s TcpStream,
+    stream: &'s mut ControlStream,
     deadline: Instant,
 }
 
@@ -76,8 +80,8 @@ impl Read for LineDeadline<'_> {
         if left.is_zero() {
             return Err(io::ErrorKind::TimedOut.into());
         }
-        self.stream.set_read_timeout(Some(left))?;
-        (&*self.stream).read(buf)
+        self.stream.socket().set_read_timeout(Some(left))?;
+        self.stream.read(buf)
     }
 }
 
@@ -92,7 +96,7 @@ impl<'a> Session<'a> {
             id,
             peer,
             local,
-            control,
+            control: ControlStream::Plain(control),
             lines: LineBuffer::new(shared.config.max_line),
             held: VecDeque::new(),
             user_ok: false,
@@ -104,6 +108,7 @@ impl<'a> Session<'a> {
             pending: Pending::new(shared.config.max_pending_digests),
             owned: HashSet::new(),
             created: HashSet::new(),
+            protection: ftps::Protection::default(),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -116,15 +121,16 @@ impl<'a> Session<'a> {
 
     fn serve(&mut self) -> io::Result<&'static str> {
         let idle = self.shared.config.idle_timeout;
-        self.control.set_write_timeout(Some(idle))?;
-        self.control.set_nodelay(true)?;
-        keep_urgent_data_inline(&self.control)?;
+        self.control.socket().set_write_timeout(Some(idle))?;
+        self.control.socket().set_nodelay(true)?;
+        keep_urgent_data_inline(self.control.socket())?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
             let line = match self.held.pop_front() {
                 Some(line) => line,
                 None => {
-                    let mut reader = LineDeadline { stream: &self.control, deadline: Instant::now() + idle };
+                    let mut reader =
+                        LineDeadline { stream: &mut self.control, deadline: Instant::now() + idle };
                     match read_line(&mut reader, &mut self.lines) {
                         Ok(line) => line,
                         Err(err)
@@ -154,7 +160,7 @@ impl<'a> Session<'a> {
     }
 
     fn reply(&mut self, reply: Reply) -> io::Result<()> {
-        (&self.control).write_all(reply.to_string().as_bytes())
+        self.control.send(reply.to_string().as_bytes())
     }
 
     /// Sends `reply` and carries on with the next command.
@@ -182,6 +188,9 @@ impl<'a> Session<'a> {
         if let Err(refusal) = rules::login_gate(self.logged_in, &command) {
             return self.refuse(refusal);
         }
+        if let Err(refusal) = self.check_tls_gate(&command) {
+            return self.refuse(refusal);
+        }
         let leaving = matches!(command, Command::Quit);
         if self.logged_in && !leaving && self.shared.admission.is_guessing(self.peer.ip(), Instant::now()) {
             let limit = self.shared.config.max_share_misses;
@@ -193,7 +202,7 @@ impl<'a> Session<'a> {
             Command::Pass(_) => self.pass(),
             Command::Syst => self.say(215, "UNIX Type: L8"),
             Command::Feat => {
-                let body = FEATURES.iter().map(|f| format!(" {f}")).collect();
+                let body = FEATURES.iter().chain(self.tls_features()).map(|f| format!(" {f}")).collect();
                 self.answer(Reply::multi(211, "Extensions supported:", body, "End"))
             }
             Command::Opts(option) => self.opts(&option),
@@ -246,6 +255,10 @@ impl<'a> Session<'a> {
             }
             Command::Help => self.help(),
             Command::Site(site) => self.site(site),
+            Command::Auth(mechanism) => self.auth(&mechanism),
+            Command::Pbsz(size) => self.pbsz(&size),
+            Command::Prot(level) => self.prot(&level),
+            Command::Ccc => self.ccc(),
         }
     }
 
