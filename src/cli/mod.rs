@@ -70,6 +70,8 @@ Options:
                        timed-out connection, waiting longer each time [default: {retries}]
   --parallel N         move up to N files at once, each on its own connection (1-{MAX_PARALLEL})
                        [default: {parallel}]
+  --insecure           speak TLS without checking the server's certificate when the share
+                       URL carries no #pin= (a loopback server is never checked)
   --json               print a JSON object instead of lines (upload, list, download, info)
   -h, --help           print this help
   -V, --version        print the version
@@ -241,7 +243,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let report = transfer::publish(link, paths, options, &console);
             console.end();
             let report = report?;
-            let url = ShareUrl { host, port, code: report.share.code.clone() };
+            let url = ShareUrl { host, port, code: report.share.code.clone(), pin: report.pin };
             eprintln!("owner token: {} (keep it to manage this share)", report.share.owner_token);
             eprintln!("expires: {}", report.share.expires);
             write_out(out, &if json { upload_json(&url, &report) } else { format!("{url}\n") })
@@ -299,7 +301,7 @@ fn with_link<T>(
     settings: &ClientSettings,
     work: impl FnOnce(&mut Link) -> Result<T>,
 ) -> Result<T> {
-    let mut link = Link::new(url.address(), settings);
+    let mut link = Link::new(url.address(), settings).pinned(url.pin);
     let result = work(&mut link);
     link.quit();
     result
@@ -369,8 +371,19 @@ mod tests {
             timeout: std::time::Duration::from_secs(5),
             retries: 2,
             parallel: 3,
+            insecure: true,
         };
-        let flags = ["--server", "example.org:9", "--timeout", "5s", "--retries", "2", "--parallel", "3"];
+        let flags = [
+            "--server",
+            "example.org:9",
+            "--timeout",
+            "5s",
+            "--retries",
+            "2",
+            "--parallel",
+            "3",
+            "--insecure",
+        ];
         assert_eq!(settings(&[&flags[..], &["shell"]].concat()), expected);
         assert_eq!(settings(&[&["shell", "h:1"], &flags[..]].concat()), expected, "after the command too");
         assert_eq!(settings(&["list", "u"]), ClientSettings::default());

@@ -172,7 +172,12 @@ impl Shell<'_> {
         let link = Link::new(self.address(), &self.settings);
         let options = ShareOptions { lifetime, downloads: None };
         let report = transfer::publish(link, &paths, options, &self.console)?;
-        let url = ShareUrl { host: self.host.clone(), port: self.port, code: report.share.code.clone() };
+        let url = ShareUrl {
+            host: self.host.clone(),
+            port: self.port,
+            code: report.share.code.clone(),
+            pin: report.pin,
+        };
         eprintln!(
             "uploaded {} file(s); expires {}; owner token {}",
             report.files.len(),
@@ -198,7 +203,7 @@ impl Shell<'_> {
         if text.is_empty() {
             return Err(ClientError::Usage("a share URL is needed".into()));
         }
-        Ok(ShareUrl { host: self.host.clone(), port: self.port, code: text })
+        Ok(ShareUrl { host: self.host.clone(), port: self.port, code: text, pin: None })
     }
 
     fn list(&mut self, rest: &str) -> Result<()> {

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::client::observer::Observer;
 use crate::client::settings::ClientSettings;
+use crate::client::tls::Trust;
 use crate::client::{ClientError, Connection, Result};
+use crate::common::pin::Pin;
 use crate::proto::Reason;
 
 /// Pause before the first retry; each further one doubles it.
@@ -42,6 +44,10 @@ pub struct Link {
     connection: Option<Connection>,
     /// A share this client is uploading to: every new connection proves it owns it.
     owner: Option<(String, String)>,
+    /// Whom the link believes is the server: a pin, `--insecure`, or the system's roots.
+    trust: Trust,
+    /// The pin of the key the server last showed.
+    seen_pin: Option<Pin>,
 }
 
 impl Link {
@@ -55,7 +61,20 @@ impl Link {
             parallel: settings.parallel.max(1),
             connection: None,
             owner: None,
+            trust: Trust { pin: None, insecure: settings.insecure },
+            seen_pin: None,
         }
+    }
+
+    /// The same link, refusing any server whose key does not have `pin` (a share URL's).
+    pub fn pinned(mut self, pin: Option<Pin>) -> Link {
+        self.trust.pin = pin.or(self.trust.pin);
+        self
+    }
+
+    /// The pin of the key the server showed, once connected over TLS: what a share URL carries.
+    pub fn server_pin(&self) -> Option<Pin> {
+        self.seen_pin
     }
 
     pub fn parallel(&self) -> usize {
@@ -132,7 +151,8 @@ impl Link {
             self.connection = None;
         }
         if self.connection.is_none() {
-            let mut connection = Connection::open(&self.address, self.timeout)?;
+            let mut connection = Connection::open(&self.address, self.timeout, &self.trust)?;
+            self.seen_pin = connection.server_pin().or(self.seen_pin);
             if let Some((code, token)) = &self.owner {
                 match connection.claim(code, token) {
                     Ok(()) => {}

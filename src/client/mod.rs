@@ -8,6 +8,7 @@ pub mod connection;
 pub mod link;
 pub mod observer;
 pub mod settings;
+pub mod tls;
 pub mod transfer;
 
 pub use connection::*;

@@ -392,7 +392,7 @@ impl GuiApp {
         self.start(ctx, JobKind::Upload, files, move |reporter| {
             let options = ShareOptions { lifetime, downloads: None };
             let result = transfer::publish(link, &paths, options, reporter).map(|report| {
-                let url = ShareUrl { host, port, code: report.share.code.clone() };
+                let url = ShareUrl { host, port, code: report.share.code.clone(), pin: report.pin };
                 (url, report)
             });
             Outcome::Uploaded(result)

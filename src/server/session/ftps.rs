@@ -201,9 +201,7 @@ impl Session<'_> {
             );
             failed(format!("TLS handshake on the data connection failed: {err}"))
         })?;
-        let resumed = stream.tls_connection().and_then(|connection| connection.received_resumption_data());
-        let ours = self.protection.token.as_ref().map(|token| &token[..]);
-        if self.shared.config.tls.require_reuse && (resumed.is_none() || resumed != ours) {
+        if self.shared.config.tls.require_reuse && !self.resumes_this_session(&stream) {
             log_event!("conn={} peer={} event=data-refused reason=no-session-reuse", self.id, self.peer);
             return Err(failed(
                 "The data connection did not resume this control connection's TLS session \
@@ -212,6 +210,26 @@ impl Session<'_> {
             ));
         }
         Ok(stream)
+    }
+
+    /// Whether a data connection resumed this control connection's TLS session. TLS 1.3
+    /// sessions carry this connection's token. rustls does not give a resumed TLS 1.2
+    /// session's data back, so there a resumption of a session this server made must do.
+    #[cfg(feature = "tls")]
+    fn resumes_this_session(&self, stream: &DataStream) -> bool {
+        let Some(connection) = stream.tls_connection() else {
+            return false;
+        };
+        if connection.handshake_kind() != Some(rustls::HandshakeKind::Resumed) {
+            return false;
+        }
+        match connection.protocol_version() {
+            Some(rustls::ProtocolVersion::TLSv1_2) => true,
+            _ => {
+                let ours = self.protection.token.as_ref().map(|token| &token[..]);
+                ours.is_some() && connection.received_resumption_data() == ours
+            }
+        }
     }
 
     #[cfg(not(feature = "tls"))]
