@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build build-gui run gui gui-screenshot test test-gui test-deps lint lint-gui fmt clean bench bench-loss
+.PHONY: build build-gui run gui gui-screenshot test test-minimal test-gui test-deps lint lint-gui fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
@@ -28,6 +28,12 @@ gui-screenshot: build-gui
 # lftp and python3's ftplib as peers.
 test: test-deps
 	$(CARGO) test --all-targets
+
+# The build without TLS (no cargo feature tls): it lints, and every test that needs no TLS
+# passes (the FTPS tests are left out of this build).
+test-minimal: test-deps
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
+	$(CARGO) test --all-targets --no-default-features
 
 # The desktop client's tests: its unit tests, and tests/gui.rs, which drives the window with
 # egui_kittest against the real server. Headless: no display and no system packages needed.
