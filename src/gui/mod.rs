@@ -412,7 +412,7 @@ impl GuiApp {
         self.start(ctx, JobKind::Upload, files, move |reporter| {
             let options = ShareOptions { lifetime, downloads: None };
             let result = transfer::publish(link, &paths, options, reporter).map(|report| {
-                let url = ShareUrl::of_created(&report.share, &host, port);
+                let url = ShareUrl::of_created(&report.share, &host, port, report.pin);
                 (url, report)
             });
             Outcome::Uploaded(result)

@@ -4,6 +4,8 @@
 mod cli;
 mod cluster;
 mod crash;
+#[cfg(feature = "tls")]
+mod ftps;
 mod hardening;
 mod lifecycle;
 mod operations;
