@@ -226,6 +226,11 @@ impl Shell<'_> {
                 // The share lives elsewhere: follow it there.
                 self.switch_to(url.host.clone(), url.port);
             }
+            if url.pin.is_some() && self.link.pin() != url.pin {
+                // A pinned URL is opened only on a connection that checked that key.
+                self.link.quit();
+                self.link = Link::new(self.address(), &self.settings).pinned(url.pin);
+            }
             return Ok(url);
         }
         if text.is_empty() {

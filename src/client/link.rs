@@ -75,6 +75,11 @@ impl Link {
         self
     }
 
+    /// The pin this link holds the server to, if any.
+    pub fn pin(&self) -> Option<Pin> {
+        self.trust.pin
+    }
+
     /// The pin of the key the server showed, once connected over TLS: what a share URL carries.
     pub fn server_pin(&self) -> Option<Pin> {
         self.seen_pin

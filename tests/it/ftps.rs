@@ -197,3 +197,27 @@ fn a_pinned_url_refuses_another_key_and_a_server_without_tls() {
         assert!(!other.log().contains("event=retr"), "nothing was asked of the other server");
     }
 }
+
+#[test]
+fn the_shell_holds_a_share_url_to_its_pin() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("a.txt", b"pinned");
+    let run = client(&server.addr, dir.path(), &["upload", "a.txt"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pinned = run.stdout.trim().to_owned();
+    let fragment = pinned.split_once('#').expect("the URL carries a pin").1.to_owned();
+    let listed =
+        client(&server.addr, dir.path(), &["shell", &server.addr], format!("list {pinned}\n").as_bytes());
+    assert_eq!(listed.code, 0, "the right pin lists: {}", listed.stderr);
+    assert!(listed.stdout.contains("a.txt"), "{}", listed.stdout);
+
+    // The shell starts connected to another server (another key): the pinned URL is not opened
+    // on that unchecked connection (the share would just be missing there, exit 3), but on a
+    // new one, which the key refuses (exit 4).
+    let other = Server::start();
+    let url = format!("ftp://{}/{}/#{fragment}", other.addr, code_of(&pinned));
+    let refused =
+        client(&other.addr, dir.path(), &["shell", &other.addr], format!("list {url}\n").as_bytes());
+    assert_eq!(refused.code, 4, "{}{}", refused.stdout, refused.stderr);
+}
