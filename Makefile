@@ -3,7 +3,7 @@
 CARGO ?= cargo
 ARGS ?=
 
-.PHONY: build build-gui run gui gui-screenshot test test-core test-gui test-cluster test-deps lint lint-gui fmt clean bench bench-loss
+.PHONY: build build-gui run gui gui-screenshot test test-core test-minimal test-gui test-cluster test-deps lint lint-gui fmt clean bench bench-loss
 
 build:
 	$(CARGO) build --release
@@ -25,9 +25,9 @@ gui-screenshot: build-gui
 	scripts/gui-screenshot.sh
 
 # The whole suite, as CI runs it: formatting and clippy, the unit and integration tests, the
-# desktop client's tests, and the cluster tests on GlusterFS (those need root and /dev/fuse: as
+# build without TLS (linted and tested), the desktop client's tests, and the cluster tests on GlusterFS (those need root and /dev/fuse: as
 # another user they are skipped, and say so).
-test: test-deps lint test-core lint-gui test-gui
+test: test-deps lint test-core test-minimal lint-gui test-gui
 	@if [ "$$(id -u)" = 0 ] && [ -e /dev/fuse ]; then $(MAKE) --no-print-directory test-cluster; \
 	 else echo "make test: SKIPPED the cluster tests: they need root and /dev/fuse (make test-cluster)" >&2; fi
 
@@ -41,6 +41,11 @@ test-core: test-deps
 # missing, and tears everything down after itself). See scripts/cluster-test.sh.
 test-cluster: test-deps
 	scripts/cluster-test.sh
+# The build without TLS (no cargo feature tls): it lints, and every test that needs no TLS
+# passes (the FTPS tests are left out of this build).
+test-minimal: test-deps
+	$(CARGO) clippy --all-targets --no-default-features -- -D warnings
+	$(CARGO) test --all-targets --no-default-features
 
 # The desktop client's tests: its unit tests, and tests/gui.rs, which drives the window with
 # egui_kittest against the real server. Headless: no display and no system packages needed.

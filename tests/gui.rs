@@ -290,7 +290,8 @@ fn window_keeps_drawing_while_a_transfer_runs() {
 
 #[test]
 fn transfers_use_as_many_connections_as_the_parallel_setting() {
-    let server = Server::start();
+    // The proxy rewrites passive replies, which TLS would hide from it.
+    let server = Server::start_with(&["--tls", "off"]);
     let dir = TempDir::new();
     let files: Vec<PathBuf> = (0..MAX_UPLOAD_FILES)
         .map(|n| dir.file(&format!("f{n}.bin"), &random_bytes(512 << 10, 50 + n as u64)))
@@ -438,4 +439,26 @@ fn the_program_says_what_is_wrong_in_one_line() {
     assert_eq!(headless.status.code(), Some(1));
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(stderr.contains("no display") && !stderr.contains(".cargo"), "{stderr}");
+}
+
+#[test]
+fn a_share_url_is_held_to_its_pin() {
+    let server = Server::start();
+    let other = Server::start();
+    let dir = TempDir::new();
+    dir.file("a.txt", b"pinned");
+    let run = support::client(&server.addr, dir.path(), &["upload", "a.txt"], b"");
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let pinned = run.stdout.trim().to_owned();
+    let (share, fragment) = pinned.split_once('#').expect("the URL carries a pin");
+    let code = share.trim_end_matches('/').rsplit('/').next().unwrap();
+    let mut window = window(settings(dir.path()));
+    // Connected to another server (another key): the pinned URL is not listed on that unchecked
+    // connection (where the share would just be missing) but on a new one, which the key refuses.
+    connect(&mut window, &other);
+    view(&mut window, &format!("ftp://{}/{code}/#{fragment}", other.addr));
+    wait_for(&mut window, "Cannot list the share");
+    assert!(!shows(&window, "does not exist"));
+    view(&mut window, &pinned);
+    wait_for(&mut window, "a.txt");
 }

@@ -25,7 +25,14 @@ fn main() -> ExitCode {
     let result = Server::bind(config).and_then(|server| {
         signals::watch(server.shared())?;
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "anonshare-server listening on {}", server.local_addr()?)?;
+        // One write, so a reader that takes only the first line and hangs up does not make
+        // the next lines fail.
+        let mut lines = format!("anonshare-server listening on {}\n", server.local_addr()?);
+        for line in server.start_lines() {
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+        stdout.write_all(lines.as_bytes())?;
         stdout.flush()?;
         drop(stdout);
         server.run()

@@ -66,6 +66,8 @@ fn options() -> String {
                        timed-out connection, waiting longer each time [default: {DEFAULT_RETRIES}]
   --parallel N         move up to N files at once, each on its own connection (1-{MAX_PARALLEL})
                        [default: {DEFAULT_PARALLEL}]
+  --insecure           speak TLS without checking the server's certificate when the share
+                       URL carries no #pin= (a loopback server is never checked)
   -h, --help           print this help (after a command: that command's help)
   -V, --version        print the version
 ",
@@ -101,7 +103,7 @@ Commands:
     for (_, synopsis, what) in COMMANDS {
         text.push_str(&format!("  {synopsis}\n{}", indent(&what.replace("ANONSHARE_TOKEN", TOKEN_ENV))));
     }
-    text.push_str("\nURL is ftp://HOST:PORT/CODE/ as printed by upload (a bare CODE uses --server).\n");
+    text.push_str("\nURL is ftp://HOST:PORT/CODE/ as printed by upload, with #pin=sha256//... when the\nserver speaks TLS (a bare CODE uses --server).\n");
     text.push_str("--json prints one JSON object instead of lines (upload, list, download, info).\n\n");
     text.push_str(&options());
     text.push('\n');

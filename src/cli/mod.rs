@@ -246,7 +246,7 @@ pub fn run(invocation: &Invocation, out: &mut dyn Write) -> Result<()> {
             let report = upload_until_interrupted(settings, &host, port, paths, options, &console);
             console.end();
             let report = report?;
-            let url = ShareUrl::of_created(&report.share, &host, port);
+            let url = ShareUrl::of_created(&report.share, &host, port, report.pin);
             write_out(out, &if json { upload_json(&url, &report) } else { format!("{url}\n") })
         }
         Action::List { url } => {
@@ -360,7 +360,7 @@ fn with_link<T>(
     settings: &ClientSettings,
     work: impl FnOnce(&mut Link) -> Result<T>,
 ) -> Result<T> {
-    let mut link = Link::new(url.address(), settings);
+    let mut link = Link::new(url.address(), settings).pinned(url.pin);
     let result = work(&mut link);
     link.quit();
     result
@@ -452,8 +452,19 @@ mod tests {
             timeout: std::time::Duration::from_secs(5),
             retries: 2,
             parallel: 3,
+            insecure: true,
         };
-        let flags = ["--server", "example.org:9", "--timeout", "5s", "--retries", "2", "--parallel", "3"];
+        let flags = [
+            "--server",
+            "example.org:9",
+            "--timeout",
+            "5s",
+            "--retries",
+            "2",
+            "--parallel",
+            "3",
+            "--insecure",
+        ];
         assert_eq!(settings(&[&flags[..], &["shell"]].concat()), expected);
         assert_eq!(settings(&[&["shell", "h:1"], &flags[..]].concat()), expected, "after the command too");
         assert_eq!(settings(&["list", "u"]), ClientSettings::default());

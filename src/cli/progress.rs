@@ -60,7 +60,7 @@ impl Console {
     /// The URL of `share` on the server uploads go to.
     pub fn url_of(&self, share: &CreatedShare) -> String {
         match &self.server {
-            Some((host, port)) => ShareUrl::of_created(share, host, *port).to_string(),
+            Some((host, port)) => ShareUrl::of_created(share, host, *port, None).to_string(),
             None => share.code.clone(),
         }
     }

@@ -209,7 +209,7 @@ impl Shell<'_> {
         let options = ShareOptions { lifetime, downloads: None };
         let console = Console::without_progress().uploading_to(&self.host, self.port);
         let report = transfer::publish(link, &paths, options, &console)?;
-        let url = ShareUrl::of_created(&report.share, &self.host, self.port);
+        let url = ShareUrl::of_created(&report.share, &self.host, self.port, report.pin);
         let files = count(report.files.len() as u64, "file", "files");
         self.say(&format!("uploaded {files}; expires {}", report.share.expires));
         self.print(&format!("{url}\n"))
@@ -226,12 +226,17 @@ impl Shell<'_> {
                 // The share lives elsewhere: follow it there.
                 self.switch_to(url.host.clone(), url.port);
             }
+            if url.pin.is_some() && self.link.pin() != url.pin {
+                // A pinned URL is opened only on a connection that checked that key.
+                self.link.quit();
+                self.link = Link::new(self.address(), &self.settings).pinned(url.pin);
+            }
             return Ok(url);
         }
         if text.is_empty() {
             return Err(ClientError::Usage("a share URL is needed".into()));
         }
-        Ok(ShareUrl { host: self.host.clone(), port: self.port, code: text })
+        Ok(ShareUrl { host: self.host.clone(), port: self.port, code: text, pin: None })
     }
 
     fn list(&mut self, rest: &str) -> Result<()> {

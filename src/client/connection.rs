@@ -3,13 +3,15 @@
 //! branches on. Used by the `anonshare` command line and its interactive shell.
 
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddr, TcpStream, ToSocketAddrs};
+use std::net::{IpAddr, SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
+use crate::client::tls::{ClientStream, Trust};
 use crate::client::{ClientError, Result, Step, reply_error};
 use crate::common::chunks::for_each_chunk;
 use crate::common::digest::Sha256Digest;
 use crate::common::line_io::read_line;
+use crate::common::pin::Pin;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
@@ -58,17 +60,23 @@ pub fn sent_before_reply(bytes: u64) -> bool {
 
 /// A logged-in control connection.
 pub struct Connection {
-    reader: TcpStream,
+    /// Commands and replies, in TLS once the server took `AUTH TLS`.
+    stream: ClientStream,
     lines: LineBuffer,
-    writer: TcpStream,
+    /// The TCP socket under `stream`, for its timeouts.
+    socket: TcpStream,
+    /// The TLS session data connections resume, when the server offered TLS.
+    #[cfg(feature = "tls")]
+    tls: Option<crate::client::tls::Session>,
     server: SocketAddr,
     /// Commands to send ahead of the next one, in the same write, and the codes each must get.
     queued: Vec<(Command, &'static [u16])>,
 }
 
 impl Connection {
-    /// Connects to `address` (`HOST:PORT`), logs in anonymously and selects binary mode.
-    pub fn open(address: &str, timeout: Duration) -> Result<Connection> {
+    /// Connects to `address` (`HOST:PORT`), turns on TLS when the server offers it (it must,
+    /// when `trust` holds a pin), logs in anonymously and selects binary mode.
+    pub fn open(address: &str, timeout: Duration, trust: &Trust) -> Result<Connection> {
         let unreachable = |why: String| ClientError::Connection(format!("cannot reach {address}: {why}"));
         // A name that does not resolve will not resolve in a second either.
         let candidates: Vec<SocketAddr> = address
@@ -97,13 +105,22 @@ impl Connection {
         stream.set_write_timeout(Some(timeout)).map_err(wire("connect"))?;
         stream.set_nodelay(true).map_err(wire("connect"))?;
         let server = stream.peer_addr().map_err(wire("connect"))?;
-        let writer = stream.try_clone().map_err(wire("connect"))?;
+        let socket = stream.try_clone().map_err(wire("connect"))?;
         let lines = LineBuffer::new(MAX_REPLY_LINE);
-        let mut connection = Connection { reader: stream, lines, writer, server, queued: Vec::new() };
+        let mut connection = Connection {
+            stream: ClientStream::Plain(stream),
+            lines,
+            socket,
+            #[cfg(feature = "tls")]
+            tls: None,
+            server,
+            queued: Vec::new(),
+        };
         let greeting = connection.read_reply("greeting")?;
         if greeting.code != 220 {
             return Err(reply_error(Step::Connect, &greeting));
         }
+        connection.secure(address, trust)?;
         connection.expect(&Command::User("anonymous".into()), &[230, 331]).and_then(|reply| {
             match reply.code {
                 331 => connection.expect(&Command::Pass("anonshare@".into()), &[230]),
@@ -114,10 +131,65 @@ impl Connection {
         Ok(connection)
     }
 
+    /// `AUTH TLS`, then `PBSZ 0` and `PROT P` (RFC 4217). A server that does not take it is
+    /// spoken to in the clear, unless the URL pins its key: then it is not the server the URL
+    /// names, and nothing more is sent.
+    #[cfg(feature = "tls")]
+    fn secure(&mut self, address: &str, trust: &Trust) -> Result<()> {
+        let reply = self.send(&Command::Auth("TLS".into()))?;
+        if reply.code != 234 {
+            return match trust.pin {
+                Some(_) => Err(ClientError::Integrity(format!(
+                    "{address} offers no TLS, but the share URL pins its key; refusing to go on in the clear"
+                ))),
+                None => Ok(()),
+            };
+        }
+        let host = crate::client::split_host_port(address, crate::client::DEFAULT_PORT)
+            .map(|(host, _)| host)
+            .unwrap_or_default();
+        let session = crate::client::tls::Session::new(&host, self.server.ip(), trust)
+            .map_err(|why| ClientError::Connection(format!("TLS with {address}: {why}")))?;
+        let socket = self.socket.try_clone().map_err(wire("AUTH TLS"))?;
+        self.stream =
+            session.connect(socket).map_err(|err| match err.get_ref().map(|inner| inner.to_string()) {
+                // A key the URL does not pin, or a certificate the system does not trust, is not
+                // fixed by trying again.
+                Some(why) if err.kind() == io::ErrorKind::InvalidData => {
+                    ClientError::Integrity(format!("TLS with {address}: {why}"))
+                }
+                _ => wire("TLS handshake")(err),
+            })?;
+        self.lines = LineBuffer::new(MAX_REPLY_LINE);
+        self.tls = Some(session);
+        self.send_ahead(Command::Pbsz("0".into()), &[200]);
+        self.expect(&Command::Prot("P".into()), &[200])?;
+        Ok(())
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn secure(&mut self, address: &str, trust: &Trust) -> Result<()> {
+        match trust.pin {
+            Some(_) => Err(ClientError::Integrity(format!(
+                "the share URL pins the key of {address}, and this anonshare was built without TLS"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// The pin of the key the server showed, when it speaks TLS.
+    pub fn server_pin(&self) -> Option<Pin> {
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.tls {
+            return session.server_pin();
+        }
+        None
+    }
+
     fn read_reply(&mut self, doing: &str) -> Result<Reply> {
         let mut parser = ReplyParser::new();
         for _ in 0..MAX_REPLY_LINES {
-            let line = match read_line(&mut self.reader, &mut self.lines).map_err(wire(doing))? {
+            let line = match read_line(&mut self.stream, &mut self.lines).map_err(wire(doing))? {
                 Line::Text(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                 Line::TooLong => {
                     return Err(ClientError::Connection(format!(
@@ -141,11 +213,11 @@ impl Connection {
     /// nor said anything unasked (such as `421` before it closes an idle connection). Looks
     /// without waiting.
     pub fn is_open(&self) -> bool {
-        if self.lines.has_buffered() || self.reader.set_nonblocking(true).is_err() {
+        if self.lines.has_buffered() || self.socket.set_nonblocking(true).is_err() {
             return false;
         }
-        let looked = self.reader.peek(&mut [0u8; 1]);
-        let restored = self.reader.set_nonblocking(false).is_ok();
+        let looked = self.socket.peek(&mut [0u8; 1]);
+        let restored = self.socket.set_nonblocking(false).is_ok();
         restored && matches!(looked, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
     }
 
@@ -158,7 +230,7 @@ impl Connection {
             lines.push_str(&format!("{ahead}\r\n"));
         }
         lines.push_str(&format!("{command}\r\n"));
-        self.writer.write_all(lines.as_bytes()).map_err(wire(&verb))?;
+        self.stream.write_all(lines.as_bytes()).and_then(|()| self.stream.flush()).map_err(wire(&verb))?;
         let mut refused = None;
         for (ahead, accepted) in queued {
             let reply = self.read_reply(&verb_of(&ahead))?;
@@ -184,7 +256,7 @@ impl Connection {
     }
 
     /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it.
-    fn open_data(&mut self) -> Result<TcpStream> {
+    fn open_data(&mut self) -> Result<ClientStream> {
         let reply = self.send(&Command::Epsv(None))?;
         let address = match reply.code {
             229 => {
@@ -203,19 +275,23 @@ impl Connection {
             }
             _ => return Err(reply_error(Step::Other("EPSV".into()), &reply)),
         };
-        let timeout = self.writer.read_timeout().map_err(wire("data connection"))?;
+        let timeout = self.socket.read_timeout().map_err(wire("data connection"))?;
         let data = TcpStream::connect_timeout(&address, timeout.unwrap_or(DEFAULT_TIMEOUT))
             .map_err(wire("data connection"))?;
         data.set_read_timeout(timeout).map_err(wire("data connection"))?;
         data.set_write_timeout(timeout).map_err(wire("data connection"))?;
-        Ok(data)
+        #[cfg(feature = "tls")]
+        if let Some(session) = &self.tls {
+            return session.wrap_data(data).map_err(wire("data connection"));
+        }
+        Ok(ClientStream::Plain(data))
     }
 
     /// Runs a command that moves bytes on a data connection, handing the connection to `body`.
     fn transfer<T>(
         &mut self,
         command: &Command,
-        body: impl FnOnce(&mut TcpStream) -> Result<T>,
+        body: impl FnOnce(&mut ClientStream) -> Result<T>,
     ) -> Result<T> {
         self.transfer_ordered(command, false, body).map(|(outcome, _)| outcome)
     }
@@ -227,15 +303,20 @@ impl Connection {
         &mut self,
         command: &Command,
         bytes_first: bool,
-        body: impl FnOnce(&mut TcpStream) -> Result<T>,
+        body: impl FnOnce(&mut ClientStream) -> Result<T>,
     ) -> Result<(T, Reply)> {
         let doing = verb_of(command);
+        // A TLS data connection's handshake needs the server to have taken it: wait for the 150.
+        let bytes_first = bytes_first && self.server_pin().is_none();
         let mut data = self.open_data()?;
         let outcome = if bytes_first {
             let line = format!("{command}\r\n");
-            self.writer.write_all(line.as_bytes()).map_err(wire(&doing))?;
+            self.stream
+                .write_all(line.as_bytes())
+                .and_then(|()| self.stream.flush())
+                .map_err(wire(&doing))?;
             let outcome = body(&mut data);
-            let _ = data.shutdown(Shutdown::Both);
+            data.finish();
             let first = self.read_reply(&doing)?;
             if !first.is_preliminary() {
                 return Err(reply_error(Step::of(command), &first));
@@ -248,7 +329,7 @@ impl Connection {
             }
             body(&mut data)
         };
-        let _ = data.shutdown(Shutdown::Both);
+        data.finish();
         drop(data);
         let outcome = match outcome {
             Ok(outcome) => outcome,
@@ -268,12 +349,12 @@ impl Connection {
         if !err.is_connection() {
             return err;
         }
-        let timeout = self.reader.read_timeout().ok().flatten();
-        if self.reader.set_read_timeout(Some(REPLY_AFTER_DATA_FAILURE)).is_err() {
+        let timeout = self.socket.read_timeout().ok().flatten();
+        if self.socket.set_read_timeout(Some(REPLY_AFTER_DATA_FAILURE)).is_err() {
             return err;
         }
         let reply = self.read_reply(&verb_of(command));
-        let _ = self.reader.set_read_timeout(timeout);
+        let _ = self.socket.set_read_timeout(timeout);
         match reply {
             Ok(reply) if reply.code >= 400 && reply.code != 426 => reply_error(Step::of(command), &reply),
             _ => err,
@@ -353,7 +434,7 @@ impl Connection {
                 },
                 |err| ClientError::Usage(format!("cannot read the file for {path}: {err}")),
             )?;
-            data.shutdown(Shutdown::Write).map_err(wire("STOR"))
+            data.end_upload().map_err(wire("STOR"))
         })?;
         match parse_stored_reply(&reply.text()) {
             Some((stored, digest)) if stored == size => Ok(digest),

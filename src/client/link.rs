@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use crate::client::observer::Observer;
 use crate::client::settings::ClientSettings;
+use crate::client::tls::Trust;
 use crate::client::{ClientError, Connection, Result, gave_up};
+use crate::common::pin::Pin;
 use crate::proto::Reason;
 
 /// Pause before the first retry; each further one doubles it.
@@ -44,6 +46,10 @@ pub struct Link {
     owner: Option<(String, String)>,
     /// Whether the server ever answered this link: until it has, a timeout is not retried.
     answered: bool,
+    /// Whom the link believes is the server: a pin, `--insecure`, or the system's roots.
+    trust: Trust,
+    /// The pin of the key the server last showed.
+    seen_pin: Option<Pin>,
 }
 
 impl Link {
@@ -58,7 +64,25 @@ impl Link {
             connection: None,
             owner: None,
             answered: false,
+            trust: Trust { pin: None, insecure: settings.insecure },
+            seen_pin: None,
         }
+    }
+
+    /// The same link, refusing any server whose key does not have `pin` (a share URL's).
+    pub fn pinned(mut self, pin: Option<Pin>) -> Link {
+        self.trust.pin = pin.or(self.trust.pin);
+        self
+    }
+
+    /// The pin this link holds the server to, if any.
+    pub fn pin(&self) -> Option<Pin> {
+        self.trust.pin
+    }
+
+    /// The pin of the key the server showed, once connected over TLS: what a share URL carries.
+    pub fn server_pin(&self) -> Option<Pin> {
+        self.seen_pin
     }
 
     pub fn parallel(&self) -> usize {
@@ -137,8 +161,9 @@ impl Link {
             self.connection = None;
         }
         if self.connection.is_none() {
-            let mut connection = Connection::open(&self.address, self.timeout)?;
+            let mut connection = Connection::open(&self.address, self.timeout, &self.trust)?;
             self.answered = true;
+            self.seen_pin = connection.server_pin().or(self.seen_pin);
             if let Some((code, token)) = &self.owner {
                 match connection.claim(code, token) {
                     Ok(()) => {}

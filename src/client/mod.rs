@@ -11,6 +11,7 @@ pub mod error;
 pub mod link;
 pub mod observer;
 pub mod settings;
+pub mod tls;
 pub mod transfer;
 pub mod url;
 pub mod words;

@@ -38,6 +38,8 @@ pub struct ClientSettings {
     pub retries: u32,
     /// Connections a transfer of many files may use at once (1 to [`MAX_PARALLEL`]).
     pub parallel: usize,
+    /// `--insecure`: TLS without checking the server's certificate, when no share URL pins it.
+    pub insecure: bool,
 }
 
 impl Default for ClientSettings {
@@ -47,6 +49,7 @@ impl Default for ClientSettings {
             timeout: DEFAULT_TIMEOUT,
             retries: DEFAULT_RETRIES,
             parallel: DEFAULT_PARALLEL,
+            insecure: false,
         }
     }
 }
@@ -76,6 +79,7 @@ impl ClientSettings {
                         UsageError(format!("invalid --parallel '{text}': expected 1 to {MAX_PARALLEL}"))
                     })?;
             }
+            "--insecure" => self.insecure = true,
             _ => return Ok(false),
         }
         Ok(true)
@@ -93,7 +97,7 @@ impl ClientSettings {
             return ShareUrl::parse(text);
         }
         let (host, port) = self.server_address()?;
-        Ok(ShareUrl { host, port, code: text.to_owned() })
+        Ok(ShareUrl { host, port, code: text.to_owned(), pin: None })
     }
 }
 
@@ -153,7 +157,8 @@ mod tests {
                 server: None,
                 timeout: DEFAULT_TIMEOUT,
                 retries: DEFAULT_RETRIES,
-                parallel: DEFAULT_PARALLEL
+                parallel: DEFAULT_PARALLEL,
+                insecure: false,
             })
         );
     }
@@ -168,7 +173,8 @@ mod tests {
                 server: Some("example.org:9".into()),
                 timeout: Duration::from_secs(5),
                 retries: 0,
-                parallel: 3
+                parallel: 3,
+                insecure: false,
             })
         );
         assert_eq!(read(&["--parallel", "16"]).unwrap().parallel, MAX_PARALLEL);

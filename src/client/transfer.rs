@@ -68,6 +68,8 @@ pub struct UploadedFile {
 pub struct UploadReport {
     pub share: CreatedShare,
     pub files: Vec<UploadedFile>,
+    /// The pin of the server's key, when it spoke TLS: the share URL carries it.
+    pub pin: Option<crate::common::pin::Pin>,
 }
 
 fn local_name(path: &Path) -> Result<String> {
@@ -245,7 +247,7 @@ fn upload(
     link.own(&share.code, &share.owner_token);
     observer.created(&share);
     match fill_and_seal(link, plan, &share, observer) {
-        Ok(files) => Ok(UploadReport { share, files }),
+        Ok(files) => Ok(UploadReport { share, files, pin: link.server_pin() }),
         Err(err) => {
             // Nothing is published, and the bytes that did arrive go now rather than at expiry.
             let deleted = delete_unfinished(link, &share);

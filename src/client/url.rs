@@ -1,22 +1,28 @@
 //! Share URLs as people paste them: `ftp://HOST:PORT/CODE/`, with or without the port (then
 //! anonshare's [`DEFAULT_PORT`]), with or without user info (`anonymous@`, which a share needs
-//! not), or naming one file of the share (`ftp://HOST:PORT/CODE/report.pdf`). Pure.
+//! not), or naming one file of the share (`ftp://HOST:PORT/CODE/report.pdf`), with the
+//! server's key pin in the fragment (`#pin=sha256//BASE64`) when it speaks TLS. Pure.
 
 use std::fmt;
 
 use crate::client::{ClientError, Result};
+use crate::common::pin::Pin;
 use crate::proto::CreatedShare;
 
 /// Port of an anonshare server when an address or URL names none.
 pub const DEFAULT_PORT: u16 = 2121;
 
-/// A share's address: `ftp://HOST:PORT/CODE/`.
+/// A share's address: `ftp://HOST:PORT/CODE/`, with the server's key pin in the fragment
+/// (`#pin=sha256//BASE64`) when it speaks TLS. A fragment never goes to a server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShareUrl {
     /// Host name or address as written; IPv6 without brackets.
     pub host: String,
     pub port: u16,
     pub code: String,
+    /// The SHA-256 of the server's public key: a server that shows another key, or no TLS,
+    /// is refused.
+    pub pin: Option<Pin>,
 }
 
 impl ShareUrl {
@@ -33,12 +39,20 @@ impl ShareUrl {
     }
 
     /// Parses a share URL, or the URL of a file or folder in a share: the share, and the path
-    /// inside it when there is one.
+    /// inside it when there is one. Either may end in `#pin=sha256//BASE64`.
     pub fn parse_file(text: &str) -> Result<(ShareUrl, Option<String>)> {
         let bad = || {
             ClientError::Usage(format!(
                 "invalid share URL '{text}': expected ftp://HOST:PORT/CODE/ as printed by upload"
             ))
+        };
+        let (text, pin) = match text.split_once('#') {
+            Some((before, fragment)) => {
+                let pin = fragment.strip_prefix("pin=").ok_or_else(bad)?;
+                let pin = pin.parse::<Pin>().map_err(|err| ClientError::Usage(err.to_string()))?;
+                (before, Some(pin))
+            }
+            None => (text, None),
         };
         let rest = text.strip_prefix("ftp://").ok_or_else(bad)?;
         let (authority, path) = rest.split_once('/').ok_or_else(bad)?;
@@ -49,19 +63,21 @@ impl ShareUrl {
         if code.is_empty() {
             return Err(bad());
         }
-        let url = ShareUrl { host, port, code: code.to_owned() };
+        let url = ShareUrl { host, port, code: code.to_owned(), pin };
         let inside = inside.trim_end_matches('/');
         Ok((url, (!inside.is_empty()).then(|| inside.to_owned())))
     }
 
     /// The URL of a share just made: the one the server sent (`--public-host`), or else the
-    /// share on `host:port`, the address this client reached the server at.
-    pub fn of_created(share: &CreatedShare, host: &str, port: u16) -> ShareUrl {
+    /// share on `host:port`, the address this client reached the server at; with `pin`, the
+    /// key the upload's connection saw, when it spoke TLS.
+    pub fn of_created(share: &CreatedShare, host: &str, port: u16, pin: Option<Pin>) -> ShareUrl {
         let sent = share.url.as_deref().and_then(|url| ShareUrl::parse(url).ok());
-        match sent {
+        let url = match sent {
             Some(url) if url.code == share.code => url,
-            _ => ShareUrl { host: host.to_owned(), port, code: share.code.clone() },
-        }
+            _ => ShareUrl { host: host.to_owned(), port, code: share.code.clone(), pin: None },
+        };
+        ShareUrl { pin: pin.or(url.pin), ..url }
     }
 
     /// `HOST:PORT` for connecting, brackets around IPv6.
@@ -72,7 +88,11 @@ impl ShareUrl {
 
 impl fmt::Display for ShareUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ftp://{}/{}/", self.address(), self.code)
+        write!(f, "ftp://{}/{}/", self.address(), self.code)?;
+        match &self.pin {
+            Some(pin) => write!(f, "#pin={pin}"),
+            None => Ok(()),
+        }
     }
 }
 
@@ -147,7 +167,7 @@ mod tests {
             expires: "2026-12-02T12:00:00Z".into(),
             url: None,
         };
-        let of = |created: &CreatedShare| ShareUrl::of_created(created, "127.0.0.1", 2121).to_string();
+        let of = |created: &CreatedShare| ShareUrl::of_created(created, "127.0.0.1", 2121, None).to_string();
         assert_eq!(of(&created), "ftp://127.0.0.1:2121/abc/");
         created.url = Some("ftp://share.example.org:21/abc/".into());
         assert_eq!(of(&created), "ftp://share.example.org:21/abc/");

@@ -27,13 +27,23 @@ pub fn read_line(stream: &mut impl Read, buffer: &mut LineBuffer) -> io::Result<
 
 /// Returns a whole line if one is buffered or waiting on the socket, without blocking.
 pub fn poll_line(stream: &TcpStream, buffer: &mut LineBuffer) -> io::Result<Option<Line>> {
+    poll_line_through(stream, &mut &*stream, buffer)
+}
+
+/// Like [`poll_line`], reading through `reader` (a TLS stream, say) over `socket`, which is
+/// made non-blocking for that one look.
+pub fn poll_line_through(
+    socket: &TcpStream,
+    reader: &mut impl Read,
+    buffer: &mut LineBuffer,
+) -> io::Result<Option<Line>> {
     if let Some(line) = buffer.next_line() {
         return Ok(Some(line));
     }
     let mut bytes = [0u8; READ_BYTES];
-    stream.set_nonblocking(true)?;
-    let result = (&*stream).read(&mut bytes);
-    stream.set_nonblocking(false)?;
+    socket.set_nonblocking(true)?;
+    let result = reader.read(&mut bytes);
+    socket.set_nonblocking(false)?;
     match result {
         Ok(0) => Ok(Some(Line::Closed)),
         Ok(n) => {

@@ -8,5 +8,6 @@ pub mod digest;
 pub mod expiry;
 pub mod line_io;
 pub mod names;
+pub mod pin;
 pub mod platform;
 pub mod secret;

@@ -42,6 +42,25 @@ pub fn keep_urgent_data_inline(_stream: &TcpStream) -> io::Result<()> {
     Ok(())
 }
 
+/// Writes a new file that only its owner may read (mode 0600), and syncs it.
+#[cfg(unix)]
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Elsewhere the file gets the folder's permissions.
+#[cfg(not(unix))]
+pub fn write_private(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    use std::io::Write;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
 /// Sends up to `count` bytes of `file` from `*offset` to `socket`, advancing `*offset` by what
 /// was sent and returning it. On Linux the kernel moves the bytes (sendfile, zero-copy).
 #[cfg(target_os = "linux")]

@@ -30,6 +30,7 @@ use crate::client::settings::ClientSettings;
 use crate::client::transfer::{self, Existing, Listing, SavedFile, Selection, ShareOptions, UploadReport};
 use crate::client::{ClientError, RemoteFile, ShareInfo, ShareUrl, join_host_port};
 use crate::common::expiry::{parse_expiry, rfc3339};
+use crate::common::pin::Pin;
 use task::{Poll, Task};
 
 /// Most files one upload takes, as in the original design.
@@ -335,13 +336,21 @@ impl GuiApp {
         }
     }
 
-    /// The link to `address`: the connected server's when it is free, else a new one.
-    fn take_link(&mut self, address: &str) -> Link {
-        match &mut self.server {
+    /// The link to `address`: the connected server's when it is free, else a new one. With a
+    /// share URL's `pin`, only a link held to that pin will do: another one is closed.
+    fn take_link(&mut self, address: &str, pin: Option<Pin>) -> Link {
+        let free = match &mut self.server {
             Some(server) if server.address() == address => server.link.take(),
             _ => None,
+        };
+        match free {
+            Some(link) if pin.is_none() || link.pin() == pin => link,
+            Some(link) => {
+                goodbye(link);
+                Link::new(address, &self.client).pinned(pin)
+            }
+            None => Link::new(address, &self.client).pinned(pin),
         }
-        .unwrap_or_else(|| Link::new(address, &self.client))
     }
 
     /// Keeps a link that came back from a task, or lets it go. A cancelled transfer leaves its
@@ -412,7 +421,7 @@ impl GuiApp {
         self.start(ctx, JobKind::Upload, files, move |reporter| {
             let options = ShareOptions { lifetime, downloads: None };
             let result = transfer::publish(link, &paths, options, reporter).map(|report| {
-                let url = ShareUrl::of_created(&report.share, &host, port);
+                let url = ShareUrl::of_created(&report.share, &host, port, report.pin);
                 (url, report)
             });
             Outcome::Uploaded(result)
@@ -451,7 +460,7 @@ impl GuiApp {
         self.listed = None;
         self.saved.clear();
         self.download_note = None;
-        let mut link = self.take_link(&url.address());
+        let mut link = self.take_link(&url.address(), url.pin);
         self.start(ctx, JobKind::View, Vec::new(), move |reporter| {
             let result = transfer::list_share(&mut link, &url.code, reporter);
             Outcome::Listed { link, url, result }
@@ -488,10 +497,11 @@ impl GuiApp {
         let existing = self.existing;
         let code = listed.url.code.clone();
         let address = listed.url.address();
+        let pin = listed.url.pin;
         let dir = PathBuf::from(self.destination.trim());
         self.download_note = None;
         self.saved.clear();
-        let mut link = self.take_link(&address);
+        let mut link = self.take_link(&address, pin);
         self.start(ctx, JobKind::Download, files, move |reporter| {
             let result = transfer::download(&mut link, &code, &selection, &dir, existing, reporter);
             Outcome::Downloaded { link, dir, result }

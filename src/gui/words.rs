@@ -34,7 +34,7 @@ pub(super) fn share_of(text: &str, server: Option<(&str, u16)>) -> Result<ShareU
         )));
     }
     match server {
-        Some((host, port)) => Ok(ShareUrl { host: host.to_owned(), port, code: text.to_owned() }),
+        Some((host, port)) => Ok(ShareUrl { host: host.to_owned(), port, code: text.to_owned(), pin: None }),
         None => Err(ClientError::Usage(
             "connect to a server first, or paste the whole share path (ftp://HOST:PORT/CODE/)".into(),
         )),

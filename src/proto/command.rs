@@ -49,6 +49,14 @@ pub enum Command {
     Allo(Option<u64>),
     Help,
     Site(SiteCommand),
+    /// `AUTH TLS` or `AUTH SSL`: turn the control connection into TLS (RFC 4217 §4).
+    Auth(String),
+    /// `PBSZ 0`: the protection buffer size, always 0 under TLS (RFC 4217 §8).
+    Pbsz(String),
+    /// `PROT P` or `PROT C`: whether data connections are TLS (RFC 4217 §9).
+    Prot(String),
+    /// `CCC`: back to a plaintext control connection (RFC 4217 §6); always refused.
+    Ccc,
 }
 
 /// anonshare's share extensions, sent as `SITE <sub-command> ...`.
@@ -213,6 +221,10 @@ pub fn parse_command(line: &[u8]) -> Result<Command, ProtoError> {
         "ALLO" => Command::Allo(parse_allo(arg.as_deref())?),
         "HELP" => Command::Help,
         "SITE" => Command::Site(parse_site(&required("SITE")?)?),
+        "AUTH" => Command::Auth(required("AUTH")?),
+        "PBSZ" => Command::Pbsz(required("PBSZ")?),
+        "PROT" => Command::Prot(required("PROT")?),
+        "CCC" => Command::Ccc,
         _ if REFUSED_VERBS.contains(&upper.as_str()) => {
             return Err(ProtoError::NotImplemented(upper));
         }
@@ -384,6 +396,10 @@ impl fmt::Display for Command {
             Command::Allo(Some(size)) => write!(f, "ALLO {size}"),
             Command::Help => f.write_str("HELP"),
             Command::Site(site) => write!(f, "SITE {site}"),
+            Command::Auth(mechanism) => write!(f, "AUTH {mechanism}"),
+            Command::Pbsz(size) => write!(f, "PBSZ {size}"),
+            Command::Prot(level) => write!(f, "PROT {level}"),
+            Command::Ccc => f.write_str("CCC"),
         }
     }
 }
@@ -563,6 +579,12 @@ mod tests {
             "SITE INFO",
             "SITE INFO /x",
             "SITE HELP",
+            "AUTH TLS",
+            "AUTH SSL",
+            "PBSZ 0",
+            "PROT P",
+            "PROT C",
+            "CCC",
             &format!("SITE DIGEST {hex} a"),
         ] {
             let command: Command = line.parse().unwrap();

@@ -65,6 +65,13 @@ impl LineBuffer {
         self.ready.pop_front()
     }
 
+    /// Drops every byte not taken yet: what a client sent in plaintext after `AUTH TLS`.
+    pub fn clear(&mut self) {
+        self.partial.clear();
+        self.discarding = false;
+        self.ready.clear();
+    }
+
     /// Whether bytes arrived that no one has taken yet.
     pub fn has_buffered(&self) -> bool {
         !self.ready.is_empty() || !self.partial.is_empty()

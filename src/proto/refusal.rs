@@ -69,6 +69,11 @@ pub enum Reason {
     /// since, or a command named a path outside every share: publishing it could hide a
     /// missing file (550).
     Unfinished,
+    /// The server takes this command only over TLS: send `AUTH TLS` first (534, RFC 4217 §10).
+    TlsRequired,
+    /// A TLS handshake failed, or a protected data connection did not resume the TLS session
+    /// of its control connection (522, RFC 4217 §10).
+    TlsFailed,
     /// A refusal whose reason is not known: a reply from another server, or a tag from a newer
     /// one.
     Unspecified,
@@ -101,6 +106,8 @@ const REASONS: &[(Reason, &str, u16)] = &[
     (Reason::Closing, "closing", 421),
     (Reason::StorageError, "storage-error", 451),
     (Reason::Unfinished, "unfinished", 550),
+    (Reason::TlsRequired, "tls-required", 534),
+    (Reason::TlsFailed, "tls-failed", 522),
     (Reason::Unspecified, "unspecified", 550),
 ];
 
@@ -132,7 +139,9 @@ impl Reason {
             500 => Reason::BadCommand,
             501 => Reason::BadArgument,
             502 => Reason::NotImplemented,
-            504 => Reason::Unsupported,
+            504 | 536 => Reason::Unsupported,
+            522 => Reason::TlsFailed,
+            534 => Reason::TlsRequired,
             530 => Reason::NotLoggedIn,
             550 => Reason::NotFound,
             552 => Reason::TooLarge,
@@ -252,6 +261,8 @@ mod tests {
         check(452, Reason::DiskFull);
         check(502, Reason::NotImplemented);
         check(599, Reason::Unspecified);
+        check(522, Reason::TlsFailed);
+        check(534, Reason::TlsRequired);
         let unknown_tag = Refusal::from_reply(&Reply::new(550, "gone [vanished]"));
         assert_eq!((unknown_tag.reason, unknown_tag.text.as_str()), (Reason::NotFound, "gone [vanished]"));
     }

@@ -50,6 +50,61 @@ pub const DEFAULT_SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 /// After SIGTERM or SIGINT, how long transfers in flight may run before they are cut. The
 /// systemd unit's `TimeoutStopSec` must be longer (deploy/anonshare-server.service).
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(60);
+/// TLS sessions the server remembers for resumption, across all clients (`--tls-max-sessions`).
+pub const DEFAULT_TLS_MAX_SESSIONS: usize = 20_000;
+
+/// Whether the control and data connections speak TLS (`--tls`, RFC 4217).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsPolicy {
+    /// No TLS: `AUTH TLS` is refused.
+    Off,
+    /// TLS for clients that ask (`AUTH TLS`, `PROT P`); plaintext for the others.
+    Optional,
+    /// Nothing but the login, `AUTH` and `FEAT` before TLS, and data connections under `PROT P`.
+    Required,
+}
+
+impl TlsPolicy {
+    /// The policy of a server that was not told one: TLS for those who ask on a loopback
+    /// address, which no other machine reaches; TLS required everywhere else.
+    pub fn default_for(loopback: bool) -> TlsPolicy {
+        if loopback { TlsPolicy::Optional } else { TlsPolicy::Required }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            TlsPolicy::Off => "off",
+            TlsPolicy::Optional => "optional",
+            TlsPolicy::Required => "required",
+        }
+    }
+}
+
+/// The TLS flags.
+#[derive(Debug, Clone)]
+pub struct TlsSettings {
+    /// `--tls`; `None` until the listening address decides ([`TlsPolicy::default_for`]).
+    pub policy: Option<TlsPolicy>,
+    /// `--tls-cert` and `--tls-key`: PEM files; without them the server makes its own.
+    pub cert: Option<PathBuf>,
+    pub key: Option<PathBuf>,
+    /// `--tls-reuse required`: a protected data connection must resume its control
+    /// connection's TLS session (522 otherwise).
+    pub require_reuse: bool,
+    pub max_sessions: usize,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        TlsSettings {
+            policy: None,
+            cert: None,
+            key: None,
+            require_reuse: true,
+            max_sessions: DEFAULT_TLS_MAX_SESSIONS,
+        }
+    }
+}
 
 /// Everything the server can be told.
 #[derive(Debug, Clone)]
@@ -90,6 +145,7 @@ pub struct Config {
     pub passive_ports: Option<PortRange>,
     /// The name clients reach this server by, for `PASV` replies and share URLs.
     pub public_host: Option<PublicHost>,
+    pub tls: TlsSettings,
 }
 
 impl Default for Config {
@@ -129,6 +185,7 @@ impl Default for Config {
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             passive_ports: None,
             public_host: None,
+            tls: TlsSettings::default(),
         }
     }
 }
@@ -198,6 +255,16 @@ Options:
                            425 when all are busy [default: any port the OS picks]
   --public-host NAME[:PORT]  the name or address clients reach this server by: sent in PASV
                            replies (its IPv4 address) and in share URLs [default: none]
+  --tls off|optional|required
+                           TLS on the control and data connections (FTPS, AUTH TLS)
+                           [default: optional on a loopback address, else required]
+  --tls-cert FILE          certificate chain in PEM, reloaded when it changes
+                           [default: one made on first start, kept under --root]
+  --tls-key FILE           its private key in PEM
+  --tls-reuse required|optional
+                           whether a PROT P data connection must resume the TLS
+                           session of its control connection (522) [default: required]
+  --tls-max-sessions N     TLS sessions kept for resumption [default: {tls_sessions}]
   -h, --help               print this help
   -V, --version            print the version
 
@@ -242,6 +309,7 @@ at once by a second signal.
         budget = d.max_download_budget,
         list = d.max_list_entries,
         grace = format_duration(d.shutdown_grace),
+        tls_sessions = d.tls.max_sessions,
     )
 }
 
@@ -329,12 +397,36 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
                     .map_err(|why| UsageError(format!("invalid {flag} '{text}': {why}")))?;
                 config.public_host = Some(host);
             }
+            "--tls" => config.tls.policy = Some(parse_tls_policy(&args.value(&flag)?)?),
+            "--tls-cert" => config.tls.cert = Some(args.value(&flag)?.into()),
+            "--tls-key" => config.tls.key = Some(args.value(&flag)?.into()),
+            "--tls-reuse" => {
+                config.tls.require_reuse = match args.value(&flag)?.as_str() {
+                    "required" => true,
+                    "optional" => false,
+                    other => {
+                        return Err(UsageError(format!(
+                            "invalid --tls-reuse '{other}': expected required or optional"
+                        )));
+                    }
+                }
+            }
+            "--tls-max-sessions" => config.tls.max_sessions = args.parsed(&flag, "a number of sessions")?,
             _ => return Err(unknown_flag(&flag)),
         }
     }
     config.max_clients = max_clients.unwrap_or(config.workers);
     check_config(&config)?;
     Ok(Invocation::Serve(Box::new(config)))
+}
+
+fn parse_tls_policy(text: &str) -> Result<TlsPolicy, UsageError> {
+    match text {
+        "off" => Ok(TlsPolicy::Off),
+        "optional" => Ok(TlsPolicy::Optional),
+        "required" => Ok(TlsPolicy::Required),
+        _ => Err(UsageError(format!("invalid --tls '{text}': expected off, optional or required"))),
+    }
 }
 
 fn check_config(config: &Config) -> Result<(), UsageError> {
@@ -376,6 +468,16 @@ fn check_config(config: &Config) -> Result<(), UsageError> {
         if value.is_zero() {
             return fail(format!("{flag} must be above zero"));
         }
+    }
+    if config.tls.cert.is_some() != config.tls.key.is_some() {
+        return fail("--tls-cert and --tls-key go together".into());
+    }
+    if config.tls.max_sessions == 0 {
+        return fail("--tls-max-sessions must be at least 1".into());
+    }
+    if !cfg!(feature = "tls") && matches!(config.tls.policy, Some(TlsPolicy::Optional | TlsPolicy::Required))
+    {
+        return fail("this anonshare-server was built without TLS (cargo feature tls): use --tls off".into());
     }
     if config.max_line < 64 {
         return fail(format!("--max-line {} is too small: at least 64 bytes", config.max_line));
@@ -426,6 +528,15 @@ mod tests {
         assert_eq!(config.listen, DEFAULT_LISTEN);
         assert_eq!(config.max_clients, DEFAULT_WORKERS);
         assert_eq!(config.default_expiry, DEFAULT_EXPIRY);
+        assert_eq!((config.tls.policy, config.tls.require_reuse), (None, true));
+    }
+
+    #[test]
+    fn tls_flags_are_read() {
+        let config = parse(&["--tls", "off", "--tls-reuse", "optional"]).unwrap();
+        assert_eq!((config.tls.policy, config.tls.require_reuse), (Some(TlsPolicy::Off), false));
+        assert_eq!(TlsPolicy::default_for(true), TlsPolicy::Optional);
+        assert_eq!(TlsPolicy::default_for(false), TlsPolicy::Required);
     }
 
     #[test]
@@ -477,6 +588,8 @@ mod tests {
         );
         assert!(parse(&["--default-expiry", "40d"]).unwrap_err().contains("at most --max-expiry"));
         assert!(parse(&["--idle-timeout", "soon"]).unwrap_err().contains("expected a duration"));
+        assert!(parse(&["--tls", "on"]).unwrap_err().contains("expected off, optional or required"));
+        assert!(parse(&["--tls-cert", "c.pem"]).unwrap_err().contains("go together"));
         assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option '--bogus' (see --help)");
         assert!(parse(&["--passive-ports", "3000-2000"]).unwrap_err().contains("MIN <= MAX"));
         assert!(parse(&["--passive-ports", "0-10"]).unwrap_err().contains("expected MIN-MAX"));

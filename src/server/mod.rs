@@ -15,6 +15,9 @@ pub mod shared;
 pub mod shutdown;
 pub mod signals;
 pub mod store;
+pub mod stream;
+#[cfg(feature = "tls")]
+pub mod tls;
 pub mod vpath;
 
 pub use config::{
@@ -36,6 +39,7 @@ use crate::common::platform::wait_for_connection;
 use crate::log_event;
 use crate::proto::{Reason, Refusal};
 use crate::server::admission::TooManyConnections;
+use crate::server::config::TlsPolicy;
 use crate::server::pool::ThreadPool;
 use crate::server::public::PublicAddress;
 use crate::server::session::Session;
@@ -68,9 +72,48 @@ impl Server {
         let backlog = LISTEN_BACKLOG.max(u32::try_from(config.max_clients).unwrap_or(u32::MAX));
         let listener = crate::common::platform::listen(&config.listen, backlog)
             .with_context(|| format!("cannot listen on {}", config.listen))?;
+        let mut config = config;
+        let loopback = listener.local_addr()?.ip().is_loopback();
+        let policy = match config.tls.policy {
+            Some(policy) => policy,
+            None if cfg!(feature = "tls") => TlsPolicy::default_for(loopback),
+            None if loopback => TlsPolicy::Off,
+            None => anyhow::bail!(
+                "this anonshare-server was built without TLS (cargo feature tls): to serve shares \
+                 in the clear on {}, say --tls off",
+                config.listen
+            ),
+        };
+        config.tls.policy = Some(policy);
+        #[cfg(feature = "tls")]
+        let tls = match policy {
+            TlsPolicy::Off => None,
+            _ => Some(Arc::new(tls::Tls::open(&config.tls, &config.root)?)),
+        };
         let public = PublicAddress::new(config.public_host.clone());
         let public_note = public.reload();
-        Ok(Server { listener, shared: Arc::new(Shared::new(config, store, public)), public_note })
+        let shared = Shared::new(config, store, public);
+        #[cfg(feature = "tls")]
+        let shared = shared.with_tls(tls);
+        Ok(Server { listener, shared: Arc::new(shared), public_note })
+    }
+
+    /// The lines the server prints after its address: the TLS policy and, with TLS, the
+    /// certificate's SHA-256 fingerprint and its pin (what curl's `--pinnedpubkey` takes).
+    pub fn start_lines(&self) -> Vec<String> {
+        let policy = self.shared.config.tls.policy.unwrap_or(TlsPolicy::Off);
+        let first = format!("anonshare-server tls {}", policy.name());
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.shared.tls {
+            let identity = tls.identity();
+            let made = if identity.generated { " (made by this server)" } else { "" };
+            return vec![
+                first,
+                format!("anonshare-server certificate sha256 {}{made}", identity.fingerprint),
+                format!("anonshare-server pin {}", identity.pin),
+            ];
+        }
+        vec![first]
     }
 
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
@@ -384,8 +427,19 @@ mod tidy {
 
     #[test]
     fn the_session_does_not_import_the_accept_loop() {
-        let allowed =
-            ["admission", "config", "log", "passive", "session", "shared", "shutdown", "store", "vpath"];
+        let allowed = [
+            "admission",
+            "config",
+            "log",
+            "passive",
+            "session",
+            "shared",
+            "shutdown",
+            "store",
+            "stream",
+            "tls",
+            "vpath",
+        ];
         for (path, text) in sources("session") {
             for (at, _) in text.match_indices("crate::server::") {
                 let rest = &text[at + "crate::server::".len()..];

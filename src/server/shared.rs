@@ -20,6 +20,9 @@ pub struct Shared {
     pub passive_ports: PassivePorts,
     pub public: PublicAddress,
     pub shutdown: Arc<Shutdown>,
+    /// The certificate and TLS configurations, when the server speaks TLS.
+    #[cfg(feature = "tls")]
+    pub tls: Option<Arc<crate::server::tls::Tls>>,
     next_id: AtomicU64,
 }
 
@@ -36,7 +39,33 @@ impl Shared {
         });
         let passive_ports = PassivePorts::new(config.passive_ports);
         let shutdown = Arc::new(Shutdown::new(config.shutdown_grace));
-        Shared { config, store, admission, passive_ports, public, shutdown, next_id: AtomicU64::new(1) }
+        Shared {
+            config,
+            store,
+            admission,
+            passive_ports,
+            public,
+            shutdown,
+            #[cfg(feature = "tls")]
+            tls: None,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// The same state with the server's TLS certificate and configurations.
+    #[cfg(feature = "tls")]
+    pub fn with_tls(self, tls: Option<Arc<crate::server::tls::Tls>>) -> Shared {
+        Shared { tls, ..self }
+    }
+
+    /// Reads the TLS certificate and key again (SIGHUP); the server keeps the old ones when
+    /// the new ones do not load. Without TLS there is nothing to do.
+    pub fn reload_tls(&self) -> Result<(), String> {
+        #[cfg(feature = "tls")]
+        if let Some(tls) = &self.tls {
+            return tls.reload().map(|_| ()).map_err(|err| err.to_string());
+        }
+        Ok(())
     }
 
     /// A number no other connection to this server has had, for the log.

@@ -1,7 +1,7 @@
 //! What `anonshare-server` does on a signal. SIGTERM or SIGINT starts a graceful shutdown (the
 //! accept loop and the sessions carry it out); a second one ends the process at once with
-//! [`EXIT_FORCED`]. SIGHUP reloads what can change without a restart: today the address of
-//! `--public-host`, resolved again. Only the binary installs this, never a library user.
+//! [`EXIT_FORCED`]. SIGHUP reloads what can change without a restart: the address of
+//! `--public-host`, resolved again, and the TLS certificate and key. Only the binary installs this, never a library user.
 
 use std::io;
 use std::sync::Arc;
@@ -19,6 +19,9 @@ pub fn watch(shared: Arc<Shared>) -> io::Result<()> {
         Signal::Hangup => {
             let reloaded = shared.public.reload();
             log_event!("event=reload signal={} {reloaded}", signal.name());
+            if let Err(err) = shared.reload_tls() {
+                log_event!("event=tls-reload-failed error={err:?}");
+            }
         }
         Signal::Terminate | Signal::Interrupt => {
             let sessions = shared.shutdown.sessions();

@@ -5,6 +5,8 @@ mod cli;
 mod cluster;
 mod crash;
 mod fault_proxy;
+#[cfg(feature = "tls")]
+mod ftps;
 mod hardening;
 mod lifecycle;
 mod operations;

@@ -14,6 +14,10 @@ use crate::support::{
     receive, upload,
 };
 
+/// The proxy reads and rewrites the control connection (the passive ports), which TLS would
+/// hide from it: its servers speak in the clear. FTPS is tested in `ftps.rs`.
+const PLAINTEXT: &[&str] = &["--tls", "off"];
+
 // The smoke tests: the proxy against today's client, which does not retry. The cut tests pin
 // down today's failure; they change once the client resumes.
 
@@ -45,7 +49,7 @@ fn passive_replies_point_at_the_proxy() {
 
 #[test]
 fn a_clean_proxy_passes_every_byte() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let proxy = FaultProxy::start(&server.addr, Vec::new());
     let dir = TempDir::new();
     let files = [
@@ -92,7 +96,7 @@ fn a_clean_proxy_passes_every_byte() {
 
 #[test]
 fn a_pasv_client_goes_through_the_proxy_too() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let dir = TempDir::new();
     let bytes = random_bytes(300_001, 9);
     dir.file("f.bin", &bytes);
@@ -196,7 +200,7 @@ fn spent_retries_end_in_exit_2_and_keep_the_partial_file() {
 
 #[test]
 fn cut_uploads_resume_from_the_bytes_the_server_kept() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let cuts = vec![Fault::data_to_server(0, MIB as u64), Fault::control_to_server(1, 0)];
     let proxy = FaultProxy::start(&server.addr, cuts);
     let dir = TempDir::new();
@@ -234,7 +238,7 @@ fn cut_uploads_resume_from_the_bytes_the_server_kept() {
 fn a_small_upload_cut_every_time_spends_the_retries() {
     // A small file's bytes go before the server's go-ahead and nothing of it is kept when it is
     // cut: sending it again from its first byte is no progress, so the retries run out.
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let cuts = (0..10).map(|nth| Fault::data_to_server(nth, 100)).collect();
     let proxy = FaultProxy::start(&server.addr, cuts);
     let dir = TempDir::new();
@@ -248,7 +252,7 @@ fn a_small_upload_cut_every_time_spends_the_retries() {
 
 #[test]
 fn bytes_corrupted_on_the_way_up_are_caught_and_nothing_is_published() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let proxy = FaultProxy::start(&server.addr, vec![Fault::flip_data_to_server(0, 5000)]);
     let dir = TempDir::new();
     dir.file("precious.bin", &random_bytes(100_000, 9));
@@ -285,7 +289,7 @@ fn dropping_the_proxy_ends_every_connection_at_once() {
 /// A server holding a share (uploaded directly) with `big.bin` of `size` bytes and a small file
 /// after it; the share's code and its files.
 fn share_with_big_file(size: usize) -> (Server, String, Vec<(&'static str, Vec<u8>)>) {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let dir = TempDir::new();
     let files = vec![("big.bin", random_bytes(size, 7)), ("small.txt", b"after the big one".to_vec())];
     for (name, bytes) in &files {
@@ -360,7 +364,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 
 #[test]
 fn a_control_connection_cut_mid_greeting_is_retried() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_client(0, 3)]);
     let dir = TempDir::new();
     dir.file("a.txt", b"sent on the second try");
@@ -375,7 +379,7 @@ fn a_control_connection_cut_mid_greeting_is_retried() {
 
 #[test]
 fn many_files_move_on_parallel_connections_and_arrive_whole() {
-    let server = Server::start();
+    let server = Server::start_with(PLAINTEXT);
     // The first four STORs run side by side: each of the four connections takes a file.
     let proxy = FaultProxy::side_by_side(&server.addr, &[(0, 4)]);
     let dir = TempDir::new();

@@ -182,9 +182,11 @@ fn curl_uploads_through_the_site_verbs() {
 fn lftp(cwd: &std::path::Path, url: &str, script: &str) -> crate::support::Run {
     let child = std::process::Command::new("lftp")
         .args([
-            "-e",
-            &format!("set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; {script}; bye"),
-            url,
+            "-c",
+            &format!(
+                "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; \
+                 set ssl:verify-certificate no; open '{url}'; {script}; bye"
+            ),
         ])
         .current_dir(cwd)
         .stdout(std::process::Stdio::piped())

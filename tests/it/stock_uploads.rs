@@ -52,7 +52,7 @@ fn lftp_mirror_r_fills_a_share_made_at_login() {
     let files = tree(&dir);
     // ftp:site is sent right after login, before lftp asks PWD: its home is the new share, and
     // the absolute paths it builds are inside it.
-    let script = "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; \
+    let script = "set cmd:fail-exit yes; set net:max-retries 1; set net:timeout 20; set ssl:verify-certificate no; \
                   set ftp:site 'MKSHARE 600'; quote PWD; mirror -R up; bye";
     let lftp = run("lftp", dir.path(), &["-e", script, &format!("ftp://anonymous:x@{}", server.addr)], "");
     assert_eq!(lftp.code, 0, "{}{}", lftp.stdout, lftp.stderr);
@@ -73,7 +73,8 @@ fn lftp_mirror_r_that_loses_its_way_publishes_nothing() {
     tree(&dir);
     // lftp keeps `/` as its folder after `quote SITE MKSHARE` and sends `CWD /nested`, which
     // names no share: the mirror fails, and its QUIT leaves the share with 3 of 7 files unseen.
-    let script = "set net:max-retries 1; set net:timeout 20; quote SITE MKSHARE 600; mirror -R up .; bye";
+    let script = "set net:max-retries 1; set net:timeout 20; set ssl:verify-certificate no; \
+                  quote SITE MKSHARE 600; mirror -R up .; bye";
     let lftp = run("lftp", dir.path(), &["-e", script, &format!("ftp://anonymous:x@{}", server.addr)], "");
     let code = code_in(&lftp.stdout);
     assert!(lftp.stderr.contains("mirror: Access failed: 550"), "{}", lftp.stderr);

@@ -7,14 +7,12 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, Shutdown, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::common::chunks::chunk_size;
 use crate::common::expiry::format_duration;
-use crate::common::line_io::poll_line;
-use crate::common::platform::send_file;
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
@@ -26,6 +24,7 @@ use crate::server::session::rules::{UploadVerb, Written};
 use crate::server::session::{Next, Session};
 use crate::server::shutdown::Shutdown as ServerShutdown;
 use crate::server::store::{StoreError, Upload};
+use crate::server::stream::{ControlStream, DataStream};
 
 /// Bytes per read of an upload: larger than the client's chunks, so the server, which also
 /// writes and hashes them, makes fewer calls.
@@ -55,7 +54,7 @@ pub(super) enum Stop {
 /// The control connection as a transfer sees it: between chunks it looks for ABOR and holds
 /// any other command (QUIT included, as RFC 959 asks) until the transfer is over.
 pub(super) struct ControlWatch<'s> {
-    control: &'s TcpStream,
+    control: &'s mut ControlStream,
     lines: &'s mut LineBuffer,
     held: &'s mut VecDeque<Line>,
     /// QUIT arrived: the client meant to leave, so a close after it is not a crash.
@@ -73,7 +72,7 @@ impl ControlWatch<'_> {
             return Err(Stop::Shutdown);
         }
         while self.held.len() < self.max_held {
-            let line = match poll_line(self.control, self.lines) {
+            let line = match self.control.poll_line(self.lines) {
                 Ok(None) => return Ok(()),
                 Err(_) | Ok(Some(Line::Closed)) if self.quit_seen => return Ok(()),
                 Err(_) | Ok(Some(Line::Closed)) => return Err(Stop::ClientGone),
@@ -104,7 +103,7 @@ impl ControlWatch<'_> {
     }
 
     /// Writes all of `bytes`, patiently: a slow reader is waited for, ABOR is heard.
-    pub(super) fn write_all(&mut self, data: &mut TcpStream, mut bytes: &[u8]) -> Result<(), Stop> {
+    pub(super) fn write_all(&mut self, data: &mut DataStream, mut bytes: &[u8]) -> Result<(), Stop> {
         let mut last_progress = Instant::now();
         while !bytes.is_empty() {
             match data.write(bytes) {
@@ -128,14 +127,14 @@ fn send_range(
     file: &std::fs::File,
     position: &mut u64,
     end: u64,
-    data: &mut TcpStream,
+    data: &mut DataStream,
     watch: &mut ControlWatch<'_>,
 ) -> Result<(), Stop> {
     let mut last_progress = Instant::now();
     while *position < end {
         watch.check()?;
         let slice = RETR_SLICE_BYTES.min((end - *position) as usize);
-        match send_file(file, position, slice, data) {
+        match data.send_file(file, position, slice) {
             Ok(0) => {
                 let short = io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
                 return Err(Stop::Data(short));
@@ -150,7 +149,7 @@ fn send_range(
 }
 
 /// Reads an upload's bytes from the data connection to its end, into the store.
-fn receive(data: &mut TcpStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
+fn receive(data: &mut DataStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
     let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
     let mut last_progress = Instant::now();
     loop {
@@ -273,18 +272,21 @@ impl Session<'_> {
     pub(super) fn with_data(
         &mut self,
         preliminary: String,
-        transfer: impl FnOnce(&mut TcpStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
+        transfer: impl FnOnce(&mut DataStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
     ) -> io::Result<Next> {
         if self.passive.is_none() {
             return self.refuse(Refusal::new(Reason::NoDataConnection, "Use PASV or EPSV first"));
         }
+        if let Err(refusal) = self.check_data_protection() {
+            return self.refuse(refusal);
+        }
         self.reply(Reply::new(150, preliminary))?;
-        let mut data = match self.accept_data() {
+        let mut data = match self.accept_data().and_then(|socket| self.protect(socket)) {
             Ok(data) => data,
             Err(refusal) => return self.refuse(refusal),
         };
         let mut watch = ControlWatch {
-            control: &self.control,
+            control: &mut self.control,
             lines: &mut self.lines,
             held: &mut self.held,
             quit_seen: false,
@@ -293,8 +295,7 @@ impl Session<'_> {
             shutdown: &self.shared.shutdown,
         };
         let outcome = transfer(&mut data, &mut watch);
-        let _ = data.shutdown(Shutdown::Both);
-        drop(data);
+        data.close(self.shared.config.data_timeout);
         let (id, peer) = (self.id, self.peer);
         match outcome {
             Ok(reply) => self.answer(reply),

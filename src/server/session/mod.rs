@@ -8,6 +8,7 @@
 //! imports the server's `config` and `shared` state, never the accept loop.
 
 mod data;
+mod ftps;
 mod journal;
 mod listing;
 mod replies;
@@ -18,7 +19,7 @@ pub use replies::store_refusal;
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::thread;
@@ -41,6 +42,7 @@ use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Mishaps, Pending, UploadVerb, Written};
 use crate::server::shared::Shared;
 use crate::server::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
+use crate::server::stream::ControlStream;
 use crate::server::vpath::{VirtualPath, quote_path};
 
 /// What a command handler asks of the loop after replying.
@@ -55,7 +57,7 @@ pub struct Session<'a> {
     id: u64,
     peer: SocketAddr,
     local: SocketAddr,
-    control: TcpStream,
+    control: ControlStream,
     lines: LineBuffer,
     held: VecDeque<Line>,
     user_ok: bool,
@@ -81,13 +83,15 @@ pub struct Session<'a> {
     guessing: Cell<Option<Refusal>>,
     /// The verb of the command being answered, for the log (`-` between commands).
     verb: String,
+    /// What AUTH, PBSZ and PROT agreed (RFC 4217).
+    protection: ftps::Protection,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
 /// trickles one byte at a time cannot hold a worker forever. It waits in short slices, and
 /// stops with [`journal::ShuttingDown`] once the server is stopping.
 struct LineDeadline<'s> {
-    stream: &'s TcpStream,
+    stream: &'s mut ControlStream,
     deadline: Instant,
     shared: &'s Shared,
 }
@@ -102,8 +106,8 @@ impl Read for LineDeadline<'_> {
             if left.is_zero() {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            self.stream.set_read_timeout(Some(left.min(journal::SHUTDOWN_LOOK)))?;
-            match (&*self.stream).read(buf) {
+            self.stream.socket().set_read_timeout(Some(left.min(journal::SHUTDOWN_LOOK)))?;
+            match self.stream.read(buf) {
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 result => return result,
             }
@@ -122,7 +126,7 @@ impl<'a> Session<'a> {
             id,
             peer,
             local,
-            control,
+            control: ControlStream::Plain(control),
             lines: LineBuffer::new(shared.config.max_line),
             held: VecDeque::new(),
             user_ok: false,
@@ -139,6 +143,7 @@ impl<'a> Session<'a> {
             in_hand: Vec::new(),
             guessing: Cell::new(None),
             verb: journal::NO_VERB.into(),
+            protection: ftps::Protection::default(),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -151,9 +156,9 @@ impl<'a> Session<'a> {
 
     fn serve(&mut self) -> io::Result<&'static str> {
         let idle = self.shared.config.idle_timeout;
-        self.control.set_write_timeout(Some(idle))?;
-        self.control.set_nodelay(true)?;
-        keep_urgent_data_inline(&self.control)?;
+        self.control.socket().set_write_timeout(Some(idle))?;
+        self.control.socket().set_nodelay(true)?;
+        keep_urgent_data_inline(self.control.socket())?;
         self.reply(Reply::new(220, "anonshare ready; log in as anonymous"))?;
         loop {
             self.verb = journal::NO_VERB.into();
@@ -164,7 +169,7 @@ impl<'a> Session<'a> {
                 Some(line) => line,
                 None => {
                     let mut reader = LineDeadline {
-                        stream: &self.control,
+                        stream: &mut self.control,
                         deadline: Instant::now() + idle,
                         shared: self.shared,
                     };
@@ -216,7 +221,7 @@ impl<'a> Session<'a> {
                 self.mishaps.borrow_mut().write_failed(&path, &self.created, &self.owned, what);
             }
         }
-        (&self.control).write_all(reply.to_string().as_bytes())
+        self.control.send(reply.to_string().as_bytes())
     }
 
     /// Sends `reply` and carries on with the next command.
@@ -238,12 +243,15 @@ impl<'a> Session<'a> {
         if let Err(refusal) = rules::login_gate(self.logged_in, &command) {
             return self.refuse(refusal);
         }
+        if let Err(refusal) = self.check_tls_gate(&command) {
+            return self.refuse(refusal);
+        }
         match command {
             Command::User(name) => self.user(&name),
             Command::Pass(_) => self.pass(),
             Command::Syst => self.say(215, "UNIX Type: L8"),
             Command::Feat => {
-                let body = FEATURES.iter().map(|f| format!(" {f}")).collect();
+                let body = FEATURES.iter().chain(self.tls_features()).map(|f| format!(" {f}")).collect();
                 self.answer(Reply::multi(211, "Extensions supported:", body, "End"))
             }
             Command::Opts(option) => self.opts(&option),
@@ -299,6 +307,10 @@ impl<'a> Session<'a> {
             }
             Command::Help => self.help(),
             Command::Site(site) => self.site(site),
+            Command::Auth(mechanism) => self.auth(&mechanism),
+            Command::Pbsz(size) => self.pbsz(&size),
+            Command::Prot(level) => self.prot(&level),
+            Command::Ccc => self.ccc(),
         }
     }
 
@@ -457,10 +469,10 @@ impl<'a> Session<'a> {
         let mut probe = [0u8; 1];
         loop {
             let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.control.set_read_timeout(Some(left)).is_err() {
+            if left.is_zero() || self.control.socket().set_read_timeout(Some(left)).is_err() {
                 return;
             }
-            match self.control.peek(&mut probe) {
+            match self.control.socket().peek(&mut probe) {
                 // Gone: the next read says so.
                 Ok(0) => return,
                 // More commands are waiting: a close behind them cannot be seen without

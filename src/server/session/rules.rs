@@ -26,6 +26,9 @@ pub fn allowed_before_login(command: &Command) -> bool {
             | Command::Opts(_)
             | Command::Noop
             | Command::Help
+            | Command::Auth(_)
+            | Command::Pbsz(_)
+            | Command::Prot(_)
     )
 }
 
@@ -336,7 +339,19 @@ mod tests {
             assert_eq!(login_gate(false, &command(line)).is_ok(), allowed, "{line}");
             assert!(login_gate(true, &command(line)).is_ok(), "{line} after login");
         };
-        for line in ["USER anonymous", "PASS x", "QUIT", "FEAT", "SYST", "OPTS UTF8 ON", "NOOP", "HELP"] {
+        for line in [
+            "USER anonymous",
+            "PASS x",
+            "QUIT",
+            "FEAT",
+            "SYST",
+            "OPTS UTF8 ON",
+            "NOOP",
+            "HELP",
+            "AUTH TLS",
+            "PBSZ 0",
+            "PROT P",
+        ] {
             check(line, true);
         }
         for line in ["RETR a", "STOR a", "LIST", "CWD /", "PWD", "EPSV", "TYPE I", "SITE MKSHARE", "REST 5"] {
