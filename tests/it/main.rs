@@ -1,6 +1,8 @@
 //! The one integration-test binary: real `anonshare-server` processes on 127.0.0.1:0, driven by
 //! the real `anonshare` client, curl, and python3's ftplib.
 
+#[cfg(feature = "tls")]
+mod capture;
 mod cli;
 mod cluster;
 mod crash;
