@@ -56,6 +56,9 @@ DOC = REPO / "docs" / "BENCHMARKS.md"
 QUICK_DOC = REPO / "target" / "bench" / "BENCHMARKS-quick.md"
 BEGIN_MARK = "<!-- bench.py: generated from here -->"
 END_MARK = "<!-- bench.py: generated up to here -->"
+# The TLS rows have a block of their own, so `--only tls` refreshes them alone.
+TLS_BEGIN_MARK = "<!-- bench.py: TLS rows generated from here -->"
+TLS_END_MARK = "<!-- bench.py: TLS rows generated up to here -->"
 HOST = "127.0.0.1"
 
 # Bounded waits: a server has this long to start listening, a client this long to finish.
@@ -69,6 +72,18 @@ LFTP_SETTINGS = (
     "set cmd:fail-exit yes; set ftp:ssl-allow no; set net:max-retries 1; set net:timeout 30; "
     "set ftp:use-site-utime no; set ftp:use-site-utime2 no"
 )
+# How curl speaks to a server that requires TLS: explicit FTPS on control and data
+# connections, the run's self-signed certificate unchecked.
+CURL_TLS = ["--ssl-reqd", "-k"]
+# Lines added to vsftpd's TLS configuration beyond the ones the task names (none so far).
+VSFTPD_TLS_EXTRA = []
+# lftp against a server that requires TLS: the same, with TLS forced on the control and data
+# connections and the run's self-signed certificate unchecked. The small-file TLS rows use lftp,
+# as the plaintext ones do, rather than one curl for every file (a URL glob): against vsftpd
+# with TLS, curl 7.88 waits about 0.2 s on every file's control reply, which would time curl.
+LFTP_TLS_SETTINGS = LFTP_SETTINGS.replace(
+    "set ftp:ssl-allow no", "set ftp:ssl-force yes; set ftp:ssl-protect-data yes; "
+    "set ftp:ssl-allow-anonymous yes; set ssl:verify-certificate no")
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
              connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", rounds=3, warmup=1)
@@ -271,6 +286,8 @@ class Server:
     is_ours = False
     # Who a stock client logs in as: anonymous unless a peer needs a user of its own.
     user, password = "anonymous", ""
+    # Whether a stock client must speak TLS to it (curl --ssl-reqd -k).
+    tls = False
 
     def __init__(self, base):
         self.base = Path(tempfile.mkdtemp(prefix=f"{self.name}-", dir=base))
@@ -303,7 +320,9 @@ class Server:
         return f"ftp://{HOST}:{self.port}/{path}"
 
     def curl_auth(self):
-        return [] if self.user == "anonymous" else ["-u", f"{self.user}:{self.password}"]
+        """curl's login flags, and its TLS flags for a server that requires TLS."""
+        auth = [] if self.user == "anonymous" else ["-u", f"{self.user}:{self.password}"]
+        return auth + (CURL_TLS if self.tls else [])
 
     def cpu_seconds(self):
         """CPU the server used so far, every process it forked included."""
@@ -314,21 +333,25 @@ class Anonshare(Server):
     name = "anonshare"
     is_ours = True
 
-    def __init__(self, base, connections):
+    def __init__(self, base, connections, tls=False):
         super().__init__(base)
         self.connections = connections
+        self.tls = tls
 
     @staticmethod
-    def argv(root="ROOT", connections="N"):
+    def argv(root="ROOT", connections="N", tls=False):
         n = str(connections)
         # The defaults refuse a load test from one address: lift them.
         limits = ["--workers", n, "--max-clients", n, "--max-per-ip", n,
                   "--max-shares-per-hour", "1000000", "--max-share-misses", "1000000",
                   "--min-free-disk", "0"]
-        return [str(SERVER_BIN), "--listen", f"{HOST}:0", "--root", str(root), *limits]
+        # Plaintext rows compare like with like (a loopback server offers TLS by default and our
+        # client takes it); TLS rows require it, so every byte of ours is encrypted.
+        return [str(SERVER_BIN), "--listen", f"{HOST}:0", "--root", str(root), *limits,
+                "--tls", "required" if tls else "off"]
 
     def start(self):
-        self._spawn(self.argv(self.root, self.connections), stdout=subprocess.PIPE)
+        self._spawn(self.argv(self.root, self.connections, self.tls), stdout=subprocess.PIPE)
         line = self._first_line()
         self.port = int(line.rsplit(":", 1)[1])
 
@@ -352,7 +375,7 @@ class Anonshare(Server):
         return peak_rss_kib(self.process.pid)
 
     def share_dir(self, url):
-        code = url.rstrip("/").rsplit("/", 1)[1]
+        code = share_base(url).rstrip("/").rsplit("/", 1)[1]
         return self.root / "shares" / code
 
 
@@ -377,7 +400,7 @@ class Vsftpd(Server):
             "write_enable=YES", "anon_upload_enable=YES", "anon_mkdir_write_enable=YES",
             "no_anon_password=YES", "run_as_launching_user=YES", "seccomp_sandbox=NO",
             f"secure_chroot_dir={empty}", "max_clients=4000", "max_per_ip=4000",
-            "xferlog_enable=NO", "dirmessage_enable=NO", "",
+            "xferlog_enable=NO", "dirmessage_enable=NO", *self.extra_config(), "",
         ]))
         os.chmod(self.root, 0o555)
         self._spawn(self.argv(config))
@@ -386,6 +409,23 @@ class Vsftpd(Server):
     def config_lines(self):
         text = (self.base / "vsftpd.conf").read_text().replace(str(self.base), "BASE")
         return text.replace(f"listen_port={self.port}", "listen_port=PORT").strip().splitlines()
+
+    def extra_config(self):
+        return []
+
+
+class VsftpdTls(Vsftpd):
+    """vsftpd with explicit FTPS required of anonymous users too, on a self-signed certificate
+    made for the run; curl resumes the control session on every data connection, so vsftpd's
+    default require_ssl_reuse=YES stays."""
+    tls = True
+
+    def extra_config(self):
+        cert, key = self.base / "cert.pem", self.base / "key.pem"
+        run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=localhost", "-days", "1",
+             "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+        return ["ssl_enable=YES", "allow_anon_ssl=YES", "force_anon_data_ssl=YES", "force_anon_logins_ssl=YES",
+                f"rsa_cert_file={cert}", f"rsa_private_key_file={key}", *VSFTPD_TLS_EXTRA]
 
 
 class Pyftpdlib(Server):
@@ -447,6 +487,11 @@ class PureFtpd(Server):
 OURS_PARALLEL = "8"
 
 
+def share_base(url):
+    """A share URL without its `#pin=` fragment (printed when the server speaks TLS)."""
+    return url.split("#", 1)[0]
+
+
 def ours_upload(server, paths, flags=()):
     """Uploads with our client; returns the share URL. Raises on failure."""
     done = run([str(CLIENT_BIN), "--parallel", OURS_PARALLEL, "--server", f"{HOST}:{server.port}", "upload",
@@ -464,9 +509,13 @@ def ours_download(url, target):
         raise RuntimeError(f"anonshare download failed ({done.returncode}): {done.stderr.strip()}")
 
 
+def lftp_settings(tls):
+    return LFTP_TLS_SETTINGS if tls else LFTP_SETTINGS
+
+
 def lftp(server, script):
     argv = ["lftp", "-u", f"{server.user},{server.password}", "-p", str(server.port), HOST, "-e",
-            f"{LFTP_SETTINGS}; {script}; bye"]
+            f"{lftp_settings(server.tls)}; {script}; bye"]
     done = run(argv, capture_output=True, text=True, stdin=subprocess.DEVNULL)
     if done.returncode != 0:
         raise RuntimeError(f"lftp failed ({done.returncode}): {done.stderr.strip()[-500:]}")
@@ -518,16 +567,18 @@ class Workload:
     commands: list = field(default_factory=list)
     throughput_bytes: int = 0  # set for workloads reported as aggregate throughput
     reports_sync: bool = False
+    tls: bool = False  # ours with --tls required against vsftpd with TLS, both sides encrypted
 
 
 class BigDownload:
     """One big file, downloaded into tmpfs and verified: ours checks SHA-256 as it receives;
     a peer's download is curl, then the fastest SHA-256 tool on the machine."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, tls=False):
         self.ctx = ctx
-        self.w = Workload("big-down", f"{show_size(ctx.big)} download into tmpfs, verified",
-                          "≤ 0.75", lambda r: r <= 0.75)
+        self.w = Workload("tls-big-down" if tls else "big-down", f"{show_size(ctx.big)} download into tmpfs, verified",
+                          "≤ 1.0" if tls else "≤ 0.75", (lambda r: r <= 1.0) if tls else (lambda r: r <= 0.75),
+                          tls=tls)
 
     def prepare(self, server):
         if server.is_ours:
@@ -559,7 +610,7 @@ class BigDownload:
     def commands(self):
         return [
             "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
-            "peer: curl -sS -o TMPFS/DIR/big.bin ftp://127.0.0.1:PORT/pub/big.bin"
+            f"peer: curl -sS {tls_flags(self.w)}-o TMPFS/DIR/big.bin ftp://127.0.0.1:PORT/pub/big.bin"
             f" && {' '.join(self.ctx.sha_tool)} TMPFS/DIR/big.bin",
         ]
 
@@ -568,10 +619,10 @@ class BigUpload:
     """One big file uploaded. Ours hashes as it sends and checks the SHA-256 in the server's 226,
     and the server syncs before that 226; a peer is curl -T. The sync that follows each run is timed and reported beside the peer."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, tls=False):
         self.ctx = ctx
-        self.w = Workload("big-up", f"{show_size(ctx.big)} upload, verified, synced", "≤ 1.0 (peer + sync)",
-                          lambda r: r <= 1.0, reports_sync=True)
+        self.w = Workload("tls-big-up" if tls else "big-up", f"{show_size(ctx.big)} upload, verified, synced",
+                          "≤ 1.0 (peer + sync)", lambda r: r <= 1.0, reports_sync=True, tls=tls)
 
     def prepare(self, server):
         pass
@@ -598,7 +649,7 @@ class BigUpload:
     def commands(self):
         return [
             "ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload DATA/big.bin",
-            "peer: curl -sS --ftp-create-dirs -T DATA/big.bin ftp://127.0.0.1:PORT/pub/up/ROUND/",
+            f"peer: curl -sS {tls_flags(self.w)}--ftp-create-dirs -T DATA/big.bin ftp://127.0.0.1:PORT/pub/up/ROUND/",
         ]
 
 
@@ -606,11 +657,12 @@ class SmallDownload:
     """Many small files in one folder. Ours: anonshare download (one connection, every file
     verified); a peer: lftp mirror --parallel=8, unverified."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, tls=False):
         self.ctx = ctx
-        self.w = Workload("small-down",
+        self.w = Workload("tls-small-down" if tls else "small-down",
                           f"{ctx.small_count} files of {show_size(ctx.small_size)}, download",
-                          "≤ 0.5", lambda r: r <= 0.5)
+                          "≤ 1.0" if tls else "≤ 0.5", (lambda r: r <= 1.0) if tls else (lambda r: r <= 0.5),
+                          tls=tls)
 
     def prepare(self, server):
         if server.is_ours:
@@ -636,7 +688,7 @@ class SmallDownload:
     def commands(self):
         return [
             "ours: anonshare --parallel 8 download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR",
-            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
+            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{lftp_settings(self.w.tls)}; "
             "mirror --parallel=8 pub/small TMPFS/DIR/small; bye'",
         ]
 
@@ -645,11 +697,11 @@ class SmallUpload:
     """Many small files uploaded. Ours: anonshare upload of the folder (each file declared,
     stored, synced); a peer: lftp mirror -R --parallel=8."""
 
-    def __init__(self, ctx):
+    def __init__(self, ctx, tls=False):
         self.ctx = ctx
-        self.w = Workload("small-up",
+        self.w = Workload("tls-small-up" if tls else "small-up",
                           f"{ctx.small_count} files of {show_size(ctx.small_size)}, upload, synced",
-                          "≤ 1.0 (peer + sync)", lambda r: r <= 1.0, reports_sync=True)
+                          "≤ 1.0 (peer + sync)", lambda r: r <= 1.0, reports_sync=True, tls=tls)
 
     def prepare(self, server):
         pass
@@ -673,9 +725,13 @@ class SmallUpload:
     def commands(self):
         return [
             "ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload DATA/small",
-            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{LFTP_SETTINGS}; "
+            f"peer: lftp -u anonymous, -p PORT 127.0.0.1 -e '{lftp_settings(self.w.tls)}; "
             "mirror -R --parallel=8 --no-perms DATA/small pub/up/ROUND; bye'",
         ]
+
+
+def tls_flags(w):
+    return " ".join(CURL_TLS) + " " if w.tls else ""
 
 
 class ManyClients:
@@ -695,7 +751,7 @@ class ManyClients:
     def prepare(self, server):
         if server.is_ours:
             share = ours_upload(server, [self.file])
-            server.client_url = share + self.file.name
+            server.client_url = share_base(share) + self.file.name
         else:
             os.link(self.file, server.root / "pub" / self.file.name)
             server.client_url = server.url(f"pub/{self.file.name}")
@@ -954,6 +1010,7 @@ class Context:
     connects: int = 0
     load_at_start: str = ""
     vsftpd_config: list = field(default_factory=list)
+    vsftpd_tls_config: list = field(default_factory=list)
     sha_tool: list = field(default_factory=lambda: ["openssl", "dgst", "-sha256", "-r"])
     sha_times: dict = field(default_factory=dict)
     sha_fastest: str = ""
@@ -964,7 +1021,9 @@ def peer_names():
     return ["vsftpd", "pyftpdlib"] + (["pure-ftpd"] if PureFtpd.available() else [])
 
 
-def make_servers(ctx, connections):
+def make_servers(ctx, connections, tls=False):
+    if tls:
+        return [Anonshare(ctx.base, connections, tls=True), VsftpdTls(ctx.base)]
     servers = [Anonshare(ctx.base, connections), Vsftpd(ctx.base), Pyftpdlib(ctx.base)]
     if PureFtpd.available():
         servers.append(PureFtpd(ctx.base))
@@ -983,7 +1042,7 @@ def measured(server, action, in_harness=False):
 def run_workload(ctx, workload, connections, started):
     """Starts fresh servers, prepares them, runs warm-ups and rounds in alternation."""
     w = workload.w
-    servers = make_servers(ctx, connections)
+    servers = make_servers(ctx, connections, w.tls)
     started.extend(servers)
     for s in servers:
         s.start()
@@ -1056,7 +1115,7 @@ def result_rows(workloads, peers):
         met = w.met(ours / best) and ours_fail == 0
         cells += [w.goal, "yes" if met else "**no**"]
         rows.append(cells)
-        if w.key == "big-down":
+        if w.key.endswith("big-down"):
             # curl alone: the floor a verified download can aim for.
             cells = [w.title.replace(", verified", "") + ": peers' curl alone, unverified", f"{ours:.3f} s"]
             for peer in peers:
@@ -1139,21 +1198,9 @@ def machine_facts(ctx):
     ]
 
 
-def render(ctx, workloads, rss, invocation):
-    a = ctx.args
-    peers = peer_names()
-    main = [w for w in workloads if w.key != "budget"]
-    out = [BEGIN_MARK, ""]
-    out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`. "
-               f"Every number is the **median of {plural(a.rounds, 'round')}** (after "
-               f"{plural(a.warmup, 'warm-up round')}), the servers taking turns within each round "
-               f"(anonshare, {', '.join(peers)}, with the first rotating every round). Load average "
-               f"(1, 5, 15 min) at start {ctx.load_at_start}, at the end {load_average()}: on a "
-               "machine busy with other work the times are noise, the CPU seconds less so. "
-               "Ratios are ours/peer on medians of time: below 1 anonshare is faster. "
-               "For the many-clients rows the ratio is aggregate throughput ours/peer: above 1 is better. "
-               "Goals are judged against the best peer.")
-    out.append("")
+def workload_tables(ctx, main, peers):
+    """The result, no-sync, CPU and range tables of some workloads against some peers."""
+    out = []
     if main:
         header = ["workload", "anonshare"]
         for peer in peers:
@@ -1161,7 +1208,7 @@ def render(ctx, workloads, rss, invocation):
         header += ["goal", "met (vs best peer)"]
         out.append(table(header, result_rows(main, peers)))
         out.append("")
-        if any(w.key == "big-down" for w in main):
+        if any(w.key.endswith("big-down") for w in main):
             out.append(f"A peer's verified download is `curl` and then `{' '.join(ctx.sha_tool)}`, the fastest "
                        "SHA-256 tool measured on this machine (see the floors below); anonshare's client "
                        "hashes as the bytes arrive, so its time includes the check.")
@@ -1205,6 +1252,25 @@ def render(ctx, workloads, rss, invocation):
             rows.append(row)
         out.append(table(["workload", "anonshare", *peers], rows))
         out.append("")
+    return out
+
+
+def render(ctx, workloads, rss, invocation):
+    a = ctx.args
+    peers = peer_names()
+    main = [w for w in workloads if w.key != "budget" and not w.tls]
+    out = [BEGIN_MARK, ""]
+    out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`. "
+               f"Every number is the **median of {plural(a.rounds, 'round')}** (after "
+               f"{plural(a.warmup, 'warm-up round')}), the servers taking turns within each round "
+               f"(anonshare, {', '.join(peers)}, with the first rotating every round). Load average "
+               f"(1, 5, 15 min) at start {ctx.load_at_start}, at the end {load_average()}: on a "
+               "machine busy with other work the times are noise, the CPU seconds less so. "
+               "Ratios are ours/peer on medians of time: below 1 anonshare is faster. "
+               "For the many-clients rows the ratio is aggregate throughput ours/peer: above 1 is better. "
+               "Goals are judged against the best peer.")
+    out.append("")
+    out += workload_tables(ctx, main, peers)
     for w in workloads:
         if w.key != "budget":
             continue
@@ -1264,6 +1330,8 @@ def render(ctx, workloads, rss, invocation):
                "`curl -u bench:bench`, `lftp -u bench,bench`):")
     out.append("")
     for w in workloads:
+        if w.tls:
+            continue
         out.append(f"- **{w.title}**")
         for c in w.commands:
             out.append(f"  - `{c}`")
@@ -1276,18 +1344,65 @@ def render(ctx, workloads, rss, invocation):
     return "\n".join(out)
 
 
-def write_doc(path, generated):
-    """Replaces the generated part of the doc, keeping whatever was written around it."""
+def render_tls(ctx, workloads, invocation):
+    """The TLS block: ours with --tls required against vsftpd with TLS, both driven as the
+    plaintext rows are, with curl --ssl-reqd for the peer."""
+    out = [TLS_BEGIN_MARK, ""]
+    out.append("### Both sides encrypted (FTPS)")
+    out.append("")
+    out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`, "
+               f"median of {plural(ctx.args.rounds, 'round')} after {plural(ctx.args.warmup, 'warm-up round')}, "
+               f"the two servers taking turns; load average (1, 5, 15 min) at start {ctx.load_at_start}, at "
+               f"the end {load_average()}; anonshare commit {git_describe()}. "
+               "anonshare-server runs with `--tls required` and our client speaks TLS 1.2 on every "
+               "connection (data connections resume the control session); vsftpd runs with "
+               "`ssl_enable=YES` and its anonymous logins and data forced onto TLS, driven by "
+               f"`curl {' '.join(CURL_TLS)}`. Read the ratios as the plaintext ones (ours/vsftpd on "
+               "medians of time, below 1 anonshare is faster): they compare the two servers when both "
+               "pay for encryption, and TLS costs ours its zero-copy `sendfile` path, so compare each "
+               "TLS row with its plaintext row above to see what encryption costs each server. "
+               "The small-file rows drive vsftpd with lftp, as the plaintext rows do, TLS forced: one "
+               "curl for all the files (a URL glob) waits about 0.2 s on a control reply before every "
+               "file against vsftpd with TLS here, and that same wait (once per run) is in vsftpd's "
+               "big-file times.")
+    out.append("")
+    out += workload_tables(ctx, workloads, ["vsftpd"])
+    out.append("Servers and clients (as in the plaintext rows, unless named here):")
+    out.append("")
+    out.append("```sh")
+    out.append(" ".join(Anonshare.argv(tls=True)).replace(str(REPO) + "/", ""))
+    out.append(f"vsftpd BASE/vsftpd.conf        # {'; '.join(ctx.vsftpd_tls_config)}")
+    out.append("openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost -days 1 "
+               "-keyout BASE/key.pem -out BASE/cert.pem   # vsftpd's certificate, made per server")
+    out.append("```")
+    out.append("")
+    for w in workloads:
+        out.append(f"- **{w.title}**")
+        for c in w.commands:
+            out.append(f"  - `{c}`")
+    out.append("")
+    out.append(TLS_END_MARK)
+    return "\n".join(out)
+
+
+def write_doc(path, blocks):
+    """Replaces each generated block of the doc (begin mark, end mark, text), keeping whatever
+    was written around them; a block the doc lacks goes after the ones it has."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists():
-        text = path.read_text()
-        if BEGIN_MARK in text and END_MARK in text:
-            head = text.split(BEGIN_MARK, 1)[0]
-            tail = text.split(END_MARK, 1)[1]
-            path.write_text(head + generated + tail)
-            return
-    path.write_text("# Benchmarks\n\nanonshare against vsftpd and pyftpdlib on loopback; `make bench` "
-                    "reproduces everything below.\n\n## Results\n\n" + generated + "\n")
+    text = path.read_text() if path.exists() else (
+        "# Benchmarks\n\nanonshare against vsftpd and pyftpdlib on loopback; `make bench` "
+        "reproduces everything below.\n\n## Results\n\n")
+    for begin, end, generated in blocks:
+        if begin in text and end in text:
+            head = text.split(begin, 1)[0]
+            tail = text.split(end, 1)[1]
+            text = head + generated + tail
+        elif END_MARK in text:
+            head, tail = text.split(END_MARK, 1)
+            text = head + END_MARK + "\n\n" + generated + tail
+        else:
+            text = text.rstrip("\n") + "\n\n" + generated + "\n"
+    path.write_text(text)
 
 
 def parse_args(argv):
@@ -1311,7 +1426,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
     p.add_argument("--only", help="comma-separated workloads: floors,big-down,big-up,small-down,small-up,"
-                                  "clients,connect,connect-paced,budget")
+                                  "clients,connect,connect-paced,budget,tls-big-down,tls-big-up,"
+                                  "tls-small-down,tls-small-up; `tls` means the four tls-* ones")
     p.add_argument("--tmp", default=tempfile.gettempdir(),
                    help="where server roots and generated files go: a real disk (default %(default)s)")
     p.add_argument("--tmpfs", default="/dev/shm", help="a tmpfs for download targets (default %(default)s)")
@@ -1324,9 +1440,13 @@ def parse_args(argv):
     if args.rounds < 1 or args.warmup < 0:
         p.error("--rounds must be at least 1 and --warmup at least 0")
     args.doc = Path(args.doc) if args.doc else (QUICK_DOC if args.quick else DOC)
+    tls_keys = ["tls-big-down", "tls-big-up", "tls-small-down", "tls-small-up"]
     all_keys = ["floors", "big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced",
-                "budget"]
+                "budget", *tls_keys]
     args.only = args.only.split(",") if args.only else all_keys
+    if "tls" in args.only:
+        at = args.only.index("tls")
+        args.only[at:at + 1] = [k for k in tls_keys if k not in args.only]
     unknown = set(args.only) - set(all_keys)
     if unknown:
         p.error(f"unknown workload {', '.join(sorted(unknown))}: expected some of {','.join(all_keys)}")
@@ -1349,7 +1469,7 @@ def main(argv):
         ctx.big, ctx.small_count, ctx.small_size = args.big, args.small_count, args.small_size
         ctx.clients, ctx.connects = args.clients, args.connects
         log(f"generating data in {ctx.data}")
-        if {"floors", "big-down", "big-up"} & set(args.only):
+        if {"floors", "big-down", "big-up", "tls-big-down", "tls-big-up"} & set(args.only):
             ctx.big_file = ctx.data / "big.bin"
             write_random_file(ctx.big_file, ctx.big)
             ctx.big_sha256 = sha256_of(ctx.big_file)
@@ -1372,6 +1492,10 @@ def main(argv):
             "clients": (lambda c: ManyClients(c, c.args.client_size), max(64, args.clients + 8)),
             "connect": (Connects, max(64, args.connects + 8)),
             "connect-paced": (lambda c: Connects(c, PACED_CONNECTS), 64),
+            "tls-big-down": (lambda c: BigDownload(c, tls=True), 64),
+            "tls-big-up": (lambda c: BigUpload(c, tls=True), 64),
+            "tls-small-down": (lambda c: SmallDownload(c, tls=True), 64),
+            "tls-small-up": (lambda c: SmallUpload(c, tls=True), 64),
         }
         workloads, rss = [], []
         for key in args.only:
@@ -1405,14 +1529,26 @@ def main(argv):
             rss.append((f"{args.clients} clients × {show_size(small)} at once, "
                         f"{plural(args.warmup + args.rounds, 'round')}", peaks["anonshare"]))
             workloads.append(workload.w)
-        vsftpd = [s for s in started if isinstance(s, Vsftpd)]
+        vsftpd = [s for s in started if type(s) is Vsftpd]
         ctx.vsftpd_config = vsftpd[0].config_lines() if vsftpd else []
+        vsftpd = [s for s in started if isinstance(s, VsftpdTls)]
+        ctx.vsftpd_tls_config = vsftpd[0].config_lines() if vsftpd else []
 
         invocation = "python3 bench/bench.py " + " ".join(argv)
-        generated = render(ctx, workloads, rss, invocation.strip())
-        print()
-        print(generated.split("### Machine")[0].replace(BEGIN_MARK, "").strip())
-        write_doc(args.doc, generated)
+        blocks = []
+        plain = [w for w in workloads if not w.tls]
+        if plain or "floors" in args.only:
+            generated = render(ctx, plain, rss, invocation.strip())
+            print()
+            print(generated.split("### Machine")[0].replace(BEGIN_MARK, "").strip())
+            blocks.append((BEGIN_MARK, END_MARK, generated))
+        tls = [w for w in workloads if w.tls]
+        if tls:
+            generated = render_tls(ctx, tls, invocation.strip())
+            print()
+            print(generated.split("Servers and clients")[0].replace(TLS_BEGIN_MARK, "").strip())
+            blocks.append((TLS_BEGIN_MARK, TLS_END_MARK, generated))
+        write_doc(args.doc, blocks)
         log(f"\nwrote {args.doc}")
         return 0
     finally:
