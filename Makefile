@@ -72,7 +72,8 @@ bench-loss: build
 
 # Benchmarks against vsftpd and pyftpdlib on loopback (not part of test or CI). Installs the
 # peers if missing, prints a table of medians and writes docs/BENCHMARKS.md.
-# `make bench ARGS=--quick` finishes in under two minutes; `ARGS=--help` lists the sizes.
+# `make bench ARGS=--quick` finishes in under two minutes; `ARGS="--only tls"` runs the FTPS rows
+# alone; `ARGS=--help` lists the sizes.
 bench: build
 	python3 bench/bench.py $(ARGS)
 
