@@ -16,9 +16,9 @@ use crate::server::admission::{
 use crate::server::passive::PortRange;
 use crate::server::public::PublicHost;
 use crate::server::store::{
-    DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE,
-    DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES,
-    MAX_PATH_DEPTH,
+    DEFAULT_CLAIM_HOLD, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES,
+    DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE,
+    DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -140,6 +140,8 @@ pub struct Config {
     pub max_download_budget: u64,
     pub max_held_commands: usize,
     pub max_list_entries: usize,
+    pub manifest_cache_shares: usize,
+    pub manifest_cache_records: usize,
     pub shutdown_grace: Duration,
     /// Ports passive listeners use; `None` lets the OS pick any free port.
     pub passive_ports: Option<PortRange>,
@@ -182,6 +184,8 @@ impl Default for Config {
             max_download_budget: DEFAULT_MAX_DOWNLOAD_BUDGET,
             max_held_commands: DEFAULT_MAX_HELD_COMMANDS,
             max_list_entries: DEFAULT_MAX_LIST_ENTRIES,
+            manifest_cache_shares: DEFAULT_MANIFEST_CACHE_SHARES,
+            manifest_cache_records: DEFAULT_MANIFEST_CACHE_RECORDS,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             passive_ports: None,
             public_host: None,
@@ -249,6 +253,9 @@ Options:
   --max-held-commands N    commands read during a transfer and run after it [default: {held}]
   --max-download-budget N  most downloads per file a share may ask for (504) [default: {budget}]
   --max-list-entries N     most entries of a wildcard or LIST -R listing (452) [default: {list}]
+  --manifest-cache-shares N  shares whose manifests are kept in memory [default: {cache_shares}]
+  --manifest-cache-records N  files and folders of those manifests kept in memory in all;
+                           one share's are kept whole [default: {cache_records}]
   --shutdown-grace D       after SIGTERM or SIGINT, time transfers in flight have to
                            finish before they are cut [default: {grace}]
   --passive-ports MIN-MAX  ports for passive data connections (open them in the firewall);
@@ -308,6 +315,8 @@ at once by a second signal.
         held = d.max_held_commands,
         budget = d.max_download_budget,
         list = d.max_list_entries,
+        cache_shares = d.manifest_cache_shares,
+        cache_records = d.manifest_cache_records,
         grace = format_duration(d.shutdown_grace),
         tls_sessions = d.tls.max_sessions,
     )
@@ -378,6 +387,12 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             }
             "--max-held-commands" => config.max_held_commands = args.parsed(&flag, "a number of commands")?,
             "--max-list-entries" => config.max_list_entries = args.parsed(&flag, "a number of entries")?,
+            "--manifest-cache-shares" => {
+                config.manifest_cache_shares = args.parsed(&flag, "a number of shares")?
+            }
+            "--manifest-cache-records" => {
+                config.manifest_cache_records = args.parsed(&flag, "a number of records")?
+            }
             "--max-download-budget" => {
                 config.max_download_budget = args.parsed(&flag, "a number of downloads")?
             }

@@ -276,6 +276,8 @@ fn limits_of(config: &Config) -> Limits {
         partial_lifetime: config.partial_lifetime,
         claim_hold: config.claim_hold,
         max_claim_segments: config.max_claim_segments,
+        manifest_cache_shares: config.manifest_cache_shares,
+        manifest_cache_records: config.manifest_cache_records,
         ..Limits::default()
     }
 }
@@ -371,6 +373,10 @@ mod tests {
             "90",
             "--max-path-depth",
             "10",
+            "--manifest-cache-shares",
+            "11",
+            "--manifest-cache-records",
+            "12",
         ];
         let Invocation::Serve(config) = parse_args(flags.iter().map(std::ffi::OsString::from)).unwrap()
         else {
@@ -384,6 +390,7 @@ mod tests {
         assert_eq!((limits.min_free_disk, limits.partial_lifetime), (4 << 20, Duration::from_secs(5)));
         assert_eq!((limits.claim_hold, limits.max_claim_segments), (Duration::from_secs(6), 7));
         assert_eq!((limits.max_name_bytes, limits.max_path_bytes, limits.max_path_depth), (8, 90, 10));
+        assert_eq!((limits.manifest_cache_shares, limits.manifest_cache_records), (11, 12));
     }
 }
 

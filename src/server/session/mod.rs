@@ -21,7 +21,6 @@ use std::cell::{Cell, RefCell};
 use std::collections::{HashSet, VecDeque};
 use std::io::{self, Read};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -489,7 +488,7 @@ impl<'a> Session<'a> {
     }
 
     /// Opens the share of `path` and its manifest, or says why not.
-    fn lookup(&self, path: &VirtualPath) -> Result<(Share, Arc<Manifest>, Vec<String>), StoreError> {
+    fn lookup(&self, path: &VirtualPath) -> Result<(Share, Manifest, Vec<String>), StoreError> {
         let VirtualPath::Share { code, rel } = path else {
             if matches!(path, VirtualPath::Nowhere { .. }) && !self.created.is_empty() {
                 self.mishaps.borrow_mut().went_astray(format!("{} {path} named no share", self.verb));

@@ -184,7 +184,7 @@ impl Session<'_> {
             return self.refuse(refusal);
         }
         let described = self.lookup(&path).and_then(|(share, manifest, rel)| {
-            let (files, bytes) = manifest.totals();
+            let (files, bytes) = manifest.totals()?;
             let mut info = ShareInfo {
                 code: share.code.to_string(),
                 expires: rfc3339(share.meta.expires),

@@ -7,6 +7,11 @@
 //! that another server may have changed, and several servers on one root (also on a
 //! distributed filesystem whose reads may be a second stale) keep a budget exact. Everything
 //! here happens under the share's lock. It never reads a stored file's contents.
+//!
+//! A file whose last download counted gets a spent mark, and the share a numbered spent
+//! count, so that a share is known spent from a count of names rather than by asking about
+//! every file; the mark comes first and only its maker counts it, so a crash between the two
+//! leaves the count short, never long, and the sweep's check of every file finds such a share.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -14,7 +19,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::manifest::{FileEntry, Place, whole_lines};
+use super::manifest::{FileEntry, Place, SpentTally, whole_lines};
 use super::{Result, Share, ShareMeta, Store, StoreError, unix_now};
 use crate::common::platform::{create_marker, read_marker};
 use crate::common::secret::ShareCode;
@@ -274,10 +279,48 @@ impl DownloadClaim {
         create_link(&names.done(number), &finished.to_string())?;
         let legacy = self.share.legacy_downloads()?.of(&self.entry.place);
         if legacy + finished + 1 >= self.budget {
+            self.share.mark_spent(&self.entry)?;
             self.share.delete_contents(&self.entry)?;
         }
         Ok(true)
     }
+}
+
+impl Share {
+    /// Marks `entry` spent, once, and counts it among the share's spent files.
+    fn mark_spent(&self, entry: &FileEntry) -> Result<()> {
+        let names = Names::of(self, &entry.place);
+        match create_link(&names.spent_mark(), "spent") {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            other => other?,
+        }
+        append(|j| spent_count(&names.dir, j), &entry.size.to_string())?;
+        Ok(())
+    }
+
+    /// The files the share's spent count names, and their bytes: the tally kept with the
+    /// cached manifest, brought up to date by reading only the counted names made since.
+    pub(super) fn spent_tally(&self) -> Result<SpentTally> {
+        let dir = self.dir.join("budget");
+        let marks = count(|j| spent_count(&dir, j))?;
+        let mut tally = self.cached(|cached| cached.spent)?;
+        while tally.marks < marks {
+            // Read until one cannot be: the rest is read next time.
+            let Ok(bytes) = read_number(&spent_count(&dir, tally.marks)) else { break };
+            tally = SpentTally { marks: tally.marks + 1, files: tally.files + 1, bytes: tally.bytes + bytes };
+        }
+        self.cached(|cached| {
+            if cached.spent.marks < tally.marks {
+                cached.spent = tally;
+            }
+        })?;
+        Ok(tally)
+    }
+}
+
+/// The `j`-th spent file of a share, under its `budget/`: the file's size.
+fn spent_count(dir: &Path, j: u64) -> PathBuf {
+    dir.join(format!("spent.{j}"))
 }
 
 /// The names of one budgeted file's entries under `budget/`.
@@ -313,6 +356,11 @@ impl Names {
     /// Claim `k` counted: its finished download's number.
     fn done(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}.done"))
+    }
+
+    /// The file's budget is used up: made once, by the download that used it up.
+    fn spent_mark(&self) -> PathBuf {
+        self.name("spent")
     }
 
     /// Claim `k` gave its place up.
@@ -519,14 +567,54 @@ impl Finished {
 
 impl Store {
     /// Whether a sealed share with a download budget has had all its files downloaded up to it.
-    /// A share with no files has spent nothing: it stays until it expires.
+    /// A share with no files has spent nothing: it stays until it expires. The share's spent
+    /// count decides first, in a few name lookups: short of its files, the share is not known
+    /// spent here (the sweep's [`Store::is_spent_exactly`] finds one whose count a crash left
+    /// short). When it reaches them, every file is checked once, as the sweep does, and the
+    /// answer kept: the count alone could name a file that a stale manifest does not show yet.
     pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
-        let (Some(budget), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
+        let Some(share) = self.spendable(name, meta) else {
             return false;
         };
+        let counted = count(|j| spent_count(&share.dir.join("budget"), j));
+        let known = share.cached(|cached| (cached.all_spent, cached.records.files.len()));
+        match (counted, known) {
+            (_, Ok((true, _))) => true,
+            (Ok(spent), Ok((false, files))) if files > 0 && spent >= files as u64 => {
+                let spent = share.every_file_spent();
+                if spent {
+                    let _ = share.cached(|cached| cached.all_spent = true);
+                }
+                spent
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a sealed share with a download budget has had all its files downloaded up to
+    /// it, asking about every file: the sweep's check.
+    pub(super) fn is_spent_exactly(&self, name: &str, meta: &ShareMeta) -> bool {
+        self.spendable(name, meta).is_some_and(|share| share.every_file_spent())
+    }
+
+    /// The share `name` if it is sealed and has a download budget.
+    fn spendable(&self, name: &str, meta: &ShareMeta) -> Option<Share> {
+        let (Some(_), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
+            return None;
+        };
         let dir = self.shares_dir().join(name);
-        let share = Share { code, meta: meta.clone(), dir, store: self.clone() };
-        match (share.read_records(), share.finished_downloads()) {
+        Some(Share { code, meta: meta.clone(), dir, store: self.clone() })
+    }
+}
+
+impl Share {
+    /// Whether the share has files and every one of them was downloaded as often as its budget
+    /// allows.
+    fn every_file_spent(&self) -> bool {
+        let Some(budget) = self.meta.downloads else {
+            return false;
+        };
+        match (self.read_records(), self.finished_downloads()) {
             (Ok(records), Ok(finished)) => {
                 !records.files.is_empty() && records.files.values().all(|f| finished.of(&f.place) >= budget)
             }
@@ -651,6 +739,39 @@ mod tests {
         let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
         assert!(two.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_share_is_known_spent_from_its_spent_count_and_the_sweep_finds_a_count_left_short() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let one = upload_announced(&share, "one", b"1").unwrap();
+        let two = upload_announced(&share, "d/two", b"22").unwrap();
+        share.seal().unwrap();
+        let spent = |j: u64| spent_count(&share.dir.join("budget"), j);
+        let open = || store.share(&share.code, unix_now());
+        share.claim_download(&one, "10.0.0.1", 0).unwrap().unwrap().credit(0, 1).unwrap();
+        assert_eq!(count(spent).unwrap(), 1);
+        assert!(open().is_ok(), "d/two has a download left");
+        assert_eq!(open().unwrap().manifest().unwrap().totals().unwrap(), (1, 2), "one is spent");
+        // A count that names a file this manifest does not show yet never passes for spent:
+        // every file is asked about first.
+        append(spent, "0").unwrap();
+        assert!(open().is_ok());
+        assert!(store.sweep(unix_now()).removed.is_empty());
+        fs::remove_file(spent(1)).unwrap();
+        share.claim_download(&two, "10.0.0.1", 0).unwrap().unwrap().credit(0, 2).unwrap();
+        assert_eq!(count(spent).unwrap(), 2);
+        assert!(matches!(open(), Err(StoreError::Gone)), "the last file spent the share");
+        // A crash between the last file's mark and its count: the share is not known spent when
+        // opened, its files answer like ones that never existed, and the sweep removes it.
+        fs::remove_file(spent(1)).unwrap();
+        let store = Store::open(store.root(), Limits::default()).unwrap();
+        let reopened = store.share(&share.code, unix_now()).unwrap();
+        let manifest = reopened.manifest().unwrap();
+        assert!(manifest.lookup(&rel("one")).is_none() && manifest.lookup(&rel("d/two")).is_none());
+        assert!(manifest.children(&rel("d")).is_empty());
+        assert_eq!(store.sweep(unix_now()).codes(), vec![share.code.to_string()]);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::manifest::MANIFEST_CACHE_SHARES;
 use super::sync::GroupSync;
 use super::{Limits, Result, Share, StoreError};
 
@@ -151,7 +150,7 @@ impl Share {
     /// What this server keeps of this share while uploads to it run, shared by all of them.
     pub(super) fn live(&self) -> Arc<LiveShare> {
         let mut live = self.store.live.lock().unwrap_or_else(PoisonError::into_inner);
-        if live.len() >= MANIFEST_CACHE_SHARES && !live.contains_key(self.code.as_str()) {
+        if live.len() >= self.store.limits.manifest_cache_shares && !live.contains_key(self.code.as_str()) {
             // Only shares with uploads in flight need theirs; the others start over.
             live.retain(|_, share| Arc::strong_count(share) > 1);
         }

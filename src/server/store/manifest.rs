@@ -1,23 +1,27 @@
 //! The manifest of a share: one line per finished file (`F`) or folder (`D`), only ever
-//! appended to, and the [`ManifestCache`] that depends on it. A last line without its newline
-//! was torn by a crash and never counts; the next append cuts it off. It never writes a file's
-//! contents, and never rewrites or removes a record.
+//! appended to, its [`Records`], and the [`ManifestCache`] that depends on it. A last line
+//! without its newline was torn by a crash and never counts; the next append cuts it off. It
+//! never writes a file's contents, and never rewrites or removes a record.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::ops::Bound;
 use std::path::Path;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use super::{Result, Share, StoreError};
 use crate::common::digest::Sha256Digest;
 
-/// Everything a share holds: its files and folders.
+/// Every record of a share's manifest: its files and folders, spent files included, with their
+/// totals kept as records are applied.
 #[derive(Debug, Clone, Default)]
-pub struct Manifest {
+pub struct Records {
     pub(super) files: BTreeMap<Vec<String>, FileEntry>,
     folders: BTreeMap<Vec<String>, i64>,
+    /// Bytes of all files.
+    bytes: u64,
 }
 
 /// What a path inside a share names.
@@ -27,7 +31,7 @@ pub enum Node<'a> {
     Folder,
 }
 
-/// One entry directly inside a folder of a share, as [`Manifest::children`] lists it.
+/// One entry directly inside a folder of a share, as [`Manifest::children`](super::Manifest::children) lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Child {
     pub name: String,
@@ -108,67 +112,93 @@ impl fmt::Display for Place {
 
 /// Manifests already read, by share code, with how many of the file's bytes they hold. A
 /// manifest only ever grows, so the bytes read stay what they were, also when another server on
-/// the same root appended after them: only what follows needs reading.
+/// the same root appended after them: only what follows needs reading. Past its bounds
+/// (`--manifest-cache-shares`, `--manifest-cache-records`) it starts over.
 #[derive(Debug, Default)]
-pub(super) struct ManifestCache(pub(super) Mutex<HashMap<String, (u64, Arc<Manifest>)>>);
+pub(super) struct ManifestCache(Mutex<HashMap<String, Cached>>);
 
-/// Most manifests kept in memory; past it the cache starts over.
-pub(super) const MANIFEST_CACHE_SHARES: usize = 256;
-/// Most records kept in memory over all cached manifests; past it the cache starts over.
-const MANIFEST_CACHE_RECORDS: usize = 200_000;
+/// One share's entry of the [`ManifestCache`].
+#[derive(Debug, Default)]
+pub(super) struct Cached {
+    /// Bytes of the manifest read.
+    read: u64,
+    pub(super) records: Arc<Records>,
+    /// The spent files counted so far.
+    pub(super) spent: SpentTally,
+    /// Whether every file was found spent: a spent share never comes back.
+    pub(super) all_spent: bool,
+}
 
-impl Share {
-    /// What a reader sees: every finished file and folder, except files whose download budget
-    /// is used up, which answer like files that never existed.
-    pub fn manifest(&self) -> Result<Arc<Manifest>> {
-        let records = self.read_records()?;
-        let Some(budget) = self.meta.downloads else {
-            return Ok(records);
-        };
-        let finished = self.finished_downloads()?;
-        let mut manifest = Manifest::clone(&records);
-        manifest.files.retain(|_, file| finished.of(&file.place) < budget);
-        Ok(Arc::new(manifest))
+/// Files of a share known spent, from its numbered spent marks: how many marks were read, and
+/// the files and bytes they name.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct SpentTally {
+    pub(super) marks: u64,
+    pub(super) files: usize,
+    pub(super) bytes: u64,
+}
+
+/// Most manifests kept in memory; past it the cache starts over (`--manifest-cache-shares`).
+pub const DEFAULT_MANIFEST_CACHE_SHARES: usize = 256;
+/// Most records kept in memory over all cached manifests; past it the cache starts over
+/// (`--manifest-cache-records`). One share's records are kept whole however many it has.
+pub const DEFAULT_MANIFEST_CACHE_RECORDS: usize = 200_000;
+
+impl ManifestCache {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, Cached>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Every record of the manifest, spent files included. The manifest only grows, so only
-    /// the records after the ones already read are read and parsed, in place unless a reader
-    /// still holds the older version.
-    pub(super) fn read_records(&self) -> Result<Arc<Manifest>> {
-        let path = self.dir.join("manifest");
-        let len = fs::metadata(&path)?.len();
-        let mut cache = self.store.manifests.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let records: usize = cache.values().map(|(_, manifest)| manifest.entries()).sum();
-        if !cache.contains_key(self.code.as_str())
-            && (cache.len() >= MANIFEST_CACHE_SHARES || records >= MANIFEST_CACHE_RECORDS)
-        {
-            cache.clear();
-        }
-        let (read, manifest) = cache.entry(self.code.to_string()).or_default();
-        if *read > len {
-            *read = 0;
-            *manifest = Arc::default();
-        }
-        if *read == len {
-            return Ok(manifest.clone());
-        }
-        let mut file = File::open(&path)?;
-        file.seek(SeekFrom::Start(*read))?;
-        let mut bytes = Vec::new();
-        file.read_to_end(&mut bytes)?;
-        // Only whole lines count: a torn last record is cut off by the next append.
-        if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
-            let records = Arc::make_mut(manifest);
-            for record in whole_lines(&bytes[..=end]) {
-                records.apply(record);
-            }
-            *read += end as u64 + 1;
-        }
-        Ok(manifest.clone())
+    /// Forgets every manifest read.
+    #[cfg(test)]
+    pub(super) fn clear(&self) {
+        self.lock().clear();
     }
 }
 
-impl Manifest {
+impl Share {
+    /// Every record of the manifest, spent files included. The manifest only grows, so only
+    /// the records after the ones already read are read and parsed, in place unless a reader
+    /// still holds the older version.
+    pub(super) fn read_records(&self) -> Result<Arc<Records>> {
+        self.cached(|cached| cached.records.clone())
+    }
+
+    /// Runs `then` on this share's cache entry, its records brought up to date.
+    pub(super) fn cached<T>(&self, then: impl FnOnce(&mut Cached) -> T) -> Result<T> {
+        let path = self.dir.join("manifest");
+        let len = fs::metadata(&path)?.len();
+        let limits = &self.store.limits;
+        let mut cache = self.store.manifests.lock();
+        if !cache.contains_key(self.code.as_str()) {
+            let records: usize = cache.values().map(|cached| cached.records.entries()).sum();
+            if cache.len() >= limits.manifest_cache_shares || records >= limits.manifest_cache_records {
+                cache.clear();
+            }
+        }
+        let cached = cache.entry(self.code.to_string()).or_default();
+        if cached.read > len {
+            *cached = Cached::default();
+        }
+        if cached.read < len {
+            let mut file = File::open(&path)?;
+            file.seek(SeekFrom::Start(cached.read))?;
+            let mut bytes = Vec::new();
+            file.read_to_end(&mut bytes)?;
+            // Only whole lines count: a torn last record is cut off by the next append.
+            if let Some(end) = bytes.iter().rposition(|&b| b == b'\n') {
+                let records = Arc::make_mut(&mut cached.records);
+                for record in whole_lines(&bytes[..=end]) {
+                    records.apply(record);
+                }
+                cached.read += end as u64 + 1;
+            }
+        }
+        Ok(then(cached))
+    }
+}
+
+impl Records {
     /// Applies one record; malformed ones are skipped.
     fn apply(&mut self, record: &str) {
         let fields: Vec<&str> = record.split('\t').collect();
@@ -181,7 +211,12 @@ impl Manifest {
                 let path: Vec<String> = path.split('/').map(str::to_owned).collect();
                 self.add_parents(&path, modified);
                 let place = Place::parse(blob);
-                self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, place });
+                self.bytes += size;
+                if let Some(old) =
+                    self.files.insert(path.clone(), FileEntry { path, size, sha256, modified, place })
+                {
+                    self.bytes -= old.size;
+                }
             }
             ["D", modified, path] => {
                 let Ok(modified) = modified.parse() else {
@@ -209,39 +244,18 @@ impl Manifest {
         self.files.get(rel).map(Node::File)
     }
 
-    /// Every file, in path order.
-    pub fn files(&self) -> impl Iterator<Item = &FileEntry> {
-        self.files.values()
-    }
-
-    /// The entries directly inside the folder `rel`, sorted by name.
-    pub fn children(&self, rel: &[String]) -> Vec<Child> {
-        let is_child = |path: &[String]| path.len() == rel.len() + 1 && path.starts_with(rel);
-        let mut names = BTreeSet::new();
-        let mut entries = Vec::new();
-        for (path, modified) in &self.folders {
-            if is_child(path) && names.insert(path[rel.len()].clone()) {
-                entries.push(Child {
-                    name: path[rel.len()].clone(),
-                    is_dir: true,
-                    size: 0,
-                    modified: *modified,
-                    sha256: None,
-                });
+    /// What is directly inside the folder `rel`, sorted by name: each name with what it names.
+    /// Costs a map lookup per entry, whatever else the share holds.
+    pub(super) fn child_nodes(&self, rel: &[String]) -> Vec<(&str, Inside<'_>)> {
+        let mut entries: Vec<(&str, Inside<'_>)> = Vec::new();
+        children_of(&self.folders, rel, |name, modified| entries.push((name, Inside::Folder(*modified))));
+        let folders = entries.len();
+        children_of(&self.files, rel, |name, file| {
+            if entries[..folders].binary_search_by(|(other, _)| (*other).cmp(name)).is_err() {
+                entries.push((name, Inside::File(file)));
             }
-        }
-        for (path, file) in &self.files {
-            if is_child(path) && names.insert(path[rel.len()].clone()) {
-                entries.push(Child {
-                    name: path[rel.len()].clone(),
-                    is_dir: false,
-                    size: file.size,
-                    modified: file.modified,
-                    sha256: Some(file.sha256),
-                });
-            }
-        }
-        entries.sort_by(|a, b| a.name.cmp(&b.name));
+        });
+        entries.sort_by(|a, b| a.0.cmp(b.0));
         entries
     }
 
@@ -252,7 +266,56 @@ impl Manifest {
 
     /// Number of files and their total size.
     pub fn totals(&self) -> (usize, u64) {
-        (self.files.len(), self.files.values().map(|f| f.size).sum())
+        (self.files.len(), self.bytes)
+    }
+}
+
+/// What a name directly inside a folder names.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Inside<'a> {
+    /// A folder, recorded (or first implied) at these Unix seconds.
+    Folder(i64),
+    File(&'a FileEntry),
+}
+
+impl Child {
+    /// The entry `name` of a folder, naming `inside`.
+    pub(super) fn of(name: &str, inside: Inside<'_>) -> Child {
+        match inside {
+            Inside::Folder(modified) => {
+                Child { name: name.to_owned(), is_dir: true, size: 0, modified, sha256: None }
+            }
+            Inside::File(file) => Child {
+                name: name.to_owned(),
+                is_dir: false,
+                size: file.size,
+                modified: file.modified,
+                sha256: Some(file.sha256),
+            },
+        }
+    }
+}
+
+/// Calls `found` with the name and value of each key of `map` directly inside `rel`, in order.
+/// Keys deeper inside are skipped a subtree at a time: a map lookup per entry found.
+fn children_of<'a, V>(
+    map: &'a BTreeMap<Vec<String>, V>,
+    rel: &[String],
+    mut found: impl FnMut(&'a str, &'a V),
+) {
+    let mut from = Bound::Excluded(rel.to_vec());
+    while let Some((key, value)) = map.range((from, Bound::Unbounded)).next() {
+        if key.len() <= rel.len() || !key.starts_with(rel) {
+            return;
+        }
+        let name = &key[rel.len()];
+        if key.len() == rel.len() + 1 {
+            found(name, value);
+        }
+        // The least name after `name`: every key below `name` sorts before it.
+        let mut next = rel.to_vec();
+        next.push(format!("{name}\0"));
+        from = Bound::Included(next);
     }
 }
 
@@ -324,12 +387,12 @@ mod tests {
         let second = Store::open(&root.0, Limits::default()).unwrap();
         let (share, _) = first.create_share(unix_now() + 60, None).unwrap();
         upload(&share, "a", b"1").unwrap();
-        assert_eq!(share.manifest().unwrap().totals(), (1, 1));
-        let again = share.manifest().unwrap();
-        assert!(Arc::ptr_eq(&again, &share.manifest().unwrap()), "unchanged: read once");
+        assert_eq!(share.manifest().unwrap().totals().unwrap(), (1, 1));
+        let again = share.read_records().unwrap();
+        assert!(Arc::ptr_eq(&again, &share.read_records().unwrap()), "unchanged: read once");
         let through_second = second.share(&share.code, unix_now()).unwrap();
         upload(&through_second, "b", b"22").unwrap();
-        assert_eq!(share.manifest().unwrap().totals(), (2, 3), "grown: read again");
+        assert_eq!(share.manifest().unwrap().totals().unwrap(), (2, 3), "grown: read again");
     }
 
     #[test]
@@ -339,16 +402,39 @@ mod tests {
         upload(&share, "a", b"1").unwrap();
         let mut manifest = OpenOptions::new().append(true).open(share.dir.join("manifest")).unwrap();
         manifest.write_all(b"F\tdeadbeef").unwrap();
-        assert_eq!(share.manifest().unwrap().totals(), (1, 1));
+        assert_eq!(share.manifest().unwrap().totals().unwrap(), (1, 1));
         upload(&share, "b", b"22").unwrap();
-        assert_eq!(share.manifest().unwrap().totals(), (2, 3));
+        assert_eq!(share.manifest().unwrap().totals().unwrap(), (2, 3));
         // A record torn inside its path is cut off, never read as a file at a shorter path.
         let sha = Sha256Digest::of(b"x");
         manifest.write_all(format!("F\t{sha}\t1\t0\tblob\tdocs/no").as_bytes()).unwrap();
         upload(&share, "c", b"333").unwrap();
         let records = share.manifest().unwrap();
-        assert_eq!(records.totals(), (3, 6));
+        assert_eq!(records.totals().unwrap(), (3, 6));
         assert!(records.lookup(&rel("docs/no")).is_none() && records.lookup(&rel("docs")).is_none());
+    }
+
+    #[test]
+    fn a_folder_lists_only_what_is_directly_inside_it() {
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        for path in ["a/x", "a/y/z", "a b", "ab", "a/y/w", "b", "a0/q"] {
+            upload(&share, path, path.as_bytes()).unwrap();
+        }
+        share.make_folder(&rel("a/e")).unwrap();
+        let names = |folder: &str| {
+            let folder = if folder.is_empty() { Vec::new() } else { rel(folder) };
+            let children = share.manifest().unwrap().children(&folder);
+            children
+                .into_iter()
+                .map(|c| format!("{}{}", c.name, if c.is_dir { "/" } else { "" }))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(""), ["a/", "a b", "a0/", "ab", "b"]);
+        assert_eq!(names("a"), ["e/", "x", "y/"]);
+        assert_eq!(names("a/y"), ["w", "z"]);
+        assert!(names("a/e").is_empty() && names("b").is_empty());
+        assert_eq!(share.manifest().unwrap().totals().unwrap(), (7, 3 + 5 + 3 + 2 + 5 + 1 + 4));
     }
 
     #[test]

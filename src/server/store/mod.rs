@@ -61,17 +61,19 @@ mod sync;
 #[cfg(test)]
 mod test_support;
 mod upload;
+mod view;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::PACK_MAX_BYTES;
 pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DownloadClaim};
-pub use manifest::{Child, FileEntry, Manifest, Node};
+pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
 pub use sweep::{Removal, Sweep};
 pub use upload::{Expected, Start, Upload};
+pub use view::Manifest;
 
 use live::{Disk, LiveShare};
-use manifest::{ManifestCache, append_line};
+use manifest::{ManifestCache, Records, append_line};
 use meta::{read_meta, write_meta};
 use sweep::{Instance, clean_dead_instances};
 
@@ -184,6 +186,10 @@ pub struct Limits {
     pub claim_hold: Duration,
     /// Most `RETR`s one claim records before it counts as a whole download.
     pub max_claim_segments: u64,
+    /// Most shares' manifests kept in memory.
+    pub manifest_cache_shares: usize,
+    /// Most manifest records kept in memory over the shares cached; one share's are kept whole.
+    pub manifest_cache_records: usize,
     /// Free bytes on the disk holding a path; `None` when the platform cannot tell.
     pub free_space: fn(&Path) -> Option<u64>,
 }
@@ -201,6 +207,8 @@ impl Default for Limits {
             partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             claim_hold: ledger::DEFAULT_CLAIM_HOLD,
             max_claim_segments: ledger::DEFAULT_MAX_CLAIM_SEGMENTS,
+            manifest_cache_shares: manifest::DEFAULT_MANIFEST_CACHE_SHARES,
+            manifest_cache_records: manifest::DEFAULT_MANIFEST_CACHE_RECORDS,
             free_space,
         }
     }
@@ -392,7 +400,7 @@ impl Share {
     }
 
     /// Checks that `rel` can be created: a valid name whose parents are not files.
-    fn check_new_path(&self, rel: &[String], manifest: &Manifest) -> Result<()> {
+    fn check_new_path(&self, rel: &[String], manifest: &Records) -> Result<()> {
         self.store.limits.check_path(rel)?;
         if rel.is_empty() {
             return Err(StoreError::Exists);

@@ -87,7 +87,7 @@ impl Store {
         let dir = self.shares_dir().join(name);
         let why = match read_meta(&dir) {
             Ok(meta) if meta.expires <= now => Some(Removal::Expired),
-            Ok(meta) if self.is_spent(name, &meta) => Some(Removal::Spent),
+            Ok(meta) if self.is_spent_exactly(name, &meta) => Some(Removal::Spent),
             Ok(meta) if meta.sealed => None,
             Ok(_) => return Ok(Swept::Kept { partials: self.sweep_partials(name, &dir)? }),
             Err(err) if matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::InvalidData) => {
