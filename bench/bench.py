@@ -87,9 +87,11 @@ LFTP_TLS_SETTINGS = LFTP_SETTINGS.replace(
     "set ftp:ssl-allow-anonymous yes; set ssl:verify-certificate no")
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
-             connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", rounds=3, warmup=1)
+             connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", command_files=2000,
+             command_count=5000, rounds=3, warmup=1)
 FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
-            connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", rounds=5, warmup=1)
+            connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", command_files=10000,
+            command_count=20000, rounds=5, warmup=1)
 SIZE_FLAGS = ("big", "small_size", "client_size", "budget_size")
 
 
@@ -569,6 +571,7 @@ class Workload:
     throughput_bytes: int = 0  # set for workloads reported as aggregate throughput
     reports_sync: bool = False
     tls: bool = False  # ours with --tls required against vsftpd with TLS, both sides encrypted
+    runner: object = None  # the workload's object, for rows of their own
 
 
 class BigDownload:
@@ -875,6 +878,8 @@ class Budgeted:
     """Many small files downloaded with our client from a share with a download budget, and
     from the same files in a share without one, on one server, in alternation."""
 
+    KINDS = ["budgeted", "unbudgeted"]
+
     # Most downloads a share may allow by the server's default --max-download-budget.
     BUDGET = "10000"
 
@@ -910,14 +915,84 @@ class Budgeted:
         ]
 
 
-def run_budgeted(ctx, workload, started):
-    """One server holding both shares; the two downloads take turns, the first rotating."""
+class CommandCost:
+    """Commands on the control connection against a budgeted share of a few files and one of
+    many, on one server, in alternation: what one command costs the server must not grow with
+    the share. One connection per run logs in and sends the commands one after another, each
+    waiting for its reply, cycling through SIZE, MDTM, SITE INFO and MLST of files spread over
+    the share."""
+
+    KINDS = ["few", "many"]
+    FEW = 10
+    VERBS = ["SIZE", "MDTM", "SITE INFO", "MLST"]
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        self.count = ctx.args.command_count
+        self.files = {"few": self.FEW, "many": ctx.args.command_files}
+        self.folders = {}
+        for kind, n in self.files.items():
+            folder = ctx.data / f"commands-{kind}"
+            folder.mkdir()
+            for i in range(n):
+                (folder / f"c{i:05}.bin").write_bytes(i.to_bytes(4, "big"))
+            self.folders[kind] = folder
+        self.w = Workload("commands", f"{self.count} commands (SIZE, MDTM, SITE INFO, MLST in turn) on a budgeted "
+                          f"share of {ctx.args.command_files} files against one of {self.FEW}",
+                          "server CPU per command ≤ 1.2 × on the small share", lambda r: r <= 1.2)
+
+    def prepare(self, server):
+        server.urls = {kind: ours_upload(server, [folder], ["--max-downloads", Budgeted.BUDGET])
+                       for kind, folder in self.folders.items()}
+
+    def run(self, server, round_no, kind):
+        code = share_base(server.urls[kind]).rstrip("/").rsplit("/", 1)[1]
+        n = self.files[kind]
+        # Files spread over the share, the same number of distinct ones for both shares.
+        paths = [f"/{code}/commands-{kind}/c{(i * n) // self.FEW:05}.bin" for i in range(self.FEW)]
+        failures = 0
+        with socket.create_connection((HOST, server.port), timeout=RUN_DEADLINE) as s:
+            reader = s.makefile("rb")
+            if ftp_reply(reader) != 220:
+                raise ConnectionError("no 220 greeting")
+            s.sendall(b"USER anonymous\r\n")
+            if ftp_reply(reader) == 331:
+                s.sendall(b"PASS bench@example.org\r\n")
+                ftp_reply(reader)
+            start = time.perf_counter()
+            for i in range(self.count):
+                verb = self.VERBS[i % len(self.VERBS)]
+                s.sendall(f"{verb} {paths[i % len(paths)]}\r\n".encode())
+                if ftp_reply(reader) // 100 != 2:
+                    failures += 1
+            seconds = time.perf_counter() - start
+            s.sendall(b"QUIT\r\n")
+            ftp_reply(reader)
+        return Sample(seconds, failures=failures)
+
+    def cpu_per_thousand(self, kind):
+        """Median server CPU seconds per 1000 commands."""
+        return median([s.server_cpu for s in self.w.samples[kind]]) * 1000 / self.count
+
+    def commands(self):
+        return [
+            f"ours: anonshare --parallel 8 --server 127.0.0.1:PORT upload --max-downloads {Budgeted.BUDGET} "
+            f"DATA/commands-few ({self.FEW} files of 4 bytes), and DATA/commands-many "
+            f"({self.ctx.args.command_files} files), outside the timing",
+            f"bench.py, one control connection per run: USER anonymous, then {self.count} commands, each "
+            f"after the reply to the one before: SIZE, MDTM, SITE INFO, MLST in turn, of {self.FEW} files spread "
+            "over the share (/CODE/commands-KIND/cNNNNN.bin), then QUIT",
+        ]
+
+
+def run_kinds(ctx, workload, started):
+    """One server holding a share per kind; the kinds take turns, the first rotating."""
     w = workload.w
     server = Anonshare(ctx.base, 64)
     started.append(server)
     server.start()
     workload.prepare(server)
-    kinds = ["budgeted", "unbudgeted"]
+    kinds = workload.KINDS
     w.samples = {kind: [] for kind in kinds}
     w.servers = kinds
     w.commands = workload.commands()
@@ -928,7 +1003,9 @@ def run_budgeted(ctx, workload, started):
             if r >= ctx.args.warmup:
                 w.samples[kind].append(sample)
             tag = "warm-up" if r < ctx.args.warmup else f"round {r - ctx.args.warmup + 1}"
-            log(f"  {w.key:10} {tag:8} {kind:10} {sample.seconds:8.3f}s")
+            fail = f" FAILURES={sample.failures}" if sample.failures else ""
+            log(f"  {w.key:10} {tag:8} {kind:10} {sample.seconds:8.3f}s  server {sample.server_cpu:.2f} CPU-s{fail}")
+    workload.peak_rss_kib = server.peak_rss_kib()
     server.stop()
 
 
@@ -1098,7 +1175,7 @@ def result_rows(workloads, peers):
     best peer. Uploads count the sync after each run, ours included."""
     rows = []
     for w in workloads:
-        if w.key == "budget":
+        if w.key in ("budget", "commands"):
             continue
         ours = median_time(w, "anonshare")
         ours_fail = sum(s.failures for s in w.samples["anonshare"])
@@ -1264,7 +1341,7 @@ def workload_tables(ctx, main, peers):
 def render(ctx, workloads, rss, invocation):
     a = ctx.args
     peers = peer_names()
-    main = [w for w in workloads if w.key != "budget" and not w.tls]
+    main = [w for w in workloads if w.key not in ("budget", "commands") and not w.tls]
     out = [BEGIN_MARK, ""]
     out.append(f"Measured {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} with `{invocation}`. "
                f"Every number is the **median of {plural(a.rounds, 'round')}** (after "
@@ -1292,6 +1369,25 @@ def render(ctx, workloads, rss, invocation):
                            "; ".join(f"{median([s.server_cpu for s in w.samples[k]]):.2f} + "
                                      f"{median([s.client_cpu for s in w.samples[k]]):.2f}" for k in w.servers),
                            w.goal, "yes" if budgeted / free <= 1.2 and fails == 0 else "**no**"]]))
+        out.append("")
+    for w in workloads:
+        if w.key != "commands":
+            continue
+        cost = w.runner
+        few, many = cost.cpu_per_thousand("few"), cost.cpu_per_thousand("many")
+        fails = sum(s.failures for kind in w.servers for s in w.samples[kind])
+        out.append("A command's cost against the size of the share: the same commands on a budgeted share "
+                   f"of {cost.FEW} files and on one of {a.command_files}, on one server, in turns. CPU "
+                   "seconds of the server per 1000 commands (median; `/proc` counts in ticks of "
+                   f"{1000 // CLOCK_TICKS} ms, so the run is long enough to hold many), and wall time per command:")
+        out.append("")
+        out.append(table(["workload", f"{cost.FEW} files", f"{a.command_files} files", "ratio", "goal", "met",
+                          "server's peak RSS"],
+                         [[w.title] + [f"{cost.cpu_per_thousand(k):.3f} CPU-s "
+                                       f"({median_time(w, k) * 1e6 / cost.count:.0f} µs/command)" for k in w.servers]
+                          + [f"{many / few:.2f}" if few else "n/a", w.goal,
+                             "yes" if few and many / few <= 1.2 and fails == 0 else "**no**",
+                             f"{cost.peak_rss_kib / 1024:.1f} MiB"]]))
         out.append("")
     if ctx.floors:
         out.append("The machine's own floors, measured in the same run (medians):")
@@ -1430,10 +1526,14 @@ def parse_args(argv):
     p.add_argument("--budget-files", type=int,
                    help="files downloaded from a budgeted share and an unbudgeted one (default 4000; quick 200)")
     p.add_argument("--budget-size", type=parse_size, help="size of each of them (default 1K)")
+    p.add_argument("--command-files", type=int,
+                   help="files of the big budgeted share the commands workload asks about (default 10000; quick 2000)")
+    p.add_argument("--command-count", type=int,
+                   help="commands per run of the commands workload (default 20000; quick 5000)")
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
     p.add_argument("--only", help="comma-separated workloads: floors,big-down,big-up,small-down,small-up,"
-                                  "clients,connect,connect-paced,budget,tls-big-down,tls-big-up,"
+                                  "clients,connect,connect-paced,budget,commands,tls-big-down,tls-big-up,"
                                   "tls-small-down,tls-small-up; `tls` means the four tls-* ones")
     p.add_argument("--tmp", default=tempfile.gettempdir(),
                    help="where server roots and generated files go: a real disk (default %(default)s)")
@@ -1449,7 +1549,7 @@ def parse_args(argv):
     args.doc = Path(args.doc) if args.doc else (QUICK_DOC if args.quick else DOC)
     tls_keys = ["tls-big-down", "tls-big-up", "tls-small-down", "tls-small-up"]
     all_keys = ["floors", "big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced",
-                "budget", *tls_keys]
+                "budget", "commands", *tls_keys]
     args.only = args.only.split(",") if args.only else all_keys
     if "tls" in args.only:
         at = args.only.index("tls")
@@ -1508,10 +1608,11 @@ def main(argv):
         for key in args.only:
             if key == "floors":
                 continue
-            if key == "budget":
-                workload = Budgeted(ctx)
-                log(f"budget: {workload.w.title}")
-                run_budgeted(ctx, workload, started)
+            if key in ("budget", "commands"):
+                workload = Budgeted(ctx) if key == "budget" else CommandCost(ctx)
+                log(f"{key}: {workload.w.title}")
+                run_kinds(ctx, workload, started)
+                workload.w.runner = workload
                 workloads.append(workload.w)
                 continue
             make, connections = plan[key]

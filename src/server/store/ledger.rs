@@ -7,11 +7,6 @@
 //! that another server may have changed, and several servers on one root (also on a
 //! distributed filesystem whose reads may be a second stale) keep a budget exact. Everything
 //! here happens under the share's lock. It never reads a stored file's contents.
-//!
-//! A file whose last download counted gets a spent mark, and the share a numbered spent
-//! count, so that a share is known spent from a count of names rather than by asking about
-//! every file; the mark comes first and only its maker counts it, so a crash between the two
-//! leaves the count short, never long, and the sweep's check of every file finds such a share.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -19,8 +14,8 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use super::manifest::{FileEntry, Place, SpentTally, whole_lines};
-use super::{Result, Share, ShareMeta, Store, StoreError, unix_now};
+use super::manifest::{FileEntry, Place, whole_lines};
+use super::{Result, Share, StoreError, unix_now};
 use crate::common::platform::{create_marker, read_marker};
 use crate::common::secret::ShareCode;
 
@@ -63,9 +58,19 @@ impl Share {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
-        let _lock = self.lock()?;
         let names = Names::of(self, &entry.place);
-        fs::create_dir_all(&names.dir)?;
+        // Never `create_dir_all`: a share removed meanwhile must not come back as a folder.
+        match fs::create_dir(&names.dir) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
+        // A RETR from byte 0 most likely makes a new claim: its file is written and synced
+        // before the lock, so that downloads starting together sync at once.
+        let mut written = match offset {
+            0 => Some(WrittenClaim::write(&names.dir, client, now)?),
+            _ => None,
+        };
+        let _lock = self.lock()?;
         let legacy = self.legacy_downloads()?.of(&entry.place);
         if legacy + count(|j| names.finished(j))? >= budget {
             return Err(StoreError::NotFound);
@@ -93,7 +98,11 @@ impl Share {
         if legacy + self.places_taken(&names, budget.saturating_sub(legacy), now)? >= budget {
             return Err(StoreError::NotFound);
         }
-        let number = names.make_claim(client, now)?;
+        let written = match written {
+            Some(ref written) => written,
+            None => written.insert(WrittenClaim::write(&names.dir, client, now)?),
+        };
+        let number = names.make_claim(written)?;
         append(|g| names.of_client(client, g), &number.to_string())?;
         let lock = File::open(names.claim(number))?;
         let head = File::open(names.head(number))?;
@@ -286,51 +295,14 @@ impl DownloadClaim {
     }
 }
 
-impl Share {
-    /// Marks `entry` spent, once, and counts it among the share's spent files.
-    fn mark_spent(&self, entry: &FileEntry) -> Result<()> {
-        let names = Names::of(self, &entry.place);
-        match create_link(&names.spent_mark(), "spent") {
-            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-            other => other?,
-        }
-        append(|j| spent_count(&names.dir, j), &entry.size.to_string())?;
-        Ok(())
-    }
-
-    /// The files the share's spent count names, and their bytes: the tally kept with the
-    /// cached manifest, brought up to date by reading only the counted names made since.
-    pub(super) fn spent_tally(&self) -> Result<SpentTally> {
-        let dir = self.dir.join("budget");
-        let marks = count(|j| spent_count(&dir, j))?;
-        let mut tally = self.cached(|cached| cached.spent)?;
-        while tally.marks < marks {
-            // Read until one cannot be: the rest is read next time.
-            let Ok(bytes) = read_number(&spent_count(&dir, tally.marks)) else { break };
-            tally = SpentTally { marks: tally.marks + 1, files: tally.files + 1, bytes: tally.bytes + bytes };
-        }
-        self.cached(|cached| {
-            if cached.spent.marks < tally.marks {
-                cached.spent = tally;
-            }
-        })?;
-        Ok(tally)
-    }
-}
-
-/// The `j`-th spent file of a share, under its `budget/`: the file's size.
-fn spent_count(dir: &Path, j: u64) -> PathBuf {
-    dir.join(format!("spent.{j}"))
-}
-
 /// The names of one budgeted file's entries under `budget/`.
-struct Names {
+pub(super) struct Names {
     dir: PathBuf,
     place: String,
 }
 
 impl Names {
-    fn of(share: &Share, place: &Place) -> Names {
+    pub(super) fn of(share: &Share, place: &Place) -> Names {
         Names { dir: share.dir.join("budget"), place: place.to_string() }
     }
 
@@ -359,7 +331,7 @@ impl Names {
     }
 
     /// The file's budget is used up: made once, by the download that used it up.
-    fn spent_mark(&self) -> PathBuf {
+    pub(super) fn spent_mark(&self) -> PathBuf {
         self.name("spent")
     }
 
@@ -388,31 +360,18 @@ impl Names {
         !exists(&self.done(k)) && !exists(&self.released_mark(k))
     }
 
-    /// Makes the next claim, for `client`: written and synced under a temporary name, then
-    /// linked into place (a link never replaces a name). Its number.
-    fn make_claim(&self, client: &str, now: i64) -> Result<u64> {
-        let temporary = self.dir.join(format!("tmp.{}", ShareCode::generate()?));
-        let written = write_claim(&temporary, client, now);
-        if let Err(err) = written {
-            let _ = fs::remove_file(&temporary);
-            return Err(err);
-        }
+    /// Makes the next claim from its `written` file, linked into place (a link never replaces
+    /// a name). Its number.
+    fn make_claim(&self, written: &WrittenClaim) -> Result<u64> {
         let mut number = count(|k| self.claim(k))?;
-        let linked = loop {
+        loop {
             // The head file first: a claim is never seen without one.
-            if let Err(err) =
-                OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))
-            {
-                break Err(err);
-            }
-            match fs::hard_link(&temporary, self.claim(number)) {
+            OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))?;
+            match fs::hard_link(&written.0, self.claim(number)) {
                 Err(err) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
-                other => break other,
+                other => return Ok(other.map(|()| number)?),
             }
-        };
-        let _ = fs::remove_file(&temporary);
-        linked?;
-        Ok(number)
+        }
     }
 
     /// The byte ranges recorded for claim `k`.
@@ -448,13 +407,27 @@ impl Names {
     }
 }
 
-fn write_claim(path: &Path, client: &str, now: i64) -> Result<()> {
-    let mut bytes = format!("{client}\n{now}\n").into_bytes();
-    bytes.resize(CLAIM_BYTES.max(bytes.len()), b' ');
-    let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
-    file.write_all(&bytes)?;
-    file.sync_data()?;
-    Ok(())
+/// A claim's file, written whole and synced under a temporary name of `budget/`, which is
+/// removed when it is dropped (linked into place or not).
+struct WrittenClaim(PathBuf);
+
+impl WrittenClaim {
+    /// Writes the claim of `client`, made at `now`.
+    fn write(dir: &Path, client: &str, now: i64) -> Result<WrittenClaim> {
+        let written = WrittenClaim(dir.join(format!("tmp.{}", ShareCode::generate()?)));
+        let mut bytes = format!("{client}\n{now}\n").into_bytes();
+        bytes.resize(CLAIM_BYTES.max(bytes.len()), b' ');
+        let mut file = OpenOptions::new().write(true).create_new(true).open(&written.0)?;
+        file.write_all(&bytes)?;
+        file.sync_data()?;
+        Ok(written)
+    }
+}
+
+impl Drop for WrittenClaim {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.0);
+    }
 }
 
 /// Whether the sorted union of `ranges` is `0..size`.
@@ -477,7 +450,7 @@ fn exists(path: &Path) -> bool {
 
 /// How many names `name(0)`, `name(1)`, ... exist; they never have gaps. Looks up about
 /// 2 log2(n) names.
-fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
+pub(super) fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
     let present = |n: u64| match fs::symlink_metadata(name(n)) {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
@@ -504,7 +477,7 @@ fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
 }
 
 /// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.
-fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
+pub(super) fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
     let mut number = count(&name)?;
     loop {
         match create_link(&name(number), payload) {
@@ -515,7 +488,7 @@ fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
 }
 
 /// Creates `path` holding `payload`, at once and exclusively: a symbolic link never replaced.
-fn create_link(path: &Path, payload: &str) -> Result<()> {
+pub(super) fn create_link(path: &Path, payload: &str) -> Result<()> {
     Ok(create_marker(path, payload)?)
 }
 
@@ -527,7 +500,7 @@ fn unreadable(path: &Path) -> StoreError {
     StoreError::Io(io::Error::other(format!("unreadable budget entry {}", path.display())))
 }
 
-fn read_number(path: &Path) -> Result<u64> {
+pub(super) fn read_number(path: &Path) -> Result<u64> {
     payload(path)?.parse().map_err(|_| unreadable(path))
 }
 
@@ -562,64 +535,6 @@ impl Finished {
     pub(super) fn of(&self, place: &Place) -> u64 {
         let names = Names::of(&self.share, place);
         self.legacy.of(place) + count(|j| names.finished(j)).unwrap_or(0)
-    }
-}
-
-impl Store {
-    /// Whether a sealed share with a download budget has had all its files downloaded up to it.
-    /// A share with no files has spent nothing: it stays until it expires. The share's spent
-    /// count decides first, in a few name lookups: short of its files, the share is not known
-    /// spent here (the sweep's [`Store::is_spent_exactly`] finds one whose count a crash left
-    /// short). When it reaches them, every file is checked once, as the sweep does, and the
-    /// answer kept: the count alone could name a file that a stale manifest does not show yet.
-    pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
-        let Some(share) = self.spendable(name, meta) else {
-            return false;
-        };
-        let counted = count(|j| spent_count(&share.dir.join("budget"), j));
-        let known = share.cached(|cached| (cached.all_spent, cached.records.files.len()));
-        match (counted, known) {
-            (_, Ok((true, _))) => true,
-            (Ok(spent), Ok((false, files))) if files > 0 && spent >= files as u64 => {
-                let spent = share.every_file_spent();
-                if spent {
-                    let _ = share.cached(|cached| cached.all_spent = true);
-                }
-                spent
-            }
-            _ => false,
-        }
-    }
-
-    /// Whether a sealed share with a download budget has had all its files downloaded up to
-    /// it, asking about every file: the sweep's check.
-    pub(super) fn is_spent_exactly(&self, name: &str, meta: &ShareMeta) -> bool {
-        self.spendable(name, meta).is_some_and(|share| share.every_file_spent())
-    }
-
-    /// The share `name` if it is sealed and has a download budget.
-    fn spendable(&self, name: &str, meta: &ShareMeta) -> Option<Share> {
-        let (Some(_), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
-            return None;
-        };
-        let dir = self.shares_dir().join(name);
-        Some(Share { code, meta: meta.clone(), dir, store: self.clone() })
-    }
-}
-
-impl Share {
-    /// Whether the share has files and every one of them was downloaded as often as its budget
-    /// allows.
-    fn every_file_spent(&self) -> bool {
-        let Some(budget) = self.meta.downloads else {
-            return false;
-        };
-        match (self.read_records(), self.finished_downloads()) {
-            (Ok(records), Ok(finished)) => {
-                !records.files.is_empty() && records.files.values().all(|f| finished.of(&f.place) >= budget)
-            }
-            _ => false,
-        }
     }
 }
 
@@ -739,39 +654,6 @@ mod tests {
         let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
         assert!(two.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
-    }
-
-    #[test]
-    fn a_share_is_known_spent_from_its_spent_count_and_the_sweep_finds_a_count_left_short() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-        let one = upload_announced(&share, "one", b"1").unwrap();
-        let two = upload_announced(&share, "d/two", b"22").unwrap();
-        share.seal().unwrap();
-        let spent = |j: u64| spent_count(&share.dir.join("budget"), j);
-        let open = || store.share(&share.code, unix_now());
-        share.claim_download(&one, "10.0.0.1", 0).unwrap().unwrap().credit(0, 1).unwrap();
-        assert_eq!(count(spent).unwrap(), 1);
-        assert!(open().is_ok(), "d/two has a download left");
-        assert_eq!(open().unwrap().manifest().unwrap().totals().unwrap(), (1, 2), "one is spent");
-        // A count that names a file this manifest does not show yet never passes for spent:
-        // every file is asked about first.
-        append(spent, "0").unwrap();
-        assert!(open().is_ok());
-        assert!(store.sweep(unix_now()).removed.is_empty());
-        fs::remove_file(spent(1)).unwrap();
-        share.claim_download(&two, "10.0.0.1", 0).unwrap().unwrap().credit(0, 2).unwrap();
-        assert_eq!(count(spent).unwrap(), 2);
-        assert!(matches!(open(), Err(StoreError::Gone)), "the last file spent the share");
-        // A crash between the last file's mark and its count: the share is not known spent when
-        // opened, its files answer like ones that never existed, and the sweep removes it.
-        fs::remove_file(spent(1)).unwrap();
-        let store = Store::open(store.root(), Limits::default()).unwrap();
-        let reopened = store.share(&share.code, unix_now()).unwrap();
-        let manifest = reopened.manifest().unwrap();
-        assert!(manifest.lookup(&rel("one")).is_none() && manifest.lookup(&rel("d/two")).is_none());
-        assert!(manifest.children(&rel("d")).is_empty());
-        assert_eq!(store.sweep(unix_now()).codes(), vec![share.code.to_string()]);
     }
 
     #[test]

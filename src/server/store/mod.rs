@@ -16,7 +16,8 @@
 //!                           named by the SHA-256 of their path, locked while written
 //! shares/<code>/budget/     download budgets in names created exclusively, never changed:
 //!                           per budgeted file its claims (one per client), the ranges each was
-//!                           sent, and the finished and released ones, numbered without gaps
+//!                           sent, and the finished and released ones, numbered without gaps;
+//!                           a spent file's mark, and the share's spent count (`spent.<j>`)
 //! shares/<code>/downloads, reading/  finished downloads counted by older servers (read only)
 //! tmp/<instance>/           one per running server: shares being made, expired or deleted
 //!                           shares on their way out; its `lock` is held while it runs
@@ -34,7 +35,8 @@
 //! Each part keeps one rule: `meta` is only replaced whole; `manifest` is only appended to;
 //! `contents` never changes a stored file's bytes; `upload` keeps bytes unseen until their
 //! commit; `live` keeps uploads in flight from outgrowing a share together; `ledger` never lets
-//! downloads pass a budget; `sync` makes written bytes durable and decides nothing; `sweep`
+//! downloads pass a budget; `spent` never counts a file spent twice; `view` never copies the
+//! records a reader sees; `sync` makes written bytes durable and decides nothing; `sweep`
 //! removes shares only whole, and only dead servers' folders.
 
 use std::collections::HashMap;
@@ -56,6 +58,7 @@ mod ledger;
 mod live;
 mod manifest;
 mod meta;
+mod spent;
 mod sweep;
 mod sync;
 #[cfg(test)]

@@ -1,0 +1,152 @@
+//! Which budgeted files and shares are spent. The download that uses a file's budget up makes
+//! the file's spent mark, exclusively, and only its maker then appends to the share's spent
+//! count (`budget/spent.<j>`, numbered without gaps, each holding the file's size). So a share
+//! is known spent from a count of names rather than by asking the ledger about every file; a
+//! crash between the mark and the count leaves the count short, never long, and the sweep's
+//! check of every file ([`Store::is_spent_exactly`]) finds such a share.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+use super::ledger::{Names, append, count, create_link, read_number};
+use super::manifest::{FileEntry, SpentTally};
+use super::{Result, Share, ShareMeta, Store, StoreError};
+use crate::common::secret::ShareCode;
+
+impl Share {
+    /// Marks `entry` spent, once, and counts it among the share's spent files.
+    pub(super) fn mark_spent(&self, entry: &FileEntry) -> Result<()> {
+        let names = Names::of(self, &entry.place);
+        let share_budget = self.dir.join("budget");
+        match create_link(&names.spent_mark(), "spent") {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            other => other?,
+        }
+        append(|j| spent_count(&share_budget, j), &entry.size.to_string())?;
+        Ok(())
+    }
+
+    /// The files the share's spent count names, and their bytes: the tally kept with the
+    /// cached manifest, brought up to date by reading only the counted names made since.
+    pub(super) fn spent_tally(&self) -> Result<SpentTally> {
+        let dir = self.dir.join("budget");
+        let marks = count(|j| spent_count(&dir, j))?;
+        let mut tally = self.cached(|cached| cached.spent)?;
+        while tally.marks < marks {
+            // Read until one cannot be: the rest is read next time.
+            let Ok(bytes) = read_number(&spent_count(&dir, tally.marks)) else { break };
+            tally = SpentTally { marks: tally.marks + 1, files: tally.files + 1, bytes: tally.bytes + bytes };
+        }
+        self.cached(|cached| {
+            if cached.spent.marks < tally.marks {
+                cached.spent = tally;
+            }
+        })?;
+        Ok(tally)
+    }
+}
+
+/// The `j`-th spent file of a share, under its `budget/`: the file's size.
+fn spent_count(dir: &Path, j: u64) -> PathBuf {
+    dir.join(format!("spent.{j}"))
+}
+
+impl Store {
+    /// Whether a sealed share with a download budget has had all its files downloaded up to it.
+    /// A share with no files has spent nothing: it stays until it expires. The share's spent
+    /// count decides first, in a few name lookups: short of its files, the share is not known
+    /// spent here (the sweep's [`Store::is_spent_exactly`] finds one whose count a crash left
+    /// short). When it reaches them, every file is checked once, as the sweep does, and the
+    /// answer kept: the count alone could name a file that a stale manifest does not show yet.
+    pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
+        let Some(share) = self.spendable(name, meta) else {
+            return false;
+        };
+        let counted = count(|j| spent_count(&share.dir.join("budget"), j));
+        let known = share.cached(|cached| (cached.all_spent, cached.records.files.len()));
+        match (counted, known) {
+            (_, Ok((true, _))) => true,
+            (Ok(spent), Ok((false, files))) if files > 0 && spent >= files as u64 => {
+                let spent = share.every_file_spent();
+                if spent {
+                    let _ = share.cached(|cached| cached.all_spent = true);
+                }
+                spent
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether a sealed share with a download budget has had all its files downloaded up to
+    /// it, asking about every file: the sweep's check.
+    pub(super) fn is_spent_exactly(&self, name: &str, meta: &ShareMeta) -> bool {
+        self.spendable(name, meta).is_some_and(|share| share.every_file_spent())
+    }
+
+    /// The share `name` if it is sealed and has a download budget.
+    fn spendable(&self, name: &str, meta: &ShareMeta) -> Option<Share> {
+        let (Some(_), true, Ok(code)) = (meta.downloads, meta.sealed, name.parse::<ShareCode>()) else {
+            return None;
+        };
+        let dir = self.shares_dir().join(name);
+        Some(Share { code, meta: meta.clone(), dir, store: self.clone() })
+    }
+}
+
+impl Share {
+    /// Whether the share has files and every one of them was downloaded as often as its budget
+    /// allows.
+    fn every_file_spent(&self) -> bool {
+        let Some(budget) = self.meta.downloads else {
+            return false;
+        };
+        match (self.read_records(), self.finished_downloads()) {
+            (Ok(records), Ok(finished)) => {
+                !records.files.is_empty() && records.files.values().all(|f| finished.of(&f.place) >= budget)
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::fs;
+
+    use super::*;
+    use crate::server::store::test_support::{rel, temp_store, upload_announced};
+    use crate::server::store::{Limits, unix_now};
+
+    #[test]
+    fn a_share_is_known_spent_from_its_spent_count_and_the_sweep_finds_a_count_left_short() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let one = upload_announced(&share, "one", b"1").unwrap();
+        let two = upload_announced(&share, "d/two", b"22").unwrap();
+        share.seal().unwrap();
+        let spent = |j: u64| spent_count(&share.dir.join("budget"), j);
+        let open = || store.share(&share.code, unix_now());
+        share.claim_download(&one, "10.0.0.1", 0).unwrap().unwrap().credit(0, 1).unwrap();
+        assert_eq!(count(spent).unwrap(), 1);
+        assert!(open().is_ok(), "d/two has a download left");
+        assert_eq!(open().unwrap().manifest().unwrap().totals().unwrap(), (1, 2), "one is spent");
+        // A count that names a file this manifest does not show yet never passes for spent:
+        // every file is asked about first.
+        append(spent, "0").unwrap();
+        assert!(open().is_ok());
+        assert!(store.sweep(unix_now()).removed.is_empty());
+        fs::remove_file(spent(1)).unwrap();
+        share.claim_download(&two, "10.0.0.1", 0).unwrap().unwrap().credit(0, 2).unwrap();
+        assert_eq!(count(spent).unwrap(), 2);
+        assert!(matches!(open(), Err(StoreError::Gone)), "the last file spent the share");
+        // A crash between the last file's mark and its count: the share is not known spent when
+        // opened, its files answer like ones that never existed, and the sweep removes it.
+        fs::remove_file(spent(1)).unwrap();
+        let store = Store::open(store.root(), Limits::default()).unwrap();
+        let reopened = store.share(&share.code, unix_now()).unwrap();
+        let manifest = reopened.manifest().unwrap();
+        assert!(manifest.lookup(&rel("one")).is_none() && manifest.lookup(&rel("d/two")).is_none());
+        assert!(manifest.children(&rel("d")).is_empty());
+        assert_eq!(store.sweep(unix_now()).codes(), vec![share.code.to_string()]);
+    }
+}
