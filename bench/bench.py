@@ -88,9 +88,9 @@ LFTP_TLS_SETTINGS = LFTP_SETTINGS.replace(
 # Each (preset, flags) pair: what --quick means.
 QUICK = dict(big="64M", small_count=200, small_size="4K", clients=16, client_size="4M",
              connects=64, login_timeout=3.0, budget_files=200, budget_size="1K", command_files=2000,
-             command_count=5000, rounds=3, warmup=1)
+             command_count=10000, rounds=3, warmup=1)
 FULL = dict(big="1G", small_count=1000, small_size="4K", clients=64, client_size="16M",
-            connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", command_files=10000,
+            connects=300, login_timeout=30.0, budget_files=4000, budget_size="1K", command_files=9999,
             command_count=20000, rounds=5, warmup=1)
 SIZE_FLAGS = ("big", "small_size", "client_size", "budget_size")
 
@@ -1527,9 +1527,10 @@ def parse_args(argv):
                    help="files downloaded from a budgeted share and an unbudgeted one (default 4000; quick 200)")
     p.add_argument("--budget-size", type=parse_size, help="size of each of them (default 1K)")
     p.add_argument("--command-files", type=int,
-                   help="files of the big budgeted share the commands workload asks about (default 10000; quick 2000)")
+                   help="files of the big budgeted share the commands workload asks about (default 9999: "
+                        "with its folder, the most a share holds by default; quick 2000)")
     p.add_argument("--command-count", type=int,
-                   help="commands per run of the commands workload (default 20000; quick 5000)")
+                   help="commands per run of the commands workload (default 20000; quick 10000)")
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
     p.add_argument("--only", help="comma-separated workloads: floors,big-down,big-up,small-down,small-up,"
