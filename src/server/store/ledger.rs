@@ -566,6 +566,9 @@ mod tests {
             matches!(share.claim_download(&entry, three, 0), Err(StoreError::NotFound)),
             "two clients in flight"
         );
+        let written: Vec<_> =
+            fs::read_dir(share.dir.join("budget")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert!(!written.iter().any(|name| name.to_string_lossy().starts_with("tmp.")), "{written:?}");
         assert!(!second.credit(4, 8).unwrap(), "a segment alone does not count");
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
         assert!(first.credit(0, 5).unwrap(), "the segments together cover the file");
