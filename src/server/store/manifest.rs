@@ -125,8 +125,9 @@ pub(super) struct Cached {
     pub(super) records: Arc<Records>,
     /// The spent files counted so far.
     pub(super) spent: SpentTally,
-    /// Whether every file was found spent: a spent share never comes back.
-    pub(super) all_spent: bool,
+    /// What the last check of every file found: whether all were spent (a spent share never
+    /// comes back), and else the spent count and the files it was made at.
+    pub(super) checked: Checked,
 }
 
 /// Files of a share known spent, from its numbered spent marks: how many marks were read, and
@@ -136,6 +137,19 @@ pub(super) struct SpentTally {
     pub(super) marks: u64,
     pub(super) files: usize,
     pub(super) bytes: u64,
+}
+
+/// What the last check of a budgeted share's every file found.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Checked {
+    #[default]
+    Never,
+    /// Some file had downloads left, when the spent count and the files were these.
+    Unspent {
+        spent: u64,
+        files: usize,
+    },
+    AllSpent,
 }
 
 /// Most manifests kept in memory; past it the cache starts over (`--manifest-cache-shares`).

@@ -9,7 +9,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::ledger::{Names, append, count, create_link, read_number};
-use super::manifest::{FileEntry, SpentTally};
+use super::manifest::{Checked, FileEntry, SpentTally};
 use super::{Result, Share, ShareMeta, Store, StoreError};
 use crate::common::secret::ShareCode;
 
@@ -56,22 +56,26 @@ impl Store {
     /// A share with no files has spent nothing: it stays until it expires. The share's spent
     /// count decides first, in a few name lookups: short of its files, the share is not known
     /// spent here (the sweep's [`Store::is_spent_exactly`] finds one whose count a crash left
-    /// short). When it reaches them, every file is checked once, as the sweep does, and the
-    /// answer kept: the count alone could name a file that a stale manifest does not show yet.
+    /// short). When it reaches them, every file is checked, as the sweep does, and the answer
+    /// kept until the count or the files change: the count alone could name a file that a
+    /// stale manifest does not show yet.
     pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
         let Some(share) = self.spendable(name, meta) else {
             return false;
         };
         let counted = count(|j| spent_count(&share.dir.join("budget"), j));
-        let known = share.cached(|cached| (cached.all_spent, cached.records.files.len()));
+        let known = share.cached(|cached| (cached.checked, cached.records.files.len()));
         match (counted, known) {
-            (_, Ok((true, _))) => true,
-            (Ok(spent), Ok((false, files))) if files > 0 && spent >= files as u64 => {
-                let spent = share.every_file_spent();
-                if spent {
-                    let _ = share.cached(|cached| cached.all_spent = true);
-                }
-                spent
+            (_, Ok((Checked::AllSpent, _))) => true,
+            (Ok(spent), Ok((checked, files)))
+                if files > 0 && spent >= files as u64 && checked != (Checked::Unspent { spent, files }) =>
+            {
+                let verdict = match share.every_file_spent() {
+                    true => Checked::AllSpent,
+                    false => Checked::Unspent { spent, files },
+                };
+                let _ = share.cached(|cached| cached.checked = verdict);
+                verdict == Checked::AllSpent
             }
             _ => false,
         }
@@ -134,13 +138,15 @@ mod tests {
         // every file is asked about first.
         append(spent, "0").unwrap();
         assert!(open().is_ok());
+        let checked = share.cached(|cached| cached.checked).unwrap();
+        assert_eq!(checked, Checked::Unspent { spent: 2, files: 2 }, "checked once, and kept");
         assert!(store.sweep(unix_now()).removed.is_empty());
-        fs::remove_file(spent(1)).unwrap();
         share.claim_download(&two, "10.0.0.1", 0).unwrap().unwrap().credit(0, 2).unwrap();
-        assert_eq!(count(spent).unwrap(), 2);
+        assert_eq!(count(spent).unwrap(), 3);
         assert!(matches!(open(), Err(StoreError::Gone)), "the last file spent the share");
         // A crash between the last file's mark and its count: the share is not known spent when
         // opened, its files answer like ones that never existed, and the sweep removes it.
+        fs::remove_file(spent(2)).unwrap();
         fs::remove_file(spent(1)).unwrap();
         let store = Store::open(store.root(), Limits::default()).unwrap();
         let reopened = store.share(&share.code, unix_now()).unwrap();
