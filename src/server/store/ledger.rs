@@ -64,14 +64,15 @@ impl Share {
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
             other => other?,
         }
+        let legacy = self.legacy_downloads()?.of(&entry.place);
         // A RETR from byte 0 most likely makes a new claim: its file is written and synced
-        // before the lock, so that downloads starting together sync at once.
-        let mut written = match offset {
-            0 => Some(WrittenClaim::write(&names.dir, client, now)?),
-            _ => None,
+        // before the lock, so that downloads starting together sync at once, unless the
+        // places looked taken (a hint only: the lock decides), so that refusals write nothing.
+        let mut written = match offset == 0 && legacy + names.places_made()? < budget {
+            true => Some(WrittenClaim::write(&names.dir, client, now)?),
+            false => None,
         };
         let _lock = self.lock()?;
-        let legacy = self.legacy_downloads()?.of(&entry.place);
         if legacy + count(|j| names.finished(j))? >= budget {
             return Err(StoreError::NotFound);
         }
@@ -353,6 +354,12 @@ impl Names {
     /// The `g`-th claim of address `client`: its number.
     fn of_client(&self, client: &str, g: u64) -> PathBuf {
         self.name(&format!("a{client}.{g}"))
+    }
+
+    /// Claims made and not given up (those that counted among them): the places taken,
+    /// counting claims whose client left long ago.
+    fn places_made(&self) -> Result<u64> {
+        Ok(count(|k| self.claim(k))?.saturating_sub(count(|m| self.released(m))?))
     }
 
     /// Whether claim `k` neither counted nor gave its place up.
