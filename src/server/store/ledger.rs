@@ -5,8 +5,10 @@
 //! finished and released ones, one address's claims, one claim's segments) are names numbered
 //! from 0 with no gaps, counted by looking names up. So no decision rests on a read of a file
 //! that another server may have changed, and several servers on one root (also on a
-//! distributed filesystem whose reads may be a second stale) keep a budget exact. Everything
-//! here happens under the share's lock. It never reads a stored file's contents.
+//! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name
+//! is created, and every decision made, under the share's lock (the `budget/` folder, and a
+//! claim's file under a temporary name, may be made before it). It never reads a stored
+//! file's contents.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
