@@ -29,6 +29,11 @@ use crate::server::stream::{ControlStream, DataStream};
 /// Bytes per read of an upload: larger than the client's chunks, so the server, which also
 /// writes and hashes them, makes fewer calls.
 const RECEIVE_BYTES: usize = 256 * 1024;
+/// Bytes of an upload received between two looks at the control connection (each look is a
+/// few system calls), unless [`UPLOAD_WATCH_INTERVAL`] passes first.
+const UPLOAD_WATCH_BYTES: usize = 1 << 20;
+/// Longest time between two looks at the control connection while an upload's bytes arrive.
+const UPLOAD_WATCH_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
@@ -150,15 +155,23 @@ fn send_range(
 
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut DataStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
-    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
+    let size = chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES);
+    // The upload's own buffer: what is written to the file is hashed without a copy.
+    let mut buffer = upload.buffer(size);
     let mut last_progress = Instant::now();
+    let (mut last_look, mut unwatched) = (last_progress, 0);
     loop {
         match data.read(&mut buffer) {
             Ok(0) => break,
             Ok(n) => {
                 last_progress = Instant::now();
-                watch.check()?;
-                upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
+                unwatched += n;
+                if unwatched >= UPLOAD_WATCH_BYTES || last_progress - last_look >= UPLOAD_WATCH_INTERVAL {
+                    watch.check()?;
+                    (last_look, unwatched) = (last_progress, 0);
+                }
+                upload.write_buffer(buffer, n).map_err(Stop::Store)?;
+                buffer = upload.buffer(size);
             }
             Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
