@@ -156,31 +156,65 @@ fn send_range(
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut DataStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
     let size = chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES);
-    // The upload's own buffer: what is written to the file is hashed without a copy.
-    let mut buffer = upload.buffer(size);
+    // The upload's own buffer, filled before it is written and then hashed without a copy:
+    // a TLS read gives one record (16 KiB) at a time, and a hand-over each would cost more.
+    let mut buffer = Filling { bytes: upload.buffer(size), filled: 0 };
     let mut last_progress = Instant::now();
     let (mut last_look, mut unwatched) = (last_progress, 0);
-    loop {
-        match data.read(&mut buffer) {
-            Ok(0) => break,
+    let end = loop {
+        match data.read(&mut buffer.bytes[buffer.filled..]) {
+            Ok(0) => break Ok(()),
             Ok(n) => {
+                buffer.filled += n;
                 last_progress = Instant::now();
                 unwatched += n;
                 if unwatched >= UPLOAD_WATCH_BYTES || last_progress - last_look >= UPLOAD_WATCH_INTERVAL {
-                    watch.check()?;
+                    if let Err(stop) = watch.check() {
+                        break Err(stop);
+                    }
                     (last_look, unwatched) = (last_progress, 0);
                 }
-                upload.write_buffer(buffer, n).map_err(Stop::Store)?;
-                buffer = upload.buffer(size);
+                if buffer.filled == buffer.bytes.len() {
+                    buffer.write(upload)?;
+                }
             }
-            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if is_timeout(&err) => {
+                // The bytes paused: those that came go to the file, where a resume finds them.
+                buffer.write(upload)?;
+                if let Err(stop) = watch.stalled(last_progress) {
+                    break Err(stop);
+                }
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(Stop::Data(err)),
+            Err(err) => break Err(Stop::Data(err)),
         }
-    }
+    };
+    // What arrived is kept also when the transfer stopped: a cut upload resumes after it.
+    let written = buffer.write(upload);
+    end.and(written)?;
     // End of data in stream mode can also mean the client died: a gone control connection
     // says so, and then nothing is stored.
     watch.check()
+}
+
+/// An upload's buffer and how much of it the data connection filled.
+struct Filling {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl Filling {
+    /// Hands the filled bytes, if any, to the upload, and takes its next buffer.
+    fn write(&mut self, upload: &mut Upload) -> Result<(), Stop> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let size = self.bytes.len();
+        let full = std::mem::take(&mut self.bytes);
+        upload.write_buffer(full, std::mem::take(&mut self.filled)).map_err(Stop::Store)?;
+        self.bytes = upload.buffer(size);
+        Ok(())
+    }
 }
 
 fn is_timeout(err: &io::Error) -> bool {
