@@ -30,13 +30,19 @@ pub const MAX_REPLY_LINES: usize = 1000;
 /// Longest listing accepted from a server, in bytes.
 pub const MAX_LISTING_BYTES: u64 = 64 * 1024 * 1024;
 /// Turns an I/O error on the wire into a connection error that names what was being done.
-fn wire(doing: &str) -> impl FnOnce(io::Error) -> ClientError + '_ {
+pub(crate) fn wire(doing: &str) -> impl FnOnce(io::Error) -> ClientError + '_ {
     move |err| match err.kind() {
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {
             ClientError::TimedOut(format!("{doing}: timed out waiting for the server"))
         }
         _ => ClientError::Connection(format!("{doing}: {err}")),
     }
+}
+
+/// What a `STOR` sends: a file's bytes, a chunk at a time.
+pub trait Outgoing {
+    /// Sends the next chunk on `data`; `false` once every byte went.
+    fn send_chunk(&mut self, data: &mut ClientStream) -> Result<bool>;
 }
 
 /// One file of a share, as listed.
@@ -403,18 +409,17 @@ impl Connection {
         self.expect(&Command::Mkd(path.into()), &[257]).map(drop)
     }
 
-    /// Sends `source` as `path`, a file of `size` bytes, from byte `offset` on, handing each
-    /// chunk to `each` as it goes. `declared` is the file's SHA-256 when it is known before the
-    /// bytes (a resume), and the server then refuses a file that does not match. Returns the
-    /// SHA-256 the server computed over the whole file it stored.
+    /// Sends `source` as `path`, a file of `size` bytes, from byte `offset` on. `declared` is
+    /// the file's SHA-256 when it is known before the bytes (a resume), and the server then
+    /// refuses a file that does not match. Returns the SHA-256 the server computed over the
+    /// whole file it stored.
     pub fn store(
         &mut self,
         path: &str,
         size: u64,
         declared: Option<Sha256Digest>,
         offset: u64,
-        source: &mut impl Read,
-        each: &mut dyn FnMut(&[u8]) -> Result<()>,
+        source: &mut dyn Outgoing,
     ) -> Result<Sha256Digest> {
         if let Some(digest) = declared {
             self.send_ahead(Command::Site(SiteCommand::Digest(digest, path.into())), &[200]);
@@ -425,15 +430,7 @@ impl Connection {
         }
         let bytes_first = sent_before_reply(size - offset.min(size));
         let ((), reply) = self.transfer_ordered(&Command::Stor(path.into()), bytes_first, |data| {
-            for_each_chunk(
-                source,
-                size - offset.min(size),
-                |chunk| {
-                    data.write_all(chunk).map_err(wire("STOR"))?;
-                    each(chunk)
-                },
-                |err| ClientError::Usage(format!("cannot read the file for {path}: {err}")),
-            )?;
+            while source.send_chunk(data)? {}
             data.end_upload().map_err(wire("STOR"))
         })?;
         match parse_stored_reply(&reply.text()) {

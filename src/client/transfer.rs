@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 use std::fs::{self, File};
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Mutex, PoisonError};
@@ -19,9 +19,10 @@ use walkdir::WalkDir;
 pub use crate::client::download::*;
 use crate::client::link::{Attempt, Link};
 use crate::client::observer::Observer;
+use crate::client::tls::ClientStream;
 use crate::client::words::printable;
-use crate::client::{ClientError, Connection, CreatedShare, Result, sent_before_reply};
-use crate::common::chunks::for_each_chunk;
+use crate::client::{ClientError, Connection, CreatedShare, Outgoing, Result, sent_before_reply, wire};
+use crate::common::chunks::{chunk_size, for_each_chunk};
 use crate::common::digest::{Hasher, Sha256Digest, StreamHasher};
 use crate::common::names::check_path;
 use crate::proto::Reason;
@@ -348,32 +349,90 @@ fn upload_one(
         return Err(changed());
     }
     source.seek(SeekFrom::Start(offset)).map_err(unreadable)?;
-    let mut source = Exactly::new(source, file.size - offset.min(file.size));
     observer.restart(&path, offset);
-    // Hashed on a second thread while this one reads and sends.
-    let mut sent = StreamHasher::new(Hasher::new(), if declared.is_none() { file.size } else { 0 });
     let counts = !sent_before_reply(file.size - offset);
-    let stored = connection.store(remote, file.size, declared, offset, &mut source, &mut |chunk| {
-        if declared.is_none() {
-            sent.update(chunk);
-        }
+    let mut progress = |moved: u64| {
         if counts {
-            attempt.moved += chunk.len() as u64;
+            attempt.moved += moved;
         }
-        observer.advance(&path, chunk.len() as u64);
+        observer.advance(&path, moved);
         if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
-    });
-    if source.changed {
+    };
+    let mut sending = SentFile {
+        source: Exactly::new(source, file.size - offset.min(file.size)),
+        // Hashed on a second thread while this one reads and sends.
+        digest: declared.is_none().then(|| StreamHasher::new(Hasher::new(), file.size)),
+        spare: Vec::new(),
+        remote,
+        progress: &mut progress,
+    };
+    let stored = connection.store(remote, file.size, declared, offset, &mut sending);
+    if sending.source.changed {
         return Err(changed());
     }
     let stored = stored?;
-    let local = declared.unwrap_or_else(|| sent.into_hasher().finish());
+    let local = match sending.digest {
+        Some(digest) => digest.into_hasher().finish(),
+        None => declared.expect("a file is hashed as it goes unless its digest was declared"),
+    };
     if stored != local {
         return Err(ClientError::Integrity(format!(
             "{path}: the server stored SHA-256 {stored}, but the bytes sent have SHA-256 {local}"
         )));
     }
     Ok(local)
+}
+
+/// Bytes per read and send of an upload: a chunk crosses to the digest's thread without a copy,
+/// so larger chunks only mean fewer calls (measured: a 1 GiB upload's client and server each
+/// take less CPU than with 64 KiB).
+const SEND_CHUNK_BYTES: usize = 256 * 1024;
+
+/// A local file being sent by `STOR`. Each chunk is read once, into the digest's own buffer,
+/// sent from it, and then hashed from it on the digest's thread: the digest is of exactly the
+/// bytes sent, and no chunk is copied for it.
+struct SentFile<'u> {
+    source: Exactly<File>,
+    /// The digest of the bytes sent, unless the file's digest was declared before them.
+    digest: Option<StreamHasher>,
+    /// The buffer chunks are read into when nothing is hashed.
+    spare: Vec<u8>,
+    remote: &'u str,
+    /// Told how many bytes each chunk held, once it went; an error stops the upload.
+    progress: &'u mut dyn FnMut(u64) -> Result<()>,
+}
+
+impl Outgoing for SentFile<'_> {
+    fn send_chunk(&mut self, data: &mut ClientStream) -> Result<bool> {
+        let size = chunk_size(self.source.left, SEND_CHUNK_BYTES);
+        let mut buffer = match &mut self.digest {
+            Some(digest) => digest.buffer(size),
+            None => std::mem::take(&mut self.spare),
+        };
+        buffer.resize(size, 0);
+        let read = loop {
+            match self.source.read(&mut buffer) {
+                Ok(read) => break read,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => {
+                    return Err(ClientError::Usage(format!(
+                        "cannot read the file for {}: {err}",
+                        self.remote
+                    )));
+                }
+            }
+        };
+        if read == 0 {
+            return Ok(false);
+        }
+        data.write_all(&buffer[..read]).map_err(wire("STOR"))?;
+        match &mut self.digest {
+            Some(digest) => digest.update_buffer(buffer, read),
+            None => self.spare = buffer,
+        }
+        (self.progress)(read as u64)?;
+        Ok(true)
+    }
 }
 
 /// A file read for upload that must hold exactly the bytes planned: one that ends early or

@@ -112,17 +112,19 @@ impl Hasher {
 /// starting the thread costs more than it saves.
 pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
 
-/// Chunks a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
-/// chunks, 384 KiB per stream.
-const BACKGROUND_BUFFERS: usize = 6;
+/// Buffers a background hasher's thread holds at most (queued or being hashed); the caller
+/// fills one more. With 64 KiB chunks that is 320 KiB per stream, with 256 KiB ones 1.25 MiB.
+const BACKGROUND_BUFFERS: usize = 4;
 
 /// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
 /// file). For a long stream the hashing runs on a second thread, so that on a machine with
-/// two cores it costs the mover no time: each chunk is copied into a buffer handed over a
-/// channel, and buffers come back for reuse, so memory stays bounded.
+/// two cores it costs the mover no time. The caller either hands over a copy of each chunk
+/// ([`StreamHasher::update`]) or, better, fills the hasher's own buffers
+/// ([`StreamHasher::buffer`], [`StreamHasher::update_buffer`]), which then cross to the thread
+/// without a copy and come back for reuse, so memory stays bounded.
 pub enum StreamHasher {
-    /// Hashes in the caller's thread.
-    Inline(Hasher),
+    /// Hashes in the caller's thread; keeps one buffer for the caller to fill.
+    Inline(Hasher, Vec<u8>),
     /// Hashes on its own thread.
     Background(BackgroundHasher),
 }
@@ -131,26 +133,73 @@ impl StreamHasher {
     /// Continues `hasher` over `to_come` more bytes: in the background when they are many and a
     /// thread can be started, in the caller's thread otherwise.
     pub fn new(hasher: Hasher, to_come: u64) -> StreamHasher {
-        if to_come < BACKGROUND_HASH_BYTES {
-            return StreamHasher::Inline(hasher);
+        let mut stream = StreamHasher::Inline(hasher, Vec::new());
+        if to_come >= BACKGROUND_HASH_BYTES {
+            stream.go_background();
         }
-        match BackgroundHasher::start(hasher.clone()) {
-            Ok(background) => StreamHasher::Background(background),
-            Err(_) => StreamHasher::Inline(hasher),
+        stream
+    }
+
+    /// Hashes on a thread of its own from now on, if one can be started: for a stream whose
+    /// length was not known and that turned out long.
+    pub fn go_background(&mut self) {
+        if let StreamHasher::Inline(hasher, _) = self
+            && let Ok(background) = BackgroundHasher::start(hasher.clone())
+        {
+            *self = StreamHasher::Background(background);
         }
     }
 
+    pub fn is_background(&self) -> bool {
+        matches!(self, StreamHasher::Background(_))
+    }
+
+    /// Bytes fed so far, those of the hasher it continues included.
+    pub fn len(&self) -> u64 {
+        match self {
+            StreamHasher::Inline(hasher, _) => hasher.len(),
+            StreamHasher::Background(background) => background.len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Hashes a copy of `bytes`.
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
-            StreamHasher::Inline(hasher) => hasher.update(bytes),
+            StreamHasher::Inline(hasher, _) => hasher.update(bytes),
             StreamHasher::Background(background) => background.update(bytes),
+        }
+    }
+
+    /// A buffer of `size` bytes for the caller to fill and hand back to
+    /// [`StreamHasher::update_buffer`]; waits while the thread holds every buffer.
+    pub fn buffer(&mut self, size: usize) -> Vec<u8> {
+        let mut buffer = match self {
+            StreamHasher::Inline(_, spare) => std::mem::take(spare),
+            StreamHasher::Background(background) => background.spare(),
+        };
+        buffer.resize(size, 0);
+        buffer
+    }
+
+    /// Hashes the first `len` bytes of `buffer`, which the hasher keeps for reuse.
+    pub fn update_buffer(&mut self, buffer: Vec<u8>, len: usize) {
+        match self {
+            StreamHasher::Inline(hasher, spare) => {
+                hasher.update(&buffer[..len]);
+                *spare = buffer;
+            }
+            StreamHasher::Background(background) => background.hand_over(buffer, len),
         }
     }
 
     /// The hasher once every byte fed so far is in it.
     pub fn into_hasher(self) -> Hasher {
         match self {
-            StreamHasher::Inline(hasher) => hasher,
+            StreamHasher::Inline(hasher, _) => hasher,
             StreamHasher::Background(background) => background.finish(),
         }
     }
@@ -158,44 +207,64 @@ impl StreamHasher {
 
 /// A [`Hasher`] fed on a thread of its own.
 pub struct BackgroundHasher {
-    chunks: Option<Sender<Vec<u8>>>,
+    chunks: Option<Sender<(Vec<u8>, usize)>>,
     spare: Receiver<Vec<u8>>,
-    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`].
-    buffers: usize,
+    /// Buffers the thread holds, at most [`BACKGROUND_BUFFERS`].
+    with_thread: usize,
+    /// Bytes handed over so far, those of the hasher it continues included.
+    len: u64,
     thread: Option<JoinHandle<Hasher>>,
 }
 
 impl BackgroundHasher {
     /// Starts the thread that continues `hasher`.
     pub fn start(mut hasher: Hasher) -> io::Result<BackgroundHasher> {
-        let (chunks, incoming) = channel::<Vec<u8>>();
+        let len = hasher.len();
+        let (chunks, incoming) = channel::<(Vec<u8>, usize)>();
         let (give_back, spare) = channel();
         let thread = thread::Builder::new().name("sha256".into()).spawn(move || {
-            for chunk in incoming {
-                hasher.update(&chunk);
+            for (chunk, len) in incoming {
+                hasher.update(&chunk[..len]);
                 // The other end is gone only once the stream is finished.
                 let _ = give_back.send(chunk);
             }
             hasher
         })?;
-        Ok(BackgroundHasher { chunks: Some(chunks), spare, buffers: 0, thread: Some(thread) })
+        Ok(BackgroundHasher { chunks: Some(chunks), spare, with_thread: 0, len, thread: Some(thread) })
     }
 
     /// Hands a copy of `bytes` to the thread; waits only when every buffer is in use.
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut buffer = match self.spare.try_recv() {
-            Ok(buffer) => buffer,
-            Err(_) if self.buffers < BACKGROUND_BUFFERS => {
-                self.buffers += 1;
-                Vec::with_capacity(bytes.len())
-            }
-            // The thread gives every buffer back unless it died, which `finish` reports.
-            Err(_) => self.spare.recv().unwrap_or_default(),
-        };
+        let mut buffer = self.spare();
         buffer.clear();
         buffer.extend_from_slice(bytes);
-        if let Some(chunks) = &self.chunks {
-            let _ = chunks.send(buffer);
+        self.hand_over(buffer, bytes.len());
+    }
+
+    /// A buffer the thread gave back, or a new one while it holds fewer than its share.
+    fn spare(&mut self) -> Vec<u8> {
+        let given_back = match self.spare.try_recv() {
+            Ok(buffer) => Some(buffer),
+            Err(_) if self.with_thread < BACKGROUND_BUFFERS => None,
+            // The thread gives every buffer back unless it died, which `finish` reports.
+            Err(_) => self.spare.recv().ok(),
+        };
+        match given_back {
+            Some(buffer) => {
+                self.with_thread -= 1;
+                buffer
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Hands `buffer` to the thread, to hash its first `len` bytes.
+    fn hand_over(&mut self, buffer: Vec<u8>, len: usize) {
+        self.len += len as u64;
+        if let Some(chunks) = &self.chunks
+            && chunks.send((buffer, len)).is_ok()
+        {
+            self.with_thread += 1;
         }
     }
 
@@ -264,7 +333,7 @@ mod tests {
         let mut first = Hasher::new();
         first.update(&bytes[..5]);
         let mut stream = StreamHasher::new(first, bytes.len() as u64 - 5);
-        assert!(matches!(stream, StreamHasher::Background(_)));
+        assert!(stream.is_background());
         for chunk in bytes[5..].chunks(64 * 1024 - 3) {
             stream.update(chunk);
         }
@@ -274,9 +343,39 @@ mod tests {
     }
 
     #[test]
+    fn filled_buffers_are_hashed_up_to_their_length_and_reused() {
+        let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 17 % 253) as u8).collect();
+        for (to_come, most_buffers) in [(0, 1), (bytes.len() as u64, BACKGROUND_BUFFERS + 1)] {
+            let mut stream = StreamHasher::new(Hasher::new(), to_come);
+            let mut seen = std::collections::HashSet::new();
+            for chunk in bytes.chunks(100_000) {
+                let mut buffer = stream.buffer(128 * 1024);
+                assert_eq!(buffer.len(), 128 * 1024);
+                buffer[..chunk.len()].copy_from_slice(chunk);
+                seen.insert(buffer.as_ptr() as usize);
+                stream.update_buffer(buffer, chunk.len());
+            }
+            assert!(seen.len() <= most_buffers, "{} buffers for {to_come} bytes to come", seen.len());
+            assert_eq!(stream.len(), bytes.len() as u64);
+            assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(&bytes));
+        }
+    }
+
+    #[test]
+    fn a_stream_moves_to_the_background_midway() {
+        let mut stream = StreamHasher::new(Hasher::new(), 0);
+        stream.update(b"ab");
+        stream.go_background();
+        assert!(stream.is_background());
+        stream.update(b"c");
+        assert_eq!(stream.len(), 3);
+        assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(b"abc"));
+    }
+
+    #[test]
     fn a_short_stream_is_hashed_inline() {
         let mut stream = StreamHasher::new(Hasher::new(), 3);
-        assert!(matches!(stream, StreamHasher::Inline(_)));
+        assert!(!stream.is_background());
         stream.update(b"abc");
         assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(b"abc"));
     }

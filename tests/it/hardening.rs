@@ -8,8 +8,8 @@ use anonshare::common::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
 use crate::support::{
-    Control, DEADLINE, Server, TempDir, client, code_of, data_connection, events, fetch, info_value,
-    make_share, python, random_bytes, site_info, store, upload, wait_until,
+    Control, DEADLINE, Server, TempDir, announce, client, code_of, data_connection, events, fetch,
+    info_value, make_share, python, random_bytes, site_info, store, upload, wait_until,
 };
 
 /// A logged-in connection that owns a fresh share; returns it and the share's code.
@@ -361,6 +361,36 @@ fn only_lookups_of_well_formed_codes_that_never_existed_are_guesses() {
     // A real guess counts, and the next one waits.
     assert!(control.command(&format!("CWD /{}", guess(7))).starts_with("550 "));
     assert_eq!(events(&server.log(), "share-miss"), 1);
+}
+
+#[test]
+fn a_large_upload_hashed_beside_its_writes_is_checked_whole_announced_or_not() {
+    // Past the size from which the server hashes on a thread of its own, in many reads.
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let bytes = random_bytes(5 << 20, 16);
+    let wrong = Sha256Digest::of(b"other bytes");
+    for announced in [true, false] {
+        assert!(control.command(&format!("SITE DIGEST {wrong} big")).starts_with("200 "));
+        if announced {
+            announce(&mut control, &bytes);
+        }
+        let refused = stor(&mut control, "big", &bytes);
+        assert!(
+            refused.starts_with("550 ") && refused.ends_with("[digest-mismatch]"),
+            "{announced}: {refused}"
+        );
+        assert!(control.command("SIZE big").starts_with("550 "), "nothing was stored");
+        assert_eq!(stored_files(&server, &code), (0, 0), "nothing of a refused file remains");
+    }
+    let right = Sha256Digest::of(&bytes);
+    assert!(control.command(&format!("SITE DIGEST {right} big")).starts_with("200 "));
+    let stored = stor(&mut control, "big", &bytes);
+    assert!(
+        stored.starts_with(&format!("226 Stored /{code}/big, {} bytes, SHA-256 {right}", bytes.len())),
+        "{stored}"
+    );
+    assert!(fetch(&mut control, "big").unwrap() == bytes);
 }
 
 #[test]

@@ -26,9 +26,14 @@ use crate::server::shutdown::Shutdown as ServerShutdown;
 use crate::server::store::{StoreError, Upload};
 use crate::server::stream::{ControlStream, DataStream};
 
-/// Bytes per read of an upload: larger than the client's chunks, so the server, which also
-/// writes and hashes them, makes fewer calls.
+/// Bytes of an upload written, then handed to the hashing thread, at a time, filled by as many
+/// reads as it takes (measured: with 64 KiB the server takes more CPU).
 const RECEIVE_BYTES: usize = 256 * 1024;
+/// Bytes of an upload received between two looks at the control connection (each look is a
+/// few system calls), unless [`UPLOAD_WATCH_INTERVAL`] passes first.
+const UPLOAD_WATCH_BYTES: usize = 1 << 20;
+/// Longest time between two looks at the control connection while an upload's bytes arrive.
+const UPLOAD_WATCH_INTERVAL: Duration = Duration::from_millis(20);
 /// Longest wait between two looks at a passive listener.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
@@ -150,24 +155,66 @@ fn send_range(
 
 /// Reads an upload's bytes from the data connection to its end, into the store.
 fn receive(data: &mut DataStream, watch: &mut ControlWatch<'_>, upload: &mut Upload) -> Result<(), Stop> {
-    let mut buffer = vec![0u8; chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES)];
+    let size = chunk_size(upload.to_come().unwrap_or(u64::MAX), RECEIVE_BYTES);
+    // The upload's own buffer, filled before it is written and then hashed without a copy:
+    // a TLS read gives one record (16 KiB) at a time, and a hand-over each would cost more.
+    let mut buffer = Filling { bytes: upload.buffer(size), filled: 0 };
     let mut last_progress = Instant::now();
-    loop {
-        match data.read(&mut buffer) {
-            Ok(0) => break,
+    let (mut last_look, mut unwatched) = (last_progress, 0);
+    let end = loop {
+        match data.read(&mut buffer.bytes[buffer.filled..]) {
+            Ok(0) => break Ok(()),
             Ok(n) => {
+                buffer.filled += n;
                 last_progress = Instant::now();
-                watch.check()?;
-                upload.write_chunk(&buffer[..n]).map_err(Stop::Store)?;
+                unwatched += n;
+                if unwatched >= UPLOAD_WATCH_BYTES || last_progress - last_look >= UPLOAD_WATCH_INTERVAL {
+                    if let Err(stop) = watch.check() {
+                        break Err(stop);
+                    }
+                    (last_look, unwatched) = (last_progress, 0);
+                }
+                if buffer.filled == buffer.bytes.len() {
+                    buffer.write(upload)?;
+                }
             }
-            Err(err) if is_timeout(&err) => watch.stalled(last_progress)?,
+            Err(err) if is_timeout(&err) => {
+                // The bytes paused: those that came go to the file, where a resume finds them.
+                buffer.write(upload)?;
+                if let Err(stop) = watch.stalled(last_progress) {
+                    break Err(stop);
+                }
+            }
             Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-            Err(err) => return Err(Stop::Data(err)),
+            Err(err) => break Err(Stop::Data(err)),
         }
-    }
+    };
+    // What arrived is kept also when the transfer stopped: a cut upload resumes after it.
+    let written = buffer.write(upload);
+    end.and(written)?;
     // End of data in stream mode can also mean the client died: a gone control connection
     // says so, and then nothing is stored.
     watch.check()
+}
+
+/// An upload's buffer and how much of it the data connection filled.
+struct Filling {
+    bytes: Vec<u8>,
+    filled: usize,
+}
+
+impl Filling {
+    /// Hands the filled bytes, if any, to the upload, and takes its next buffer.
+    fn write(&mut self, upload: &mut Upload) -> Result<(), Stop> {
+        if self.filled == 0 {
+            return Ok(());
+        }
+        let size = self.bytes.len();
+        let full = std::mem::take(&mut self.bytes);
+        upload.write_buffer(full, std::mem::take(&mut self.filled)).map_err(Stop::Store)?;
+        self.bytes = upload.buffer(size);
+        Ok(())
+    }
 }
 
 fn is_timeout(err: &io::Error) -> bool {

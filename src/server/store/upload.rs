@@ -14,7 +14,7 @@ use super::live::{LiveShare, Receiving, Reservation};
 use super::manifest::{FileEntry, Node, Place, append_line};
 use super::sync::Flusher;
 use super::{Result, Share, StoreError, unix_now};
-use crate::common::digest::{Hasher, Sha256Digest};
+use crate::common::digest::{BACKGROUND_HASH_BYTES, Hasher, Sha256Digest, StreamHasher};
 use crate::common::platform::sync_dir;
 use crate::common::secret::ShareCode;
 
@@ -50,7 +50,8 @@ pub struct Upload {
     expected: Option<Sha256Digest>,
     size: Option<u64>,
     sink: Sink,
-    hasher: Hasher,
+    /// The digest of every byte so far; on a thread of its own for a large upload.
+    hasher: StreamHasher,
     /// The byte this upload started at; earlier bytes were kept from a cut upload.
     offset: u64,
     /// Bytes this file may have before a limit is crossed.
@@ -193,6 +194,8 @@ impl Share {
         (room, reservation): (Room, Reservation),
     ) -> Result<Upload> {
         let (allowance, limit) = allowance(offset, expected.size, room)?;
+        let to_come = expected.size.map_or(0, |size| size.saturating_sub(offset));
+        let hasher = StreamHasher::new(hasher, to_come);
         let mut upload = Upload {
             share: self.clone(),
             rel: rel.to_vec(),
@@ -298,6 +301,38 @@ impl Upload {
 
     /// Takes the next bytes of the file.
     pub fn write_chunk(&mut self, bytes: &[u8]) -> Result<()> {
+        self.store_bytes(bytes)?;
+        self.hasher.update(bytes);
+        self.hash_in_background_once_large();
+        Ok(())
+    }
+
+    /// A buffer of `size` bytes to fill with the next bytes of the file and hand to
+    /// [`Upload::write_buffer`]: the digest's own, which its thread hashes without a copy.
+    pub fn buffer(&mut self, size: usize) -> Vec<u8> {
+        self.hasher.buffer(size)
+    }
+
+    /// Takes the first `len` bytes of `buffer` as the next bytes of the file: they are
+    /// written, then hashed, from the same memory.
+    pub fn write_buffer(&mut self, buffer: Vec<u8>, len: usize) -> Result<()> {
+        self.store_bytes(&buffer[..len])?;
+        self.hasher.update_buffer(buffer, len);
+        self.hash_in_background_once_large();
+        Ok(())
+    }
+
+    /// An upload whose size was not announced moves its hashing to a thread of its own once
+    /// it is known to be large.
+    fn hash_in_background_once_large(&mut self) {
+        if self.received() >= BACKGROUND_HASH_BYTES && !self.hasher.is_background() {
+            self.hasher.go_background();
+        }
+    }
+
+    /// Writes the next bytes of the file where they go, within the limits; the caller hashes
+    /// them.
+    fn store_bytes(&mut self, bytes: &[u8]) -> Result<()> {
         let incoming = bytes.len() as u64;
         if self.received() + incoming > self.allowance {
             let (what, limit) = self.limit;
@@ -322,7 +357,6 @@ impl Upload {
         if let Sink::Partial { .. } = self.sink {
             self.reservation.arrived(incoming);
         }
-        self.hasher.update(bytes);
         Ok(())
     }
 
@@ -340,7 +374,10 @@ impl Upload {
     /// record's append; the syncs happen outside it, so uploads to one share in parallel sync
     /// together instead of in turn.
     fn try_commit(&mut self) -> Result<FileEntry> {
-        let sha256 = self.hasher.clone().finish();
+        // Waits for the hashing thread, if any, to reach the last byte.
+        let hasher = std::mem::replace(&mut self.hasher, StreamHasher::new(Hasher::new(), 0)).into_hasher();
+        let sha256 = hasher.clone().finish();
+        self.hasher = StreamHasher::new(hasher, 0);
         if let Some(expected) = self.expected
             && expected != sha256
         {
