@@ -8,8 +8,8 @@ use anonshare::server::log::ShareTag;
 
 use crate::fault_proxy::FaultProxy;
 use crate::support::{
-    RefusingAddress, Server, TempDir, client, code_of, connections_with, events, random_bytes, upload,
-    wait_until,
+    RefusingAddress, Server, SmallDisk, TempDir, client, code_of, connections_with, events, random_bytes,
+    upload, wait_until,
 };
 
 fn sha(bytes: &[u8]) -> String {
@@ -301,10 +301,10 @@ fn a_shell_left_idle_past_the_servers_timeout_carries_on() {
 #[test]
 fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
     let dir = TempDir::new();
-    let free = anonshare::common::platform::free_space(dir.path()).expect("free space of the test disk");
-    // A floor a few MiB below what is free now: the upload crosses it part way.
-    let floor = (free - (4 << 20)).to_string();
-    let server = Server::start_with(&["--min-free-disk", &floor]);
+    // A disk of its own, so that other work on the machine cannot move the floor: 48 MiB with
+    // a floor of 16 MiB, which a 64 MiB upload crosses part way.
+    let disk = SmallDisk::new("48m");
+    let server = Server::start_on(&disk.dir.path().join("root"), &["--min-free-disk", "16M"]);
     dir.file("big.bin", &random_bytes(64 << 20, 71));
     let run = client(&server.addr, dir.path(), &["upload", "big.bin"], b"");
     assert_eq!(run.code, 5, "{}", run.stderr);

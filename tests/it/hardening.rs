@@ -8,7 +8,7 @@ use anonshare::common::digest::Sha256Digest;
 use anonshare::proto::parse_epsv_reply;
 
 use crate::support::{
-    Control, DEADLINE, Server, TempDir, announce, client, code_of, data_connection, events, fetch,
+    Control, DEADLINE, Server, SmallDisk, TempDir, announce, client, code_of, data_connection, events, fetch,
     info_value, make_share, python, random_bytes, site_info, store, upload, wait_until,
 };
 
@@ -92,34 +92,6 @@ fn the_free_disk_floor_refuses_uploads_and_keeps_serving_downloads() {
     assert_eq!(get.code, 0, "downloads go on: {}", get.stderr);
     let refused = client(&server.addr, dir.path(), &["upload", "kept.txt"], b"");
     assert_eq!(refused.code, 5, "{}", refused.stderr);
-}
-
-/// A small tmpfs of its own, unmounted when dropped (tests run as root, as CI does).
-struct SmallDisk {
-    dir: TempDir,
-}
-
-impl SmallDisk {
-    fn new(size: &str) -> SmallDisk {
-        let dir = TempDir::new();
-        let mounted = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .status()
-            .expect("run mount");
-        assert!(mounted.success(), "mounting a {size} tmpfs needs root, as CI has");
-        SmallDisk { dir }
-    }
-
-    fn free(&self) -> u64 {
-        anonshare::common::platform::free_space(self.dir.path()).unwrap()
-    }
-}
-
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
-    }
 }
 
 /// Logs in, makes a share, announces `size` bytes and sends STOR; the data connection when

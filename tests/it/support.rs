@@ -594,3 +594,31 @@ pub fn manifest_files(share_dir: &Path, torn_tail_allowed: bool) -> Recorded {
     }
     recorded
 }
+
+/// A small tmpfs of its own, unmounted when dropped (tests run as root, as CI does).
+pub struct SmallDisk {
+    pub dir: TempDir,
+}
+
+impl SmallDisk {
+    pub fn new(size: &str) -> SmallDisk {
+        let dir = TempDir::new();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(mounted.success(), "mounting a {size} tmpfs needs root, as CI has");
+        SmallDisk { dir }
+    }
+
+    pub fn free(&self) -> u64 {
+        anonshare::common::platform::free_space(self.dir.path()).unwrap()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(self.dir.path()).status();
+    }
+}
