@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::client::tls::{ClientStream, Trust};
 use crate::client::{ClientError, Result, Step, reply_error};
-use crate::common::chunks::for_each_chunk;
+use crate::common::chunks::{for_each_chunk, for_each_filled};
 use crate::common::digest::Sha256Digest;
 use crate::common::line_io::read_line;
 use crate::common::pin::Pin;
@@ -514,12 +514,20 @@ impl Connection {
         Ok((out, every_folder))
     }
 
-    /// Downloads `path` from byte `offset` on, handing each chunk to `each` as it arrives.
-    pub fn retrieve(&mut self, path: &str, offset: u64, each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    /// Downloads `path` from byte `offset` on, each read into a buffer of the caller's: `each`
+    /// takes the buffer just filled and how many bytes arrived at its start, and gives back the
+    /// buffer for the next read (the first is `first`).
+    pub fn retrieve(
+        &mut self,
+        path: &str,
+        offset: u64,
+        first: Vec<u8>,
+        each: impl FnMut(Vec<u8>, usize) -> Result<Vec<u8>>,
+    ) -> Result<()> {
         if offset > 0 {
             self.expect(&Command::Rest(offset), &[350])?;
         }
-        self.transfer(&Command::Retr(path.into()), |data| for_each_chunk(data, u64::MAX, each, wire("RETR")))
+        self.transfer(&Command::Retr(path.into()), |data| for_each_filled(data, first, each, wire("RETR")))
     }
 
     /// Says goodbye; errors are ignored because the work is done.

@@ -27,6 +27,31 @@ pub fn for_each_chunk<E>(
     }
 }
 
+/// Bytes per read when the client receives a download: on loopback a read of 512 KiB or more
+/// costs the kernel half of what reads of 64 KiB or 256 KiB do for the same bytes (measured
+/// receiving 1 GiB into tmpfs: 0.6 s of system time against 1.1 s).
+pub const RECEIVE_BYTES: usize = 1 << 20;
+
+/// Reads `source` to its end, each read into a buffer of the consumer's, without a copy in
+/// between: `each` takes the buffer just filled with how many bytes the read put at its start,
+/// and gives back the buffer for the next read (starting with `first`).
+pub fn for_each_filled<E>(
+    source: &mut impl Read,
+    first: Vec<u8>,
+    mut each: impl FnMut(Vec<u8>, usize) -> Result<Vec<u8>, E>,
+    read_error: impl FnOnce(io::Error) -> E,
+) -> Result<(), E> {
+    let mut buffer = first;
+    loop {
+        match source.read(&mut buffer) {
+            Ok(0) => return Ok(()),
+            Ok(n) => buffer = each(buffer, n)?,
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(read_error(err)),
+        }
+    }
+}
+
 /// The buffer for `expected` bytes: room for all of them and the end of the stream in one read
 /// each, up to `most`.
 pub fn chunk_size(expected: u64, most: usize) -> usize {
@@ -50,6 +75,25 @@ mod tests {
             |chunk| {
                 out.extend_from_slice(chunk);
                 Ok(())
+            },
+            |err| err,
+        );
+        result.unwrap();
+        assert_eq!(out, input);
+    }
+
+    #[test]
+    fn filled_buffers_carry_every_byte_in_order() {
+        let input: Vec<u8> = (0..CHUNK_BYTES * 2 + 5).map(|i| i as u8).collect();
+        let mut out = Vec::new();
+        let mut lent = 0;
+        let result: Result<(), io::Error> = for_each_filled(
+            &mut input.as_slice(),
+            vec![0; 1000],
+            |buffer, n| {
+                out.extend_from_slice(&buffer[..n]);
+                lent += 1;
+                Ok(vec![7; 999 + lent % 3])
             },
             |err| err,
         );

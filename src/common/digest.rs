@@ -112,17 +112,19 @@ impl Hasher {
 /// starting the thread costs more than it saves.
 pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
 
-/// Chunks a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
-/// chunks, 384 KiB per stream.
-const BACKGROUND_BUFFERS: usize = 6;
+/// Buffers a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
+/// chunks, 256 KiB per stream; with a download's 1 MiB reads, 4 MiB.
+const BACKGROUND_BUFFERS: usize = 4;
 
 /// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
 /// file). For a long stream the hashing runs on a second thread, so that on a machine with
-/// two cores it costs the mover no time: each chunk is copied into a buffer handed over a
-/// channel, and buffers come back for reuse, so memory stays bounded.
+/// two cores it costs the mover no time. Bytes reach it two ways: [`update`](Self::update)
+/// copies a chunk into a buffer handed over a channel; [`buffer`](Self::buffer) lends a buffer
+/// to read into, and [`hash_filled`](Self::hash_filled) hands it over as it is, without a copy.
+/// Buffers come back for reuse, so memory stays bounded.
 pub enum StreamHasher {
-    /// Hashes in the caller's thread.
-    Inline(Hasher),
+    /// Hashes in the caller's thread, keeping the buffer it lends.
+    Inline(Hasher, Vec<u8>),
     /// Hashes on its own thread.
     Background(BackgroundHasher),
 }
@@ -132,70 +134,117 @@ impl StreamHasher {
     /// thread can be started, in the caller's thread otherwise.
     pub fn new(hasher: Hasher, to_come: u64) -> StreamHasher {
         if to_come < BACKGROUND_HASH_BYTES {
-            return StreamHasher::Inline(hasher);
+            return StreamHasher::Inline(hasher, Vec::new());
         }
         match BackgroundHasher::start(hasher.clone()) {
             Ok(background) => StreamHasher::Background(background),
-            Err(_) => StreamHasher::Inline(hasher),
+            Err(_) => StreamHasher::Inline(hasher, Vec::new()),
         }
     }
 
     pub fn update(&mut self, bytes: &[u8]) {
         match self {
-            StreamHasher::Inline(hasher) => hasher.update(bytes),
+            StreamHasher::Inline(hasher, _) => hasher.update(bytes),
             StreamHasher::Background(background) => background.update(bytes),
+        }
+    }
+
+    /// A buffer of at least `size` bytes to read the stream's next bytes into, then to give to
+    /// [`hash_filled`](Self::hash_filled). It is zeroed only when first made; waits only when
+    /// every buffer is in use.
+    pub fn buffer(&mut self, size: usize) -> Vec<u8> {
+        let mut buffer = match self {
+            StreamHasher::Inline(_, spare) => std::mem::take(spare),
+            StreamHasher::Background(background) => background.spare_buffer(),
+        };
+        if buffer.len() < size {
+            buffer.resize(size, 0);
+        }
+        buffer
+    }
+
+    /// Hashes the first `len` bytes of `buffer`, one that [`buffer`](Self::buffer) lent.
+    pub fn hash_filled(&mut self, buffer: Vec<u8>, len: usize) {
+        match self {
+            StreamHasher::Inline(hasher, spare) => {
+                hasher.update(&buffer[..len]);
+                *spare = buffer;
+            }
+            StreamHasher::Background(background) => background.hand_over(buffer, len),
         }
     }
 
     /// The hasher once every byte fed so far is in it.
     pub fn into_hasher(self) -> Hasher {
         match self {
-            StreamHasher::Inline(hasher) => hasher,
+            StreamHasher::Inline(hasher, _) => hasher,
             StreamHasher::Background(background) => background.finish(),
         }
     }
 }
 
+/// A buffer and how many of its first bytes are the stream's.
+type Filled = (Vec<u8>, usize);
+
 /// A [`Hasher`] fed on a thread of its own.
 pub struct BackgroundHasher {
-    chunks: Option<Sender<Vec<u8>>>,
+    chunks: Option<Sender<Filled>>,
     spare: Receiver<Vec<u8>>,
-    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`].
+    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`] unless a lent one was dropped.
     buffers: usize,
+    /// Buffers with the thread, not yet given back.
+    with_thread: usize,
     thread: Option<JoinHandle<Hasher>>,
 }
 
 impl BackgroundHasher {
     /// Starts the thread that continues `hasher`.
     pub fn start(mut hasher: Hasher) -> io::Result<BackgroundHasher> {
-        let (chunks, incoming) = channel::<Vec<u8>>();
+        let (chunks, incoming) = channel::<Filled>();
         let (give_back, spare) = channel();
         let thread = thread::Builder::new().name("sha256".into()).spawn(move || {
-            for chunk in incoming {
-                hasher.update(&chunk);
+            for (chunk, len) in incoming {
+                hasher.update(&chunk[..len]);
                 // The other end is gone only once the stream is finished.
                 let _ = give_back.send(chunk);
             }
             hasher
         })?;
-        Ok(BackgroundHasher { chunks: Some(chunks), spare, buffers: 0, thread: Some(thread) })
+        Ok(BackgroundHasher { chunks: Some(chunks), spare, buffers: 0, with_thread: 0, thread: Some(thread) })
     }
 
     /// Hands a copy of `bytes` to the thread; waits only when every buffer is in use.
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut buffer = match self.spare.try_recv() {
+        let mut buffer = self.spare_buffer();
+        if buffer.len() < bytes.len() {
+            buffer.resize(bytes.len(), 0);
+        }
+        buffer[..bytes.len()].copy_from_slice(bytes);
+        self.hand_over(buffer, bytes.len());
+    }
+
+    /// A buffer back from the thread, or a new one while fewer than [`BACKGROUND_BUFFERS`]
+    /// exist (or none is with the thread: a lent one was dropped), or else the next one the
+    /// thread gives back.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        let buffer = match self.spare.try_recv() {
             Ok(buffer) => buffer,
-            Err(_) if self.buffers < BACKGROUND_BUFFERS => {
+            Err(_) if self.buffers < BACKGROUND_BUFFERS || self.with_thread == 0 => {
                 self.buffers += 1;
-                Vec::with_capacity(bytes.len())
+                return Vec::new();
             }
             // The thread gives every buffer back unless it died, which `finish` reports.
             Err(_) => self.spare.recv().unwrap_or_default(),
         };
-        buffer.clear();
-        buffer.extend_from_slice(bytes);
+        self.with_thread -= 1;
+        buffer
+    }
+
+    /// Gives the thread the first `len` bytes of `buffer` to hash.
+    fn hand_over(&mut self, buffer: Vec<u8>, len: usize) {
         if let Some(chunks) = &self.chunks {
-            let _ = chunks.send(buffer);
+            self.with_thread += 1;
+            let _ = chunks.send((buffer, len));
         }
     }
 
@@ -273,10 +322,41 @@ mod tests {
         assert_eq!(hasher.finish(), Sha256Digest::of(&bytes));
     }
 
+    /// Feeds `bytes` through buffers the stream lends, each filled with up to `size` bytes;
+    /// every third buffer is dropped unhashed once, as a failed write drops it.
+    fn hash_through_lent_buffers(mut stream: StreamHasher, bytes: &[u8], size: usize) -> Hasher {
+        for (i, chunk) in bytes.chunks(size).enumerate() {
+            if i % 3 == 1 {
+                drop(stream.buffer(size));
+            }
+            let mut buffer = stream.buffer(size);
+            assert!(buffer.len() >= size);
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            stream.hash_filled(buffer, chunk.len());
+        }
+        stream.into_hasher()
+    }
+
+    #[test]
+    fn lent_buffers_hash_what_was_read_into_them() {
+        let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 31 % 251) as u8).collect();
+        let background = StreamHasher::new(Hasher::new(), bytes.len() as u64);
+        assert!(matches!(background, StreamHasher::Background(_)));
+        let hasher = hash_through_lent_buffers(background, &bytes, 100_000);
+        assert_eq!(hasher.len(), bytes.len() as u64);
+        assert_eq!(hasher.finish(), Sha256Digest::of(&bytes));
+        let inline = StreamHasher::new(Hasher::new(), 10);
+        assert!(matches!(inline, StreamHasher::Inline(..)));
+        assert_eq!(
+            hash_through_lent_buffers(inline, &bytes[..10_000], 999).finish(),
+            Sha256Digest::of(&bytes[..10_000])
+        );
+    }
+
     #[test]
     fn a_short_stream_is_hashed_inline() {
         let mut stream = StreamHasher::new(Hasher::new(), 3);
-        assert!(matches!(stream, StreamHasher::Inline(_)));
+        assert!(matches!(stream, StreamHasher::Inline(..)));
         stream.update(b"abc");
         assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(b"abc"));
     }
