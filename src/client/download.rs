@@ -259,14 +259,16 @@ impl<'t> Partial<'t> {
         file: &RemoteFile,
         observer: &dyn Observer,
     ) -> Result<()> {
-        let parent = self.target.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(self.local_error())?;
-        let mut sink = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(self.local_error())?;
+        let open = || OpenOptions::new().read(true).append(true).create(true).open(&self.path);
+        // The folder is made when the file is its first: most files need no look at it.
+        let mut sink = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let parent = self.target.parent().unwrap_or(Path::new("."));
+                fs::create_dir_all(parent).and_then(|()| open())
+            }
+            opened => opened,
+        }
+        .map_err(self.local_error())?;
         let mut kept = sink.metadata().map_err(self.local_error())?.len();
         if kept > file.size {
             sink.set_len(0).map_err(self.local_error())?;
@@ -333,6 +335,9 @@ impl<'t> Partial<'t> {
 /// The running SHA-256 of the first `len` bytes of `file`.
 fn hash_prefix(file: &mut File, len: u64) -> io::Result<Hasher> {
     let mut hasher = Hasher::new();
+    if len == 0 {
+        return Ok(hasher);
+    }
     file.seek(SeekFrom::Start(0))?;
     for_each_chunk(
         &mut file.take(len),
