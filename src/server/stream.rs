@@ -13,7 +13,9 @@ use std::time::Instant;
 #[cfg(feature = "tls")]
 use rustls::{ServerConnection, StreamOwned};
 
-use crate::common::line_io::{poll_line, poll_line_through};
+use crate::common::line_io::poll_line;
+#[cfg(feature = "tls")]
+use crate::common::line_io::poll_line_through;
 use crate::common::platform::send_file;
 use crate::proto::line::{Line, LineBuffer};
 
@@ -50,11 +52,14 @@ impl ControlStream {
 
     /// A whole line if one is buffered or waiting, without blocking.
     pub fn poll_line(&mut self, lines: &mut LineBuffer) -> io::Result<Option<Line>> {
-        if let ControlStream::Plain(socket) = self {
-            return poll_line(socket, lines);
+        match self {
+            ControlStream::Plain(socket) => poll_line(socket, lines),
+            #[cfg(feature = "tls")]
+            ControlStream::Tls(_) => {
+                let socket = self.socket().try_clone()?;
+                poll_line_through(&socket, self, lines)
+            }
         }
-        let socket = self.socket().try_clone()?;
-        poll_line_through(&socket, self, lines)
     }
 
     /// Turns the plain connection into TLS with `connection` as the server, and completes the
