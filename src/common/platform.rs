@@ -173,6 +173,22 @@ pub fn make_accepted_blocking(stream: &TcpStream) -> io::Result<()> {
     stream.set_nonblocking(false)
 }
 
+/// Reads up to `buffer.len()` bytes of `file` from `offset`, in one call, leaving the file's
+/// position alone.
+#[cfg(unix)]
+pub fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::read_at(file, buffer, offset)
+}
+
+/// Elsewhere a seek and a read.
+#[cfg(not(unix))]
+pub fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Result<usize> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut reader = file;
+    reader.seek(SeekFrom::Start(offset))?;
+    reader.read(buffer)
+}
+
 /// Listens on `address` (`HOST:PORT`) with room for `backlog` connections not yet accepted, so a
 /// burst of clients waits in the queue instead of retrying its handshake a second later.
 pub fn listen(address: &str, backlog: u32) -> io::Result<TcpListener> {
@@ -202,6 +218,28 @@ fn listen_on(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
 #[cfg(not(unix))]
 fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
+}
+
+/// Listens on `addr` (a port named, or 0) without blocking: `accept` says `WouldBlock` when no
+/// connection waits. On Unix the socket is made so, saving the `ioctl` that would follow.
+#[cfg(unix)]
+pub fn listen_nonblocking(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+    use rustix::net::{AddressFamily, SocketFlags, SocketType};
+    let family = if addr.is_ipv4() { AddressFamily::INET } else { AddressFamily::INET6 };
+    let flags = SocketFlags::CLOEXEC | SocketFlags::NONBLOCK;
+    let socket = rustix::net::socket_with(family, SocketType::STREAM, flags, None)?;
+    rustix::net::sockopt::set_socket_reuseaddr(&socket, true)?;
+    rustix::net::bind(&socket, &addr)?;
+    rustix::net::listen(&socket, i32::try_from(backlog).unwrap_or(i32::MAX))?;
+    Ok(TcpListener::from(socket))
+}
+
+/// Elsewhere, a listener made non-blocking after it is bound.
+#[cfg(not(unix))]
+pub fn listen_nonblocking(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
+    let listener = TcpListener::bind(addr)?;
+    listener.set_nonblocking(true)?;
+    Ok(listener)
 }
 
 /// Waits up to `timeout` for a connection to accept on `listener`; `false` when none came.

@@ -7,6 +7,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 
+use crate::common::platform::listen_nonblocking;
+
 /// `--passive-ports MIN-MAX`, both ends included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PortRange {
@@ -53,33 +55,42 @@ impl PassivePorts {
         PassivePorts { range, next: AtomicU32::new(0) }
     }
 
-    /// A listener on `ip` at a free port of the range. An error of kind `AddrInUse` means every
-    /// port of the range is taken.
-    pub fn bind(&self, ip: IpAddr) -> io::Result<TcpListener> {
+    /// A non-blocking listener on `ip` at a free port of the range, and its port. An error of
+    /// kind `AddrInUse` means every port of the range is taken.
+    pub fn bind(&self, ip: IpAddr) -> io::Result<(TcpListener, u16)> {
         let Some(range) = self.range else {
             let mut random = [0u8; 4];
             return match getrandom::fill(&mut random) {
                 Ok(()) => match first_free(ip, DYNAMIC_PORTS, u32::from_ne_bytes(random)) {
                     // Every dynamic port taken: any port the system still has.
-                    Err(err) if err.kind() == io::ErrorKind::AddrInUse => {
-                        TcpListener::bind(SocketAddr::new(ip, 0))
-                    }
+                    Err(err) if err.kind() == io::ErrorKind::AddrInUse => any_port(ip),
                     bound => bound,
                 },
-                Err(_) => TcpListener::bind(SocketAddr::new(ip, 0)),
+                Err(_) => any_port(ip),
             };
         };
         first_free(ip, range, self.next.fetch_add(1, Ordering::Relaxed))
     }
 }
 
+/// Connections a passive listener holds before it takes one: its client's, and strangers'.
+const PASSIVE_BACKLOG: u32 = 8;
+
+/// A listener on any port the system picks, and that port.
+fn any_port(ip: IpAddr) -> io::Result<(TcpListener, u16)> {
+    let listener = listen_nonblocking(SocketAddr::new(ip, 0), PASSIVE_BACKLOG)?;
+    let port = listener.local_addr()?.port();
+    Ok((listener, port))
+}
+
 /// A listener on the first free port of `range`, looking from its `start`-th port on (modulo
-/// its length). An error of kind `AddrInUse` means every port of the range is taken.
-fn first_free(ip: IpAddr, range: PortRange, start: u32) -> io::Result<TcpListener> {
+/// its length), and that port. An error of kind `AddrInUse` means every port of the range is
+/// taken.
+fn first_free(ip: IpAddr, range: PortRange, start: u32) -> io::Result<(TcpListener, u16)> {
     for step in 0..range.len() {
         let port = range.min + ((start.wrapping_add(step)) % range.len()) as u16;
-        match TcpListener::bind(SocketAddr::new(ip, port)) {
-            Ok(listener) => return Ok(listener),
+        match listen_nonblocking(SocketAddr::new(ip, port), PASSIVE_BACKLOG) {
+            Ok(listener) => return Ok((listener, port)),
             Err(err) if err.kind() == io::ErrorKind::AddrInUse => continue,
             Err(err) => return Err(err),
         }

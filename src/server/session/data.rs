@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddrV4, TcpListener, TcpStream};
+use std::net::{IpAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::chunks::chunk_size;
@@ -221,8 +221,7 @@ impl Session<'_> {
     /// reached us on.
     fn open_passive(&mut self) -> io::Result<u16> {
         self.passive = None;
-        let listener: TcpListener = self.shared.passive_ports.bind(self.local.ip())?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = self.shared.passive_ports.bind(self.local.ip())?;
         self.passive = Some(listener);
         Ok(port)
     }
@@ -235,7 +234,6 @@ impl Session<'_> {
         let limit = self.shared.config.passive_timeout;
         let deadline = Instant::now() + limit;
         let fail = |err: io::Error| refused(format!("Cannot open data connection: {err}"));
-        listener.set_nonblocking(true).map_err(fail)?;
         loop {
             match listener.accept() {
                 Ok((stream, from)) if from.ip() == self.peer.ip() => {
