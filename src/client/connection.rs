@@ -229,7 +229,7 @@ impl Connection {
     }
 
     /// Sends the commands queued ahead, `command`, and `next` if any, in one write; reads the
-    /// replies up to `command`'s and returns it.
+    /// replies up to `command`'s and returns it (`next`'s is left for the caller to read).
     fn send_then(&mut self, command: &Command, next: Option<&Command>) -> Result<Reply> {
         let verb = verb_of(command);
         let queued = std::mem::take(&mut self.queued);
@@ -253,12 +253,6 @@ impl Connection {
         refused.map_or(Ok(reply), Err)
     }
 
-    /// Sends `command` and then `next` in one write (after any commands queued ahead), and
-    /// returns `command`'s reply; `next`'s is left for the caller to read.
-    fn send_followed(&mut self, command: &Command, next: &Command) -> Result<Reply> {
-        self.send_then(command, Some(next))
-    }
-
     /// Sends `command` with the next one, in one write, and checks its reply when that one's is
     /// read: a round trip less. The server answers commands in order, so this changes nothing
     /// else; a refusal is reported instead of the next command's reply.
@@ -280,7 +274,7 @@ impl Connection {
         let epsv = Command::Epsv(None);
         let reply = match then {
             Some(next) => {
-                let reply = self.send_followed(&epsv, next);
+                let reply = self.send_then(&epsv, Some(next));
                 // The reply to `next` is read on every path that does not connect.
                 match reply {
                     Ok(reply) if reply.code == 229 => reply,
