@@ -403,6 +403,17 @@ mod tests {
 
     use super::*;
 
+    #[test]
+    fn a_connection_with_a_timeout_has_it_for_reads_and_writes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let timeout = std::time::Duration::from_secs(7);
+        let stream = connect_with_timeout(&address, timeout).unwrap();
+        assert_eq!(stream.read_timeout().unwrap(), Some(timeout));
+        assert_eq!(stream.write_timeout().unwrap(), Some(timeout));
+        assert_eq!(stream.peer_addr().unwrap(), address);
+    }
+
     #[cfg(unix)]
     #[test]
     fn an_accepted_socket_blocks_and_a_read_that_does_not_wait_leaves_it_so() {

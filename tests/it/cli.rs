@@ -301,12 +301,24 @@ fn a_shell_left_idle_past_the_servers_timeout_carries_on() {
 #[test]
 fn an_upload_refused_midway_ends_with_the_servers_reason_not_retries() {
     let dir = TempDir::new();
-    let free = anonshare::common::platform::free_space(dir.path()).expect("free space of the test disk");
-    // A floor a few MiB below what is free now: the upload crosses it part way.
-    let floor = (free - (4 << 20)).to_string();
-    let server = Server::start_with(&["--min-free-disk", &floor]);
     dir.file("big.bin", &random_bytes(64 << 20, 71));
-    let run = client(&server.addr, dir.path(), &["upload", "big.bin"], b"");
+    // The disk is shared with every other test and process: when another one frees more than
+    // the upload meanwhile, the floor is never crossed, and the upload is tried again with a
+    // floor measured again.
+    let mut run = None;
+    for _ in 0..5 {
+        let free = anonshare::common::platform::free_space(dir.path()).expect("free space of the test disk");
+        // A floor a few MiB below what is free now: the upload crosses it part way.
+        let floor = (free - (4 << 20)).to_string();
+        let server = Server::start_with(&["--min-free-disk", &floor]);
+        let tried = client(&server.addr, dir.path(), &["upload", "big.bin"], b"");
+        let refused = tried.code != 0;
+        run = Some(tried);
+        if refused {
+            break;
+        }
+    }
+    let run = run.unwrap();
     assert_eq!(run.code, 5, "{}", run.stderr);
     assert!(run.stderr.contains("short of disk space"), "{}", run.stderr);
     assert!(!run.stderr.contains("452"), "no protocol words: {}", run.stderr);
