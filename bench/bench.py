@@ -29,6 +29,7 @@ import platform
 import resource
 import selectors
 import shutil
+import shlex
 import signal
 import socket
 import statistics
@@ -788,6 +789,65 @@ class ManyClients:
                 "ftp://127.0.0.1:PORT/PATH/client.bin"]
 
 
+class VerifiedClients(ManyClients):
+    """The same crowd, each client saving the file into tmpfs and checking its SHA-256: ours is
+    our client (which verifies as the bytes arrive), a peer's is curl and then the fastest
+    SHA-256 tool, as in the big download. Timed from the first start to the last exit."""
+
+    def __init__(self, ctx, size):
+        super().__init__(ctx, size, key="clients-verified")
+        self.w.title = f"{ctx.clients} clients each downloading {show_size(size)} at once, verified"
+        self.sha256 = sha256_of(self.file)
+
+    def prepare(self, server):
+        super().prepare(server)
+        if server.is_ours:
+            server.share_url = server.client_url[:-len(self.file.name)]
+
+    def run(self, server, round_no):
+        top = self.ctx.tmpfs / f"{server.name}-{round_no}"
+        top.mkdir()
+        tool = " ".join(map(shlex.quote, self.ctx.sha_tool))
+        processes = []
+        start = time.perf_counter()
+        try:
+            for i in range(self.ctx.clients):
+                target = top / str(i)
+                target.mkdir()
+                if server.is_ours:
+                    argv = [str(CLIENT_BIN), "download", server.share_url, "--dir", str(target)]
+                else:
+                    got = shlex.quote(str(target / self.file.name))
+                    auth = " ".join(map(shlex.quote, server.curl_auth()))
+                    argv = ["sh", "-c", f"curl -sS {auth} -o {got} {shlex.quote(server.client_url)} && {tool} {got}"]
+                processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                                  stdin=subprocess.DEVNULL))
+            outputs = [(p.communicate(timeout=RUN_DEADLINE)[0], p.returncode) for p in processes]
+        finally:
+            for p in processes:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        seconds = time.perf_counter() - start
+        try:
+            if server.is_ours:
+                # Our client puts a file in place only once its SHA-256 matched.
+                failures = sum(1 for i, (_, code) in enumerate(outputs)
+                               if code != 0 or not (top / str(i) / self.file.name).is_file())
+            else:
+                failures = sum(1 for out, code in outputs
+                               if code != 0 or out.split()[:1] != [self.sha256.encode()])
+        finally:
+            shutil.rmtree(top)
+        return Sample(seconds, failures=failures)
+
+    def commands(self):
+        tool = " ".join(self.ctx.sha_tool)
+        return [f"ours, each of {self.ctx.clients} at once: anonshare download ftp://127.0.0.1:PORT/CODE/ --dir TMPFS/DIR/N",
+                f"peer, each of {self.ctx.clients} at once: curl -sS -o TMPFS/DIR/N/client.bin "
+                f"ftp://127.0.0.1:PORT/PATH/client.bin && {tool} TMPFS/DIR/N/client.bin"]
+
+
 def ftp_reply(reader):
     """Reads one reply (multi-line aware) and returns its code."""
     line = reader.readline()
@@ -1534,7 +1594,8 @@ def parse_args(argv):
     p.add_argument("--rounds", type=int, help="measured rounds per workload (default 5; quick 3)")
     p.add_argument("--warmup", type=int, help="unmeasured rounds first (default 1)")
     p.add_argument("--only", help="comma-separated workloads: floors,big-down,big-up,small-down,small-up,"
-                                  "clients,connect,connect-paced,budget,commands,tls-big-down,tls-big-up,"
+                                  "clients,clients-verified,connect,connect-paced,budget,commands,tls-big-down,"
+                                  "tls-big-up,"
                                   "tls-small-down,tls-small-up; `tls` means the four tls-* ones")
     p.add_argument("--tmp", default=tempfile.gettempdir(),
                    help="where server roots and generated files go: a real disk (default %(default)s)")
@@ -1549,8 +1610,8 @@ def parse_args(argv):
         p.error("--rounds must be at least 1 and --warmup at least 0")
     args.doc = Path(args.doc) if args.doc else (QUICK_DOC if args.quick else DOC)
     tls_keys = ["tls-big-down", "tls-big-up", "tls-small-down", "tls-small-up"]
-    all_keys = ["floors", "big-down", "big-up", "small-down", "small-up", "clients", "connect", "connect-paced",
-                "budget", "commands", *tls_keys]
+    all_keys = ["floors", "big-down", "big-up", "small-down", "small-up", "clients", "clients-verified", "connect",
+                "connect-paced", "budget", "commands", *tls_keys]
     args.only = args.only.split(",") if args.only else all_keys
     if "tls" in args.only:
         at = args.only.index("tls")
@@ -1598,6 +1659,7 @@ def main(argv):
             "small-down": (SmallDownload, 64),
             "small-up": (SmallUpload, 64),
             "clients": (lambda c: ManyClients(c, c.args.client_size), max(64, args.clients + 8)),
+            "clients-verified": (lambda c: VerifiedClients(c, c.args.client_size), max(64, args.clients + 8)),
             "connect": (Connects, max(64, args.connects + 8)),
             "connect-paced": (lambda c: Connects(c, PACED_CONNECTS), 64),
             "tls-big-down": (lambda c: BigDownload(c, tls=True), 64),

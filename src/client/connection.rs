@@ -8,10 +8,11 @@ use std::time::Duration;
 
 use crate::client::tls::{ClientStream, Trust};
 use crate::client::{ClientError, Result, Step, reply_error};
-use crate::common::chunks::for_each_chunk;
+use crate::common::chunks::for_each_filled;
 use crate::common::digest::Sha256Digest;
 use crate::common::line_io::read_line;
 use crate::common::pin::Pin;
+use crate::common::platform::{connect_with_timeout, peek_nowait};
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
     Command, ListingEntry, Reply, ReplyParser, SiteCommand, TransferType, parse_epsv_reply, parse_hash_reply,
@@ -77,6 +78,8 @@ pub struct Connection {
     server: SocketAddr,
     /// Commands to send ahead of the next one, in the same write, and the codes each must get.
     queued: Vec<(Command, &'static [u16])>,
+    /// How long a connection and each read and write of it may wait.
+    timeout: Duration,
 }
 
 impl Connection {
@@ -121,6 +124,7 @@ impl Connection {
             tls: None,
             server,
             queued: Vec::new(),
+            timeout,
         };
         let greeting = connection.read_reply("greeting")?;
         if greeting.code != 220 {
@@ -219,16 +223,20 @@ impl Connection {
     /// nor said anything unasked (such as `421` before it closes an idle connection). Looks
     /// without waiting.
     pub fn is_open(&self) -> bool {
-        if self.lines.has_buffered() || self.socket.set_nonblocking(true).is_err() {
+        if self.lines.has_buffered() {
             return false;
         }
-        let looked = self.socket.peek(&mut [0u8; 1]);
-        let restored = self.socket.set_nonblocking(false).is_ok();
-        restored && matches!(looked, Err(err) if err.kind() == io::ErrorKind::WouldBlock)
+        matches!(peek_nowait(&self.socket), Err(err) if err.kind() == io::ErrorKind::WouldBlock)
     }
 
     /// Sends one command and returns its reply, whatever the code.
     pub fn send(&mut self, command: &Command) -> Result<Reply> {
+        self.send_then(command, None)
+    }
+
+    /// Sends the commands queued ahead, `command`, and `next` if any, in one write; reads the
+    /// replies up to `command`'s and returns it (`next`'s is left for the caller to read).
+    fn send_then(&mut self, command: &Command, next: Option<&Command>) -> Result<Reply> {
         let verb = verb_of(command);
         let queued = std::mem::take(&mut self.queued);
         let mut lines = String::new();
@@ -236,6 +244,9 @@ impl Connection {
             lines.push_str(&format!("{ahead}\r\n"));
         }
         lines.push_str(&format!("{command}\r\n"));
+        if let Some(next) = next {
+            lines.push_str(&format!("{next}\r\n"));
+        }
         self.stream.write_all(lines.as_bytes()).and_then(|()| self.stream.flush()).map_err(wire(&verb))?;
         let mut refused = None;
         for (ahead, accepted) in queued {
@@ -261,15 +272,36 @@ impl Connection {
         if accepted.contains(&reply.code) { Ok(reply) } else { Err(reply_error(Step::of(command), &reply)) }
     }
 
-    /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it.
-    fn open_data(&mut self) -> Result<ClientStream> {
-        let reply = self.send(&Command::Epsv(None))?;
-        let address = match reply.code {
+    /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it. With
+    /// `then`, the transfer command goes in the same write as EPSV, a round trip less: the
+    /// server answers in order and takes the data connection once it reaches that command. Says
+    /// whether `then` was sent, so that its reply is the next to read.
+    fn open_data(&mut self, then: Option<&Command>) -> Result<(ClientStream, bool)> {
+        let epsv = Command::Epsv(None);
+        let reply = match then {
+            Some(next) => {
+                let reply = self.send_then(&epsv, Some(next));
+                // The reply to `next` is read on every path that does not connect.
+                match reply {
+                    Ok(reply) if reply.code == 229 => reply,
+                    Ok(reply) => {
+                        self.read_reply(&verb_of(next))?;
+                        reply
+                    }
+                    Err(err) => {
+                        let _ = self.read_reply(&verb_of(next));
+                        return Err(err);
+                    }
+                }
+            }
+            None => self.send(&epsv)?,
+        };
+        let (address, sent) = match reply.code {
             229 => {
                 let port = parse_epsv_reply(&reply.text()).ok_or_else(|| {
                     ClientError::Connection(format!("EPSV: unreadable reply '{}'", reply.text()))
                 })?;
-                SocketAddr::new(self.server.ip(), port)
+                (SocketAddr::new(self.server.ip(), port), then.is_some())
             }
             500 | 502 => {
                 let reply = self.expect(&Command::Pasv, &[227])?;
@@ -277,20 +309,16 @@ impl Connection {
                     ClientError::Connection(format!("PASV: unreadable reply '{}'", reply.text()))
                 })?;
                 // Trust only the port: the address is where the control connection already goes.
-                SocketAddr::new(self.server.ip(), address.port())
+                (SocketAddr::new(self.server.ip(), address.port()), false)
             }
             _ => return Err(reply_error(Step::Other("EPSV".into()), &reply)),
         };
-        let timeout = self.socket.read_timeout().map_err(wire("data connection"))?;
-        let data = TcpStream::connect_timeout(&address, timeout.unwrap_or(DEFAULT_TIMEOUT))
-            .map_err(wire("data connection"))?;
-        data.set_read_timeout(timeout).map_err(wire("data connection"))?;
-        data.set_write_timeout(timeout).map_err(wire("data connection"))?;
+        let data = connect_with_timeout(&address, self.timeout).map_err(wire("data connection"))?;
         #[cfg(feature = "tls")]
         if let Some(session) = &self.tls {
-            return session.wrap_data(data).map_err(wire("data connection"));
+            return Ok((session.wrap_data(data).map_err(wire("data connection"))?, sent));
         }
-        Ok(ClientStream::Plain(data))
+        Ok((ClientStream::Plain(data), sent))
     }
 
     /// Runs a command that moves bytes on a data connection, handing the connection to `body`.
@@ -314,7 +342,7 @@ impl Connection {
         let doing = verb_of(command);
         // A TLS data connection's handshake needs the server to have taken it: wait for the 150.
         let bytes_first = bytes_first && self.server_pin().is_none();
-        let mut data = self.open_data()?;
+        let (mut data, sent) = self.open_data((!bytes_first).then_some(command))?;
         let outcome = if bytes_first {
             let line = format!("{command}\r\n");
             self.stream
@@ -329,7 +357,7 @@ impl Connection {
             }
             outcome
         } else {
-            let first = self.send(command)?;
+            let first = if sent { self.read_reply(&doing)? } else { self.send(command)? };
             if !first.is_preliminary() {
                 return Err(reply_error(Step::of(command), &first));
             }
@@ -511,12 +539,20 @@ impl Connection {
         Ok((out, every_folder))
     }
 
-    /// Downloads `path` from byte `offset` on, handing each chunk to `each` as it arrives.
-    pub fn retrieve(&mut self, path: &str, offset: u64, each: impl FnMut(&[u8]) -> Result<()>) -> Result<()> {
+    /// Downloads `path` from byte `offset` on, each read into a buffer of the caller's: `each`
+    /// takes the buffer just filled and how many bytes arrived at its start, and gives back the
+    /// buffer for the next read (the first is `first`).
+    pub fn retrieve(
+        &mut self,
+        path: &str,
+        offset: u64,
+        first: Vec<u8>,
+        each: impl FnMut(Vec<u8>, usize) -> Result<Vec<u8>>,
+    ) -> Result<()> {
         if offset > 0 {
             self.expect(&Command::Rest(offset), &[350])?;
         }
-        self.transfer(&Command::Retr(path.into()), |data| for_each_chunk(data, u64::MAX, each, wire("RETR")))
+        self.transfer(&Command::Retr(path.into()), |data| for_each_filled(data, first, each, wire("RETR")))
     }
 
     /// Says goodbye; errors are ignored because the work is done.

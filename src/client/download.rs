@@ -13,7 +13,7 @@ use crate::client::observer::Observer;
 use crate::client::transfer::{hash_file, in_parallel};
 use crate::client::words::printable;
 use crate::client::{ClientError, Connection, RemoteFile, Result, ShareInfo};
-use crate::common::chunks::for_each_chunk;
+use crate::common::chunks::{RECEIVE_BYTES, chunk_size, for_each_chunk};
 use crate::common::digest::{Hasher, StreamHasher};
 use crate::common::names::check_path;
 use crate::common::platform::free_space;
@@ -259,14 +259,16 @@ impl<'t> Partial<'t> {
         file: &RemoteFile,
         observer: &dyn Observer,
     ) -> Result<()> {
-        let parent = self.target.parent().unwrap_or(Path::new("."));
-        fs::create_dir_all(parent).map_err(self.local_error())?;
-        let mut sink = OpenOptions::new()
-            .read(true)
-            .append(true)
-            .create(true)
-            .open(&self.path)
-            .map_err(self.local_error())?;
+        let open = || OpenOptions::new().read(true).append(true).create(true).open(&self.path);
+        // The folder is made when the file is its first: most files need no look at it.
+        let mut sink = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                let parent = self.target.parent().unwrap_or(Path::new("."));
+                fs::create_dir_all(parent).and_then(|()| open())
+            }
+            opened => opened,
+        }
+        .map_err(self.local_error())?;
         let mut kept = sink.metadata().map_err(self.local_error())?.len();
         if kept > file.size {
             sink.set_len(0).map_err(self.local_error())?;
@@ -281,15 +283,18 @@ impl<'t> Partial<'t> {
         }
         observer.restart(&file.path, kept);
         let remote = format!("/{code}/{}", file.path);
-        // Hashed on a second thread while this one receives and writes.
+        // Hashed on a second thread while this one receives and writes, in buffers handed over
+        // without a copy; big reads, because on loopback they cost the kernel half as much.
         let mut stream = StreamHasher::new(hasher, file.size - kept);
+        let read_size = chunk_size(file.size - kept, RECEIVE_BYTES);
         let received = if kept < file.size || file.size == 0 {
-            connection.retrieve(&remote, kept, |chunk| {
-                sink.write_all(chunk).map_err(self.local_error())?;
-                stream.update(chunk);
-                attempt.moved += chunk.len() as u64;
-                observer.advance(&file.path, chunk.len() as u64);
-                if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(()) }
+            let first = stream.buffer(read_size);
+            connection.retrieve(&remote, kept, first, |buffer, len| {
+                sink.write_all(&buffer[..len]).map_err(self.local_error())?;
+                stream.hash_filled(buffer, len);
+                attempt.moved += len as u64;
+                observer.advance(&file.path, len as u64);
+                if observer.cancelled() { Err(ClientError::Cancelled) } else { Ok(stream.buffer(read_size)) }
             })
         } else {
             Ok(())
@@ -330,6 +335,9 @@ impl<'t> Partial<'t> {
 /// The running SHA-256 of the first `len` bytes of `file`.
 fn hash_prefix(file: &mut File, len: u64) -> io::Result<Hasher> {
     let mut hasher = Hasher::new();
+    if len == 0 {
+        return Ok(hasher);
+    }
     file.seek(SeekFrom::Start(0))?;
     for_each_chunk(
         &mut file.take(len),

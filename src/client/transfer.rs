@@ -427,7 +427,7 @@ impl Outgoing for SentFile<'_> {
         }
         data.write_all(&buffer[..read]).map_err(wire("STOR"))?;
         match &mut self.digest {
-            Some(digest) => digest.update_buffer(buffer, read),
+            Some(digest) => digest.hash_filled(buffer, read),
             None => self.spare = buffer,
         }
         (self.progress)(read as u64)?;

@@ -112,18 +112,18 @@ impl Hasher {
 /// starting the thread costs more than it saves.
 pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
 
-/// Buffers a background hasher's thread holds at most (queued or being hashed); the caller
-/// fills one more. With 64 KiB chunks that is 320 KiB per stream, with 256 KiB ones 1.25 MiB.
+/// Buffers a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
+/// chunks, 256 KiB per stream; with an upload's 256 KiB ones, 1 MiB; with a download's 1 MiB reads, 4 MiB.
 const BACKGROUND_BUFFERS: usize = 4;
 
 /// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
 /// file). For a long stream the hashing runs on a second thread, so that on a machine with
-/// two cores it costs the mover no time. The caller either hands over a copy of each chunk
-/// ([`StreamHasher::update`]) or, better, fills the hasher's own buffers
-/// ([`StreamHasher::buffer`], [`StreamHasher::update_buffer`]), which then cross to the thread
-/// without a copy and come back for reuse, so memory stays bounded.
+/// two cores it costs the mover no time. Bytes reach it two ways: [`update`](Self::update)
+/// copies a chunk into a buffer handed over a channel; [`buffer`](Self::buffer) lends a buffer
+/// to read into, and [`hash_filled`](Self::hash_filled) hands it over as it is, without a copy.
+/// Buffers come back for reuse, so memory stays bounded.
 pub enum StreamHasher {
-    /// Hashes in the caller's thread; keeps one buffer for the caller to fill.
+    /// Hashes in the caller's thread, keeping the buffer it lends.
     Inline(Hasher, Vec<u8>),
     /// Hashes on its own thread.
     Background(BackgroundHasher),
@@ -174,19 +174,22 @@ impl StreamHasher {
         }
     }
 
-    /// A buffer of `size` bytes for the caller to fill and hand back to
-    /// [`StreamHasher::update_buffer`]; waits while the thread holds every buffer.
+    /// A buffer of at least `size` bytes to read the stream's next bytes into, then to give to
+    /// [`hash_filled`](Self::hash_filled). It is zeroed only when first made; waits only when
+    /// every buffer is in use.
     pub fn buffer(&mut self, size: usize) -> Vec<u8> {
         let mut buffer = match self {
             StreamHasher::Inline(_, spare) => std::mem::take(spare),
-            StreamHasher::Background(background) => background.spare(),
+            StreamHasher::Background(background) => background.spare_buffer(),
         };
-        buffer.resize(size, 0);
+        if buffer.len() < size {
+            buffer.resize(size, 0);
+        }
         buffer
     }
 
-    /// Hashes the first `len` bytes of `buffer`, which the hasher keeps for reuse.
-    pub fn update_buffer(&mut self, buffer: Vec<u8>, len: usize) {
+    /// Hashes the first `len` bytes of `buffer`, one that [`buffer`](Self::buffer) lent.
+    pub fn hash_filled(&mut self, buffer: Vec<u8>, len: usize) {
         match self {
             StreamHasher::Inline(hasher, spare) => {
                 hasher.update(&buffer[..len]);
@@ -205,11 +208,16 @@ impl StreamHasher {
     }
 }
 
+/// A buffer and how many of its first bytes are the stream's.
+type Filled = (Vec<u8>, usize);
+
 /// A [`Hasher`] fed on a thread of its own.
 pub struct BackgroundHasher {
-    chunks: Option<Sender<(Vec<u8>, usize)>>,
+    chunks: Option<Sender<Filled>>,
     spare: Receiver<Vec<u8>>,
-    /// Buffers the thread holds, at most [`BACKGROUND_BUFFERS`].
+    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`] unless a lent one was dropped.
+    buffers: usize,
+    /// Buffers with the thread, not yet given back.
     with_thread: usize,
     /// Bytes handed over so far, those of the hasher it continues included.
     len: u64,
@@ -220,7 +228,7 @@ impl BackgroundHasher {
     /// Starts the thread that continues `hasher`.
     pub fn start(mut hasher: Hasher) -> io::Result<BackgroundHasher> {
         let len = hasher.len();
-        let (chunks, incoming) = channel::<(Vec<u8>, usize)>();
+        let (chunks, incoming) = channel::<Filled>();
         let (give_back, spare) = channel();
         let thread = thread::Builder::new().name("sha256".into()).spawn(move || {
             for (chunk, len) in incoming {
@@ -230,41 +238,49 @@ impl BackgroundHasher {
             }
             hasher
         })?;
-        Ok(BackgroundHasher { chunks: Some(chunks), spare, with_thread: 0, len, thread: Some(thread) })
+        Ok(BackgroundHasher {
+            chunks: Some(chunks),
+            spare,
+            buffers: 0,
+            with_thread: 0,
+            len,
+            thread: Some(thread),
+        })
     }
 
     /// Hands a copy of `bytes` to the thread; waits only when every buffer is in use.
     pub fn update(&mut self, bytes: &[u8]) {
-        let mut buffer = self.spare();
-        buffer.clear();
-        buffer.extend_from_slice(bytes);
+        let mut buffer = self.spare_buffer();
+        if buffer.len() < bytes.len() {
+            buffer.resize(bytes.len(), 0);
+        }
+        buffer[..bytes.len()].copy_from_slice(bytes);
         self.hand_over(buffer, bytes.len());
     }
 
-    /// A buffer the thread gave back, or a new one while it holds fewer than its share.
-    fn spare(&mut self) -> Vec<u8> {
-        let given_back = match self.spare.try_recv() {
-            Ok(buffer) => Some(buffer),
-            Err(_) if self.with_thread < BACKGROUND_BUFFERS => None,
-            // The thread gives every buffer back unless it died, which `finish` reports.
-            Err(_) => self.spare.recv().ok(),
-        };
-        match given_back {
-            Some(buffer) => {
-                self.with_thread -= 1;
-                buffer
+    /// A buffer back from the thread, or a new one while fewer than [`BACKGROUND_BUFFERS`]
+    /// exist (or none is with the thread: a lent one was dropped), or else the next one the
+    /// thread gives back.
+    fn spare_buffer(&mut self) -> Vec<u8> {
+        let buffer = match self.spare.try_recv() {
+            Ok(buffer) => buffer,
+            Err(_) if self.buffers < BACKGROUND_BUFFERS || self.with_thread == 0 => {
+                self.buffers += 1;
+                return Vec::new();
             }
-            None => Vec::new(),
-        }
+            // The thread gives every buffer back unless it died, which `finish` reports.
+            Err(_) => self.spare.recv().unwrap_or_default(),
+        };
+        self.with_thread -= 1;
+        buffer
     }
 
-    /// Hands `buffer` to the thread, to hash its first `len` bytes.
+    /// Gives the thread the first `len` bytes of `buffer` to hash.
     fn hand_over(&mut self, buffer: Vec<u8>, len: usize) {
         self.len += len as u64;
-        if let Some(chunks) = &self.chunks
-            && chunks.send((buffer, len)).is_ok()
-        {
+        if let Some(chunks) = &self.chunks {
             self.with_thread += 1;
+            let _ = chunks.send((buffer, len));
         }
     }
 
@@ -342,6 +358,37 @@ mod tests {
         assert_eq!(hasher.finish(), Sha256Digest::of(&bytes));
     }
 
+    /// Feeds `bytes` through buffers the stream lends, each filled with up to `size` bytes;
+    /// every third buffer is dropped unhashed once, as a failed write drops it.
+    fn hash_through_lent_buffers(mut stream: StreamHasher, bytes: &[u8], size: usize) -> Hasher {
+        for (i, chunk) in bytes.chunks(size).enumerate() {
+            if i % 3 == 1 {
+                drop(stream.buffer(size));
+            }
+            let mut buffer = stream.buffer(size);
+            assert!(buffer.len() >= size);
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            stream.hash_filled(buffer, chunk.len());
+        }
+        stream.into_hasher()
+    }
+
+    #[test]
+    fn lent_buffers_hash_what_was_read_into_them() {
+        let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 31 % 251) as u8).collect();
+        let background = StreamHasher::new(Hasher::new(), bytes.len() as u64);
+        assert!(matches!(background, StreamHasher::Background(_)));
+        let hasher = hash_through_lent_buffers(background, &bytes, 100_000);
+        assert_eq!(hasher.len(), bytes.len() as u64);
+        assert_eq!(hasher.finish(), Sha256Digest::of(&bytes));
+        let inline = StreamHasher::new(Hasher::new(), 10);
+        assert!(matches!(inline, StreamHasher::Inline(..)));
+        assert_eq!(
+            hash_through_lent_buffers(inline, &bytes[..10_000], 999).finish(),
+            Sha256Digest::of(&bytes[..10_000])
+        );
+    }
+
     #[test]
     fn filled_buffers_are_hashed_up_to_their_length_and_reused() {
         let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 17 % 253) as u8).collect();
@@ -353,7 +400,7 @@ mod tests {
                 assert_eq!(buffer.len(), 128 * 1024);
                 buffer[..chunk.len()].copy_from_slice(chunk);
                 seen.insert(buffer.as_ptr() as usize);
-                stream.update_buffer(buffer, chunk.len());
+                stream.hash_filled(buffer, chunk.len());
             }
             assert!(seen.len() <= most_buffers, "{} buffers for {to_come} bytes to come", seen.len());
             assert_eq!(stream.len(), bytes.len() as u64);

@@ -143,7 +143,7 @@ pub struct Config {
     pub manifest_cache_shares: usize,
     pub manifest_cache_records: usize,
     pub shutdown_grace: Duration,
-    /// Ports passive listeners use; `None` lets the OS pick any free port.
+    /// Ports passive listeners use; `None` means a free one of 49152-65535, from a random start.
     pub passive_ports: Option<PortRange>,
     /// The name clients reach this server by, for `PASV` replies and share URLs.
     pub public_host: Option<PublicHost>,
@@ -259,7 +259,7 @@ Options:
   --shutdown-grace D       after SIGTERM or SIGINT, time transfers in flight have to
                            finish before they are cut [default: {grace}]
   --passive-ports MIN-MAX  ports for passive data connections (open them in the firewall);
-                           425 when all are busy [default: any port the OS picks]
+                           425 when all are busy [default: a free one of 49152-65535]
   --public-host NAME[:PORT]  the name or address clients reach this server by: sent in PASV
                            replies (its IPv4 address) and in share URLs [default: none]
   --tls off|optional|required

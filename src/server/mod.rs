@@ -35,7 +35,7 @@ use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::common::platform::wait_for_connection;
+use crate::common::platform::{make_accepted_blocking, wait_for_connection};
 use crate::log_event;
 use crate::proto::{Reason, Refusal};
 use crate::server::admission::TooManyConnections;
@@ -151,10 +151,10 @@ impl Server {
                     continue;
                 }
             }
-            let stream = match self.listener.accept() {
-                Ok((stream, _)) => {
+            let (stream, peer) = match self.listener.accept() {
+                Ok(accepted) => {
                     trouble.passed();
-                    stream
+                    accepted
                 }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => continue,
                 // Resets before accept and running out of descriptors pass; until they do,
@@ -165,7 +165,7 @@ impl Server {
                 }
             };
             // Some systems hand out accepted sockets as non-blocking as their listener.
-            if stream.set_nonblocking(false).is_err() {
+            if make_accepted_blocking(&stream).is_err() {
                 continue;
             }
             let id = self.shared.next_connection_id();
@@ -177,18 +177,15 @@ impl Server {
                 refuse(stream, id, "max-clients", &text);
                 continue;
             }
-            let ticket = match stream.peer_addr() {
-                Ok(peer) => match self.shared.admission.admit(peer.ip(), Instant::now()) {
-                    Ok(ticket) => ticket,
-                    Err(TooManyConnections(limit)) => {
-                        let text = format!(
-                            "Too many connections from your address ({limit} at once); try again when one of them ends"
-                        );
-                        refuse(stream, id, "max-per-ip", &text);
-                        continue;
-                    }
-                },
-                Err(_) => continue,
+            let ticket = match self.shared.admission.admit(peer.ip(), Instant::now()) {
+                Ok(ticket) => ticket,
+                Err(TooManyConnections(limit)) => {
+                    let text = format!(
+                        "Too many connections from your address ({limit} at once); try again when one of them ends"
+                    );
+                    refuse(stream, id, "max-per-ip", &text);
+                    continue;
+                }
             };
             active.fetch_add(1, Ordering::AcqRel);
             let shared = Arc::clone(&self.shared);
@@ -198,7 +195,7 @@ impl Server {
                 let _counted = counted;
                 let _slot = ActiveSlot(active);
                 let _ticket = ticket;
-                Session::run(stream, id, &shared);
+                Session::run(stream, peer, id, &shared);
             });
         }
         let Server { listener, shared, .. } = self;

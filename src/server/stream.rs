@@ -13,8 +13,12 @@ use std::time::Instant;
 #[cfg(feature = "tls")]
 use rustls::{ServerConnection, StreamOwned};
 
+use crate::common::line_io::poll_line;
+#[cfg(feature = "tls")]
 use crate::common::line_io::poll_line_through;
 use crate::common::platform::send_file;
+#[cfg(feature = "tls")]
+use crate::common::platform::{peek_nowait, read_at};
 use crate::proto::line::{Line, LineBuffer};
 
 /// Bytes of a file read and encrypted at a time when a download goes through TLS.
@@ -50,8 +54,23 @@ impl ControlStream {
 
     /// A whole line if one is buffered or waiting, without blocking.
     pub fn poll_line(&mut self, lines: &mut LineBuffer) -> io::Result<Option<Line>> {
-        let socket = self.socket().try_clone()?;
-        poll_line_through(&socket, self, lines)
+        match self {
+            ControlStream::Plain(socket) => poll_line(socket, lines),
+            #[cfg(feature = "tls")]
+            ControlStream::Tls(stream) => {
+                // Nothing decrypted and waiting, nothing on the socket: one look says so,
+                // without making the socket non-blocking and back.
+                let decrypted =
+                    stream.conn.process_new_packets().map_or(true, |io| io.plaintext_bytes_to_read() > 0);
+                let quiet =
+                    matches!(peek_nowait(&stream.sock), Err(err) if err.kind() == io::ErrorKind::WouldBlock);
+                if !decrypted && quiet && !lines.has_buffered() {
+                    return Ok(None);
+                }
+                let socket = self.socket().try_clone()?;
+                poll_line_through(&socket, self, lines)
+            }
+        }
     }
 
     /// Turns the plain connection into TLS with `connection` as the server, and completes the
@@ -96,8 +115,10 @@ impl Write for ControlStream {
 /// A data connection.
 pub enum DataStream {
     Plain(TcpStream),
+    /// With the buffer a download's bytes are read into before they are encrypted, made at the
+    /// first and kept for the next.
     #[cfg(feature = "tls")]
-    Tls(Box<StreamOwned<ServerConnection, TcpStream>>),
+    Tls(Box<StreamOwned<ServerConnection, TcpStream>>, Vec<u8>),
 }
 
 impl DataStream {
@@ -110,7 +131,7 @@ impl DataStream {
         deadline: Instant,
     ) -> io::Result<DataStream> {
         handshake(&mut connection, &mut socket, deadline)?;
-        Ok(DataStream::Tls(Box::new(StreamOwned::new(connection, socket))))
+        Ok(DataStream::Tls(Box::new(StreamOwned::new(connection, socket)), Vec::new()))
     }
 
     /// The TLS state of a protected connection.
@@ -118,7 +139,7 @@ impl DataStream {
     pub fn tls_connection(&self) -> Option<&ServerConnection> {
         match self {
             DataStream::Plain(_) => None,
-            DataStream::Tls(stream) => Some(&stream.conn),
+            DataStream::Tls(stream, _) => Some(&stream.conn),
         }
     }
 
@@ -128,12 +149,12 @@ impl DataStream {
         match self {
             DataStream::Plain(stream) => send_file(file, offset, count, stream),
             #[cfg(feature = "tls")]
-            DataStream::Tls(stream) => {
-                let mut buffer = vec![0u8; count.min(TLS_SEND_BYTES)];
-                use std::io::{Seek, SeekFrom};
-                let mut reader = file;
-                reader.seek(SeekFrom::Start(*offset))?;
-                let read = reader.read(&mut buffer)?;
+            DataStream::Tls(stream, buffer) => {
+                let size = count.min(TLS_SEND_BYTES);
+                if buffer.len() < size {
+                    buffer.resize(size, 0);
+                }
+                let read = read_at(file, &mut buffer[..size], *offset)?;
                 let mut sent = 0;
                 while sent < read {
                     match stream.write(&buffer[sent..read]) {
@@ -158,7 +179,7 @@ impl DataStream {
                 let _ = (stream.shutdown(Shutdown::Both), patience);
             }
             #[cfg(feature = "tls")]
-            DataStream::Tls(mut stream) => {
+            DataStream::Tls(mut stream, _) => {
                 stream.conn.send_close_notify();
                 let deadline = Instant::now() + patience;
                 while stream.conn.wants_write() && Instant::now() < deadline {
@@ -180,7 +201,7 @@ impl Read for DataStream {
             DataStream::Plain(stream) => stream.read(buf),
             // An upload that ends without close_notify is still judged by its size and SHA-256.
             #[cfg(feature = "tls")]
-            DataStream::Tls(stream) => end_is_end(stream.read(buf)),
+            DataStream::Tls(stream, _) => end_is_end(stream.read(buf)),
         }
     }
 }
@@ -190,7 +211,7 @@ impl Write for DataStream {
         match self {
             DataStream::Plain(stream) => stream.write(buf),
             #[cfg(feature = "tls")]
-            DataStream::Tls(stream) => stream.write(buf),
+            DataStream::Tls(stream, _) => stream.write(buf),
         }
     }
 
@@ -198,7 +219,7 @@ impl Write for DataStream {
         match self {
             DataStream::Plain(stream) => stream.flush(),
             #[cfg(feature = "tls")]
-            DataStream::Tls(stream) => stream.flush(),
+            DataStream::Tls(stream, _) => stream.flush(),
         }
     }
 }

@@ -221,3 +221,36 @@ fn the_shell_holds_a_share_url_to_its_pin() {
         client(&other.addr, dir.path(), &["shell", &other.addr], format!("list {url}\n").as_bytes());
     assert_eq!(refused.code, 4, "{}{}", refused.stdout, refused.stderr);
 }
+
+/// ABOR over TLS, while the server is blocked sending: argv: port, code. ftplib's own `abort`
+/// sends urgent data, which an SSL socket refuses, so the command goes as a plain line.
+const FTPLIB_TLS_ABORT: &str = r#"
+import ftplib, ssl, sys
+port, code = int(sys.argv[1]), sys.argv[2]
+ctx = ssl.create_default_context(); ctx.check_hostname = False; ctx.verify_mode = ssl.CERT_NONE
+class Resuming(ftplib.FTP_TLS):
+    def ntransfercmd(self, cmd, rest=None):
+        conn, size = ftplib.FTP.ntransfercmd(self, cmd, rest)
+        conn = self.context.wrap_socket(conn, server_hostname=self.host, session=self.sock.session)
+        return conn, size
+f = Resuming(context=ctx, timeout=20); f.connect("127.0.0.1", port); f.login(); f.prot_p()
+conn = f.transfercmd("RETR /%s/large.bin" % code)
+conn.recv(65536)
+f.putcmd("ABOR")
+print(f.getmultiline()[:3]); print(f.getmultiline()[:3])
+print(f.sendcmd("NOOP")[:3])
+f.quit()
+"#;
+
+#[test]
+fn abor_over_tls_stops_a_download_and_the_connection_goes_on() {
+    let server = Server::start_with(&["--tls", "required"]);
+    let dir = TempDir::new();
+    dir.file("large.bin", &random_bytes(32 << 20, 22));
+    let url = upload(&server, dir.path(), &["large.bin"]);
+    let port = server.addr.rsplit(':').next().unwrap();
+    let run = python(FTPLIB_TLS_ABORT, &[port, &code_of(&url)]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    // RFC 959: the aborted transfer gets 426, then ABOR itself gets 226.
+    assert_eq!(run.stdout.split_whitespace().collect::<Vec<_>>(), ["426", "226", "200"]);
+}

@@ -631,6 +631,8 @@ fn passive_ports_are_not_predictable() {
         .collect();
     let steps: Vec<i32> = ports.windows(2).map(|w| i32::from(w[1]) - i32::from(w[0])).collect();
     assert!(steps.windows(2).any(|w| w[0] != w[1]), "ports follow a fixed step: {ports:?}");
+    // Named ports of the dynamic range (RFC 6335), not port 0's search of the ephemeral range.
+    assert!(ports.iter().all(|&port| port >= 49152), "ports outside 49152-65535: {ports:?}");
 }
 
 #[test]

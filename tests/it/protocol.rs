@@ -233,3 +233,26 @@ fn the_owner_token_lets_another_connection_add_files_until_the_seal() {
     let mut late = Control::login(&server.addr);
     assert!(late.command(&format!("SITE OWNER {code} {token}")).starts_with("550 "), "sealed for good");
 }
+
+#[test]
+fn a_retr_sent_in_one_write_with_its_epsv_waits_for_the_data_connection() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    let bytes = crate::support::random_bytes(10_000, 16);
+    dir.file("one.bin", &bytes);
+    let code = code_of(&upload(&server, dir.path(), &["one.bin"]));
+    let mut control = Control::login(&server.addr);
+    // As anonshare's client sends a download: the RETR does not wait for the 229.
+    control.send(format!("EPSV\r\nRETR /{code}/one.bin\r\n").as_bytes());
+    let entered = control.reply().remove(0);
+    assert!(entered.starts_with("229 "), "{entered}");
+    let port = parse_epsv_reply(&entered[4..]).unwrap();
+    let sending = control.reply().remove(0);
+    assert!(sending.starts_with("150 "), "the server said 150 before the client connected: {sending}");
+    let mut data = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut got = Vec::new();
+    std::io::Read::read_to_end(&mut data, &mut got).unwrap();
+    assert_eq!(got, bytes);
+    assert!(control.reply().remove(0).starts_with("226 "));
+    assert!(control.command("NOOP").starts_with("200 "), "and nothing is left over");
+}

@@ -7,12 +7,12 @@
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
-use std::net::{IpAddr, SocketAddrV4, TcpListener, TcpStream};
-use std::thread;
+use std::net::{IpAddr, SocketAddrV4, TcpStream};
 use std::time::{Duration, Instant};
 
 use crate::common::chunks::chunk_size;
 use crate::common::expiry::format_duration;
+use crate::common::platform::{make_accepted_blocking, wait_for_connection};
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
@@ -34,7 +34,7 @@ const RECEIVE_BYTES: usize = 256 * 1024;
 const UPLOAD_WATCH_BYTES: usize = 1 << 20;
 /// Longest time between two looks at the control connection while an upload's bytes arrive.
 const UPLOAD_WATCH_INTERVAL: Duration = Duration::from_millis(20);
-/// Longest wait between two looks at a passive listener.
+/// Longest wait for the client's data connection before a look at whether the server stops.
 const ACCEPT_POLL_MAX: Duration = Duration::from_millis(20);
 /// Bytes sent between two looks at the control connection during a download.
 const RETR_SLICE_BYTES: usize = 1 << 20;
@@ -268,8 +268,7 @@ impl Session<'_> {
     /// reached us on.
     fn open_passive(&mut self) -> io::Result<u16> {
         self.passive = None;
-        let listener: TcpListener = self.shared.passive_ports.bind(self.local.ip())?;
-        let port = listener.local_addr()?.port();
+        let (listener, port) = self.shared.passive_ports.bind(self.local.ip())?;
         self.passive = Some(listener);
         Ok(port)
     }
@@ -281,13 +280,11 @@ impl Session<'_> {
         let listener = self.passive.take().ok_or_else(|| refused("Use PASV or EPSV first".into()))?;
         let limit = self.shared.config.passive_timeout;
         let deadline = Instant::now() + limit;
-        let mut pause = Duration::from_millis(1);
         let fail = |err: io::Error| refused(format!("Cannot open data connection: {err}"));
-        listener.set_nonblocking(true).map_err(fail)?;
         loop {
             match listener.accept() {
                 Ok((stream, from)) if from.ip() == self.peer.ip() => {
-                    stream.set_nonblocking(false).map_err(fail)?;
+                    make_accepted_blocking(&stream).map_err(fail)?;
                     stream.set_read_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
                     stream.set_write_timeout(Some(WATCH_INTERVAL)).map_err(fail)?;
                     return Ok(stream);
@@ -304,8 +301,9 @@ impl Session<'_> {
                         let waited = format_duration(limit);
                         return Err(refused(format!("No data connection within {waited}")));
                     }
-                    thread::sleep(pause);
-                    pause = (pause * 2).min(ACCEPT_POLL_MAX);
+                    // Woken by the connection at once; a look at the shutdown in between.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    wait_for_connection(&listener, left.min(ACCEPT_POLL_MAX)).map_err(fail)?;
                 }
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
                 Err(err) => return Err(fail(err)),

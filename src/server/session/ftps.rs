@@ -115,6 +115,7 @@ impl Session<'_> {
         self.lines.clear();
         self.held.clear();
         let deadline = Instant::now() + self.shared.config.idle_timeout;
+        self.control_read_timeout.set(None);
         self.control.socket().set_read_timeout(Some(self.shared.config.idle_timeout))?;
         if let Err(err) = self.control.start_tls(connection, deadline) {
             log_event!("conn={} peer={} event=tls-failed error={:?}", self.id, self.peer, err.to_string());

@@ -84,6 +84,9 @@ pub struct Session<'a> {
     verb: String,
     /// What AUTH, PBSZ and PROT agreed (RFC 4217).
     protection: ftps::Protection,
+    /// The read timeout the control socket has, when this session set it last, so that a
+    /// command costs no `setsockopt` when it stays the same; `None` once something else set it.
+    control_read_timeout: Cell<Option<Duration>>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -93,6 +96,8 @@ struct LineDeadline<'s> {
     stream: &'s mut ControlStream,
     deadline: Instant,
     shared: &'s Shared,
+    /// The socket's read timeout as last set ([`Session::control_read_timeout`]).
+    timeout: &'s Cell<Option<Duration>>,
 }
 
 impl Read for LineDeadline<'_> {
@@ -105,7 +110,12 @@ impl Read for LineDeadline<'_> {
             if left.is_zero() {
                 return Err(io::ErrorKind::TimedOut.into());
             }
-            self.stream.socket().set_read_timeout(Some(left.min(journal::SHUTDOWN_LOOK)))?;
+            let slice = Some(left.min(journal::SHUTDOWN_LOOK));
+            if self.timeout.get() != slice {
+                self.timeout.set(None);
+                self.stream.socket().set_read_timeout(slice)?;
+                self.timeout.set(slice);
+            }
             match self.stream.read(buf) {
                 Err(err) if matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {}
                 result => return result,
@@ -115,9 +125,10 @@ impl Read for LineDeadline<'_> {
 }
 
 impl<'a> Session<'a> {
-    /// Serves one connection to its end; every error ends in a log line, never a panic.
-    pub fn run(control: TcpStream, id: u64, shared: &'a Shared) {
-        let (Ok(peer), Ok(local)) = (control.peer_addr(), control.local_addr()) else {
+    /// Serves one connection, from `peer` as `accept` said, to its end; every error ends in a
+    /// log line, never a panic.
+    pub fn run(control: TcpStream, peer: SocketAddr, id: u64, shared: &'a Shared) {
+        let Ok(local) = control.local_addr() else {
             return;
         };
         let mut session = Session {
@@ -143,6 +154,7 @@ impl<'a> Session<'a> {
             guessing: Cell::new(None),
             verb: journal::NO_VERB.into(),
             protection: ftps::Protection::default(),
+            control_read_timeout: Cell::new(None),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -171,6 +183,7 @@ impl<'a> Session<'a> {
                         stream: &mut self.control,
                         deadline: Instant::now() + idle,
                         shared: self.shared,
+                        timeout: &self.control_read_timeout,
                     };
                     match read_line(&mut reader, &mut self.lines) {
                         Ok(line) => line,
@@ -468,6 +481,7 @@ impl<'a> Session<'a> {
         let mut probe = [0u8; 1];
         loop {
             let left = until.saturating_duration_since(Instant::now());
+            self.control_read_timeout.set(None);
             if left.is_zero() || self.control.socket().set_read_timeout(Some(left)).is_err() {
                 return;
             }

@@ -317,7 +317,7 @@ impl Upload {
     /// written, then hashed, from the same memory.
     pub fn write_buffer(&mut self, buffer: Vec<u8>, len: usize) -> Result<()> {
         self.store_bytes(&buffer[..len])?;
-        self.hasher.update_buffer(buffer, len);
+        self.hasher.hash_filled(buffer, len);
         self.hash_in_background_once_large();
         Ok(())
     }
