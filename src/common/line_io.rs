@@ -4,6 +4,7 @@
 use std::io::{self, Read};
 use std::net::TcpStream;
 
+use crate::common::platform::read_now;
 use crate::proto::line::{Line, LineBuffer};
 
 /// Bytes read from the stream at a time.
@@ -25,9 +26,14 @@ pub fn read_line(stream: &mut impl Read, buffer: &mut LineBuffer) -> io::Result<
     }
 }
 
-/// Returns a whole line if one is buffered or waiting on the socket, without blocking.
+/// Returns a whole line if one is buffered or waiting on the socket, without blocking: one
+/// system call when nothing is waiting.
 pub fn poll_line(stream: &TcpStream, buffer: &mut LineBuffer) -> io::Result<Option<Line>> {
-    poll_line_through(stream, &mut &*stream, buffer)
+    if let Some(line) = buffer.next_line() {
+        return Ok(Some(line));
+    }
+    let mut bytes = [0u8; READ_BYTES];
+    looked(read_now(stream, &mut bytes), &bytes, buffer)
 }
 
 /// Like [`poll_line`], reading through `reader` (a TLS stream, say) over `socket`, which is
@@ -44,6 +50,11 @@ pub fn poll_line_through(
     socket.set_nonblocking(true)?;
     let result = reader.read(&mut bytes);
     socket.set_nonblocking(false)?;
+    looked(result, &bytes, buffer)
+}
+
+/// What one read that does not wait brought: a whole line, nothing yet, or the end.
+fn looked(result: io::Result<usize>, bytes: &[u8], buffer: &mut LineBuffer) -> io::Result<Option<Line>> {
     match result {
         Ok(0) => Ok(Some(Line::Closed)),
         Ok(n) => {

@@ -122,6 +122,30 @@ fn listen_on(addr: SocketAddr, _backlog: u32) -> io::Result<TcpListener> {
     TcpListener::bind(addr)
 }
 
+/// Reads what is already waiting on `stream` without blocking, in one system call
+/// (`MSG_DONTWAIT`): an error of kind `WouldBlock` when nothing is.
+#[cfg(unix)]
+pub fn read_now(stream: &TcpStream, bytes: &mut [u8]) -> io::Result<usize> {
+    use rustix::net::{RecvFlags, recv};
+    loop {
+        match recv(stream, &mut *bytes, RecvFlags::DONTWAIT) {
+            Ok((read, _)) => return Ok(read),
+            Err(rustix::io::Errno::INTR) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Elsewhere the socket is made non-blocking for the one read.
+#[cfg(not(unix))]
+pub fn read_now(stream: &TcpStream, bytes: &mut [u8]) -> io::Result<usize> {
+    use std::io::Read;
+    stream.set_nonblocking(true)?;
+    let read = (&*stream).read(bytes);
+    stream.set_nonblocking(false)?;
+    read
+}
+
 /// Waits up to `timeout` for a connection to accept on `listener`; `false` when none came.
 #[cfg(unix)]
 pub fn wait_for_connection(listener: &TcpListener, timeout: std::time::Duration) -> io::Result<bool> {

@@ -13,7 +13,7 @@ use std::time::Instant;
 #[cfg(feature = "tls")]
 use rustls::{ServerConnection, StreamOwned};
 
-use crate::common::line_io::poll_line_through;
+use crate::common::line_io::{poll_line, poll_line_through};
 use crate::common::platform::send_file;
 use crate::proto::line::{Line, LineBuffer};
 
@@ -50,6 +50,9 @@ impl ControlStream {
 
     /// A whole line if one is buffered or waiting, without blocking.
     pub fn poll_line(&mut self, lines: &mut LineBuffer) -> io::Result<Option<Line>> {
+        if let ControlStream::Plain(stream) = self {
+            return poll_line(stream, lines);
+        }
         let socket = self.socket().try_clone()?;
         poll_line_through(&socket, self, lines)
     }
