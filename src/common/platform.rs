@@ -146,6 +146,24 @@ pub fn read_now(stream: &TcpStream, bytes: &mut [u8]) -> io::Result<usize> {
     read
 }
 
+/// The ports the system hands out for a bind to port 0 (`ip_local_port_range`), where Linux
+/// says; `None` elsewhere.
+#[cfg(target_os = "linux")]
+pub fn ephemeral_ports() -> Option<(u16, u16)> {
+    let text = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").ok()?;
+    let mut ports = text.split_whitespace().map(str::parse::<u16>);
+    let (Some(Ok(min)), Some(Ok(max))) = (ports.next(), ports.next()) else {
+        return None;
+    };
+    (0 < min && min <= max).then_some((min, max))
+}
+
+/// Elsewhere the system's own choice stands.
+#[cfg(not(target_os = "linux"))]
+pub fn ephemeral_ports() -> Option<(u16, u16)> {
+    None
+}
+
 /// Waits up to `timeout` for a connection to accept on `listener`; `false` when none came.
 #[cfg(unix)]
 pub fn wait_for_connection(listener: &TcpListener, timeout: std::time::Duration) -> io::Result<bool> {
