@@ -252,7 +252,8 @@ Options:
   --shutdown-grace D       after SIGTERM or SIGINT, time transfers in flight have to
                            finish before they are cut [default: {grace}]
   --passive-ports MIN-MAX  ports for passive data connections (open them in the firewall);
-                           425 when all are busy [default: any port the OS picks]
+                           425 when all are busy [default: a random port of the
+                           OS's ephemeral range]
   --public-host NAME[:PORT]  the name or address clients reach this server by: sent in PASV
                            replies (its IPv4 address) and in share URLs [default: none]
   --tls off|optional|required
