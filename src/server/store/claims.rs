@@ -1,16 +1,23 @@
-//! Names claimed in a share: under `claims/`, one empty file per recorded path, `f-<sha256>` for
-//! a file and `d-<sha256>` for a folder (the SHA-256 of the path). A file's claim is created
-//! exclusively (`O_CREAT|O_EXCL`) before its record is appended, so of two servers that store
-//! one path, the filesystem itself lets exactly one win, even when neither has read the other's
-//! record yet. Claims are made and looked at under the share's lock; a claim is never removed
-//! once its record was appended. It never reads a file's contents or size.
+//! Names claimed in a share: under `claims/`, one name per recorded path, `f-<sha256>` for a
+//! file and `d-<sha256>` for a folder (the SHA-256 of the path). A file's claim is created
+//! exclusively before its record is appended, so of two servers that store one path, the
+//! filesystem itself lets exactly one win, even when neither has read the other's record yet.
+//! A claim is a hard link to the share's one empty `claims/anchor`: a link fails when its name
+//! exists, as an `O_CREAT|O_EXCL` create does, and allocates no inode (ext4 spent most of a small
+//! upload's CPU finding a free inode). Where the filesystem takes no more links, a claim is an
+//! empty file of its own, created exclusively. Claims are made and looked at under the share's
+//! lock; a claim is never removed once its record was appended. It never reads a file's
+//! contents or size.
 
 use std::fs::{self, OpenOptions};
 use std::io;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Result, Share, StoreError};
 use crate::common::digest::Sha256Digest;
+
+/// The empty file every claim is a hard link to; no claim's name (`f-`, `d-`) can be it.
+const ANCHOR: &str = "anchor";
 
 /// What a claim says a path is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,18 +61,35 @@ impl Share {
     /// Creates a claim; false when it already exists.
     fn create_claim(&self, kind: Kind, rel: &[String]) -> Result<bool> {
         let path = self.claim_path(kind, rel);
-        let create = || OpenOptions::new().write(true).create_new(true).open(&path);
-        let created = match create() {
+        let anchor = self.dir.join("claims").join(ANCHOR);
+        let linked = match fs::hard_link(&anchor, &path) {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                // A share made before claims existed.
-                fs::create_dir_all(self.dir.join("claims"))?;
-                create()
+                // The share's first claim, or a share made before claims were links.
+                self.make_anchor(&anchor)?;
+                fs::hard_link(&anchor, &path)
             }
             other => other,
         };
+        let created = match linked {
+            Ok(()) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            // Past the anchor's most links (65,000 on ext4), or no hard links on this
+            // filesystem: the name is as exclusive when created as a file of its own.
+            Err(_) => OpenOptions::new().write(true).create_new(true).open(&path).map(drop),
+        };
         match created {
-            Ok(_) => Ok(true),
+            Ok(()) => Ok(true),
             Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(false),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    /// Creates `claims/` and its anchor, unless another commit or server already did.
+    fn make_anchor(&self, anchor: &Path) -> Result<()> {
+        fs::create_dir_all(self.dir.join("claims"))?;
+        match OpenOptions::new().write(true).create_new(true).open(anchor) {
+            Ok(_) => Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
             Err(err) => Err(err.into()),
         }
     }
@@ -140,5 +164,31 @@ mod tests {
         theirs.release();
         upload(&share, "d/x", b"now").unwrap();
         assert!(matches!(upload(&share, "d/x", b"again"), Err(StoreError::Exists)));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn claims_are_links_to_one_file_and_stay_exclusive_without_links() {
+        use std::os::unix::fs::MetadataExt;
+        let (store, _root) = temp_store(Limits::default());
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        for name in ["a/x", "a/y", "b"] {
+            upload(&share, name, name.as_bytes()).unwrap();
+        }
+        let claims = share.dir.join("claims");
+        let inodes: Vec<u64> =
+            fs::read_dir(&claims).unwrap().map(|e| e.unwrap().metadata().unwrap().ino()).collect();
+        // The anchor, and the claims of a/x, a/y, b and the folder a: one inode, no new one each.
+        assert_eq!(inodes.len(), 5);
+        assert!(inodes.iter().all(|&inode| inode == inodes[0]), "{inodes:?}");
+        assert_eq!(fs::metadata(claims.join(ANCHOR)).unwrap().nlink(), 5);
+        // Where no link can be made (here the anchor is a folder), a claim is a file of its own,
+        // and a path is still stored once.
+        let (other, _) = store.create_share(unix_now() + 60, None).unwrap();
+        fs::create_dir_all(other.dir.join("claims").join(ANCHOR)).unwrap();
+        upload(&other, "c/z", b"1").unwrap();
+        assert!(matches!(upload(&other, "c/z", b"2"), Err(StoreError::Exists)));
+        assert!(matches!(other.claim_file(&rel("c")), Err(StoreError::IsAFolder)));
+        assert!(fs::metadata(other.claim_path(Kind::File, &rel("c/z"))).unwrap().is_file());
     }
 }

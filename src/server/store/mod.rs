@@ -7,7 +7,8 @@
 //! shares/<code>/meta        expiry, sealed flag, owner token digest (replaced atomically)
 //! shares/<code>/manifest    one record per finished file or folder (append-only)
 //! shares/<code>/lock        held while the share's meta or manifest changes
-//! shares/<code>/claims/     one empty file per recorded path, created exclusively
+//! shares/<code>/claims/     one name per recorded path, created exclusively: a hard link
+//!                           to the share's empty `claims/anchor`
 //! shares/<code>/sealed      created by the seal, before meta says so
 //! shares/<code>/blobs/<id>  file contents under random names; names live in the manifest
 //! shares/<code>/pack.<instance>  small files' contents, appended one after another by the one
