@@ -318,7 +318,8 @@ fn only_lookups_of_well_formed_codes_that_never_existed_are_guesses() {
     assert_eq!(get.code, 0, "{}", get.stderr);
     let mut control = Control::login(&server.addr);
     let expiring = make_share(&mut control, 1).code;
-    assert!(control.command("SITE SEAL").starts_with("200 "));
+    // Sealed, or on a busy machine already expired: either way a share that existed.
+    let _ = control.command("SITE SEAL");
     wait_until("the share expired", || control.command(&format!("CWD /{expiring}")).starts_with("550 "));
     // ncftp's probes of /CODE.tar, a spent share, an expired one, in any case: all plain 550s,
     // none of them counted, none of them slowed.
