@@ -12,18 +12,17 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, StoreError, unix_now};
 use crate::common::platform::{create_marker, read_marker};
-use crate::common::secret::ShareCode;
 
-/// Bytes of a claim file, written and synced before the `150`: a full disk refuses the
-/// download then, and everything later only creates names.
-const CLAIM_BYTES: usize = 4096;
+/// Free bytes (for unprivileged users) a new claim asks the disk for before its `150`: a full
+/// disk refuses the download then, and everything later only creates names.
+const CLAIM_BYTES: u64 = 4096;
 /// Most `RETR`s one claim records; the one past it counts the claim as a whole download
 /// (`--max-claim-segments`).
 pub const DEFAULT_MAX_CLAIM_SEGMENTS: u64 = 256;
@@ -40,7 +39,7 @@ impl Share {
     /// 0 (a second client behind the same address); one past byte 0 also joins a claim that
     /// counted less than the claim hold ago. A new claim needs a place: finished
     /// downloads and claims that keep a place never exceed the budget; past it the file is
-    /// `NotFound`. The claim file is written and synced here, before a byte is sent.
+    /// `NotFound`. Every name a claim needs is made here, before a byte is sent.
     pub fn claim_download(
         &self,
         entry: &FileEntry,
@@ -61,19 +60,11 @@ impl Share {
             return Ok(None);
         };
         let names = Names::of(self, &entry.place);
-        // Never `create_dir_all`: a share removed meanwhile must not come back as a folder.
-        match fs::create_dir(&names.dir) {
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            other => other?,
-        }
         let legacy = self.legacy_downloads()?.of(&entry.place);
-        // A RETR from byte 0 most likely makes a new claim: its file is written and synced
-        // before the lock, so that downloads starting together sync at once, unless the
-        // places looked taken (a hint only: the lock decides), so that refusals write nothing.
-        let mut written = match offset == 0 && legacy + names.places_made()? < budget {
-            true => Some(WrittenClaim::write(&names.dir, client, now)?),
-            false => None,
-        };
+        // A RETR from byte 0 most likely makes a new claim: the disk is asked before the lock.
+        if offset == 0 {
+            self.claim_room()?;
+        }
         let _lock = self.lock()?;
         if legacy + count(|j| names.finished(j))? >= budget {
             return Err(StoreError::NotFound);
@@ -83,33 +74,31 @@ impl Share {
             let number = read_number(&names.of_client(client, own - 1))?;
             // A segment of a download that just counted (lftp opens them as it likes) joins
             // it and spends nothing more; a RETR from byte 0 is a new download.
-            let late = offset > 0
-                && exists(&names.done(number))
-                && now < names.last_activity(number)? + self.store.limits.claim_hold_secs();
-            if late || names.is_live(number) {
-                let lock = File::open(names.claim(number))?;
-                let head = File::open(names.head(number))?;
-                let joins = offset > 0 || !matches!(head.try_lock(), Err(fs::TryLockError::WouldBlock));
-                if joins {
-                    head.unlock()?;
-                    return Ok(Some(DownloadClaim::held(
-                        self, entry, budget, client, number, lock, head, offset,
-                    )?));
-                }
+            let late = offset > 0 && exists(&names.done(number)) && {
+                let counted = names.counted_at(number)?.unwrap_or(0);
+                now < names.last_activity(number)?.max(counted) + self.store.limits.claim_hold_secs()
+            };
+            if (late || names.is_live(number)) && (offset > 0 || !names.sent_from_start(number)?) {
+                return Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?));
             }
         }
         if legacy + self.places_taken(&names, budget.saturating_sub(legacy), now)? >= budget {
             return Err(StoreError::NotFound);
         }
-        let written = match written {
-            Some(ref written) => written,
-            None => written.insert(WrittenClaim::write(&names.dir, client, now)?),
-        };
-        let number = names.make_claim(written)?;
+        if offset > 0 {
+            self.claim_room()?;
+        }
+        let number = names.make_claim(client, now)?;
         append(|g| names.of_client(client, g), &number.to_string())?;
-        let lock = File::open(names.claim(number))?;
-        let head = File::open(names.head(number))?;
-        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, lock, head, offset)?))
+        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?))
+    }
+
+    /// Refuses a new claim when the disk has less than [`CLAIM_BYTES`] free, asked now.
+    fn claim_room(&self) -> Result<()> {
+        match (self.store.limits.free_space)(&self.dir) {
+            Some(free) if free < CLAIM_BYTES => Err(StoreError::DiskFull { floor: CLAIM_BYTES }),
+            _ => Ok(()),
+        }
     }
 
     /// Claims that keep a place: made and not given up. Claims whose client left more than
@@ -123,14 +112,8 @@ impl Share {
         }
         let mut freed = 0;
         for number in 0..made {
-            if !names.is_live(number) {
+            if !names.is_live(number) || names.is_held(number)? {
                 continue;
-            }
-            let claim = File::open(names.claim(number))?;
-            match claim.try_lock() {
-                Ok(()) => drop(claim),
-                Err(fs::TryLockError::WouldBlock) => continue,
-                Err(fs::TryLockError::Error(err)) => return Err(err.into()),
             }
             if now >= names.last_activity(number)? + self.store.limits.claim_hold_secs()
                 && names.release(number)?
@@ -187,8 +170,9 @@ impl Share {
 }
 
 /// One client's download of a budgeted file, held by each connection of that client while it
-/// sends bytes of it (a shared lock on the claim file, and on its `head` file while sending from
-/// byte 0; a crash releases both).
+/// sends bytes of it: a shared lock on the claim's `head` file while sending from byte 0, on its
+/// `tail` file (made by the first such connection) while sending from further on. A crash
+/// releases it.
 #[derive(Debug)]
 pub struct DownloadClaim {
     share: Share,
@@ -197,29 +181,23 @@ pub struct DownloadClaim {
     client: String,
     number: u64,
     _lock: File,
-    _head: Option<File>,
 }
 
 impl DownloadClaim {
-    #[allow(clippy::too_many_arguments)]
     fn held(
         share: &Share,
         entry: &FileEntry,
         budget: u64,
         client: &str,
         number: u64,
-        lock: File,
-        head: File,
+        names: &Names,
         offset: u64,
     ) -> Result<DownloadClaim> {
-        lock.lock_shared()?;
-        let head = match offset {
-            0 => {
-                head.lock_shared()?;
-                Some(head)
-            }
-            _ => None,
+        let lock = match offset {
+            0 => File::open(names.head(number))?,
+            _ => OpenOptions::new().create(true).truncate(false).write(true).open(names.tail(number))?,
         };
+        lock.lock_shared()?;
         Ok(DownloadClaim {
             share: share.clone(),
             entry: entry.clone(),
@@ -227,7 +205,6 @@ impl DownloadClaim {
             client: client.to_owned(),
             number,
             _lock: lock,
-            _head: head,
         })
     }
 
@@ -256,20 +233,24 @@ impl DownloadClaim {
         }
         let segments = count(|i| names.segment(self.number, i))?;
         if segments >= self.share.store.limits.max_claim_segments {
-            return self.finish(&names, self.number);
+            return self.finish(&names, self.number, now);
+        }
+        // A range that completes the claim needs no record: a counted claim's ranges are never
+        // read again, and `done` says when it counted.
+        let mut ranges = names.ranges(self.number, segments)?;
+        ranges.push((start, end));
+        if covers(&ranges, size) {
+            return self.finish(&names, self.number, now);
         }
         if start < end {
             append(|i| names.segment(self.number, i), &format!("{start}-{end}@{now}"))?;
-        }
-        if covers(&names.ranges(self.number)?, size) {
-            return self.finish(&names, self.number);
         }
         let mut together = Vec::new();
         let mut others = Vec::new();
         for g in 0..count(|g| names.of_client(&self.client, g))? {
             let number = read_number(&names.of_client(&self.client, g))?;
             if names.is_live(number) {
-                together.extend(names.ranges(number)?);
+                together.extend(names.ranges(number, count(|i| names.segment(number, i))?)?);
                 if number != self.number {
                     others.push(number);
                 }
@@ -281,14 +262,14 @@ impl DownloadClaim {
         for number in others {
             names.release(number)?;
         }
-        self.finish(&names, self.number)
+        self.finish(&names, self.number, now)
     }
 
-    /// Counts claim `number` as one finished download: numbered first, then marked, so a crash
-    /// between the two may count it twice but never lets it pass uncounted.
-    fn finish(&self, names: &Names, number: u64) -> Result<bool> {
+    /// Counts claim `number` as one finished download at `now`: numbered first, then marked, so
+    /// a crash between the two may count it twice but never lets it pass uncounted.
+    fn finish(&self, names: &Names, number: u64, now: i64) -> Result<bool> {
         let finished = append(|j| names.finished(j), &number.to_string())?;
-        create_link(&names.done(number), &finished.to_string())?;
+        create_link(&names.done(number), &format!("{finished}@{now}"))?;
         let legacy = self.share.legacy_downloads()?.of(&self.entry.place);
         if legacy + finished + 1 >= self.budget {
             self.share.mark_spent(&self.entry)?;
@@ -313,7 +294,7 @@ impl Names {
         self.dir.join(format!("{}.{rest}", self.place))
     }
 
-    /// Claim `k`: a file written whole, holding its client and when it was made.
+    /// Claim `k`: `client@made` (servers before it wrote a file of two lines).
     fn claim(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}"))
     }
@@ -323,12 +304,18 @@ impl Names {
         self.name(&format!("c{k}.head"))
     }
 
+    /// Locked (shared) while a connection sends claim `k` from past byte 0; made by the first.
+    fn tail(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.tail"))
+    }
+
     /// The `i`-th `RETR` of claim `k`: `start-end@time`.
     fn segment(&self, k: u64, i: u64) -> PathBuf {
         self.name(&format!("c{k}.s{i}"))
     }
 
-    /// Claim `k` counted: its finished download's number.
+    /// Claim `k` counted: `finished@time`, its finished download's number and when it counted
+    /// (servers before it wrote the number alone).
     fn done(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}.done"))
     }
@@ -358,46 +345,84 @@ impl Names {
         self.name(&format!("a{client}.{g}"))
     }
 
-    /// Claims made and not given up (those that counted among them): the places taken,
-    /// counting claims whose client left long ago.
-    fn places_made(&self) -> Result<u64> {
-        Ok(count(|k| self.claim(k))?.saturating_sub(count(|m| self.released(m))?))
-    }
-
     /// Whether claim `k` neither counted nor gave its place up.
     fn is_live(&self, k: u64) -> bool {
         !exists(&self.done(k)) && !exists(&self.released_mark(k))
     }
 
-    /// Makes the next claim from its `written` file, linked into place (a link never replaces
-    /// a name). Its number.
-    fn make_claim(&self, written: &WrittenClaim) -> Result<u64> {
+    /// Whether a connection sends claim `k` from byte 0 now.
+    fn sent_from_start(&self, k: u64) -> Result<bool> {
+        locked(&self.head(k))
+    }
+
+    /// Whether a connection sends bytes of claim `k` now. A claim file (made by servers before
+    /// `head` and `tail` held every connection) is locked by every connection.
+    fn is_held(&self, k: u64) -> Result<bool> {
+        Ok(locked(&self.head(k))? || locked(&self.tail(k))? || locked(&self.claim(k))?)
+    }
+
+    /// Makes the next claim of `client`, made at `now`: a link created exclusively, after its
+    /// head file so that a claim is never seen without one. Its number.
+    fn make_claim(&self, client: &str, now: i64) -> Result<u64> {
         let mut number = count(|k| self.claim(k))?;
         loop {
-            // The head file first: a claim is never seen without one.
-            OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))?;
-            match fs::hard_link(&written.0, self.claim(number)) {
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
-                other => return Ok(other.map(|()| number)?),
+            let head = OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number));
+            if let Err(err) = head {
+                if err.kind() != io::ErrorKind::NotFound {
+                    return Err(err.into());
+                }
+                // The share's first claim makes the folder. Never `create_dir_all`: a share
+                // removed meanwhile must not come back as a folder.
+                match fs::create_dir(&self.dir) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    other => other?,
+                }
+                continue;
+            }
+            match create_link(&self.claim(number), &format!("{client}@{now}")) {
+                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => return other.map(|()| number),
             }
         }
     }
 
-    /// The byte ranges recorded for claim `k`.
-    fn ranges(&self, k: u64) -> Result<Vec<(u64, u64)>> {
+    /// The byte ranges recorded for claim `k`, which has `segments`.
+    fn ranges(&self, k: u64, segments: u64) -> Result<Vec<(u64, u64)>> {
         let mut ranges = Vec::new();
-        for i in 0..count(|i| self.segment(k, i))? {
+        for i in 0..segments {
             let (range, _) = read_segment(&self.segment(k, i))?;
             ranges.push(range);
         }
         Ok(ranges)
     }
 
-    /// When claim `k` was made or its last `RETR` ended, whichever is later.
+    /// When claim `k` counted, if it did and its `done` says so.
+    fn counted_at(&self, k: u64) -> Result<Option<i64>> {
+        match payload(&self.done(k)) {
+            Ok(text) => Ok(text.split_once('@').and_then(|(_, time)| time.parse().ok())),
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// When claim `k` was made.
+    fn made(&self, k: u64) -> Result<i64> {
+        let text = match read_marker(&self.claim(k)) {
+            Ok(text) => text.rsplit_once('@').map(|(_, made)| made.to_owned()),
+            // A claim file of servers before: its client, then when it was made.
+            Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+                let mut text = String::new();
+                File::open(self.claim(k))?.read_to_string(&mut text)?;
+                text.lines().nth(1).map(str::to_owned)
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(text.and_then(|made| made.trim().parse().ok()).unwrap_or(0))
+    }
+
+    /// When claim `k` was made or its last recorded `RETR` ended, whichever is later.
     fn last_activity(&self, k: u64) -> Result<i64> {
-        let mut text = String::new();
-        File::open(self.claim(k))?.read_to_string(&mut text)?;
-        let made = text.lines().nth(1).and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let made = self.made(k)?;
         let segments = count(|i| self.segment(k, i))?;
         match segments {
             0 => Ok(made),
@@ -416,26 +441,18 @@ impl Names {
     }
 }
 
-/// A claim's file, written whole and synced under a temporary name of `budget/`, which is
-/// removed when it is dropped (linked into place or not).
-struct WrittenClaim(PathBuf);
-
-impl WrittenClaim {
-    /// Writes the claim of `client`, made at `now`.
-    fn write(dir: &Path, client: &str, now: i64) -> Result<WrittenClaim> {
-        let written = WrittenClaim(dir.join(format!("tmp.{}", ShareCode::generate()?)));
-        let mut bytes = format!("{client}\n{now}\n").into_bytes();
-        bytes.resize(CLAIM_BYTES.max(bytes.len()), b' ');
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&written.0)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
-        Ok(written)
-    }
-}
-
-impl Drop for WrittenClaim {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+/// Whether another open file description holds a lock on `path` (a missing file, or a link
+/// to none, holds none).
+fn locked(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(fs::TryLockError::WouldBlock) => Ok(true),
+        Err(fs::TryLockError::Error(err)) => Err(err.into()),
     }
 }
 
