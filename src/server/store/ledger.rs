@@ -1,14 +1,38 @@
 //! The download budget of a share, kept in names only: `budget/` holds, per budgeted file, the
 //! claims of the clients downloading it, the byte ranges each was sent, and the finished
-//! downloads. Every entry is created exclusively and never changed: a claim file is linked into
-//! place whole, the rest are symbolic links whose target is their payload. Counters (claims,
-//! finished and released ones, one address's claims, one claim's segments) are names numbered
-//! from 0 with no gaps, counted by looking names up. So no decision rests on a read of a file
-//! that another server may have changed, and several servers on one root (also on a
-//! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name
-//! is created, and every decision made, under the share's lock (the `budget/` folder, and a
-//! claim's file under a temporary name, may be made before it). It never reads a stored
-//! file's contents.
+//! downloads. Every entry is created exclusively and never changed: symbolic links whose target
+//! is their payload, and the empty `head` and `tail` files that connections lock. Counters
+//! (claims, finished and released ones, one address's claims, one claim's segments) are names
+//! numbered from 0 with no gaps, counted by looking names up. So no decision rests on a read of
+//! a file that another server may have changed, and several servers on one root (also on a
+//! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name is
+//! created, and every decision made, under the share's lock (the disk's free space is asked
+//! before it). It never reads a stored file's contents.
+//!
+//! A download that one `RETR` from byte 0 sends whole makes five names: `head`, the claim, the
+//! address's claim number, the finished number and `done`. What it no longer makes, and why
+//! each was not needed:
+//! - The claim was a 4 KiB file `fdatasync`ed under a temporary name, hard-linked into place
+//!   and unlinked, so that its contents were whole before its name existed, and a full disk
+//!   refused the download before its `150`. A link's payload is whole once its name exists, on
+//!   every server, with nothing to flush; a fresh `statvfs` refuses the same full disk (less
+//!   than 4 KiB free) before the `150`. The 4 KiB reserved no room for later names, and the
+//!   sync bought nothing against a power loss: no name here, nor `budget/`, is synced, so a
+//!   power loss may lose the claim's name and any count however its bytes were written.
+//! - A connection used to hold a shared lock on the claim file and, from byte 0, on `head`: a
+//!   link cannot be locked. Now a connection from byte 0 locks `head` and one past byte 0 locks
+//!   `tail` (made by the first of them, under the share's lock): "held" is either locked, "being
+//!   sent from byte 0" is `head` locked, as before. A claim file of servers before still counts
+//!   as held while locked.
+//! - A `RETR` recorded its range as a segment before asking whether the claim covered the file.
+//!   A range that completes the claim counts it without a record: a counted claim's ranges are
+//!   never read again (only claims that keep a place are put together), and the one thing read
+//!   of a counted claim, when it was last active (a late segment may join it for the claim
+//!   hold), is in `done`'s payload, `finished@time`. A crash between the send and the count
+//!   leaves the claim as it was before that `RETR`, with or without the record (which was made
+//!   after the send too): holding its place until the hold ends.
+//! - `budget/` was made (or found) by every claim; the share's first claim makes it now, when
+//!   its `head` cannot be created for want of the folder.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -683,6 +707,80 @@ mod tests {
         let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
         assert!(two.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let now = unix_now();
+        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
+        let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
+        assert!(!cut.count(0, 4, now).unwrap());
+        drop(cut);
+        // Its client comes back past byte 0 and is still being sent long after the hold.
+        let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
+        assert!(
+            matches!(claim("10.0.0.2", 0, now + 10 + 2 * hold), Err(StoreError::NotFound)),
+            "a claim held by a connection keeps its place"
+        );
+        assert!(back.count(4, 8, now + 10 + 2 * hold).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let now = unix_now();
+        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        let whole = share.claim_download_at(&entry, "10.0.0.1", 0, now).unwrap().unwrap();
+        // Sent for longer than the hold, in one RETR.
+        let counted = now + 2 * hold;
+        assert!(whole.count(0, 8, counted).unwrap());
+        let names = Names::of(&share, &entry.place);
+        assert_eq!(count(|i| names.segment(whole.number, i)).unwrap(), 0, "no segment recorded");
+        drop(whole);
+        // A segment that comes late joins the download that counted, judged from when it counted.
+        let late = share.claim_download_at(&entry, "10.0.0.1", 4, counted + hold - 1).unwrap().unwrap();
+        assert!(!late.count(4, 8, counted + hold - 1).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1), "it spent nothing more");
+        assert_eq!(count(|k| names.claim(k)).unwrap(), 1, "it made no claim");
+    }
+
+    #[test]
+    fn a_claim_file_of_servers_before_is_read_and_its_lock_seen() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let names = Names::of(&share, &entry.place);
+        fs::create_dir(&names.dir).unwrap();
+        let made = unix_now() - 5;
+        File::create(names.head(0)).unwrap();
+        fs::write(names.claim(0), format!("10.0.0.1\n{made}\n")).unwrap();
+        append(|g| names.of_client("10.0.0.1", g), "0").unwrap();
+        assert_eq!(names.made(0).unwrap(), made);
+        assert!(!names.is_held(0).unwrap());
+        let held = File::open(names.claim(0)).unwrap();
+        held.lock_shared().unwrap();
+        assert!(names.is_held(0).unwrap(), "its connections lock the claim file");
+        let later = made + 2 * DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        assert!(matches!(share.claim_download_at(&entry, "10.0.0.2", 0, later), Err(StoreError::NotFound)));
+        drop(held);
+        assert!(
+            share
+                .claim_download_at(&entry, "10.0.0.2", 0, later)
+                .unwrap()
+                .unwrap()
+                .count(0, 8, later)
+                .unwrap()
+        );
     }
 
     #[test]
