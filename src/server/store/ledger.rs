@@ -1,29 +1,52 @@
 //! The download budget of a share, kept in names only: `budget/` holds, per budgeted file, the
 //! claims of the clients downloading it, the byte ranges each was sent, and the finished
-//! downloads. Every entry is created exclusively and never changed: a claim file is linked into
-//! place whole, the rest are symbolic links whose target is their payload. Counters (claims,
-//! finished and released ones, one address's claims, one claim's segments) are names numbered
-//! from 0 with no gaps, counted by looking names up. So no decision rests on a read of a file
-//! that another server may have changed, and several servers on one root (also on a
-//! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name
-//! is created, and every decision made, under the share's lock (the `budget/` folder, and a
-//! claim's file under a temporary name, may be made before it). It never reads a stored
-//! file's contents.
+//! downloads. Every entry is created exclusively and never changed: symbolic links whose target
+//! is their payload, and the empty `head` and `tail` files that connections lock. Counters
+//! (claims, finished and released ones, one address's claims, one claim's segments) are names
+//! numbered from 0 with no gaps, counted by looking names up. So no decision rests on a read of
+//! a file that another server may have changed, and several servers on one root (also on a
+//! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name is
+//! created, and every decision made, under the share's lock (the disk's free space is asked
+//! before it). It never reads a stored file's contents.
+//!
+//! A download that one `RETR` from byte 0 sends whole makes five names: `head`, the claim, the
+//! address's claim number, the finished number and `done`. What it no longer makes, and why
+//! each was not needed:
+//! - The claim was a 4 KiB file `fdatasync`ed under a temporary name, hard-linked into place
+//!   and unlinked, so that its contents were whole before its name existed, and a full disk
+//!   refused the download before its `150`. A link's payload is whole once its name exists, on
+//!   every server, with nothing to flush; a fresh `statvfs` refuses the same full disk (less
+//!   than 4 KiB free) before the `150`. The 4 KiB reserved no room for later names, and the
+//!   sync bought nothing against a power loss: no name here, nor `budget/`, is synced, so a
+//!   power loss may lose the claim's name and any count however its bytes were written.
+//! - A connection used to hold a shared lock on the claim file and, from byte 0, on `head`: a
+//!   link cannot be locked. Now a connection from byte 0 locks `head` and one past byte 0 locks
+//!   `tail` (made by the first of them, under the share's lock): "held" is either locked, "being
+//!   sent from byte 0" is `head` locked, as before. A claim file of servers before still counts
+//!   as held while locked.
+//! - A `RETR` recorded its range as a segment before asking whether the claim covered the file.
+//!   A range that completes the claim counts it without a record: a counted claim's ranges are
+//!   never read again (only claims that keep a place are put together), and the one thing read
+//!   of a counted claim, when it was last active (a late segment may join it for the claim
+//!   hold), is in `done`'s payload, `finished@time`. A crash between the send and the count
+//!   leaves the claim as it was before that `RETR`, with or without the record (which was made
+//!   after the send too): holding its place until the hold ends.
+//! - `budget/` was made (or found) by every claim; the share's first claim makes it now, when
+//!   its `head` cannot be created for want of the folder.
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, StoreError, unix_now};
 use crate::common::platform::{create_marker, read_marker};
-use crate::common::secret::ShareCode;
 
-/// Bytes of a claim file, written and synced before the `150`: a full disk refuses the
-/// download then, and everything later only creates names.
-const CLAIM_BYTES: usize = 4096;
+/// Free bytes (for unprivileged users) a new claim asks the disk for before its `150`: a full
+/// disk refuses the download then, and everything later only creates names.
+const CLAIM_BYTES: u64 = 4096;
 /// Most `RETR`s one claim records; the one past it counts the claim as a whole download
 /// (`--max-claim-segments`).
 pub const DEFAULT_MAX_CLAIM_SEGMENTS: u64 = 256;
@@ -40,7 +63,7 @@ impl Share {
     /// 0 (a second client behind the same address); one past byte 0 also joins a claim that
     /// counted less than the claim hold ago. A new claim needs a place: finished
     /// downloads and claims that keep a place never exceed the budget; past it the file is
-    /// `NotFound`. The claim file is written and synced here, before a byte is sent.
+    /// `NotFound`. Every name a claim needs is made here, before a byte is sent.
     pub fn claim_download(
         &self,
         entry: &FileEntry,
@@ -61,19 +84,11 @@ impl Share {
             return Ok(None);
         };
         let names = Names::of(self, &entry.place);
-        // Never `create_dir_all`: a share removed meanwhile must not come back as a folder.
-        match fs::create_dir(&names.dir) {
-            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-            other => other?,
-        }
         let legacy = self.legacy_downloads()?.of(&entry.place);
-        // A RETR from byte 0 most likely makes a new claim: its file is written and synced
-        // before the lock, so that downloads starting together sync at once, unless the
-        // places looked taken (a hint only: the lock decides), so that refusals write nothing.
-        let mut written = match offset == 0 && legacy + names.places_made()? < budget {
-            true => Some(WrittenClaim::write(&names.dir, client, now)?),
-            false => None,
-        };
+        // A RETR from byte 0 most likely makes a new claim: the disk is asked before the lock.
+        if offset == 0 {
+            self.claim_room()?;
+        }
         let _lock = self.lock()?;
         if legacy + count(|j| names.finished(j))? >= budget {
             return Err(StoreError::NotFound);
@@ -83,33 +98,31 @@ impl Share {
             let number = read_number(&names.of_client(client, own - 1))?;
             // A segment of a download that just counted (lftp opens them as it likes) joins
             // it and spends nothing more; a RETR from byte 0 is a new download.
-            let late = offset > 0
-                && exists(&names.done(number))
-                && now < names.last_activity(number)? + self.store.limits.claim_hold_secs();
-            if late || names.is_live(number) {
-                let lock = File::open(names.claim(number))?;
-                let head = File::open(names.head(number))?;
-                let joins = offset > 0 || !matches!(head.try_lock(), Err(fs::TryLockError::WouldBlock));
-                if joins {
-                    head.unlock()?;
-                    return Ok(Some(DownloadClaim::held(
-                        self, entry, budget, client, number, lock, head, offset,
-                    )?));
-                }
+            let late = offset > 0 && exists(&names.done(number)) && {
+                let counted = names.counted_at(number)?.unwrap_or(0);
+                now < names.last_activity(number)?.max(counted) + self.store.limits.claim_hold_secs()
+            };
+            if (late || names.is_live(number)) && (offset > 0 || !names.sent_from_start(number)?) {
+                return Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?));
             }
         }
         if legacy + self.places_taken(&names, budget.saturating_sub(legacy), now)? >= budget {
             return Err(StoreError::NotFound);
         }
-        let written = match written {
-            Some(ref written) => written,
-            None => written.insert(WrittenClaim::write(&names.dir, client, now)?),
-        };
-        let number = names.make_claim(written)?;
+        if offset > 0 {
+            self.claim_room()?;
+        }
+        let number = names.make_claim(client, now)?;
         append(|g| names.of_client(client, g), &number.to_string())?;
-        let lock = File::open(names.claim(number))?;
-        let head = File::open(names.head(number))?;
-        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, lock, head, offset)?))
+        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?))
+    }
+
+    /// Refuses a new claim when the disk has less than [`CLAIM_BYTES`] free, asked now.
+    fn claim_room(&self) -> Result<()> {
+        match (self.store.limits.free_space)(&self.dir) {
+            Some(free) if free < CLAIM_BYTES => Err(StoreError::DiskFull { floor: CLAIM_BYTES }),
+            _ => Ok(()),
+        }
     }
 
     /// Claims that keep a place: made and not given up. Claims whose client left more than
@@ -123,14 +136,8 @@ impl Share {
         }
         let mut freed = 0;
         for number in 0..made {
-            if !names.is_live(number) {
+            if !names.is_live(number) || names.is_held(number)? {
                 continue;
-            }
-            let claim = File::open(names.claim(number))?;
-            match claim.try_lock() {
-                Ok(()) => drop(claim),
-                Err(fs::TryLockError::WouldBlock) => continue,
-                Err(fs::TryLockError::Error(err)) => return Err(err.into()),
             }
             if now >= names.last_activity(number)? + self.store.limits.claim_hold_secs()
                 && names.release(number)?
@@ -187,8 +194,9 @@ impl Share {
 }
 
 /// One client's download of a budgeted file, held by each connection of that client while it
-/// sends bytes of it (a shared lock on the claim file, and on its `head` file while sending from
-/// byte 0; a crash releases both).
+/// sends bytes of it: a shared lock on the claim's `head` file while sending from byte 0, on its
+/// `tail` file (made by the first such connection) while sending from further on. A crash
+/// releases it.
 #[derive(Debug)]
 pub struct DownloadClaim {
     share: Share,
@@ -197,29 +205,23 @@ pub struct DownloadClaim {
     client: String,
     number: u64,
     _lock: File,
-    _head: Option<File>,
 }
 
 impl DownloadClaim {
-    #[allow(clippy::too_many_arguments)]
     fn held(
         share: &Share,
         entry: &FileEntry,
         budget: u64,
         client: &str,
         number: u64,
-        lock: File,
-        head: File,
+        names: &Names,
         offset: u64,
     ) -> Result<DownloadClaim> {
-        lock.lock_shared()?;
-        let head = match offset {
-            0 => {
-                head.lock_shared()?;
-                Some(head)
-            }
-            _ => None,
+        let lock = match offset {
+            0 => File::open(names.head(number))?,
+            _ => OpenOptions::new().create(true).truncate(false).write(true).open(names.tail(number))?,
         };
+        lock.lock_shared()?;
         Ok(DownloadClaim {
             share: share.clone(),
             entry: entry.clone(),
@@ -227,7 +229,6 @@ impl DownloadClaim {
             client: client.to_owned(),
             number,
             _lock: lock,
-            _head: head,
         })
     }
 
@@ -256,20 +257,24 @@ impl DownloadClaim {
         }
         let segments = count(|i| names.segment(self.number, i))?;
         if segments >= self.share.store.limits.max_claim_segments {
-            return self.finish(&names, self.number);
+            return self.finish(&names, self.number, now);
+        }
+        // A range that completes the claim needs no record: a counted claim's ranges are never
+        // read again, and `done` says when it counted.
+        let mut ranges = names.ranges(self.number, segments)?;
+        ranges.push((start, end));
+        if covers(&ranges, size) {
+            return self.finish(&names, self.number, now);
         }
         if start < end {
             append(|i| names.segment(self.number, i), &format!("{start}-{end}@{now}"))?;
-        }
-        if covers(&names.ranges(self.number)?, size) {
-            return self.finish(&names, self.number);
         }
         let mut together = Vec::new();
         let mut others = Vec::new();
         for g in 0..count(|g| names.of_client(&self.client, g))? {
             let number = read_number(&names.of_client(&self.client, g))?;
             if names.is_live(number) {
-                together.extend(names.ranges(number)?);
+                together.extend(names.ranges(number, count(|i| names.segment(number, i))?)?);
                 if number != self.number {
                     others.push(number);
                 }
@@ -281,14 +286,14 @@ impl DownloadClaim {
         for number in others {
             names.release(number)?;
         }
-        self.finish(&names, self.number)
+        self.finish(&names, self.number, now)
     }
 
-    /// Counts claim `number` as one finished download: numbered first, then marked, so a crash
-    /// between the two may count it twice but never lets it pass uncounted.
-    fn finish(&self, names: &Names, number: u64) -> Result<bool> {
+    /// Counts claim `number` as one finished download at `now`: numbered first, then marked, so
+    /// a crash between the two may count it twice but never lets it pass uncounted.
+    fn finish(&self, names: &Names, number: u64, now: i64) -> Result<bool> {
         let finished = append(|j| names.finished(j), &number.to_string())?;
-        create_link(&names.done(number), &finished.to_string())?;
+        create_link(&names.done(number), &format!("{finished}@{now}"))?;
         let legacy = self.share.legacy_downloads()?.of(&self.entry.place);
         if legacy + finished + 1 >= self.budget {
             self.share.mark_spent(&self.entry)?;
@@ -313,7 +318,7 @@ impl Names {
         self.dir.join(format!("{}.{rest}", self.place))
     }
 
-    /// Claim `k`: a file written whole, holding its client and when it was made.
+    /// Claim `k`: `client@made` (servers before it wrote a file of two lines).
     fn claim(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}"))
     }
@@ -323,12 +328,18 @@ impl Names {
         self.name(&format!("c{k}.head"))
     }
 
+    /// Locked (shared) while a connection sends claim `k` from past byte 0; made by the first.
+    fn tail(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.tail"))
+    }
+
     /// The `i`-th `RETR` of claim `k`: `start-end@time`.
     fn segment(&self, k: u64, i: u64) -> PathBuf {
         self.name(&format!("c{k}.s{i}"))
     }
 
-    /// Claim `k` counted: its finished download's number.
+    /// Claim `k` counted: `finished@time`, its finished download's number and when it counted
+    /// (servers before it wrote the number alone).
     fn done(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}.done"))
     }
@@ -358,46 +369,84 @@ impl Names {
         self.name(&format!("a{client}.{g}"))
     }
 
-    /// Claims made and not given up (those that counted among them): the places taken,
-    /// counting claims whose client left long ago.
-    fn places_made(&self) -> Result<u64> {
-        Ok(count(|k| self.claim(k))?.saturating_sub(count(|m| self.released(m))?))
-    }
-
     /// Whether claim `k` neither counted nor gave its place up.
     fn is_live(&self, k: u64) -> bool {
         !exists(&self.done(k)) && !exists(&self.released_mark(k))
     }
 
-    /// Makes the next claim from its `written` file, linked into place (a link never replaces
-    /// a name). Its number.
-    fn make_claim(&self, written: &WrittenClaim) -> Result<u64> {
+    /// Whether a connection sends claim `k` from byte 0 now.
+    fn sent_from_start(&self, k: u64) -> Result<bool> {
+        locked(&self.head(k))
+    }
+
+    /// Whether a connection sends bytes of claim `k` now. A claim file (made by servers before
+    /// `head` and `tail` held every connection) is locked by every connection.
+    fn is_held(&self, k: u64) -> Result<bool> {
+        Ok(locked(&self.head(k))? || locked(&self.tail(k))? || locked(&self.claim(k))?)
+    }
+
+    /// Makes the next claim of `client`, made at `now`: a link created exclusively, after its
+    /// head file so that a claim is never seen without one. Its number.
+    fn make_claim(&self, client: &str, now: i64) -> Result<u64> {
         let mut number = count(|k| self.claim(k))?;
         loop {
-            // The head file first: a claim is never seen without one.
-            OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number))?;
-            match fs::hard_link(&written.0, self.claim(number)) {
-                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
-                other => return Ok(other.map(|()| number)?),
+            let head = OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number));
+            if let Err(err) = head {
+                if err.kind() != io::ErrorKind::NotFound {
+                    return Err(err.into());
+                }
+                // The share's first claim makes the folder. Never `create_dir_all`: a share
+                // removed meanwhile must not come back as a folder.
+                match fs::create_dir(&self.dir) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    other => other?,
+                }
+                continue;
+            }
+            match create_link(&self.claim(number), &format!("{client}@{now}")) {
+                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => return other.map(|()| number),
             }
         }
     }
 
-    /// The byte ranges recorded for claim `k`.
-    fn ranges(&self, k: u64) -> Result<Vec<(u64, u64)>> {
+    /// The byte ranges recorded for claim `k`, which has `segments`.
+    fn ranges(&self, k: u64, segments: u64) -> Result<Vec<(u64, u64)>> {
         let mut ranges = Vec::new();
-        for i in 0..count(|i| self.segment(k, i))? {
+        for i in 0..segments {
             let (range, _) = read_segment(&self.segment(k, i))?;
             ranges.push(range);
         }
         Ok(ranges)
     }
 
-    /// When claim `k` was made or its last `RETR` ended, whichever is later.
+    /// When claim `k` counted, if it did and its `done` says so.
+    fn counted_at(&self, k: u64) -> Result<Option<i64>> {
+        match payload(&self.done(k)) {
+            Ok(text) => Ok(text.split_once('@').and_then(|(_, time)| time.parse().ok())),
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// When claim `k` was made.
+    fn made(&self, k: u64) -> Result<i64> {
+        let text = match read_marker(&self.claim(k)) {
+            Ok(text) => text.rsplit_once('@').map(|(_, made)| made.to_owned()),
+            // A claim file of servers before: its client, then when it was made.
+            Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+                let mut text = String::new();
+                File::open(self.claim(k))?.read_to_string(&mut text)?;
+                text.lines().nth(1).map(str::to_owned)
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(text.and_then(|made| made.trim().parse().ok()).unwrap_or(0))
+    }
+
+    /// When claim `k` was made or its last recorded `RETR` ended, whichever is later.
     fn last_activity(&self, k: u64) -> Result<i64> {
-        let mut text = String::new();
-        File::open(self.claim(k))?.read_to_string(&mut text)?;
-        let made = text.lines().nth(1).and_then(|t| t.trim().parse().ok()).unwrap_or(0);
+        let made = self.made(k)?;
         let segments = count(|i| self.segment(k, i))?;
         match segments {
             0 => Ok(made),
@@ -416,26 +465,18 @@ impl Names {
     }
 }
 
-/// A claim's file, written whole and synced under a temporary name of `budget/`, which is
-/// removed when it is dropped (linked into place or not).
-struct WrittenClaim(PathBuf);
-
-impl WrittenClaim {
-    /// Writes the claim of `client`, made at `now`.
-    fn write(dir: &Path, client: &str, now: i64) -> Result<WrittenClaim> {
-        let written = WrittenClaim(dir.join(format!("tmp.{}", ShareCode::generate()?)));
-        let mut bytes = format!("{client}\n{now}\n").into_bytes();
-        bytes.resize(CLAIM_BYTES.max(bytes.len()), b' ');
-        let mut file = OpenOptions::new().write(true).create_new(true).open(&written.0)?;
-        file.write_all(&bytes)?;
-        file.sync_data()?;
-        Ok(written)
-    }
-}
-
-impl Drop for WrittenClaim {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.0);
+/// Whether another open file description holds a lock on `path` (a missing file, or a link
+/// to none, holds none).
+fn locked(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(fs::TryLockError::WouldBlock) => Ok(true),
+        Err(fs::TryLockError::Error(err)) => Err(err.into()),
     }
 }
 
@@ -666,6 +707,80 @@ mod tests {
         let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
         assert!(two.credit(0, 8).unwrap());
         assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let now = unix_now();
+        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
+        let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
+        assert!(!cut.count(0, 4, now).unwrap());
+        drop(cut);
+        // Its client comes back past byte 0 and is still being sent long after the hold.
+        let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
+        assert!(
+            matches!(claim("10.0.0.2", 0, now + 10 + 2 * hold), Err(StoreError::NotFound)),
+            "a claim held by a connection keeps its place"
+        );
+        assert!(back.count(4, 8, now + 10 + 2 * hold).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    }
+
+    #[test]
+    fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let now = unix_now();
+        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        let whole = share.claim_download_at(&entry, "10.0.0.1", 0, now).unwrap().unwrap();
+        // Sent for longer than the hold, in one RETR.
+        let counted = now + 2 * hold;
+        assert!(whole.count(0, 8, counted).unwrap());
+        let names = Names::of(&share, &entry.place);
+        assert_eq!(count(|i| names.segment(whole.number, i)).unwrap(), 0, "no segment recorded");
+        drop(whole);
+        // A segment that comes late joins the download that counted, judged from when it counted.
+        let late = share.claim_download_at(&entry, "10.0.0.1", 4, counted + hold - 1).unwrap().unwrap();
+        assert!(!late.count(4, 8, counted + hold - 1).unwrap());
+        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1), "it spent nothing more");
+        assert_eq!(count(|k| names.claim(k)).unwrap(), 1, "it made no claim");
+    }
+
+    #[test]
+    fn a_claim_file_of_servers_before_is_read_and_its_lock_seen() {
+        let (store, _root) = temp_store(Limits::default());
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        let names = Names::of(&share, &entry.place);
+        fs::create_dir(&names.dir).unwrap();
+        let made = unix_now() - 5;
+        File::create(names.head(0)).unwrap();
+        fs::write(names.claim(0), format!("10.0.0.1\n{made}\n")).unwrap();
+        append(|g| names.of_client("10.0.0.1", g), "0").unwrap();
+        assert_eq!(names.made(0).unwrap(), made);
+        assert!(!names.is_held(0).unwrap());
+        let held = File::open(names.claim(0)).unwrap();
+        held.lock_shared().unwrap();
+        assert!(names.is_held(0).unwrap(), "its connections lock the claim file");
+        let later = made + 2 * DEFAULT_CLAIM_HOLD.as_secs() as i64;
+        assert!(matches!(share.claim_download_at(&entry, "10.0.0.2", 0, later), Err(StoreError::NotFound)));
+        drop(held);
+        assert!(
+            share
+                .claim_download_at(&entry, "10.0.0.2", 0, later)
+                .unwrap()
+                .unwrap()
+                .count(0, 8, later)
+                .unwrap()
+        );
     }
 
     #[test]
