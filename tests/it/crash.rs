@@ -4,7 +4,7 @@
 //! `cluster.rs` uses too.
 
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 
 use anonshare::common::expiry::parse_rfc3339;
 use anonshare::proto::parse_mlsx_line;
@@ -284,5 +284,30 @@ impl XorShift {
     /// A number in `0..n`.
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
+    }
+}
+
+/// A download of a file that may be downloaded once, killed with SIGKILL the moment its client
+/// holds every byte: the download was counted already, so after the restart the file is gone
+/// (the last byte leaves only after the count).
+#[test]
+fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9() {
+    let mut server = Server::start();
+    let dir = TempDir::new();
+    for round in 0..4u64 {
+        let bytes = random_bytes((1 << 20) + 5 + round as usize, 90 + round);
+        dir.file("once.bin", &bytes);
+        let code = code_of(&upload(&server, dir.path(), &["once.bin", "--once"]));
+        let mut control = Control::login(&server.addr);
+        let mut data = crate::support::data_connection(&mut control);
+        let reply = control.command(&format!("RETR /{code}/once.bin"));
+        assert!(reply.starts_with("150 "), "round {round}: {reply}");
+        let mut received = vec![0; bytes.len()];
+        data.read_exact(&mut received).unwrap();
+        assert!(received == bytes, "round {round}: the file's bytes");
+        server = server.restart(&[]);
+        let mut after = Control::login(&server.addr);
+        let size = after.command(&format!("SIZE /{code}/once.bin"));
+        assert!(size.starts_with("550 "), "round {round}: a download sent whole was counted: {size}");
     }
 }

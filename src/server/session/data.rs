@@ -412,10 +412,24 @@ impl Session<'_> {
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
             let end = start + entry.size;
             let mut position = start + offset;
-            let sent = send_range(&file, &mut position, end, data, watch);
+            // A budgeted file's last byte leaves only once the download counted, so a crash
+            // never lets a client have every byte uncounted: before the count its claim keeps
+            // its place, after it a resume for the last byte joins the counted download.
+            let held_back = match &claim {
+                Some(_) if end > position => end - 1,
+                _ => end,
+            };
+            let mut sent = send_range(&file, &mut position, held_back, data, watch);
             // The bytes handed to the network count towards the client's claim however the
             // transfer ended: a client could otherwise read them all and then reset.
             let counted = match &claim {
+                Some(claim) if sent.is_ok() && held_back < end => {
+                    let counted = claim.credit(offset, entry.size);
+                    if counted.is_ok() {
+                        sent = send_range(&file, &mut position, end, data, watch);
+                    }
+                    counted
+                }
                 Some(claim) => claim.credit(offset, position - start),
                 None => Ok(false),
             };
