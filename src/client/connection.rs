@@ -80,6 +80,8 @@ pub struct Connection {
     queued: Vec<(Command, &'static [u16])>,
     /// How long a connection and each read and write of it may wait.
     timeout: Duration,
+    /// A `REST` was taken for the next transfer command.
+    restarting: bool,
 }
 
 impl Connection {
@@ -125,6 +127,7 @@ impl Connection {
             server,
             queued: Vec::new(),
             timeout,
+            restarting: false,
         };
         let greeting = connection.read_reply("greeting")?;
         if greeting.code != 220 {
@@ -219,6 +222,12 @@ impl Connection {
         Err(ClientError::Connection(format!("{doing}: reply longer than {MAX_REPLY_LINES} lines")))
     }
 
+    /// The final reply to a command: a preliminary one (1yz) is followed by another.
+    fn read_final_reply(&mut self, doing: &str) -> Result<Reply> {
+        let reply = self.read_reply(doing)?;
+        if reply.is_preliminary() { self.read_reply(doing) } else { Ok(reply) }
+    }
+
     /// Whether the connection is still good for a command: the server has neither closed it
     /// nor said anything unasked (such as `421` before it closes an idle connection). Looks
     /// without waiting.
@@ -275,24 +284,27 @@ impl Connection {
     /// Opens a data connection: EPSV first (RFC 2428), PASV if the server lacks it. With
     /// `then`, the transfer command goes in the same write as EPSV, a round trip less: the
     /// server answers in order and takes the data connection once it reaches that command. Says
-    /// whether `then` was sent, so that its reply is the next to read.
+    /// whether `then` was sent, so that its reply is the next to read. Nothing may be queued
+    /// ahead with `then`: a refusal of it would not stop the transfer command sent behind it.
     fn open_data(&mut self, then: Option<&Command>) -> Result<(ClientStream, bool)> {
         let epsv = Command::Epsv(None);
         let reply = match then {
             Some(next) => {
-                let reply = self.send_then(&epsv, Some(next));
-                // The reply to `next` is read on every path that does not connect.
-                match reply {
-                    Ok(reply) if reply.code == 229 => reply,
-                    Ok(reply) => {
-                        self.read_reply(&verb_of(next))?;
-                        reply
-                    }
-                    Err(err) => {
-                        let _ = self.read_reply(&verb_of(next));
-                        return Err(err);
+                debug_assert!(self.queued.is_empty(), "a command queued ahead of a pipelined transfer");
+                let reply = self.send_then(&epsv, Some(next))?;
+                if reply.code != 229 {
+                    // `next` went without a data connection: its reply is read, so that the
+                    // next command's is the next one read, and it says nothing more.
+                    match self.read_final_reply(&verb_of(next)) {
+                        Ok(_) => {}
+                        // A server that refused EPSV and closed (421) said why.
+                        Err(_) if reply.code == 421 => {
+                            return Err(reply_error(Step::Other("EPSV".into()), &reply));
+                        }
+                        Err(err) => return Err(err),
                     }
                 }
+                reply
             }
             None => self.send(&epsv)?,
         };
@@ -330,6 +342,15 @@ impl Connection {
         self.transfer_ordered(command, false, body).map(|(outcome, _)| outcome)
     }
 
+    /// Whether `command` may go in the same write as its EPSV: only when nothing sent before
+    /// it must hold when it comes. A command queued ahead may be refused, and the transfer
+    /// would still run; a `REST` may be used up by a transfer command refused for want of a
+    /// data connection (a server without EPSV), so the command sent again after PASV would
+    /// start at byte 0.
+    fn may_pipeline(&self, bytes_first: bool) -> bool {
+        !bytes_first && self.queued.is_empty() && !self.restarting
+    }
+
     /// A transfer, also giving the final reply, whose body runs once the server said `150`, or with `bytes_first` (an upload)
     /// right after the command is sent, saving a round trip: the server reads the bytes once it
     /// takes the data connection, and a refusal shows as that connection closing.
@@ -342,7 +363,9 @@ impl Connection {
         let doing = verb_of(command);
         // A TLS data connection's handshake needs the server to have taken it: wait for the 150.
         let bytes_first = bytes_first && self.server_pin().is_none();
-        let (mut data, sent) = self.open_data((!bytes_first).then_some(command))?;
+        let pipelined = self.may_pipeline(bytes_first);
+        self.restarting = false;
+        let (mut data, sent) = self.open_data(pipelined.then_some(command))?;
         let outcome = if bytes_first {
             let line = format!("{command}\r\n");
             self.stream
@@ -551,6 +574,7 @@ impl Connection {
     ) -> Result<()> {
         if offset > 0 {
             self.expect(&Command::Rest(offset), &[350])?;
+            self.restarting = true;
         }
         self.transfer(&Command::Retr(path.into()), |data| for_each_filled(data, first, each, wire("RETR")))
     }

@@ -86,6 +86,24 @@ fn a_cut_download_spends_nothing_and_a_resumed_one_counts_once() {
 }
 
 #[test]
+fn a_retr_without_a_data_connection_claims_no_place() {
+    // As a client sends it whose EPSV was refused: RETR in the same write.
+    let server = Server::start();
+    let dir = TempDir::new();
+    dir.file("a.txt", b"alpha\n");
+    let code = code_of(&upload(&server, dir.path(), &["--max-downloads", "1", "a.txt"]));
+    let mut control = Control::login(&server.addr);
+    let refused = control.command(&format!("RETR /{code}/a.txt"));
+    assert!(refused.starts_with("425 ") && refused.ends_with("[no-data-connection]"), "{refused}");
+    let budget = server.root.join("shares").join(&code).join("budget");
+    let written: Vec<String> = fs::read_dir(&budget)
+        .map(|entries| entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+        .unwrap_or_default();
+    assert!(written.is_empty(), "no claim, no temporary claim file: {written:?}");
+    assert_eq!(fetch(&mut control, &format!("/{code}/a.txt")).unwrap(), b"alpha\n");
+}
+
+#[test]
 fn info_shows_expiry_size_and_downloads_left() {
     let server = Server::start();
     let dir = TempDir::new();

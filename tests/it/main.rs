@@ -12,6 +12,7 @@ mod ftps;
 mod hardening;
 mod lifecycle;
 mod operations;
+mod pipelining;
 mod protocol;
 mod proxy;
 mod stock;

@@ -121,6 +121,22 @@ fn a_transfer_past_the_grace_is_cut_with_a_reply() {
 }
 
 #[test]
+fn a_retr_waiting_for_its_data_connection_at_sigterm_past_the_grace_is_refused() {
+    // The data connection would be waited for ten minutes; the grace is none.
+    let mut server = Server::start_with(&["--shutdown-grace", "0s", "--passive-timeout", "10m"]);
+    let code = share_with(&server, b"small");
+    let mut control = Control::login(&server.addr);
+    assert!(control.command("EPSV").starts_with("229 "));
+    assert!(control.command(&format!("RETR /{code}/big.bin")).starts_with("150 "));
+    server.signal("TERM");
+    let refused = control.reply().remove(0);
+    assert!(refused.starts_with("425 ") && refused.ends_with("[no-data-connection]"), "{refused}");
+    let closing = control.reply().remove(0);
+    assert!(closing.starts_with("421 ") && closing.ends_with("[closing]"), "{closing}");
+    assert_eq!(server.exit_code(), Some(0), "{}", server.log());
+}
+
+#[test]
 fn sighup_reloads_the_public_address_and_the_server_serves_on() {
     let server = Server::start_with(&["--public-host", "192.0.2.7"]);
     server.signal("HUP");

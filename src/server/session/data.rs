@@ -217,6 +217,11 @@ impl Filling {
     }
 }
 
+/// A transfer command with no passive listener waiting for it.
+fn no_passive() -> Refusal {
+    Refusal::new(Reason::NoDataConnection, "Use PASV or EPSV first")
+}
+
 fn is_timeout(err: &io::Error) -> bool {
     matches!(err.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
 }
@@ -320,7 +325,7 @@ impl Session<'_> {
         transfer: impl FnOnce(&mut DataStream, &mut ControlWatch<'_>) -> Result<Reply, Stop>,
     ) -> io::Result<Next> {
         if self.passive.is_none() {
-            return self.refuse(Refusal::new(Reason::NoDataConnection, "Use PASV or EPSV first"));
+            return self.refuse(no_passive());
         }
         if let Err(refusal) = self.check_data_protection() {
             return self.refuse(refusal);
@@ -396,6 +401,11 @@ impl Session<'_> {
         if offset > entry.size {
             let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
             return self.refuse(Refusal::new(Reason::BadOffset, text));
+        }
+        // A RETR that will be refused for want of a data connection claims no place of a
+        // budget (a client whose EPSV was refused sent its RETR in the same write).
+        if self.passive.is_none() {
+            return self.refuse(no_passive());
         }
         // REST <size> sends nothing, so it claims nothing either.
         let claim = match offset == entry.size && entry.size > 0 {
