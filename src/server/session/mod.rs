@@ -87,6 +87,9 @@ pub struct Session<'a> {
     /// The read timeout the control socket has, when this session set it last, so that a
     /// command costs no `setsockopt` when it stays the same; `None` once something else set it.
     control_read_timeout: Cell<Option<Duration>>,
+    /// The sealed share the last command opened: the next command on it opens it with
+    /// [`crate::server::store::Store::share_again`], which reads no `meta`.
+    kept_share: RefCell<Option<Share>>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -155,6 +158,7 @@ impl<'a> Session<'a> {
             verb: journal::NO_VERB.into(),
             protection: ftps::Protection::default(),
             control_read_timeout: Cell::new(None),
+            kept_share: RefCell::new(None),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -439,7 +443,17 @@ impl<'a> Session<'a> {
     /// expired, or is unsealed and not ours is not found. Only a share that never existed is a
     /// guess, counted against the client's address, and it may be answered late.
     fn open_share(&self, code: &ShareCode) -> Result<Share, StoreError> {
-        match self.shared.store.share(code, unix_now()) {
+        let store = &self.shared.store;
+        let opened = match self.kept_share.take() {
+            Some(kept) if kept.code == *code => store.share_again(&kept, unix_now()),
+            _ => store.share(code, unix_now()),
+        };
+        if let Ok(share) = &opened
+            && share.meta.sealed
+        {
+            *self.kept_share.borrow_mut() = Some(share.clone());
+        }
+        match opened {
             Ok(share) => match self.access(&share) {
                 Access::Hidden => Err(StoreError::NotFound),
                 Access::Read | Access::Write => Ok(share),
