@@ -384,8 +384,10 @@ impl Session<'_> {
     pub(super) fn retr(&mut self, argument: &str) -> io::Result<Next> {
         let offset = self.pending.take_download_offset();
         let path = self.resolve(argument);
-        let found =
-            self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, share, entry)));
+        let found = self.lookup_file(&path).and_then(|(share, entry)| {
+            let file = share.open_file_keeping(&entry, &mut self.kept_pack.borrow_mut())?;
+            Ok((file, share, entry))
+        });
         let (file, share, entry) = match found {
             Ok(found) => found,
             Err(err) => return self.file_error(&path, err),

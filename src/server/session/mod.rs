@@ -40,7 +40,7 @@ use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Mishaps, Pending, UploadVerb, Written};
 use crate::server::shared::Shared;
-use crate::server::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
+use crate::server::store::{FileEntry, KeptPack, Manifest, Node, Share, StoreError, unix_now};
 use crate::server::stream::ControlStream;
 use crate::server::vpath::{VirtualPath, quote_path};
 
@@ -90,6 +90,8 @@ pub struct Session<'a> {
     /// The sealed share the last command opened: the next command on it opens it with
     /// [`crate::server::store::Store::share_again`], which reads no `meta`.
     kept_share: RefCell<Option<Share>>,
+    /// The pack of the kept share the last `RETR` read from, open for the next one.
+    kept_pack: RefCell<Option<KeptPack>>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -159,6 +161,7 @@ impl<'a> Session<'a> {
             protection: ftps::Protection::default(),
             control_read_timeout: Cell::new(None),
             kept_share: RefCell::new(None),
+            kept_pack: RefCell::new(None),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -444,14 +447,17 @@ impl<'a> Session<'a> {
     /// guess, counted against the client's address, and it may be answered late.
     fn open_share(&self, code: &ShareCode) -> Result<Share, StoreError> {
         let store = &self.shared.store;
-        let opened = match self.kept_share.take() {
-            Some(kept) if kept.code == *code => store.share_again(&kept, unix_now()),
-            _ => store.share(code, unix_now()),
+        let opened = match self.kept_share.take().filter(|kept| kept.code == *code) {
+            Some(kept) => store.share_again(&kept, unix_now()),
+            None => {
+                *self.kept_pack.borrow_mut() = None;
+                store.share(code, unix_now())
+            }
         };
-        if let Ok(share) = &opened
-            && share.meta.sealed
-        {
-            *self.kept_share.borrow_mut() = Some(share.clone());
+        match &opened {
+            Ok(share) if share.meta.sealed => *self.kept_share.borrow_mut() = Some(share.clone()),
+            // A pack is kept only with its share: it would hold a deleted share's space.
+            _ => *self.kept_pack.borrow_mut() = None,
         }
         match opened {
             Ok(share) => match self.access(&share) {

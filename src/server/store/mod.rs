@@ -68,7 +68,7 @@ mod upload;
 mod view;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
-pub use contents::PACK_MAX_BYTES;
+pub use contents::{KeptPack, PACK_MAX_BYTES};
 pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DownloadClaim};
 pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
