@@ -136,8 +136,13 @@ fn send_range(
     watch: &mut ControlWatch<'_>,
 ) -> Result<(), Stop> {
     let mut last_progress = Instant::now();
+    // A transfer of one slice (most small files) is sent without a look at the control
+    // connection: an `ABOR` that came with it is answered as the next command.
+    let one_slice = end - *position <= RETR_SLICE_BYTES as u64;
     while *position < end {
-        watch.check()?;
+        if !one_slice {
+            watch.check()?;
+        }
         let slice = RETR_SLICE_BYTES.min((end - *position) as usize);
         match data.send_file(file, position, slice) {
             Ok(0) => {
