@@ -259,17 +259,25 @@ impl<'t> Partial<'t> {
         file: &RemoteFile,
         observer: &dyn Observer,
     ) -> Result<()> {
-        let open = || OpenOptions::new().read(true).append(true).create(true).open(&self.path);
+        let open = |new: bool| {
+            OpenOptions::new().read(true).append(true).create(!new).create_new(new).open(&self.path)
+        };
+        // A partial file made now holds nothing: only one an earlier attempt left is measured.
+        let open_partial = || match open(true) {
+            Ok(file) => Ok((file, true)),
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => open(false).map(|file| (file, false)),
+            Err(err) => Err(err),
+        };
         // The folder is made when the file is its first: most files need no look at it.
-        let mut sink = match open() {
+        let (mut sink, made) = match open_partial() {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
                 let parent = self.target.parent().unwrap_or(Path::new("."));
-                fs::create_dir_all(parent).and_then(|()| open())
+                fs::create_dir_all(parent).and_then(|()| open_partial())
             }
             opened => opened,
         }
         .map_err(self.local_error())?;
-        let mut kept = sink.metadata().map_err(self.local_error())?.len();
+        let mut kept = if made { 0 } else { sink.metadata().map_err(self.local_error())?.len() };
         if kept > file.size {
             sink.set_len(0).map_err(self.local_error())?;
             kept = 0;

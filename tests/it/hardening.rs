@@ -555,6 +555,27 @@ fn abor_mid_upload_gets_426_then_226_and_stores_nothing() {
 }
 
 #[test]
+fn abor_sent_with_a_one_slice_retr_lets_the_file_finish_and_is_answered_next() {
+    let server = Server::start();
+    let (mut control, code) = owner(&server);
+    let bytes = random_bytes(4096, 6);
+    assert!(store(&mut control, "small.bin", &bytes).starts_with("226 "));
+    assert!(control.command("SITE SEAL").starts_with("200 "));
+    let mut data = data_connection(&mut control);
+    // Both lines in one write: the server holds the ABOR before the file's one slice goes.
+    control.send(format!("RETR /{code}/small.bin\r\nABOR\r\n").as_bytes());
+    let mut received = Vec::new();
+    data.set_read_timeout(Some(DEADLINE)).unwrap();
+    data.read_to_end(&mut received).unwrap();
+    assert_eq!(received, bytes, "the whole file came");
+    assert!(control.reply()[0].starts_with("150 "));
+    let done = control.reply().remove(0);
+    assert!(done.starts_with("226 "), "{done}");
+    let abor = control.reply().remove(0);
+    assert!(abor.starts_with("225 "), "no transfer left to abort: {abor}");
+}
+
+#[test]
 fn ftplib_abort_stops_a_download_and_the_connection_goes_on() {
     let server = Server::start();
     let dir = TempDir::new();

@@ -9,8 +9,8 @@ use std::thread;
 use anonshare::common::digest::Sha256Digest;
 
 use crate::support::{
-    Control, Server, TempDir, client, code_of, data_connection, events, fetch, info_value, random_bytes,
-    site_info, store, upload, wait_until,
+    Control, Server, TempDir, announce, client, code_of, data_connection, events, fetch, info_value,
+    random_bytes, site_info, store, upload, wait_until,
 };
 
 /// Clients racing for a file that may be downloaded once.
@@ -282,4 +282,59 @@ fn a_download_budget_has_a_ceiling_with_a_flag() {
     let run = client(&server.addr, dir.path(), &["upload", "--max-downloads", "9", "a.txt"], b"");
     assert_eq!(run.code, 1, "a flag the server does not take is the user's to fix: {}", run.stderr);
     assert!(run.stderr.contains("more than this server allows (5)"), "{}", run.stderr);
+}
+
+/// A sealed share `owner` made with `a.txt` and `b.txt` in its pack, and its code and owner token.
+fn sealed_share(owner: &mut Control, budget: &str) -> (String, String) {
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let created = owner.command(&format!("SITE MKSHARE 600{budget}"));
+    assert!(created.starts_with("257 "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    let token = created.rsplit(' ').next().unwrap().to_owned();
+    for (name, bytes) in [("a.txt", b"first\n"), ("b.txt", b"other\n")] {
+        announce(owner, bytes);
+        assert!(store(owner, &format!("/{code}/{name}"), bytes).starts_with("226 "));
+    }
+    assert!(owner.command("SITE SEAL").starts_with("200 "));
+    (code, token)
+}
+
+#[test]
+fn a_connection_that_read_a_share_finds_it_gone_once_deleted_here_or_by_another_server() {
+    let server = Server::start();
+    let other = Server::start_on(&server.root, &[]);
+    for deleter in [&server, &other] {
+        let mut owner = Control::login(&server.addr);
+        let (code, token) = sealed_share(&mut owner, "");
+        let mut reader = Control::login(&server.addr);
+        assert!(reader.command("TYPE I").starts_with("200 "));
+        // One connection reads both files from the same pack, each from its own place.
+        assert_eq!(fetch(&mut reader, &format!("/{code}/a.txt")).unwrap(), b"first\n");
+        assert_eq!(fetch(&mut reader, &format!("/{code}/b.txt")).unwrap(), b"other\n");
+        assert_eq!(fetch(&mut reader, &format!("/{code}/a.txt")).unwrap(), b"first\n");
+        let mut remover = Control::login(&deleter.addr);
+        assert!(remover.command(&format!("SITE DELETE {code} {token}")).starts_with("250 "));
+        let refused = fetch(&mut reader, &format!("/{code}/b.txt")).unwrap_err();
+        assert!(refused.starts_with("550 "), "a RETR after the deletion: {refused}");
+        assert!(reader.command(&format!("SIZE /{code}/a.txt")).starts_with("550 "));
+    }
+}
+
+#[test]
+fn a_connection_that_read_a_budgeted_share_finds_it_gone_once_another_spent_it() {
+    let server = Server::start();
+    let mut owner = Control::login(&server.addr);
+    let (code, _) = sealed_share(&mut owner, " DOWNLOADS=1");
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    assert_eq!(fetch(&mut reader, &format!("/{code}/a.txt")).unwrap(), b"first\n");
+    assert!(reader.command(&format!("CWD /{code}")).starts_with("250 "));
+    let mut spender = Control::login(&server.addr);
+    assert!(spender.command("TYPE I").starts_with("200 "));
+    assert_eq!(fetch(&mut spender, &format!("/{code}/b.txt")).unwrap(), b"other\n");
+    let refused = fetch(&mut reader, &format!("/{code}/b.txt")).unwrap_err();
+    assert!(refused.starts_with("550 "), "a RETR of a spent share: {refused}");
+    // The share itself is gone, not only its files.
+    let entered = reader.command(&format!("CWD /{code}"));
+    assert!(entered.starts_with("550 "), "{entered}");
 }

@@ -136,8 +136,13 @@ fn send_range(
     watch: &mut ControlWatch<'_>,
 ) -> Result<(), Stop> {
     let mut last_progress = Instant::now();
+    // A transfer of one slice (most small files) is sent without a look at the control
+    // connection: an `ABOR` that came with it is answered as the next command.
+    let one_slice = end - *position <= RETR_SLICE_BYTES as u64;
     while *position < end {
-        watch.check()?;
+        if !one_slice {
+            watch.check()?;
+        }
         let slice = RETR_SLICE_BYTES.min((end - *position) as usize);
         match data.send_file(file, position, slice) {
             Ok(0) => {
@@ -389,8 +394,10 @@ impl Session<'_> {
     pub(super) fn retr(&mut self, argument: &str) -> io::Result<Next> {
         let offset = self.pending.take_download_offset();
         let path = self.resolve(argument);
-        let found =
-            self.lookup_file(&path).and_then(|(share, entry)| Ok((share.open_file(&entry)?, share, entry)));
+        let found = self.lookup_file(&path).and_then(|(share, entry)| {
+            let file = share.open_file_keeping(&entry, &mut self.kept_pack.borrow_mut())?;
+            Ok((file, share, entry))
+        });
         let (file, share, entry) = match found {
             Ok(found) => found,
             Err(err) => return self.file_error(&path, err),

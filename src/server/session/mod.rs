@@ -40,7 +40,7 @@ use crate::server::session::listing::ListingKind;
 use crate::server::session::replies::{FEATURES, HELP};
 use crate::server::session::rules::{Access, Mishaps, Pending, UploadVerb, Written};
 use crate::server::shared::Shared;
-use crate::server::store::{FileEntry, Manifest, Node, Share, StoreError, unix_now};
+use crate::server::store::{FileEntry, KeptPack, Manifest, Node, Share, StoreError, unix_now};
 use crate::server::stream::ControlStream;
 use crate::server::vpath::{VirtualPath, quote_path};
 
@@ -87,6 +87,11 @@ pub struct Session<'a> {
     /// The read timeout the control socket has, when this session set it last, so that a
     /// command costs no `setsockopt` when it stays the same; `None` once something else set it.
     control_read_timeout: Cell<Option<Duration>>,
+    /// The sealed share the last command opened: the next command on it opens it with
+    /// [`crate::server::store::Store::share_again`], which reads no `meta`.
+    kept_share: RefCell<Option<Share>>,
+    /// The pack of the kept share the last `RETR` read from, open for the next one.
+    kept_pack: RefCell<Option<KeptPack>>,
 }
 
 /// A reader that gives each control line at most the idle timeout in total, so a client that
@@ -155,6 +160,8 @@ impl<'a> Session<'a> {
             verb: journal::NO_VERB.into(),
             protection: ftps::Protection::default(),
             control_read_timeout: Cell::new(None),
+            kept_share: RefCell::new(None),
+            kept_pack: RefCell::new(None),
         };
         log_event!("conn={id} peer={peer} event=connect");
         match session.serve() {
@@ -439,7 +446,20 @@ impl<'a> Session<'a> {
     /// expired, or is unsealed and not ours is not found. Only a share that never existed is a
     /// guess, counted against the client's address, and it may be answered late.
     fn open_share(&self, code: &ShareCode) -> Result<Share, StoreError> {
-        match self.shared.store.share(code, unix_now()) {
+        let store = &self.shared.store;
+        let opened = match self.kept_share.take().filter(|kept| kept.code == *code) {
+            Some(kept) => store.share_again(&kept, unix_now()),
+            None => {
+                *self.kept_pack.borrow_mut() = None;
+                store.share(code, unix_now())
+            }
+        };
+        match &opened {
+            Ok(share) if share.meta.sealed => *self.kept_share.borrow_mut() = Some(share.clone()),
+            // A pack is kept only with its share: it would hold a deleted share's space.
+            _ => *self.kept_pack.borrow_mut() = None,
+        }
+        match opened {
             Ok(share) => match self.access(&share) {
                 Access::Hidden => Err(StoreError::NotFound),
                 Access::Read | Access::Write => Ok(share),

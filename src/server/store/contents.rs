@@ -7,6 +7,8 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::path::PathBuf;
+use std::rc::Rc;
 
 use std::sync::PoisonError;
 
@@ -14,6 +16,30 @@ use super::live::LiveShare;
 use super::manifest::{FileEntry, Place};
 use super::{Result, Share, StoreError, remove_any};
 use crate::common::platform::{punch_hole, sync_dir};
+
+/// A pack a connection opened for a sealed share, kept for the next files it reads from it.
+#[derive(Debug)]
+pub struct KeptPack {
+    path: PathBuf,
+    file: Rc<File>,
+}
+
+/// Opens the blob or pack at `path` for reading. One that is not a plain file (a planted
+/// symbolic link, say) is treated as missing.
+fn open_contents(path: PathBuf) -> Result<File> {
+    // Blobs and packs are never replaced: `ESTALE` means another server removed the file
+    // (its last budgeted download, or its share's deletion) since this name was looked up.
+    let gone = |err: &io::Error| {
+        matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle)
+    };
+    match fs::symlink_metadata(&path) {
+        Ok(meta) if meta.is_file() => {}
+        Ok(_) => return Err(StoreError::NotFound),
+        Err(err) if gone(&err) => return Err(StoreError::NotFound),
+        Err(err) => return Err(err.into()),
+    }
+    File::open(path).map_err(|err| if gone(&err) { StoreError::NotFound } else { StoreError::Io(err) })
+}
 
 /// A fresh upload announced with `ALLO` at no more than this size is held in memory and
 /// appended to the share's pack: no file of its own to create, and the commits to one share
@@ -25,26 +51,40 @@ impl Share {
     /// first byte in it. A blob or pack that is not a plain file (a planted symbolic link, say)
     /// is treated as missing.
     pub fn open_file(&self, entry: &FileEntry) -> Result<(File, u64)> {
-        let (path, offset) = match &entry.place {
+        let (path, offset) = self.contents_path(entry);
+        Ok((open_contents(path)?, offset))
+    }
+
+    /// Opens a finished file as [`Share::open_file`] does, but a pack of a sealed share is
+    /// opened once and kept in `kept` for the next files read from it: a sealed share's packs
+    /// take no more bytes, and packs are never replaced (a budget's last download punches a
+    /// hole in the same file). Whether the share is still there is the caller's look, made
+    /// before this one, as it is before [`Share::open_file`].
+    pub fn open_file_keeping(
+        &self,
+        entry: &FileEntry,
+        kept: &mut Option<KeptPack>,
+    ) -> Result<(Rc<File>, u64)> {
+        let (path, offset) = self.contents_path(entry);
+        if !self.meta.sealed || !matches!(entry.place, Place::Packed { .. }) {
+            return Ok((Rc::new(open_contents(path)?), offset));
+        }
+        if let Some(pack) = kept.as_ref().filter(|pack| pack.path == path) {
+            return Ok((Rc::clone(&pack.file), offset));
+        }
+        let file = Rc::new(open_contents(path.clone())?);
+        *kept = Some(KeptPack { path, file: Rc::clone(&file) });
+        Ok((file, offset))
+    }
+
+    /// The file that holds `entry`'s bytes, and the offset of its first byte in it.
+    fn contents_path(&self, entry: &FileEntry) -> (PathBuf, u64) {
+        match &entry.place {
             Place::Blob(name) => (self.dir.join("blobs").join(name), 0),
             Place::Packed { instance, offset } => {
                 (self.dir.join(Place::pack_file(instance.as_deref())), *offset)
             }
-        };
-        // Blobs and packs are never replaced: `ESTALE` means another server removed the file
-        // (its last budgeted download, or its share's deletion) since this name was looked up.
-        let gone = |err: &io::Error| {
-            matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle)
-        };
-        match fs::symlink_metadata(&path) {
-            Ok(meta) if meta.is_file() => {}
-            Ok(_) => return Err(StoreError::NotFound),
-            Err(err) if gone(&err) => return Err(StoreError::NotFound),
-            Err(err) => return Err(err.into()),
         }
-        let file = File::open(path)
-            .map_err(|err| if gone(&err) { StoreError::NotFound } else { StoreError::Io(err) })?;
-        Ok((file, offset))
     }
 
     /// Deletes a file's contents: its blob, or its bytes in the pack, which become a hole.

@@ -68,7 +68,7 @@ mod upload;
 mod view;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
-pub use contents::PACK_MAX_BYTES;
+pub use contents::{KeptPack, PACK_MAX_BYTES};
 pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DownloadClaim};
 pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
@@ -355,6 +355,24 @@ impl Store {
             return Err(StoreError::Gone);
         }
         Ok(Share { code, meta, dir, store: self.clone() })
+    }
+
+    /// Opens again a share this connection opened before as `kept`, as [`Store::share`] would
+    /// answer now. A sealed share's `meta` never changes (the expiry is fixed when it is made,
+    /// the seal is the last change), so it is not read again: a look at the share's folder
+    /// finds a share deleted or swept since (both move the folder away), and the expiry and the
+    /// download budget decide as before. An unsealed share is read again whole.
+    pub fn share_again(&self, kept: &Share, now: i64) -> Result<Share> {
+        if !kept.meta.sealed {
+            return self.share(&kept.code, now);
+        }
+        if !is_plain_dir(&kept.dir) {
+            return Err(StoreError::NotFound);
+        }
+        if kept.meta.expires <= now || self.is_spent(kept.code.as_str(), &kept.meta) {
+            return Err(StoreError::Gone);
+        }
+        Ok(kept.clone())
     }
 }
 
