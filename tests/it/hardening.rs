@@ -453,7 +453,7 @@ fn protocol_abuse_gets_replies_and_others_are_served() {
         (b"\r\n", "500"),
         (b"XYZZY plugh\r\n", "500"),
         (b"USER\r\n", "501"),
-        (b"USER anonymous\r\n", "331"),
+        (b"USER anonymous\r\n", "230"),
         (b"PASS\r\n", "230"),
         (b"REST -5\r\n", "501"),
         (b"REST 99999999999999999999999\r\n", "501"),

@@ -333,16 +333,22 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// USER: an anonymous name logs in at once (`230`, which RFC 959 allows for USER): no
+    /// password is asked for, which saves every connection a round trip.
     fn user(&mut self, name: &str) -> io::Result<Next> {
         self.logged_in = false;
         self.user_ok = name.eq_ignore_ascii_case("anonymous") || name.eq_ignore_ascii_case("ftp");
         if self.user_ok {
-            self.say(331, "Anonymous login ok; send any password")
+            self.logged_in = true;
+            log_event!("conn={} peer={} event=login", self.id, self.peer);
+            self.say(230, "Logged in as anonymous, no password needed; binary mode (TYPE I)")
         } else {
             self.refuse(Refusal::new(Reason::NotLoggedIn, "Only anonymous login is allowed: USER anonymous"))
         }
     }
 
+    /// PASS: after USER it is not needed, and answered `230` all the same for the clients that
+    /// send it anyway.
     fn pass(&mut self) -> io::Result<Next> {
         if !self.user_ok {
             return self
