@@ -744,6 +744,24 @@ def pin(w):
     return "#pin=PIN" if w.tls else ""
 
 
+def all_at_once(argvs):
+    """Starts every command at once and waits for all: the seconds from the first start to the
+    last exit, and each one's (stdout, exit code). Any left running past the deadline is killed."""
+    processes = []
+    start = time.perf_counter()
+    try:
+        for argv in argvs:
+            processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                              stdin=subprocess.DEVNULL))
+        outputs = [(p.communicate(timeout=RUN_DEADLINE)[0], p.returncode) for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return time.perf_counter() - start, outputs
+
+
 class ManyClients:
     """N curl processes started at once, each downloading the same file to /dev/null. Timed
     from the first start to the last exit; a client that fails or gets short bytes counts."""
@@ -768,19 +786,7 @@ class ManyClients:
 
     def run(self, server, round_no):
         argv = ["curl", "-sS", *server.curl_auth(), "-o", "/dev/null", "-w", "%{size_download}", server.client_url]
-        processes = []
-        start = time.perf_counter()
-        try:
-            for _ in range(self.ctx.clients):
-                processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                                  stdin=subprocess.DEVNULL))
-            outputs = [(p.communicate(timeout=RUN_DEADLINE)[0], p.returncode) for p in processes]
-        finally:
-            for p in processes:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        seconds = time.perf_counter() - start
+        seconds, outputs = all_at_once([argv] * self.ctx.clients)
         failures = sum(1 for out, code in outputs if code != 0 or out.strip() != str(self.size).encode())
         return Sample(seconds, failures=failures)
 
@@ -808,27 +814,17 @@ class VerifiedClients(ManyClients):
         top = self.ctx.tmpfs / f"{server.name}-{round_no}"
         top.mkdir()
         tool = " ".join(map(shlex.quote, self.ctx.sha_tool))
-        processes = []
-        start = time.perf_counter()
-        try:
-            for i in range(self.ctx.clients):
-                target = top / str(i)
-                target.mkdir()
-                if server.is_ours:
-                    argv = [str(CLIENT_BIN), "download", server.share_url, "--dir", str(target)]
-                else:
-                    got = shlex.quote(str(target / self.file.name))
-                    auth = " ".join(map(shlex.quote, server.curl_auth()))
-                    argv = ["sh", "-c", f"curl -sS {auth} -o {got} {shlex.quote(server.client_url)} && {tool} {got}"]
-                processes.append(subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                                                  stdin=subprocess.DEVNULL))
-            outputs = [(p.communicate(timeout=RUN_DEADLINE)[0], p.returncode) for p in processes]
-        finally:
-            for p in processes:
-                if p.poll() is None:
-                    p.kill()
-                    p.wait()
-        seconds = time.perf_counter() - start
+        argvs = []
+        for i in range(self.ctx.clients):
+            target = top / str(i)
+            target.mkdir()
+            if server.is_ours:
+                argvs.append([str(CLIENT_BIN), "download", server.share_url, "--dir", str(target)])
+            else:
+                got = shlex.quote(str(target / self.file.name))
+                auth = " ".join(map(shlex.quote, server.curl_auth()))
+                argvs.append(["sh", "-c", f"curl -sS {auth} -o {got} {shlex.quote(server.client_url)} && {tool} {got}"])
+        seconds, outputs = all_at_once(argvs)
         try:
             if server.is_ours:
                 # Our client puts a file in place only once its SHA-256 matched.
