@@ -16,7 +16,7 @@ use crate::client::{ClientError, Connection, RemoteFile, Result, ShareInfo};
 use crate::common::chunks::{RECEIVE_BYTES, chunk_size, for_each_chunk};
 use crate::common::digest::{Hasher, StreamHasher};
 use crate::common::names::check_path;
-use crate::common::platform::free_space;
+use crate::common::platform::{free_space, rename_no_replace};
 
 /// Suffix of a download in progress, beside its final name.
 pub const PARTIAL_SUFFIX: &str = ".anonshare-part";
@@ -187,7 +187,7 @@ pub fn download(
     let mut saved = in_parallel(link, files.len(), |link, index| {
         let (file, target) = (files[index], &targets[index]);
         observer.start(&file.path, file.size);
-        let mut partial = Partial::new(target);
+        let mut partial = Partial::new(target, existing == Existing::Overwrite);
         let result = link
             .run(observer, |connection, attempt| partial.fetch(connection, attempt, code, file, observer));
         observer.finish(&file.path);
@@ -231,13 +231,16 @@ fn partial_path(target: &Path) -> PathBuf {
 struct Partial<'t> {
     target: &'t Path,
     path: PathBuf,
+    /// Whether a file at the target may be replaced (`--overwrite`); else one that appeared
+    /// there during the download is kept, and the download is not put in place.
+    replace: bool,
     /// The digest of the partial file's bytes, carried from one attempt to the next.
     hasher: Option<Hasher>,
 }
 
 impl<'t> Partial<'t> {
-    fn new(target: &'t Path) -> Partial<'t> {
-        Partial { target, path: partial_path(target), hasher: None }
+    fn new(target: &'t Path, replace: bool) -> Partial<'t> {
+        Partial { target, path: partial_path(target), replace, hasher: None }
     }
 
     fn local_error(&self) -> impl Fn(io::Error) -> ClientError + '_ {
@@ -336,7 +339,15 @@ impl<'t> Partial<'t> {
             )));
         }
         sink.sync_all().map_err(self.local_error())?;
-        fs::rename(&self.path, self.target).map_err(self.local_error())
+        if self.replace {
+            return fs::rename(&self.path, self.target).map_err(self.local_error());
+        }
+        match rename_no_replace(&self.path, self.target) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {
+                Err(ClientError::WouldReplace { path: self.target.to_path_buf(), more: 0 })
+            }
+            other => other.map_err(self.local_error()),
+        }
     }
 }
 

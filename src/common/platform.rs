@@ -360,6 +360,28 @@ pub fn read_marker(path: &Path) -> io::Result<String> {
     std::fs::read_to_string(path)
 }
 
+/// Renames `from` to `to` unless `to` exists (`AlreadyExists` then), as one step: a file that
+/// appeared at `to` meanwhile is never replaced. Where the filesystem cannot rename so, a hard
+/// link (which never replaces a name) and an unlink do the same.
+#[cfg(target_os = "linux")]
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    use rustix::fs::{CWD, RenameFlags, renameat_with};
+    match renameat_with(CWD, from, CWD, to, RenameFlags::NOREPLACE) {
+        Err(rustix::io::Errno::INVAL | rustix::io::Errno::NOSYS) => link_then_unlink(from, to),
+        other => other.map_err(io::Error::from),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn rename_no_replace(from: &Path, to: &Path) -> io::Result<()> {
+    link_then_unlink(from, to)
+}
+
+fn link_then_unlink(from: &Path, to: &Path) -> io::Result<()> {
+    std::fs::hard_link(from, to)?;
+    std::fs::remove_file(from)
+}
+
 /// The terminal on stdin in raw mode (keys arrive one by one, unechoed) until this is dropped.
 #[cfg(unix)]
 pub struct RawTerminal(rustix::termios::Termios);
@@ -402,6 +424,24 @@ mod tests {
     use std::io::{Read, Write};
 
     use super::*;
+
+    #[test]
+    fn a_rename_that_would_replace_a_file_is_refused_and_keeps_both() {
+        let dir = std::env::temp_dir().join(format!("anonshare-rename-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (from, to) = (dir.join("download.part"), dir.join("mine.txt"));
+        std::fs::write(&from, b"downloaded").unwrap();
+        std::fs::write(&to, b"the user's").unwrap();
+        let refused = rename_no_replace(&from, &to).unwrap_err();
+        assert_eq!(refused.kind(), io::ErrorKind::AlreadyExists);
+        assert_eq!(std::fs::read(&to).unwrap(), b"the user's");
+        assert_eq!(std::fs::read(&from).unwrap(), b"downloaded");
+        std::fs::remove_file(&to).unwrap();
+        rename_no_replace(&from, &to).unwrap();
+        assert_eq!(std::fs::read(&to).unwrap(), b"downloaded");
+        assert!(!from.exists());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     #[test]
     fn a_connection_with_a_timeout_has_it_for_reads_and_writes() {
