@@ -306,8 +306,10 @@ fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9(
         data.read_exact(&mut received).unwrap();
         assert!(received == bytes, "round {round}: the file's bytes");
         server = server.restart(&[]);
+        // Counted, the file is gone (and the share, spent, is swept at start).
         let mut after = Control::login(&server.addr);
-        let size = after.command(&format!("SIZE /{code}/once.bin"));
-        assert!(size.starts_with("550 "), "round {round}: a download sent whole was counted: {size}");
+        wait_until("the download sent whole was counted", || {
+            after.command(&format!("SIZE /{code}/once.bin")).starts_with("550 ")
+        });
     }
 }

@@ -181,7 +181,13 @@ impl Share {
     /// Runs `then` on this share's cache entry, its records brought up to date.
     pub(super) fn cached<T>(&self, then: impl FnOnce(&mut Cached) -> T) -> Result<T> {
         let path = self.dir.join("manifest");
-        let len = fs::metadata(&path)?.len();
+        // Every share is made with its manifest: none means a deletion or the sweep took the
+        // share away since it was opened, and it answers like one that is gone.
+        let len = match fs::metadata(&path) {
+            Ok(meta) => meta.len(),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(StoreError::Gone),
+            Err(err) => return Err(err.into()),
+        };
         let limits = &self.store.limits;
         let mut cache = self.store.manifests.lock();
         if !cache.contains_key(self.code.as_str()) {
