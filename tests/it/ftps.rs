@@ -175,15 +175,22 @@ fn plaintext_pipelined_after_auth_tls_is_never_run() {
     assert_eq!(shares, 0, "and made no share");
 }
 
-#[test]
-fn a_pinned_url_refuses_another_key_and_a_server_without_tls() {
-    let server = Server::start();
+/// Uploads `a.txt` (bytes `pinned`) to `server` with our client: the folder it came from, the
+/// share URL printed, and that URL's `pin=` fragment.
+fn pinned_upload(server: &Server) -> (TempDir, String, String) {
     let dir = TempDir::new();
     dir.file("a.txt", b"pinned");
     let run = client(&server.addr, dir.path(), &["upload", "a.txt"], b"");
     assert_eq!(run.code, 0, "{}", run.stderr);
     let pinned = run.stdout.trim().to_owned();
-    let fragment = pinned.split_once('#').expect("the URL carries a pin").1;
+    let fragment = pinned.split_once('#').expect("the URL carries a pin").1.to_owned();
+    (dir, pinned, fragment)
+}
+
+#[test]
+fn a_pinned_url_refuses_another_key_and_a_server_without_tls() {
+    let server = Server::start();
+    let (dir, pinned, fragment) = pinned_upload(&server);
     assert_eq!(fragment, format!("pin={}", pin_of(&server)), "the pin is the certificate's SPKI pin");
     let got = client(&server.addr, dir.path(), &["download", &pinned, "--dir", "got"], b"");
     assert_eq!(got.code, 0, "the right pin downloads: {}", got.stderr);
@@ -201,12 +208,7 @@ fn a_pinned_url_refuses_another_key_and_a_server_without_tls() {
 #[test]
 fn the_shell_holds_a_share_url_to_its_pin() {
     let server = Server::start();
-    let dir = TempDir::new();
-    dir.file("a.txt", b"pinned");
-    let run = client(&server.addr, dir.path(), &["upload", "a.txt"], b"");
-    assert_eq!(run.code, 0, "{}", run.stderr);
-    let pinned = run.stdout.trim().to_owned();
-    let fragment = pinned.split_once('#').expect("the URL carries a pin").1.to_owned();
+    let (dir, pinned, fragment) = pinned_upload(&server);
     let listed =
         client(&server.addr, dir.path(), &["shell", &server.addr], format!("list {pinned}\n").as_bytes());
     assert_eq!(listed.code, 0, "the right pin lists: {}", listed.stderr);
