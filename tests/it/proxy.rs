@@ -149,15 +149,10 @@ fn a_cut_control_connection_is_taken_up_again() {
     let proxy = FaultProxy::start(&server.addr, vec![Fault::control_to_server(0, at as u64)]);
     let (run, out) = download_through(&proxy, &code);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    // The client sees the cut on either connection first: the control connection's close while
-    // it waits for the 229 of the EPSV sent in the same write as the RETR, or for the 150, or
-    // the data connection's close or reset.
-    assert!(
-        (run.stderr.contains("anonshare: RETR") || run.stderr.contains("anonshare: EPSV"))
-            && run.stderr.contains("; retry 1 of 5"),
-        "{}",
-        run.stderr
-    );
+    // The client may see the cut at any step of the transfer first: the control connection's
+    // close while it waits for the 229 of the EPSV sent in the same write as the RETR, or for
+    // the 150, or the data connection refused, closed or reset. Either way it retries once.
+    assert!(run.stderr.contains("; retry 1 of 5"), "{}", run.stderr);
     assert_eq!(proxy.faults_fired(), 1);
     assert_eq!(proxy.control_connections(), 2);
     check_downloaded(out.path(), &files);
