@@ -1,0 +1,272 @@
+//! The names of the download budget's entries under a share's `budget/`, and the counters
+//! made of them: names numbered from 0 with no gaps, each created exclusively and never
+//! changed, counted by looking names up.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use super::super::manifest::Place;
+use super::super::{Result, Share, StoreError};
+use crate::common::platform::{create_marker, read_marker};
+
+/// The names of one budgeted file's entries under `budget/`.
+pub(in crate::server::store) struct Names {
+    pub(in crate::server::store) dir: PathBuf,
+    place: String,
+}
+
+impl Names {
+    pub(in crate::server::store) fn of(share: &Share, place: &Place) -> Names {
+        Names { dir: share.dir.join("budget"), place: place.to_string() }
+    }
+
+    pub(in crate::server::store) fn name(&self, rest: &str) -> PathBuf {
+        self.dir.join(format!("{}.{rest}", self.place))
+    }
+
+    /// Claim `k`: `client@made` (servers before it wrote a file of two lines).
+    pub(in crate::server::store) fn claim(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}"))
+    }
+
+    /// Locked (shared) while a connection sends claim `k` from byte 0.
+    pub(in crate::server::store) fn head(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.head"))
+    }
+
+    /// Locked (shared) while a connection sends claim `k` from past byte 0; made by the first.
+    pub(in crate::server::store) fn tail(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.tail"))
+    }
+
+    /// The `i`-th `RETR` of claim `k`: `start-end@time`.
+    pub(in crate::server::store) fn segment(&self, k: u64, i: u64) -> PathBuf {
+        self.name(&format!("c{k}.s{i}"))
+    }
+
+    /// Claim `k` counted: `finished@time`, its finished download's number and when it counted
+    /// (servers before it wrote the number alone).
+    pub(in crate::server::store) fn done(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.done"))
+    }
+
+    /// The file's budget is used up: made once, by the download that used it up.
+    pub(in crate::server::store) fn spent_mark(&self) -> PathBuf {
+        self.name("spent")
+    }
+
+    /// Claim `k` gave its place up.
+    pub(in crate::server::store) fn released_mark(&self, k: u64) -> PathBuf {
+        self.name(&format!("c{k}.released"))
+    }
+
+    /// The `j`-th finished download: its claim's number.
+    pub(in crate::server::store) fn finished(&self, j: u64) -> PathBuf {
+        self.name(&format!("d{j}"))
+    }
+
+    /// The `m`-th claim that gave its place up: its number.
+    pub(in crate::server::store) fn released(&self, m: u64) -> PathBuf {
+        self.name(&format!("r{m}"))
+    }
+
+    /// The `g`-th claim of address `client`: its number.
+    pub(in crate::server::store) fn of_client(&self, client: &str, g: u64) -> PathBuf {
+        self.name(&format!("a{client}.{g}"))
+    }
+
+    /// Whether claim `k` neither counted nor gave its place up.
+    pub(in crate::server::store) fn is_live(&self, k: u64) -> bool {
+        !exists(&self.done(k)) && !exists(&self.released_mark(k))
+    }
+
+    /// Whether a connection sends claim `k` from byte 0 now.
+    pub(in crate::server::store) fn sent_from_start(&self, k: u64) -> Result<bool> {
+        locked(&self.head(k))
+    }
+
+    /// Whether a connection sends bytes of claim `k` now. A claim file (made by servers before
+    /// `head` and `tail` held every connection) is locked by every connection.
+    pub(in crate::server::store) fn is_held(&self, k: u64) -> Result<bool> {
+        Ok(locked(&self.head(k))? || locked(&self.tail(k))? || locked(&self.claim(k))?)
+    }
+
+    /// Makes the next claim of `client`, made at `now`: a link created exclusively, after its
+    /// head file so that a claim is never seen without one. Its number.
+    pub(in crate::server::store) fn make_claim(&self, client: &str, now: i64) -> Result<u64> {
+        let mut number = count(|k| self.claim(k))?;
+        loop {
+            let head = OpenOptions::new().create(true).truncate(false).write(true).open(self.head(number));
+            if let Err(err) = head {
+                if err.kind() != io::ErrorKind::NotFound {
+                    return Err(err.into());
+                }
+                // The share's first claim makes the folder. Never `create_dir_all`: a share
+                // removed meanwhile must not come back as a folder.
+                match fs::create_dir(&self.dir) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    other => other?,
+                }
+                continue;
+            }
+            match create_link(&self.claim(number), &format!("{client}@{now}")) {
+                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => return other.map(|()| number),
+            }
+        }
+    }
+
+    /// The byte ranges recorded for claim `k`, which has `segments`.
+    pub(in crate::server::store) fn ranges(&self, k: u64, segments: u64) -> Result<Vec<(u64, u64)>> {
+        let mut ranges = Vec::new();
+        for i in 0..segments {
+            let (range, _) = read_segment(&self.segment(k, i))?;
+            ranges.push(range);
+        }
+        Ok(ranges)
+    }
+
+    /// When claim `k` counted, if it did and its `done` says so.
+    pub(in crate::server::store) fn counted_at(&self, k: u64) -> Result<Option<i64>> {
+        match payload(&self.done(k)) {
+            Ok(text) => Ok(text.split_once('@').and_then(|(_, time)| time.parse().ok())),
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// When claim `k` was made.
+    pub(in crate::server::store) fn made(&self, k: u64) -> Result<i64> {
+        let text = match read_marker(&self.claim(k)) {
+            Ok(text) => text.rsplit_once('@').map(|(_, made)| made.to_owned()),
+            // A claim file of servers before: its client, then when it was made.
+            Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+                let mut text = String::new();
+                File::open(self.claim(k))?.read_to_string(&mut text)?;
+                text.lines().nth(1).map(str::to_owned)
+            }
+            Err(err) => return Err(err.into()),
+        };
+        Ok(text.and_then(|made| made.trim().parse().ok()).unwrap_or(0))
+    }
+
+    /// When claim `k` was made or its last recorded `RETR` ended, whichever is later.
+    pub(in crate::server::store) fn last_activity(&self, k: u64) -> Result<i64> {
+        let made = self.made(k)?;
+        let segments = count(|i| self.segment(k, i))?;
+        match segments {
+            0 => Ok(made),
+            n => Ok(read_segment(&self.segment(k, n - 1))?.1.max(made)),
+        }
+    }
+
+    /// Gives claim `k`'s place up, once: whether this call did.
+    pub(in crate::server::store) fn release(&self, k: u64) -> Result<bool> {
+        match create_link(&self.released_mark(k), "released") {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
+            other => other?,
+        }
+        append(|m| self.released(m), &k.to_string())?;
+        Ok(true)
+    }
+}
+
+/// Whether another open file description holds a lock on `path` (a missing file, or a link
+/// to none, holds none).
+pub(in crate::server::store) fn locked(path: &Path) -> Result<bool> {
+    let file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(err) => return Err(err.into()),
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(false),
+        Err(fs::TryLockError::WouldBlock) => Ok(true),
+        Err(fs::TryLockError::Error(err)) => Err(err.into()),
+    }
+}
+
+/// Whether the sorted union of `ranges` is `0..size`.
+pub(in crate::server::store) fn covers(ranges: &[(u64, u64)], size: u64) -> bool {
+    let mut sorted = ranges.to_vec();
+    sorted.sort_unstable();
+    let mut covered = 0;
+    for (start, end) in sorted {
+        if start > covered {
+            break;
+        }
+        covered = covered.max(end);
+    }
+    covered >= size
+}
+
+pub(in crate::server::store) fn exists(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
+/// How many names `name(0)`, `name(1)`, ... exist; they never have gaps. Looks up about
+/// 2 log2(n) names.
+pub(in crate::server::store) fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
+    let present = |n: u64| match fs::symlink_metadata(name(n)) {
+        Ok(_) => Ok(true),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(err) => Err(err),
+    };
+    if !present(0)? {
+        return Ok(0);
+    }
+    // present(low) and !present(high).
+    let (mut low, mut high) = (0, 1);
+    while present(high)? {
+        low = high;
+        high = high * 2 + 1;
+    }
+    while high - low > 1 {
+        let middle = low + (high - low) / 2;
+        if present(middle)? {
+            low = middle;
+        } else {
+            high = middle;
+        }
+    }
+    Ok(high)
+}
+
+/// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.
+pub(in crate::server::store) fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
+    let mut number = count(&name)?;
+    loop {
+        match create_link(&name(number), payload) {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+            other => return other.map(|()| number),
+        }
+    }
+}
+
+/// Creates `path` holding `payload`, at once and exclusively: a symbolic link never replaced.
+pub(in crate::server::store) fn create_link(path: &Path, payload: &str) -> Result<()> {
+    Ok(create_marker(path, payload)?)
+}
+
+pub(in crate::server::store) fn payload(path: &Path) -> Result<String> {
+    Ok(read_marker(path)?)
+}
+
+pub(in crate::server::store) fn unreadable(path: &Path) -> StoreError {
+    StoreError::Io(io::Error::other(format!("unreadable budget entry {}", path.display())))
+}
+
+pub(in crate::server::store) fn read_number(path: &Path) -> Result<u64> {
+    payload(path)?.parse().map_err(|_| unreadable(path))
+}
+
+/// A segment's range and when it was recorded.
+pub(in crate::server::store) fn read_segment(path: &Path) -> Result<((u64, u64), i64)> {
+    let text = payload(path)?;
+    let parsed = text.split_once('@').and_then(|(range, time)| {
+        let (start, end) = range.split_once('-')?;
+        Some(((start.parse().ok()?, end.parse().ok()?), time.parse().ok()?))
+    });
+    parsed.ok_or_else(|| unreadable(path))
+}
