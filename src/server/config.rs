@@ -18,7 +18,8 @@ use crate::server::public::PublicHost;
 use crate::server::store::{
     DEFAULT_CLAIM_HOLD, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES,
     DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_FILE_SIZE, DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE,
-    DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, DEFAULT_RESERVE_BELOW, MAX_NAME_BYTES, MAX_PATH_BYTES,
+    MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -133,6 +134,7 @@ pub struct Config {
     pub partial_lifetime: Duration,
     pub claim_hold: Duration,
     pub max_claim_segments: u64,
+    pub reserve_below: u64,
     pub max_name_bytes: usize,
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
@@ -177,6 +179,7 @@ impl Default for Config {
             partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             claim_hold: DEFAULT_CLAIM_HOLD,
             max_claim_segments: DEFAULT_MAX_CLAIM_SEGMENTS,
+            reserve_below: DEFAULT_RESERVE_BELOW,
             max_name_bytes: MAX_NAME_BYTES,
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
@@ -246,6 +249,11 @@ Options:
                            budget for its client's resume [default: {hold}]
   --max-claim-segments N   RETRs of one budgeted file by one client before they count as
                            a whole download [default: {segments}]
+  --reserve-below N        downloads left to a budgeted file at or below which each download
+                           takes its place before its 150; with more left, a download is
+                           counted when it has been sent every byte but the last (a
+                           download refused there is one the budget had no place for)
+                           [default: {reserve}]
   --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
   --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
@@ -308,6 +316,7 @@ at once by a second signal.
         partial = format_duration(d.partial_lifetime),
         hold = format_duration(d.claim_hold),
         segments = d.max_claim_segments,
+        reserve = d.reserve_below,
         name_bytes = d.max_name_bytes,
         path_bytes = d.max_path_bytes,
         path_depth = d.max_path_depth,
@@ -379,6 +388,7 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             "--partial-lifetime" => config.partial_lifetime = duration(&mut args, &flag)?,
             "--claim-hold" => config.claim_hold = duration(&mut args, &flag)?,
             "--max-claim-segments" => config.max_claim_segments = args.parsed(&flag, "a number of RETRs")?,
+            "--reserve-below" => config.reserve_below = args.parsed(&flag, "a number of downloads")?,
             "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,

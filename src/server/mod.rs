@@ -273,6 +273,7 @@ fn limits_of(config: &Config) -> Limits {
         partial_lifetime: config.partial_lifetime,
         claim_hold: config.claim_hold,
         max_claim_segments: config.max_claim_segments,
+        reserve_below: config.reserve_below,
         manifest_cache_shares: config.manifest_cache_shares,
         manifest_cache_records: config.manifest_cache_records,
         ..Limits::default()
@@ -364,6 +365,8 @@ mod tests {
             "6s",
             "--max-claim-segments",
             "7",
+            "--reserve-below",
+            "13",
             "--max-name-bytes",
             "8",
             "--max-path-bytes",
@@ -388,6 +391,7 @@ mod tests {
         assert_eq!((limits.claim_hold, limits.max_claim_segments), (Duration::from_secs(6), 7));
         assert_eq!((limits.max_name_bytes, limits.max_path_bytes, limits.max_path_depth), (8, 90, 10));
         assert_eq!((limits.manifest_cache_shares, limits.manifest_cache_records), (11, 12));
+        assert_eq!(limits.reserve_below, 13);
     }
 }
 

@@ -289,12 +289,15 @@ impl XorShift {
 
 /// A download of a file that may be downloaded once, killed with SIGKILL the moment its client
 /// holds every byte: the download was counted already, so after the restart the file is gone
-/// (the last byte leaves only after the count).
+/// (the last byte leaves only after the count). Half the rounds reserve the place before the
+/// `150`, half count the download at its end (`--reserve-below 0`).
 #[test]
 fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9() {
     let mut server = Server::start();
     let dir = TempDir::new();
     for round in 0..4u64 {
+        // The server restarted below runs the next round in the other mode.
+        let next: &[&str] = if round % 2 == 0 { &["--reserve-below", "0"] } else { &[] };
         let bytes = random_bytes((1 << 20) + 5 + round as usize, 90 + round);
         dir.file("once.bin", &bytes);
         let code = code_of(&upload(&server, dir.path(), &["once.bin", "--once"]));
@@ -305,7 +308,7 @@ fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9(
         let mut received = vec![0; bytes.len()];
         data.read_exact(&mut received).unwrap();
         assert!(received == bytes, "round {round}: the file's bytes");
-        server = server.restart(&[]);
+        server = server.restart(next);
         // Counted, the file is gone (and the share, spent, is swept at start).
         let mut after = Control::login(&server.addr);
         wait_until("the download sent whole was counted", || {

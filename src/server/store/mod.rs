@@ -69,7 +69,7 @@ mod view;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::{KeptPack, PACK_MAX_BYTES};
-pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DownloadClaim};
+pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_RESERVE_BELOW, DownloadClaim};
 pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
 pub use sweep::{Removal, Sweep};
@@ -190,6 +190,9 @@ pub struct Limits {
     pub claim_hold: Duration,
     /// Most `RETR`s one claim records before it counts as a whole download.
     pub max_claim_segments: u64,
+    /// Downloads left to a budgeted file at or below which each download claims its place
+    /// before its `150`; above it, downloads from byte 0 are counted at their end.
+    pub reserve_below: u64,
     /// Most shares' manifests kept in memory.
     pub manifest_cache_shares: usize,
     /// Most manifest records kept in memory over the shares cached; one share's are kept whole.
@@ -211,6 +214,7 @@ impl Default for Limits {
             partial_lifetime: DEFAULT_PARTIAL_LIFETIME,
             claim_hold: ledger::DEFAULT_CLAIM_HOLD,
             max_claim_segments: ledger::DEFAULT_MAX_CLAIM_SEGMENTS,
+            reserve_below: ledger::DEFAULT_RESERVE_BELOW,
             manifest_cache_shares: manifest::DEFAULT_MANIFEST_CACHE_SHARES,
             manifest_cache_records: manifest::DEFAULT_MANIFEST_CACHE_RECORDS,
             free_space,
@@ -262,6 +266,7 @@ pub struct Share {
     pub meta: ShareMeta,
     dir: PathBuf,
     store: Store,
+    legacy: ledger::LegacyCell,
 }
 
 impl Store {
@@ -332,7 +337,7 @@ impl Store {
         let dir = self.shares_dir().join(code.as_str());
         fs::rename(&staging, &dir)?;
         sync_dir(&self.shares_dir())?;
-        let share = Share { code, meta, dir, store: self.clone() };
+        let share = Share { code, meta, dir, store: self.clone(), legacy: Default::default() };
         Ok((share, token))
     }
 
@@ -354,7 +359,7 @@ impl Store {
         if meta.expires <= now || self.is_spent(code.as_str(), &meta) {
             return Err(StoreError::Gone);
         }
-        Ok(Share { code, meta, dir, store: self.clone() })
+        Ok(Share { code, meta, dir, store: self.clone(), legacy: Default::default() })
     }
 
     /// Opens again a share this connection opened before as `kept`, as [`Store::share`] would

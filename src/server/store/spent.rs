@@ -93,7 +93,7 @@ impl Store {
             return None;
         };
         let dir = self.shares_dir().join(name);
-        Some(Share { code, meta: meta.clone(), dir, store: self.clone() })
+        Some(Share { code, meta: meta.clone(), dir, store: self.clone(), legacy: Default::default() })
     }
 }
 
@@ -106,7 +106,8 @@ impl Share {
         };
         match (self.read_records(), self.finished_downloads()) {
             (Ok(records), Ok(finished)) => {
-                !records.files.is_empty() && records.files.values().all(|f| finished.of(&f.place) >= budget)
+                !records.files.is_empty()
+                    && records.files.values().all(|f| finished.is_spent(&f.place, budget))
             }
             _ => false,
         }

@@ -120,7 +120,13 @@ impl Store {
             // Under the share's lock, as an upload takes a partial file, and only when no
             // upload holds it.
             let code = name.parse().map_err(|_| StoreError::NotFound)?;
-            let share = Share { code, meta: read_meta(dir)?, dir: dir.to_owned(), store: self.clone() };
+            let share = Share {
+                code,
+                meta: read_meta(dir)?,
+                dir: dir.to_owned(),
+                store: self.clone(),
+                legacy: Default::default(),
+            };
             let _lock = share.lock()?;
             let file = match File::open(&path) {
                 Ok(file) => file,

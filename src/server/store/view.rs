@@ -41,7 +41,7 @@ impl Share {
 impl Manifest {
     /// Whether `file`'s budget is used up.
     fn is_spent(&self, file: &FileEntry) -> bool {
-        self.budget.as_ref().is_some_and(|budget| budget.finished.of(&file.place) >= budget.downloads)
+        self.budget.as_ref().is_some_and(|budget| budget.finished.is_spent(&file.place, budget.downloads))
     }
 
     /// What `rel` names; the empty path is the share's own folder.

@@ -39,10 +39,12 @@ mod names;
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub(super) use names::{Names, append, count, create_link, read_number};
-use names::{covers, exists};
+use names::{covers, exists, fewer_than};
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, StoreError, unix_now};
@@ -57,6 +59,21 @@ pub const DEFAULT_MAX_CLAIM_SEGMENTS: u64 = 256;
 /// client can come back for the bytes it lacks (a `pget` segment reconnecting, a resume).
 /// After that a new client may take the place, and the claim spent nothing (`--claim-hold`).
 pub const DEFAULT_CLAIM_HOLD: Duration = Duration::from_secs(300);
+/// While more downloads than this are left to a budgeted file, a download from byte 0 takes no
+/// place before its `150`: it is counted when it has been sent every byte but the last, with
+/// one name and no inode, if a place is still left then. At or below it, each download claims
+/// its place first, so a client that was answered `150` is never refused at its end when the
+/// downloads in flight are fewer than this (`--reserve-below`).
+pub const DEFAULT_RESERVE_BELOW: u64 = 64;
+
+/// Whether a download from byte 0 takes its place before its `150`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reserve {
+    /// Only when few places are left ([`DEFAULT_RESERVE_BELOW`]).
+    WhenFewLeft,
+    /// Always: a download counted at its end that was cut short keeps its bytes' place.
+    Now,
+}
 
 impl Share {
     /// Claims a download of `entry` for `client` (its address, one word), starting at byte
@@ -83,17 +100,33 @@ impl Share {
         offset: u64,
         now: i64,
     ) -> Result<Option<DownloadClaim>> {
+        self.claim_or_reserve(entry, client, offset, now, Reserve::WhenFewLeft)
+    }
+
+    fn claim_or_reserve(
+        &self,
+        entry: &FileEntry,
+        client: &str,
+        offset: u64,
+        now: i64,
+        reserve: Reserve,
+    ) -> Result<Option<DownloadClaim>> {
         let Some(budget) = self.meta.downloads else {
             return Ok(None);
         };
         let names = Names::of(self, &entry.place);
-        let legacy = self.legacy_downloads()?.of(&entry.place);
+        // What older servers counted is read once: only they add to it.
+        let room = budget.saturating_sub(self.legacy_downloads()?.of(&entry.place));
         // A RETR from byte 0 most likely makes a new claim: the disk is asked before the lock.
         if offset == 0 {
             self.claim_room()?;
+            if reserve == Reserve::WhenFewLeft && self.counts_at_end(&names, client, room)? {
+                return Ok(Some(DownloadClaim::at_end(self, entry, room, client)));
+            }
         }
         let _lock = self.lock()?;
-        if legacy + count(|j| names.finished(j))? >= budget {
+        let unreserved = count(|i| names.unreserved(i))?;
+        if unreserved + count(|j| names.finished(j))? >= room {
             return Err(StoreError::NotFound);
         }
         let own = count(|g| names.of_client(client, g))?;
@@ -106,10 +139,10 @@ impl Share {
                 now < names.last_activity(number)?.max(counted) + self.store.limits.claim_hold_secs()
             };
             if (late || names.is_live(number)) && (offset > 0 || !names.sent_from_start(number)?) {
-                return Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?));
+                return Ok(Some(DownloadClaim::held(self, entry, room, client, number, &names, offset)?));
             }
         }
-        if legacy + self.places_taken(&names, budget.saturating_sub(legacy), now)? >= budget {
+        if !self.has_place(&names, room.saturating_sub(unreserved), now)? {
             return Err(StoreError::NotFound);
         }
         if offset > 0 {
@@ -117,7 +150,30 @@ impl Share {
         }
         let number = names.make_claim(client, now)?;
         append(|g| names.of_client(client, g), &number.to_string())?;
-        Ok(Some(DownloadClaim::held(self, entry, budget, client, number, &names, offset)?))
+        Ok(Some(DownloadClaim::held(self, entry, room, client, number, &names, offset)?))
+    }
+
+    /// Whether a download from byte 0 by `client` goes without a place until its end: its
+    /// address has no claim of the file to join, and more than `--reserve-below` of the `room`
+    /// the file's budget has are left. Asked without the lock: the count at the end decides.
+    fn counts_at_end(&self, names: &Names, client: &str, room: u64) -> Result<bool> {
+        let Some(bound) = room.checked_sub(self.store.limits.reserve_below) else {
+            return Ok(false);
+        };
+        if exists(&names.of_client(client, 0)) {
+            return Ok(false);
+        }
+        if fewer_than(bound, &[&|k| names.claim(k), &|i| names.unreserved(i)])? {
+            return Ok(true);
+        }
+        let claims = count(|k| names.claim(k))?.saturating_sub(count(|m| names.released(m))?);
+        Ok(claims + count(|i| names.unreserved(i))? < bound)
+    }
+
+    /// Whether claims that keep a place leave one of `room` free, releasing claims whose hold
+    /// is over when they do not. Claims made, released or not, are looked up first.
+    fn has_place(&self, names: &Names, room: u64, now: i64) -> Result<bool> {
+        Ok(fewer_than(room, &[&|k| names.claim(k)])? || self.places_taken(names, room, now)? < room)
     }
 
     /// Refuses a new claim when the disk has less than [`CLAIM_BYTES`] free, asked now.
@@ -157,8 +213,8 @@ impl Share {
             return Ok(None);
         };
         let names = Names::of(self, &entry.place);
-        let finished = self.legacy_downloads()?.of(&entry.place) + count(|j| names.finished(j))?;
-        Ok(Some(budget.saturating_sub(finished)))
+        let room = budget.saturating_sub(self.legacy_downloads()?.of(&entry.place));
+        Ok(Some(room.saturating_sub(names.finished_downloads()?)))
     }
 
     /// Finished downloads of budgeted files: the lines of the `downloads` file and the `.done`
@@ -168,8 +224,18 @@ impl Share {
     }
 
     /// What servers before `budget/` left: one line per finished download in `downloads`, and
-    /// one `reading/<place>.<id>.done` per counted claim.
-    fn legacy_downloads(&self) -> Result<Legacy> {
+    /// one `reading/<place>.<id>.done` per counted claim. Read once per opened share (a
+    /// session keeps its share): only those servers add to it, and the servers on one root
+    /// run one version.
+    fn legacy_downloads(&self) -> Result<Arc<Legacy>> {
+        if let Some(legacy) = self.legacy.0.get() {
+            return Ok(legacy.clone());
+        }
+        let legacy = Arc::new(self.read_legacy_downloads()?);
+        Ok(self.legacy.0.get_or_init(|| legacy).clone())
+    }
+
+    fn read_legacy_downloads(&self) -> Result<Legacy> {
         let bytes = match fs::read(self.dir.join("downloads")) {
             Ok(bytes) => bytes,
             Err(err) if err.kind() == io::ErrorKind::NotFound => Vec::new(),
@@ -199,22 +265,24 @@ impl Share {
 /// One client's download of a budgeted file, held by each connection of that client while it
 /// sends bytes of it: a shared lock on the claim's `head` file while sending from byte 0, on its
 /// `tail` file (made by the first such connection) while sending from further on. A crash
-/// releases it.
+/// releases it. A download counted at its end has no claim yet, and holds nothing.
 #[derive(Debug)]
 pub struct DownloadClaim {
     share: Share,
     entry: FileEntry,
-    budget: u64,
+    /// Downloads the file's budget allows beyond those older servers counted.
+    room: u64,
     client: String,
-    number: u64,
-    _lock: File,
+    /// The claim's number; `None` while the download goes without a place until its end.
+    number: Option<u64>,
+    _lock: Option<File>,
 }
 
 impl DownloadClaim {
     fn held(
         share: &Share,
         entry: &FileEntry,
-        budget: u64,
+        room: u64,
         client: &str,
         number: u64,
         names: &Names,
@@ -228,11 +296,22 @@ impl DownloadClaim {
         Ok(DownloadClaim {
             share: share.clone(),
             entry: entry.clone(),
-            budget,
+            room,
             client: client.to_owned(),
-            number,
-            _lock: lock,
+            number: Some(number),
+            _lock: Some(lock),
         })
+    }
+
+    fn at_end(share: &Share, entry: &FileEntry, room: u64, client: &str) -> DownloadClaim {
+        DownloadClaim {
+            share: share.clone(),
+            entry: entry.clone(),
+            room,
+            client: client.to_owned(),
+            number: None,
+            _lock: None,
+        }
     }
 
     /// Credits the bytes `start..end` as sent to this client. The download counts (once) when
@@ -248,9 +327,12 @@ impl DownloadClaim {
     }
 
     fn count(&self, start: u64, end: u64, now: i64) -> Result<bool> {
+        let Some(number) = self.number else {
+            return self.count_at_end(start, end, now);
+        };
         let _lock = self.share.lock()?;
         let names = Names::of(&self.share, &self.entry.place);
-        if !names.is_live(self.number) {
+        if !names.is_live(number) {
             return Ok(false);
         }
         // An empty file has no bytes to cover: the RETR that ran counts it.
@@ -258,38 +340,38 @@ impl DownloadClaim {
         if start >= end && size > 0 {
             return Ok(false);
         }
-        let segments = count(|i| names.segment(self.number, i))?;
+        let segments = count(|i| names.segment(number, i))?;
         if segments >= self.share.store.limits.max_claim_segments {
-            return self.finish(&names, self.number, now);
+            return self.finish(&names, number, now);
         }
         // A range that completes the claim needs no record: a counted claim's ranges are never
         // read again, and `done` says when it counted.
-        let mut ranges = names.ranges(self.number, segments)?;
+        let mut ranges = names.ranges(number, segments)?;
         ranges.push((start, end));
         if covers(&ranges, size) {
-            return self.finish(&names, self.number, now);
+            return self.finish(&names, number, now);
         }
         if start < end {
-            append(|i| names.segment(self.number, i), &format!("{start}-{end}@{now}"))?;
+            append(|i| names.segment(number, i), &format!("{start}-{end}@{now}"))?;
         }
         let mut together = Vec::new();
         let mut others = Vec::new();
         for g in 0..count(|g| names.of_client(&self.client, g))? {
-            let number = read_number(&names.of_client(&self.client, g))?;
-            if names.is_live(number) {
-                together.extend(names.ranges(number, count(|i| names.segment(number, i))?)?);
-                if number != self.number {
-                    others.push(number);
+            let other = read_number(&names.of_client(&self.client, g))?;
+            if names.is_live(other) {
+                together.extend(names.ranges(other, count(|i| names.segment(other, i))?)?);
+                if other != number {
+                    others.push(other);
                 }
             }
         }
         if others.is_empty() || !covers(&together, size) {
             return Ok(false);
         }
-        for number in others {
-            names.release(number)?;
+        for other in others {
+            names.release(other)?;
         }
-        self.finish(&names, self.number, now)
+        self.finish(&names, number, now)
     }
 
     /// Counts claim `number` as one finished download at `now`: numbered first, then marked, so
@@ -297,17 +379,62 @@ impl DownloadClaim {
     fn finish(&self, names: &Names, number: u64, now: i64) -> Result<bool> {
         let finished = append(|j| names.finished(j), &number.to_string())?;
         create_link(&names.done(number), &format!("{finished}@{now}"))?;
-        let legacy = self.share.legacy_downloads()?.of(&self.entry.place);
-        if legacy + finished + 1 >= self.budget {
+        self.spend_if_last(finished + 1, &|i| names.unreserved(i))?;
+        Ok(true)
+    }
+
+    /// Counts a download that took no place, once it was sent every byte but the last, if a
+    /// place is left then (past the budget it is `NotFound`, and the last byte is never sent).
+    /// One cut short takes a place now, as a claim with its range recorded, so that its
+    /// client's resume joins it; with no place left its bytes stay uncounted, and its resume
+    /// is refused.
+    fn count_at_end(&self, start: u64, end: u64, now: i64) -> Result<bool> {
+        if start > 0 || end < self.entry.size {
+            if start >= end {
+                return Ok(false);
+            }
+            return match self.share.claim_or_reserve(&self.entry, &self.client, start, now, Reserve::Now) {
+                Ok(Some(claim)) => claim.count(start, end, now),
+                Ok(None) | Err(StoreError::NotFound) => Ok(false),
+                Err(err) => Err(err),
+            };
+        }
+        let _lock = self.share.lock()?;
+        let names = Names::of(&self.share, &self.entry.place);
+        let mut number = count(|i| names.unreserved(i))?;
+        loop {
+            // Every number below ours is a download counted: a name found made by another
+            // server is one more.
+            if !self.share.has_place(&names, self.room.saturating_sub(number), now)? {
+                return Err(StoreError::NotFound);
+            }
+            match names.link_to_anchor(&names.unreserved(number)) {
+                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => break other?,
+            }
+        }
+        self.spend_if_last(number + 1, &|j| names.finished(j))?;
+        Ok(true)
+    }
+
+    /// After a download counted, `known` of the file's downloads and those of the counter
+    /// `rest`: the one that used the budget up marks the file spent and deletes its contents.
+    fn spend_if_last(&self, known: u64, rest: &dyn Fn(u64) -> PathBuf) -> Result<()> {
+        if !fewer_than(self.room.saturating_sub(known), &[rest])? {
             self.share.mark_spent(&self.entry)?;
             self.share.delete_contents(&self.entry)?;
         }
-        Ok(true)
+        Ok(())
     }
 }
 
 /// Finished downloads by older servers, by blob.
-struct Legacy(BTreeMap<String, u64>);
+#[derive(Debug)]
+pub(super) struct Legacy(BTreeMap<String, u64>);
+
+/// A share's [`Legacy`] downloads, once read.
+#[derive(Debug, Default, Clone)]
+pub(super) struct LegacyCell(Arc<OnceLock<Arc<Legacy>>>);
 
 impl Legacy {
     fn of(&self, place: &Place) -> u64 {
@@ -318,225 +445,19 @@ impl Legacy {
 /// Finished downloads of a share's budgeted files.
 pub(super) struct Finished {
     share: Share,
-    legacy: Legacy,
+    legacy: Arc<Legacy>,
 }
 
 impl Finished {
-    /// How many times the file stored at `place` was downloaded completely; a name that cannot
-    /// be looked up counts nothing, so an error never hides or sweeps a file.
-    pub(super) fn of(&self, place: &Place) -> u64 {
+    /// Whether the file stored at `place` was downloaded completely `budget` times, asked
+    /// with a name lookup per counter while it is far from it; one that cannot be looked up
+    /// is not spent.
+    pub(super) fn is_spent(&self, place: &Place, budget: u64) -> bool {
         let names = Names::of(&self.share, place);
-        self.legacy.of(place) + count(|j| names.finished(j)).unwrap_or(0)
+        let room = budget.saturating_sub(self.legacy.of(place));
+        !fewer_than(room, &[&|j| names.finished(j), &|i| names.unreserved(i)]).unwrap_or(true)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::server::store::test_support::{rel, temp_root, temp_store, upload, upload_announced};
-    use crate::server::store::{Limits, unix_now};
-
-    #[test]
-    fn a_download_counts_once_one_client_was_sent_every_byte() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-        let entry = upload(&share, "f", b"budgeted").unwrap();
-        // Announced small files get blobs too: a spent file's bytes go while sendfile may still
-        // be sending them, and only a blob's pages outlive its name.
-        let small = upload_announced(&share, "g", b"small").unwrap();
-        let empty = upload_announced(&share, "h", b"").unwrap();
-        assert!(matches!((&small.place, &empty.place), (Place::Blob(_), Place::Blob(_))));
-        share.seal().unwrap();
-        let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
-        let (one, two, three) = ("10.0.0.1", "10.0.0.2", "10.0.0.3");
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
-        // Segments of one client: the first from byte 0, the others join it.
-        let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
-        let second = share.claim_download(&entry, one, 4).unwrap().unwrap();
-        let other = share.claim_download(&entry, two, 0).unwrap().unwrap();
-        assert!(
-            matches!(share.claim_download(&entry, three, 0), Err(StoreError::NotFound)),
-            "two clients in flight"
-        );
-        let written: Vec<_> =
-            fs::read_dir(share.dir.join("budget")).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert!(!written.iter().any(|name| name.to_string_lossy().starts_with("tmp.")), "{written:?}");
-        assert!(!second.credit(4, 8).unwrap(), "a segment alone does not count");
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
-        assert!(first.credit(0, 5).unwrap(), "the segments together cover the file");
-        assert!(!second.credit(0, 8).unwrap(), "a claim counts once");
-        let late = share.claim_download(&entry, one, 6).unwrap().unwrap();
-        assert!(!late.credit(6, 8).unwrap(), "a late segment joins the download that counted");
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
-        assert!(lookup(&share));
-        drop((first, second, late));
-        assert!(other.credit(0, 8).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
-        assert!(!lookup(&share), "a spent file answers like one that never existed");
-        let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
-        assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
-        assert!(store.sweep(unix_now()).removed.is_empty(), "g and h have downloads left");
-        // A client that left keeps its claim's bytes: its resume joins them, also when the
-        // segment past byte 0 came first.
-        let tail = share.claim_download(&small, one, 3).unwrap().unwrap();
-        assert!(!tail.credit(3, 5).unwrap());
-        drop(tail);
-        let resumed = share.claim_download(&small, one, 0).unwrap().unwrap();
-        assert!(resumed.credit(0, 3).unwrap());
-        share.claim_download(&small, two, 0).unwrap().unwrap().credit(0, 5).unwrap();
-        assert!(store.sweep(unix_now()).removed.is_empty(), "h has downloads left");
-        for _ in 0..2 {
-            let claim = share.claim_download(&empty, one, 0).unwrap().unwrap();
-            assert!(claim.credit(0, 0).unwrap(), "an empty file counts when it was sent");
-        }
-        assert_eq!(store.sweep(unix_now()).codes(), vec![share.code.to_string()], "a spent share is swept");
-    }
-
-    #[test]
-    fn a_client_that_left_keeps_its_place_for_a_while_and_then_spent_nothing() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        let now = unix_now();
-        let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
-        // The client was sent half and its connections all left (a pget segment reconnecting).
-        let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
-        assert!(!cut.count(0, 4, now).unwrap());
-        drop(cut);
-        assert!(
-            matches!(
-                claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64 - 1),
-                Err(StoreError::NotFound)
-            ),
-            "its place is kept"
-        );
-        let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
-        assert!(!back.count(4, 6, now + 10).unwrap());
-        drop(back);
-        assert!(matches!(
-            claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64),
-            Err(StoreError::NotFound)
-        ));
-        // Gone for longer than the hold: it spent nothing, and another client takes the place.
-        let later = now + 10 + DEFAULT_CLAIM_HOLD.as_secs() as i64;
-        let taker = claim("10.0.0.2", 0, later).unwrap().unwrap();
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
-        assert!(matches!(claim("10.0.0.1", 6, later), Err(StoreError::NotFound)), "its place is gone");
-        assert!(taker.count(0, 8, later).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
-    }
-
-    #[test]
-    fn two_claims_of_one_address_that_cover_the_file_together_count_once() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        let one = "10.0.0.1";
-        // Two connections from byte 0 at once: two claims (two people behind one address).
-        let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
-        let retry = share.claim_download(&entry, one, 0).unwrap().unwrap();
-        assert_ne!(first.number, retry.number);
-        assert!(!first.credit(0, 5).unwrap());
-        assert!(!retry.credit(0, 2).unwrap());
-        drop(first);
-        // The rest joins the newest claim; together they cover the file: one download, and
-        // the other claim gives its place up.
-        let rest = share.claim_download(&entry, one, 5).unwrap().unwrap();
-        assert!(rest.credit(5, 8).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
-        let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
-        assert!(two.credit(0, 8).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
-    }
-
-    #[test]
-    fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        let now = unix_now();
-        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
-        let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
-        let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
-        assert!(!cut.count(0, 4, now).unwrap());
-        drop(cut);
-        // Its client comes back past byte 0 and is still being sent long after the hold.
-        let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
-        assert!(
-            matches!(claim("10.0.0.2", 0, now + 10 + 2 * hold), Err(StoreError::NotFound)),
-            "a claim held by a connection keeps its place"
-        );
-        assert!(back.count(4, 8, now + 10 + 2 * hold).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
-    }
-
-    #[test]
-    fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        let now = unix_now();
-        let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
-        let whole = share.claim_download_at(&entry, "10.0.0.1", 0, now).unwrap().unwrap();
-        // Sent for longer than the hold, in one RETR.
-        let counted = now + 2 * hold;
-        assert!(whole.count(0, 8, counted).unwrap());
-        let names = Names::of(&share, &entry.place);
-        assert_eq!(count(|i| names.segment(whole.number, i)).unwrap(), 0, "no segment recorded");
-        drop(whole);
-        // A segment that comes late joins the download that counted, judged from when it counted.
-        let late = share.claim_download_at(&entry, "10.0.0.1", 4, counted + hold - 1).unwrap().unwrap();
-        assert!(!late.count(4, 8, counted + hold - 1).unwrap());
-        assert_eq!(share.downloads_left(&entry).unwrap(), Some(1), "it spent nothing more");
-        assert_eq!(count(|k| names.claim(k)).unwrap(), 1, "it made no claim");
-    }
-
-    #[test]
-    fn a_claim_file_of_servers_before_is_read_and_its_lock_seen() {
-        let (store, _root) = temp_store(Limits::default());
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        let names = Names::of(&share, &entry.place);
-        fs::create_dir(&names.dir).unwrap();
-        let made = unix_now() - 5;
-        File::create(names.head(0)).unwrap();
-        fs::write(names.claim(0), format!("10.0.0.1\n{made}\n")).unwrap();
-        append(|g| names.of_client("10.0.0.1", g), "0").unwrap();
-        assert_eq!(names.made(0).unwrap(), made);
-        assert!(!names.is_held(0).unwrap());
-        let held = File::open(names.claim(0)).unwrap();
-        held.lock_shared().unwrap();
-        assert!(names.is_held(0).unwrap(), "its connections lock the claim file");
-        let later = made + 2 * DEFAULT_CLAIM_HOLD.as_secs() as i64;
-        assert!(matches!(share.claim_download_at(&entry, "10.0.0.2", 0, later), Err(StoreError::NotFound)));
-        drop(held);
-        assert!(
-            share
-                .claim_download_at(&entry, "10.0.0.2", 0, later)
-                .unwrap()
-                .unwrap()
-                .count(0, 8, later)
-                .unwrap()
-        );
-    }
-
-    #[test]
-    fn counters_are_names_without_gaps() {
-        let root = temp_root();
-        fs::create_dir_all(&root.0).unwrap();
-        let name = |n: u64| root.0.join(format!("x{n}"));
-        for expected in 0..40 {
-            assert_eq!(count(name).unwrap(), expected);
-            assert_eq!(append(name, &expected.to_string()).unwrap(), expected);
-            assert_eq!(read_number(&name(expected)).unwrap(), expected);
-        }
-        assert!(covers(&[(5, 8), (0, 3), (2, 6)], 8));
-        assert!(!covers(&[(0, 3), (4, 8)], 8));
-        assert!(covers(&[], 0));
-    }
-}
+mod tests;

@@ -61,9 +61,41 @@ impl Names {
         self.name(&format!("c{k}.released"))
     }
 
+    /// The `i`-th download counted at its end, having taken no place before: a link to the
+    /// budget's anchor.
+    pub(in crate::server::store) fn unreserved(&self, i: u64) -> PathBuf {
+        self.name(&format!("u{i}"))
+    }
+
+    /// Creates `path` exclusively as a hard link to `budget/anchor`, made by the first: a
+    /// name that needs no payload costs no inode.
+    pub(in crate::server::store) fn link_to_anchor(&self, path: &Path) -> Result<()> {
+        let anchor = self.dir.join("anchor");
+        let mut made = false;
+        loop {
+            match fs::hard_link(&anchor, path) {
+                Err(err) if err.kind() == io::ErrorKind::NotFound && !made => {
+                    // Never `create_dir_all`: a share removed meanwhile must not come back.
+                    match fs::create_dir(&self.dir) {
+                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                        other => other?,
+                    }
+                    OpenOptions::new().create(true).truncate(false).write(true).open(&anchor)?;
+                    made = true;
+                }
+                other => return Ok(other?),
+            }
+        }
+    }
+
     /// The `j`-th finished download: its claim's number.
     pub(in crate::server::store) fn finished(&self, j: u64) -> PathBuf {
         self.name(&format!("d{j}"))
+    }
+
+    /// Downloads counted here: finished claims and downloads counted at their end.
+    pub(in crate::server::store) fn finished_downloads(&self) -> io::Result<u64> {
+        Ok(count(|j| self.finished(j))? + count(|i| self.unreserved(i))?)
     }
 
     /// The `m`-th claim that gave its place up: its number.
@@ -205,14 +237,19 @@ pub(in crate::server::store) fn exists(path: &Path) -> bool {
     fs::symlink_metadata(path).is_ok()
 }
 
-/// How many names `name(0)`, `name(1)`, ... exist; they never have gaps. Looks up about
-/// 2 log2(n) names.
-pub(in crate::server::store) fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
-    let present = |n: u64| match fs::symlink_metadata(name(n)) {
+/// Whether `path` names an entry; an error other than a missing name is an error.
+fn present(path: &Path) -> io::Result<bool> {
+    match fs::symlink_metadata(path) {
         Ok(_) => Ok(true),
         Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
         Err(err) => Err(err),
-    };
+    }
+}
+
+/// How many names `name(0)`, `name(1)`, ... exist; they never have gaps. Looks up about
+/// 2 log2(n) names.
+pub(in crate::server::store) fn count(name: impl Fn(u64) -> PathBuf) -> io::Result<u64> {
+    let present = |n: u64| present(&name(n));
     if !present(0)? {
         return Ok(0);
     }
@@ -231,6 +268,34 @@ pub(in crate::server::store) fn count(name: impl Fn(u64) -> PathBuf) -> io::Resu
         }
     }
     Ok(high)
+}
+
+/// Whether the counters `counters` hold fewer than `bound` names together. Asked first with
+/// one lookup each: a counter whose name `p` is missing holds at most `p`, and the names looked
+/// up add up to less than `bound`. Only when one of them is there are the counters counted.
+pub(in crate::server::store) fn fewer_than(
+    bound: u64,
+    counters: &[&dyn Fn(u64) -> PathBuf],
+) -> io::Result<bool> {
+    if bound == 0 {
+        return Ok(false);
+    }
+    let each = (bound - 1) / counters.len() as u64;
+    let mut probed = true;
+    for name in counters {
+        if present(&name(each))? {
+            probed = false;
+            break;
+        }
+    }
+    if probed {
+        return Ok(true);
+    }
+    let mut total = 0;
+    for name in counters {
+        total += count(name)?;
+    }
+    Ok(total < bound)
 }
 
 /// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.

@@ -1,0 +1,310 @@
+//! The download budget's behaviour, on a store in a temporary folder.
+
+use super::*;
+use crate::server::store::test_support::{rel, temp_root, temp_store, upload, upload_announced};
+use crate::server::store::{Limits, unix_now};
+
+#[test]
+fn a_download_counts_once_one_client_was_sent_every_byte() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload(&share, "f", b"budgeted").unwrap();
+    // Announced small files get blobs too: a spent file's bytes go while sendfile may still
+    // be sending them, and only a blob's pages outlive its name.
+    let small = upload_announced(&share, "g", b"small").unwrap();
+    let empty = upload_announced(&share, "h", b"").unwrap();
+    assert!(matches!((&small.place, &empty.place), (Place::Blob(_), Place::Blob(_))));
+    share.seal().unwrap();
+    let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
+    let (one, two, three) = ("10.0.0.1", "10.0.0.2", "10.0.0.3");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
+    // Segments of one client: the first from byte 0, the others join it.
+    let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
+    let second = share.claim_download(&entry, one, 4).unwrap().unwrap();
+    let other = share.claim_download(&entry, two, 0).unwrap().unwrap();
+    assert!(
+        matches!(share.claim_download(&entry, three, 0), Err(StoreError::NotFound)),
+        "two clients in flight"
+    );
+    let written: Vec<_> =
+        fs::read_dir(share.dir.join("budget")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(!written.iter().any(|name| name.to_string_lossy().starts_with("tmp.")), "{written:?}");
+    assert!(!second.credit(4, 8).unwrap(), "a segment alone does not count");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
+    assert!(first.credit(0, 5).unwrap(), "the segments together cover the file");
+    assert!(!second.credit(0, 8).unwrap(), "a claim counts once");
+    let late = share.claim_download(&entry, one, 6).unwrap().unwrap();
+    assert!(!late.credit(6, 8).unwrap(), "a late segment joins the download that counted");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+    assert!(lookup(&share));
+    drop((first, second, late));
+    assert!(other.credit(0, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    assert!(!lookup(&share), "a spent file answers like one that never existed");
+    let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
+    assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
+    assert!(store.sweep(unix_now()).removed.is_empty(), "g and h have downloads left");
+    // A client that left keeps its claim's bytes: its resume joins them, also when the
+    // segment past byte 0 came first.
+    let tail = share.claim_download(&small, one, 3).unwrap().unwrap();
+    assert!(!tail.credit(3, 5).unwrap());
+    drop(tail);
+    let resumed = share.claim_download(&small, one, 0).unwrap().unwrap();
+    assert!(resumed.credit(0, 3).unwrap());
+    share.claim_download(&small, two, 0).unwrap().unwrap().credit(0, 5).unwrap();
+    assert!(store.sweep(unix_now()).removed.is_empty(), "h has downloads left");
+    for _ in 0..2 {
+        let claim = share.claim_download(&empty, one, 0).unwrap().unwrap();
+        assert!(claim.credit(0, 0).unwrap(), "an empty file counts when it was sent");
+    }
+    assert_eq!(store.sweep(unix_now()).codes(), vec![share.code.to_string()], "a spent share is swept");
+}
+
+#[test]
+fn a_client_that_left_keeps_its_place_for_a_while_and_then_spent_nothing() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let now = unix_now();
+    let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
+    // The client was sent half and its connections all left (a pget segment reconnecting).
+    let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
+    assert!(!cut.count(0, 4, now).unwrap());
+    drop(cut);
+    assert!(
+        matches!(
+            claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64 - 1),
+            Err(StoreError::NotFound)
+        ),
+        "its place is kept"
+    );
+    let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
+    assert!(!back.count(4, 6, now + 10).unwrap());
+    drop(back);
+    assert!(matches!(
+        claim("10.0.0.2", 0, now + DEFAULT_CLAIM_HOLD.as_secs() as i64),
+        Err(StoreError::NotFound)
+    ));
+    // Gone for longer than the hold: it spent nothing, and another client takes the place.
+    let later = now + 10 + DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    let taker = claim("10.0.0.2", 0, later).unwrap().unwrap();
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+    assert!(matches!(claim("10.0.0.1", 6, later), Err(StoreError::NotFound)), "its place is gone");
+    assert!(taker.count(0, 8, later).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+}
+
+#[test]
+fn two_claims_of_one_address_that_cover_the_file_together_count_once() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let one = "10.0.0.1";
+    // Two connections from byte 0 at once: two claims (two people behind one address).
+    let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
+    let retry = share.claim_download(&entry, one, 0).unwrap().unwrap();
+    assert_ne!(first.number, retry.number);
+    assert!(!first.credit(0, 5).unwrap());
+    assert!(!retry.credit(0, 2).unwrap());
+    drop(first);
+    // The rest joins the newest claim; together they cover the file: one download, and
+    // the other claim gives its place up.
+    let rest = share.claim_download(&entry, one, 5).unwrap().unwrap();
+    assert!(rest.credit(5, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+    let two = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
+    assert!(two.credit(0, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+}
+
+#[test]
+fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let now = unix_now();
+    let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
+    let cut = claim("10.0.0.1", 0, now).unwrap().unwrap();
+    assert!(!cut.count(0, 4, now).unwrap());
+    drop(cut);
+    // Its client comes back past byte 0 and is still being sent long after the hold.
+    let back = claim("10.0.0.1", 4, now + 10).unwrap().unwrap();
+    assert!(
+        matches!(claim("10.0.0.2", 0, now + 10 + 2 * hold), Err(StoreError::NotFound)),
+        "a claim held by a connection keeps its place"
+    );
+    assert!(back.count(4, 8, now + 10 + 2 * hold).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+}
+
+#[test]
+fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let now = unix_now();
+    let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    let whole = share.claim_download_at(&entry, "10.0.0.1", 0, now).unwrap().unwrap();
+    // Sent for longer than the hold, in one RETR.
+    let counted = now + 2 * hold;
+    assert!(whole.count(0, 8, counted).unwrap());
+    let names = Names::of(&share, &entry.place);
+    assert_eq!(count(|i| names.segment(whole.number.unwrap(), i)).unwrap(), 0, "no segment recorded");
+    drop(whole);
+    // A segment that comes late joins the download that counted, judged from when it counted.
+    let late = share.claim_download_at(&entry, "10.0.0.1", 4, counted + hold - 1).unwrap().unwrap();
+    assert!(!late.count(4, 8, counted + hold - 1).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1), "it spent nothing more");
+    assert_eq!(count(|k| names.claim(k)).unwrap(), 1, "it made no claim");
+}
+
+#[test]
+fn a_claim_file_of_servers_before_is_read_and_its_lock_seen() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let names = Names::of(&share, &entry.place);
+    fs::create_dir(&names.dir).unwrap();
+    let made = unix_now() - 5;
+    File::create(names.head(0)).unwrap();
+    fs::write(names.claim(0), format!("10.0.0.1\n{made}\n")).unwrap();
+    append(|g| names.of_client("10.0.0.1", g), "0").unwrap();
+    assert_eq!(names.made(0).unwrap(), made);
+    assert!(!names.is_held(0).unwrap());
+    let held = File::open(names.claim(0)).unwrap();
+    held.lock_shared().unwrap();
+    assert!(names.is_held(0).unwrap(), "its connections lock the claim file");
+    let later = made + 2 * DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    assert!(matches!(share.claim_download_at(&entry, "10.0.0.2", 0, later), Err(StoreError::NotFound)));
+    drop(held);
+    assert!(
+        share.claim_download_at(&entry, "10.0.0.2", 0, later).unwrap().unwrap().count(0, 8, later).unwrap()
+    );
+}
+
+#[test]
+fn counters_are_names_without_gaps() {
+    let root = temp_root();
+    fs::create_dir_all(&root.0).unwrap();
+    let name = |n: u64| root.0.join(format!("x{n}"));
+    for expected in 0..40 {
+        assert_eq!(count(name).unwrap(), expected);
+        assert_eq!(append(name, &expected.to_string()).unwrap(), expected);
+        assert_eq!(read_number(&name(expected)).unwrap(), expected);
+    }
+    assert!(covers(&[(5, 8), (0, 3), (2, 6)], 8));
+    assert!(!covers(&[(0, 3), (4, 8)], 8));
+    assert!(covers(&[], 0));
+}
+
+fn budget_names(share: &Share) -> Vec<String> {
+    let mut names: Vec<_> = match fs::read_dir(share.dir.join("budget")) {
+        Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
+        Err(_) => Vec::new(),
+    };
+    names.sort();
+    names
+}
+
+#[test]
+fn with_many_downloads_left_a_download_takes_no_place_and_counts_at_its_end_with_one_link() {
+    let limits = Limits { reserve_below: 2, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(4)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let first = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+    assert_eq!(first.number, None, "no place taken before the 150");
+    assert!(budget_names(&share).is_empty(), "nothing made: {:?}", budget_names(&share));
+    assert!(first.credit(0, 8).unwrap(), "counted at its end");
+    let place = entry.place.to_string();
+    assert_eq!(budget_names(&share), vec!["anchor".to_owned(), format!("{place}.u0")]);
+    let anchor = fs::metadata(share.dir.join("budget/anchor")).unwrap();
+    let counted = fs::metadata(share.dir.join(format!("budget/{place}.u0"))).unwrap();
+    assert_eq!(std::os::unix::fs::MetadataExt::ino(&anchor), std::os::unix::fs::MetadataExt::ino(&counted));
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(3));
+    // The same address again: a second download, counted the same way.
+    assert!(share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap().credit(0, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(2));
+    // Two left, not more than --reserve-below: the place is taken before the 150.
+    let reserved = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
+    assert_eq!(reserved.number, Some(0));
+    assert!(reserved.credit(0, 8).unwrap());
+    let last = share.claim_download(&entry, "10.0.0.3", 0).unwrap().unwrap();
+    assert!(last.number.is_some());
+    assert!(matches!(share.claim_download(&entry, "10.0.0.4", 0), Err(StoreError::NotFound)));
+    assert!(last.credit(0, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    assert!(share.manifest().unwrap().lookup(&rel("f")).is_none(), "spent");
+}
+
+#[test]
+fn a_download_counted_at_its_end_gets_no_last_byte_when_the_places_went_meanwhile() {
+    let limits = Limits { reserve_below: 0, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    // Three clients start while two places are left; the third to reach its end is refused.
+    let [one, two, three] = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
+        .map(|client| share.claim_download(&entry, client, 0).unwrap().unwrap());
+    assert!([&one, &two, &three].iter().all(|claim| claim.number.is_none()));
+    assert!(two.credit(0, 8).unwrap());
+    // A claim taken meanwhile holds the other place.
+    let reserved = share.claim_or_reserve(&entry, "10.0.0.4", 0, unix_now(), Reserve::Now).unwrap().unwrap();
+    assert!(matches!(one.credit(0, 8), Err(StoreError::NotFound)), "no place left at its end");
+    assert!(reserved.credit(0, 8).unwrap());
+    assert!(matches!(three.credit(0, 8), Err(StoreError::NotFound)));
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    let names = Names::of(&share, &entry.place);
+    assert_eq!((count(|i| names.unreserved(i)).unwrap(), count(|j| names.finished(j)).unwrap()), (1, 1));
+}
+
+#[test]
+fn a_download_counted_at_its_end_that_was_cut_keeps_a_place_for_its_resume() {
+    let limits = Limits { reserve_below: 0, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let cut = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+    assert!(!cut.credit(0, 5).unwrap());
+    drop(cut);
+    // The bytes sent are a claim now: it holds the one place, and the resume joins it.
+    assert!(matches!(share.claim_download(&entry, "10.0.0.2", 0), Err(StoreError::NotFound)));
+    let resume = share.claim_download(&entry, "10.0.0.1", 5).unwrap().unwrap();
+    assert_eq!(resume.number, Some(0));
+    assert!(resume.credit(5, 8).unwrap(), "the claim covers the file");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    // A download cut when no place is left keeps none: its resume is refused.
+    let (mut other, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let entry = upload_announced(&other, "g", b"budgeted").unwrap();
+    other.seal().unwrap();
+    let early = other.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+    assert!(other.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap().credit(0, 8).unwrap());
+    assert!(!early.credit(0, 5).unwrap());
+    assert!(matches!(other.claim_download(&entry, "10.0.0.1", 5), Err(StoreError::NotFound)));
+}
+
+#[test]
+fn counters_far_below_a_bound_are_told_so_by_one_lookup_each() {
+    let root = temp_root();
+    fs::create_dir_all(&root.0).unwrap();
+    let a = |n: u64| root.0.join(format!("a{n}"));
+    let b = |n: u64| root.0.join(format!("b{n}"));
+    for _ in 0..3 {
+        append(a, "x").unwrap();
+    }
+    append(b, "x").unwrap();
+    for bound in 0..12 {
+        assert_eq!(fewer_than(bound, &[&a, &b]).unwrap(), 4 < bound, "bound {bound}");
+    }
+    assert!(!fewer_than(3, &[&a]).unwrap());
+    assert!(fewer_than(4, &[&a]).unwrap() && fewer_than(2, &[&b]).unwrap());
+}
