@@ -826,12 +826,15 @@ fn killing_either_server_mid_upload_loses_nothing_acknowledged() {
 /// Downloaders racing for a budgeted file, half through each server.
 const RACING_DOWNLOADERS: usize = 8;
 
+/// Each budget raced with its places claimed before the `150`, then counted at the end
+/// (`--reserve-below 0`), where the refused downloads are those that reach their end last.
 #[test]
 fn download_budgets_raced_over_both_servers_are_exact() {
     let roots = Roots::new();
-    let (a, b) = roots.servers(&[]);
-    let addrs = [a.addr.as_str(), b.addr.as_str()];
-    for budget in [1, 3] {
+    let modes: [&[&str]; 2] = [&[], &["--reserve-below", "0"]];
+    for (budget, mode) in [(1, modes[0]), (3, modes[0]), (1, modes[1]), (3, modes[1])] {
+        let (a, b) = roots.servers(mode);
+        let addrs = [a.addr.as_str(), b.addr.as_str()];
         let mut maker = Control::login(&a.addr);
         assert!(maker.command("TYPE I").starts_with("200 "));
         let created = maker.command(&format!("SITE MKSHARE 600 DOWNLOADS={budget}"));
@@ -874,7 +877,7 @@ fn download_budgets_raced_over_both_servers_are_exact() {
                 .collect();
             downloaders.into_iter().map(|d| d.join().expect("downloader thread")).sum::<u64>()
         });
-        assert_eq!(completed, budget, "DOWNLOADS={budget}: completed downloads over both servers");
+        assert_eq!(completed, budget, "DOWNLOADS={budget} {mode:?}: completed downloads over both servers");
     }
 }
 

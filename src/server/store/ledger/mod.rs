@@ -9,9 +9,18 @@
 //! created, and every decision made, under the share's lock (the disk's free space is asked
 //! before it). It never reads a stored file's contents.
 //!
-//! A download that one `RETR` from byte 0 sends whole makes five names: `head`, the claim, the
-//! address's claim number, the finished number and `done`. What it no longer makes, and why
-//! each was not needed:
+//! While more downloads than `--reserve-below` are left to a file, a `RETR` from byte 0 of an
+//! address with no claim of the file makes no claim: before its last byte, under the share's
+//! lock, it is counted with one name, `u<i>` (numbered without gaps), if the finished downloads
+//! and the claims that keep a place leave room, and else refused its last byte. That name is a
+//! hard link to `budget/anchor`: it costs a directory entry, no inode, which on ext4 is most of
+//! a name's cost. Such a download cut short makes a claim then, holding its bytes' place for the
+//! resume. A crash before the count leaves nothing: the bytes it sent count for nothing, as a
+//! claim's bytes not yet recorded do.
+//!
+//! A download that claims its place and one `RETR` from byte 0 sends whole makes five names:
+//! `head`, the claim, the address's claim number, the finished number and `done`. What it no
+//! longer makes, and why each was not needed:
 //! - The claim was a 4 KiB file `fdatasync`ed under a temporary name, hard-linked into place
 //!   and unlinked, so that its contents were whole before its name existed, and a full disk
 //!   refused the download before its `150`. A link's payload is whole once its name exists, on
