@@ -19,9 +19,9 @@ use anonshare::common::secret::ShareCode;
 use anonshare::server::store::{Limits, Store, unix_now};
 
 use crate::support::{
-    Control, DEADLINE, Server, TempDir, announce, client, code_of, curl, fetch, files_under, hash_reply,
-    info_value, listing, make_share, manifest_files, open_upload, part_files, random_bytes, site_info, store,
-    upload, wait_until,
+    Control, DEADLINE, Server, TempDir, announce, client, code_of, curl, fetch, fetch_or_refusal,
+    files_under, hash_reply, info_value, listing, make_share, manifest_files, open_upload, part_files,
+    random_bytes, site_info, store, upload, wait_until,
 };
 
 /// Writer pairs in the concurrency test: one thread on each server per pair.
@@ -859,14 +859,18 @@ fn download_budgets_raced_over_both_servers_are_exact() {
                         for attempt in 0..=budget as usize {
                             let mut control = Control::login(addrs[(n + attempt) % 2]);
                             assert!(control.command("TYPE I").starts_with("200 "));
-                            match fetch(&mut control, path) {
+                            match fetch_or_refusal(&mut control, path) {
                                 Ok(got) => {
                                     assert!(got == *bytes, "a download that completes is byte-exact");
                                     completed += 1;
                                 }
-                                Err(refusal) => {
+                                Err((refusal, received)) => {
                                     let logs = || format!("{}\n{}", servers[0].log(), servers[1].log());
                                     assert!(refusal.starts_with("550 "), "{refusal}\n{}", logs());
+                                    assert!(
+                                        received < bytes.len(),
+                                        "a refused download never gets every byte"
+                                    );
                                     break;
                                 }
                             }

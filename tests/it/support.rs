@@ -476,6 +476,24 @@ pub fn receive(control: &mut Control, line: &str) -> Result<Vec<u8>, String> {
     Ok(bytes)
 }
 
+/// Downloads `path` with RETR: its bytes once `226` came, else the refusal, before the `150` or
+/// after it, with the bytes that came before it (a budgeted download refused at its end).
+pub fn fetch_or_refusal(control: &mut Control, path: &str) -> Result<Vec<u8>, (String, usize)> {
+    let mut data = data_connection(control);
+    let reply = control.command(&format!("RETR {path}"));
+    if !reply.starts_with("150 ") {
+        return Err((reply, 0));
+    }
+    data.set_read_timeout(Some(DEADLINE)).unwrap();
+    let mut bytes = Vec::new();
+    data.read_to_end(&mut bytes).unwrap();
+    let done = control.reply().remove(0);
+    match done.starts_with("226 ") {
+        true => Ok(bytes),
+        false => Err((done, bytes.len())),
+    }
+}
+
 /// Downloads `path` with RETR: its bytes, or the refusal.
 pub fn fetch(control: &mut Control, path: &str) -> Result<Vec<u8>, String> {
     receive(control, &format!("RETR {path}"))
