@@ -338,3 +338,39 @@ fn a_connection_that_read_a_budgeted_share_finds_it_gone_once_another_spent_it()
     let entered = reader.command(&format!("CWD /{code}"));
     assert!(entered.starts_with("550 "), "{entered}");
 }
+
+/// With more downloads left than `--reserve-below`, two clients start on the last download;
+/// the first to reach its end has it, the other is refused there, with every byte but the last.
+#[test]
+fn a_download_counted_at_its_end_is_refused_its_last_byte_when_another_took_the_last_place() {
+    let server = Server::start_with(&["--reserve-below", "0"]);
+    let mut owner = Control::login(&server.addr);
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let created = owner.command("SITE MKSHARE 600 DOWNLOADS=1");
+    assert!(created.starts_with("257 "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    // Larger than the loopback buffers: neither transfer can end before its client reads.
+    let bytes = random_bytes(24 << 20, 8);
+    assert!(store(&mut owner, "big.bin", &bytes).starts_with("226 "));
+    assert!(owner.command("SITE SEAL").starts_with("200 "));
+    let start = |control: &mut Control| {
+        assert!(control.command("TYPE I").starts_with("200 "));
+        let data = data_connection(control);
+        let reply = control.command(&format!("RETR /{code}/big.bin"));
+        assert!(reply.starts_with("150 "), "both start while one download is left: {reply}");
+        data
+    };
+    let (mut first, mut second) = (Control::login(&server.addr), Control::login(&server.addr));
+    let (mut first_data, mut second_data) = (start(&mut first), start(&mut second));
+    let mut got = Vec::new();
+    first_data.read_to_end(&mut got).unwrap();
+    assert!(got == bytes, "the first to its end has every byte");
+    assert!(first.reply().remove(0).starts_with("226 "));
+    let mut partial = Vec::new();
+    second_data.read_to_end(&mut partial).unwrap();
+    let refused = second.reply().remove(0);
+    assert!(refused.starts_with("550 ") && refused.ends_with("[not-found]"), "{refused}");
+    assert_eq!(partial.len(), bytes.len() - 1, "all but the last byte");
+    assert!(partial[..] == bytes[..bytes.len() - 1]);
+    assert!(second.command(&format!("SIZE /{code}/big.bin")).starts_with("550 "), "spent");
+}

@@ -453,6 +453,13 @@ impl Session<'_> {
             if let Ok(true) = counted {
                 log_event!("conn={id} peer={peer} event=download-counted {}", LoggedPath(&path));
             }
+            // Counted at its end with no place left: the budget went to other downloads meanwhile.
+            if let (Ok(()), Err(StoreError::NotFound)) = (&sent, &counted) {
+                log_event!("conn={id} peer={peer} event=download-refused-at-end {}", LoggedPath(&path));
+                let text =
+                    format!("{path}: its downloads were used up while it was sent; its last byte was kept");
+                return Ok(Refusal::new(Reason::NotFound, text).to_reply());
+            }
             sent?;
             counted.map_err(Stop::Store)?;
             let sent = position - start - offset;
