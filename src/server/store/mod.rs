@@ -257,6 +257,8 @@ pub struct Store {
     live: Arc<Mutex<HashMap<String, Arc<LiveShare>>>>,
     /// The disk under the root, as this server's uploads see it.
     disk: Arc<Disk>,
+    /// How many names budget counters were seen to hold.
+    counter_hints: Arc<ledger::CounterHints>,
 }
 
 /// A share that exists and has not expired, as of the moment it was opened.
@@ -294,6 +296,7 @@ impl Store {
             manifests: Arc::default(),
             live: Arc::default(),
             disk: Arc::default(),
+            counter_hints: Arc::default(),
         })
     }
 

@@ -52,7 +52,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub(super) use names::{Names, append, count, create_link, read_number};
+pub(super) use names::{CounterHints, Names, append, count, create_link, read_number};
 use names::{covers, exists, fewer_than};
 
 use super::manifest::{FileEntry, Place, whole_lines};
@@ -410,7 +410,12 @@ impl DownloadClaim {
         }
         let _lock = self.share.lock()?;
         let names = Names::of(&self.share, &self.entry.place);
-        let mut number = count(|i| names.unreserved(i))?;
+        let hints = &self.share.store.counter_hints;
+        let first = names.unreserved(0);
+        let mut number = match hints.get(&first) {
+            Some(seen) => seen,
+            None => count(|i| names.unreserved(i))?,
+        };
         loop {
             // Every number below ours is a download counted: a name found made by another
             // server is one more.
@@ -422,6 +427,7 @@ impl DownloadClaim {
                 other => break other?,
             }
         }
+        hints.set(first, number + 1);
         self.spend_if_last(number + 1, &|j| names.finished(j))?;
         Ok(true)
     }

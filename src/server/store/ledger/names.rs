@@ -2,9 +2,11 @@
 //! made of them: names numbered from 0 with no gaps, each created exclusively and never
 //! changed, counted by looking names up.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
 
 use super::super::manifest::Place;
 use super::super::{Result, Share, StoreError};
@@ -272,7 +274,8 @@ pub(in crate::server::store) fn count(name: impl Fn(u64) -> PathBuf) -> io::Resu
 
 /// Whether the counters `counters` hold fewer than `bound` names together. Asked first with
 /// one lookup each: a counter whose name `p` is missing holds at most `p`, and the names looked
-/// up add up to less than `bound`. Only when one of them is there are the counters counted.
+/// up (each the largest `2^k - 1` within its share of the bound) add up to less than `bound`.
+/// Only when one of them is there are the counters counted.
 pub(in crate::server::store) fn fewer_than(
     bound: u64,
     counters: &[&dyn Fn(u64) -> PathBuf],
@@ -280,7 +283,9 @@ pub(in crate::server::store) fn fewer_than(
     if bound == 0 {
         return Ok(false);
     }
-    let each = (bound - 1) / counters.len() as u64;
+    // The name looked up changes only when the bound halves, so it is one the kernel keeps.
+    let share = (bound - 1) / counters.len() as u64;
+    let each = (1u64 << (u64::BITS - 1 - (share + 1).leading_zeros())) - 1;
     let mut probed = true;
     for name in counters {
         if present(&name(each))? {
@@ -296,6 +301,32 @@ pub(in crate::server::store) fn fewer_than(
         total += count(name)?;
     }
     Ok(total < bound)
+}
+
+/// How many names counters were seen to hold, by the path of their first name: a count only
+/// grows (names are never removed but with their share), so a count seen is where the next
+/// name of the counter is tried, with no lookups. At most [`MAX_COUNTER_HINTS`] are kept.
+#[derive(Debug, Default)]
+pub(in crate::server::store) struct CounterHints(Mutex<HashMap<PathBuf, u64>>);
+
+/// Counters whose count a server keeps; past it, all are forgotten at once.
+const MAX_COUNTER_HINTS: usize = 16_384;
+
+impl CounterHints {
+    /// The count of the counter whose first name is `first`, once seen.
+    pub(in crate::server::store) fn get(&self, first: &Path) -> Option<u64> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner).get(first).copied()
+    }
+
+    /// Keeps `count` for the counter whose first name is `first`.
+    pub(in crate::server::store) fn set(&self, first: PathBuf, count: u64) {
+        let mut hints = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if hints.len() >= MAX_COUNTER_HINTS && !hints.contains_key(&first) {
+            hints.clear();
+        }
+        let kept = hints.entry(first).or_insert(count);
+        *kept = (*kept).max(count);
+    }
 }
 
 /// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.

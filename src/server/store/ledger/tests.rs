@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::server::store::test_support::{rel, temp_root, temp_store, upload, upload_announced};
-use crate::server::store::{Limits, unix_now};
+use crate::server::store::{Limits, Store, unix_now};
 
 #[test]
 fn a_download_counts_once_one_client_was_sent_every_byte() {
@@ -307,4 +307,33 @@ fn counters_far_below_a_bound_are_told_so_by_one_lookup_each() {
     }
     assert!(!fewer_than(3, &[&a]).unwrap());
     assert!(fewer_than(4, &[&a]).unwrap() && fewer_than(2, &[&b]).unwrap());
+}
+
+#[test]
+fn downloads_counted_at_their_end_by_two_servers_number_without_gaps_and_stay_in_the_budget() {
+    let limits = || Limits { reserve_below: 0, ..Limits::default() };
+    let (one, root) = temp_store(limits());
+    let two = Store::open(&root.0, limits()).unwrap();
+    let (mut share, _) = one.create_share(unix_now() + 60, Some(5)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let other = two.share(&share.code, unix_now()).unwrap();
+    let download =
+        |share: &Share, client: &str| share.claim_download(&entry, client, 0).unwrap().unwrap().credit(0, 8);
+    // The first server keeps the count it saw; the second adds to it meanwhile.
+    let names = Names::of(&share, &entry.place);
+    assert!(download(&share, "10.0.0.1").unwrap());
+    assert!(download(&share, "10.0.0.2").unwrap());
+    assert_eq!(count(|i| names.unreserved(i)).unwrap(), 2, "u0 and u1");
+    assert!(download(&other, "10.0.0.3").unwrap());
+    assert!(download(&share, "10.0.0.4").unwrap());
+    assert_eq!(count(|i| names.unreserved(i)).unwrap(), 4, "u0 to u3");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+    // A claim through the second server takes the last place: the first refuses at the end.
+    let late = share.claim_download(&entry, "10.0.0.5", 0).unwrap().unwrap();
+    let reserved = other.claim_or_reserve(&entry, "10.0.0.6", 0, unix_now(), Reserve::Now).unwrap().unwrap();
+    assert!(matches!(late.credit(0, 8), Err(StoreError::NotFound)));
+    assert!(reserved.credit(0, 8).unwrap());
+    assert_eq!(count(|i| names.unreserved(i)).unwrap(), 4);
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
 }
