@@ -6,7 +6,7 @@
 //! numbered from 0 with no gaps, counted by looking names up. So no decision rests on a read of
 //! a file that another server may have changed, and several servers on one root (also on a
 //! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name is
-//! created, and every decision made, under the share's lock (the disk's free space is asked
+//! created, and every decision made, under the file's budget lock (the disk's free space is asked
 //! before it). It never reads a stored file's contents.
 //!
 //! While more downloads than `--reserve-below` are left to a file, a `RETR` from byte 0 of an
@@ -30,7 +30,7 @@
 //!   power loss may lose the claim's name and any count however its bytes were written.
 //! - A connection used to hold a shared lock on the claim file and, from byte 0, on `head`: a
 //!   link cannot be locked. Now a connection from byte 0 locks `head` and one past byte 0 locks
-//!   `tail` (made by the first of them, under the share's lock): "held" is either locked, "being
+//!   `tail` (made by the first of them, under the file's budget lock): "held" is either locked, "being
 //!   sent from byte 0" is `head` locked, as before. A claim file of servers before still counts
 //!   as held while locked.
 //! - A `RETR` recorded its range as a segment before asking whether the claim covered the file.
@@ -133,7 +133,7 @@ impl Share {
                 return Ok(Some(DownloadClaim::at_end(self, entry, room, client)));
             }
         }
-        let _lock = self.lock()?;
+        let _lock = names.lock()?;
         let unreserved = count(|i| names.unreserved(i))?;
         if unreserved + count(|j| names.finished(j))? >= room {
             return Err(StoreError::NotFound);
@@ -339,8 +339,8 @@ impl DownloadClaim {
         let Some(number) = self.number else {
             return self.count_at_end(start, end, now);
         };
-        let _lock = self.share.lock()?;
         let names = Names::of(&self.share, &self.entry.place);
+        let _lock = names.lock()?;
         if !names.is_live(number) {
             return Ok(false);
         }
@@ -408,8 +408,8 @@ impl DownloadClaim {
                 Err(err) => Err(err),
             };
         }
-        let _lock = self.share.lock()?;
         let names = Names::of(&self.share, &self.entry.place);
+        let _lock = names.lock()?;
         let hints = &self.share.store.counter_hints;
         let first = names.unreserved(0);
         let mut number = match hints.get(&first) {

@@ -63,6 +63,31 @@ impl Names {
         self.name(&format!("c{k}.released"))
     }
 
+    /// Locks (exclusively) the file's budget: one of [`BUDGET_LOCKS`] lock files, picked by
+    /// the file's place alike on every server, so that decisions about different files seldom
+    /// wait for each other. The first to need one makes it (and `budget/`).
+    pub(in crate::server::store) fn lock(&self) -> Result<File> {
+        let stripe = self
+            .place
+            .bytes()
+            .fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME));
+        let path = self.dir.join(format!("lock.{}", stripe % BUDGET_LOCKS));
+        let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
+        let lock = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                // Never `create_dir_all`: a share removed meanwhile must not come back.
+                match fs::create_dir(&self.dir) {
+                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
+                    other => other?,
+                }
+                open()?
+            }
+            other => other?,
+        };
+        lock.lock()?;
+        Ok(lock)
+    }
+
     /// The `i`-th download counted at its end, having taken no place before: a link to the
     /// budget's anchor.
     pub(in crate::server::store) fn unreserved(&self, i: u64) -> PathBuf {
@@ -308,6 +333,12 @@ pub(in crate::server::store) fn fewer_than(
 /// name of the counter is tried, with no lookups. At most [`MAX_COUNTER_HINTS`] are kept.
 #[derive(Debug, Default)]
 pub(in crate::server::store) struct CounterHints(Mutex<HashMap<PathBuf, u64>>);
+
+/// Lock files a share's budget decisions are spread over.
+const BUDGET_LOCKS: u64 = 16;
+/// FNV-1a, which picks a file's lock the same on every server and every version.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Counters whose count a server keeps; past it, all are forgotten at once.
 const MAX_COUNTER_HINTS: usize = 16_384;

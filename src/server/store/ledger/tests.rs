@@ -208,6 +208,8 @@ fn budget_names(share: &Share) -> Vec<String> {
         Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
         Err(_) => Vec::new(),
     };
+    // The lock files are no records.
+    names.retain(|name| !name.starts_with("lock."));
     names.sort();
     names
 }
