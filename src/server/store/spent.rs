@@ -8,7 +8,7 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::ledger::{Names, append, count, create_link, read_number};
+use super::ledger::{Names, append, count, read_number};
 use super::manifest::{Checked, FileEntry, SpentTally};
 use super::{Result, Share, ShareMeta, Store, StoreError};
 use crate::common::secret::ShareCode;
@@ -18,7 +18,7 @@ impl Share {
     pub(super) fn mark_spent(&self, entry: &FileEntry) -> Result<()> {
         let names = Names::of(self, &entry.place);
         let share_budget = self.dir.join("budget");
-        match create_link(&names.spent_mark(), "spent") {
+        match names.link_to_anchor(&names.spent_mark()) {
             Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
             other => other?,
         }

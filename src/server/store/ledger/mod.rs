@@ -386,7 +386,7 @@ impl DownloadClaim {
     /// Counts claim `number` as one finished download at `now`: numbered first, then marked, so
     /// a crash between the two may count it twice but never lets it pass uncounted.
     fn finish(&self, names: &Names, number: u64, now: i64) -> Result<bool> {
-        let finished = append(|j| names.finished(j), &number.to_string())?;
+        let finished = names.append_to_anchor(|j| names.finished(j))?;
         create_link(&names.done(number), &format!("{finished}@{now}"))?;
         self.spend_if_last(finished + 1, &|i| names.unreserved(i))?;
         Ok(true)

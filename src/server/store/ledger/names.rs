@@ -115,7 +115,8 @@ impl Names {
         }
     }
 
-    /// The `j`-th finished download: its claim's number.
+    /// The `j`-th finished download: a link to the anchor (servers before it wrote its claim's
+    /// number).
     pub(in crate::server::store) fn finished(&self, j: u64) -> PathBuf {
         self.name(&format!("d{j}"))
     }
@@ -125,7 +126,8 @@ impl Names {
         Ok(count(|j| self.finished(j))? + count(|i| self.unreserved(i))?)
     }
 
-    /// The `m`-th claim that gave its place up: its number.
+    /// The `m`-th claim that gave its place up: a link to the anchor (servers before it wrote
+    /// its number).
     pub(in crate::server::store) fn released(&self, m: u64) -> PathBuf {
         self.name(&format!("r{m}"))
     }
@@ -222,12 +224,24 @@ impl Names {
 
     /// Gives claim `k`'s place up, once: whether this call did.
     pub(in crate::server::store) fn release(&self, k: u64) -> Result<bool> {
-        match create_link(&self.released_mark(k), "released") {
+        match self.link_to_anchor(&self.released_mark(k)) {
             Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             other => other?,
         }
-        append(|m| self.released(m), &k.to_string())?;
+        self.append_to_anchor(|m| self.released(m))?;
         Ok(true)
+    }
+
+    /// Creates the next of `name(0)`, `name(1)`, ... as a link to `budget/anchor`: its number.
+    /// For counters only counted, never read.
+    pub(in crate::server::store) fn append_to_anchor(&self, name: impl Fn(u64) -> PathBuf) -> Result<u64> {
+        let mut number = count(&name)?;
+        loop {
+            match self.link_to_anchor(&name(number)) {
+                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
+                other => return other.map(|()| number),
+            }
+        }
     }
 }
 
