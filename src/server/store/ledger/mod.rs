@@ -19,8 +19,9 @@
 //! claim's bytes not yet recorded do.
 //!
 //! A download that claims its place and one `RETR` from byte 0 sends whole makes five names:
-//! `head`, the claim, the address's claim number, the finished number and `done`. What it no
-//! longer makes, and why each was not needed:
+//! `head`, the claim, the address's claim number, the finished number and `done`; four
+//! inodes, as the finished number, never read, is a link to the anchor. What it no longer
+//! makes, and why each was not needed:
 //! - The claim was a 4 KiB file `fdatasync`ed under a temporary name, hard-linked into place
 //!   and unlinked, so that its contents were whole before its name existed, and a full disk
 //!   refused the download before its `150`. A link's payload is whole once its name exists, on
