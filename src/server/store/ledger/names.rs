@@ -110,7 +110,11 @@ impl Names {
                     OpenOptions::new().create(true).truncate(false).write(true).open(&anchor)?;
                     made = true;
                 }
-                other => return Ok(other?),
+                Ok(()) => return Ok(()),
+                Err(err) if err.kind() == io::ErrorKind::AlreadyExists => return Err(err.into()),
+                // Past the anchor's most links (65,000 on ext4), or no hard links on this
+                // filesystem: a symbolic link is the name, as exclusive, at the cost of an inode.
+                Err(_) => return create_link(path, "anchor"),
             }
         }
     }

@@ -339,3 +339,30 @@ fn downloads_counted_at_their_end_by_two_servers_number_without_gaps_and_stay_in
     assert_eq!(count(|i| names.unreserved(i)).unwrap(), 4);
     assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
 }
+
+#[test]
+fn downloads_count_where_the_anchor_takes_no_more_links() {
+    let limits = Limits { reserve_below: 0, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    // Past 65,000 links (ext4) no link can be made to the anchor, as here where it is a folder:
+    // the share's other files' downloads linked it that often.
+    fs::create_dir_all(share.dir.join("budget/anchor")).unwrap();
+    let first = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+    assert_eq!(first.number, None);
+    assert!(first.credit(0, 8).unwrap(), "counted at its end");
+    // A claim cut short gives its place up once its hold is over; the place's new claim counts
+    // and spends the file.
+    let now = unix_now();
+    let cut = share.claim_or_reserve(&entry, "10.0.0.2", 0, now, Reserve::Now).unwrap().unwrap();
+    assert!(!cut.count(0, 4, now).unwrap());
+    drop(cut);
+    let later = now + DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    let last = share.claim_download_at(&entry, "10.0.0.3", 0, later).unwrap().unwrap();
+    assert_eq!(last.number, Some(1), "the cut claim gave its place up");
+    assert!(last.count(0, 8, later).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    assert!(share.manifest().unwrap().lookup(&rel("f")).is_none(), "spent");
+}
