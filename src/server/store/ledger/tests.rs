@@ -366,3 +366,23 @@ fn downloads_count_where_the_anchor_takes_no_more_links() {
     assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
     assert!(share.manifest().unwrap().lookup(&rel("f")).is_none(), "spent");
 }
+
+#[test]
+fn a_server_whose_count_is_behind_asks_for_a_place_again_at_each_name_it_finds_taken() {
+    let limits = || Limits { reserve_below: 0, ..Limits::default() };
+    let (one, root) = temp_store(limits());
+    let two = Store::open(&root.0, limits()).unwrap();
+    let (mut share, _) = one.create_share(unix_now() + 60, Some(2)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    let other = two.share(&share.code, unix_now()).unwrap();
+    let start = |share: &Share, client: &str| share.claim_download(&entry, client, 0).unwrap().unwrap();
+    // The first server saw one download counted; a second started there meanwhile.
+    assert!(start(&share, "10.0.0.1").credit(0, 8).unwrap());
+    let behind = start(&share, "10.0.0.2");
+    // The second server counts the last download: u1, which the first server tries first.
+    assert!(start(&other, "10.0.0.3").credit(0, 8).unwrap());
+    assert!(matches!(behind.credit(0, 8), Err(StoreError::NotFound)), "no place past u1");
+    let names = Names::of(&share, &entry.place);
+    assert_eq!(count(|i| names.unreserved(i)).unwrap(), 2);
+}
