@@ -431,7 +431,8 @@ impl Session<'_> {
             let mut position = start + offset;
             // A budgeted file's last byte leaves only once the download counted, so a crash
             // never lets a client have every byte uncounted: before the count its claim keeps
-            // its place, after it a resume for the last byte joins the counted download.
+            // its place, after it a resume for the last byte joins the counted claim (one
+            // counted at its end has none: its resume needs a place of its own).
             let held_back = match &claim {
                 Some(_) if end > position => end - 1,
                 _ => end,
