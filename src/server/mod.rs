@@ -274,6 +274,7 @@ fn limits_of(config: &Config) -> Limits {
         claim_hold: config.claim_hold,
         max_claim_segments: config.max_claim_segments,
         reserve_below: config.reserve_below,
+        max_counter_hints: config.max_counter_hints,
         manifest_cache_shares: config.manifest_cache_shares,
         manifest_cache_records: config.manifest_cache_records,
         ..Limits::default()
@@ -367,6 +368,8 @@ mod tests {
             "7",
             "--reserve-below",
             "13",
+            "--max-counter-hints",
+            "14",
             "--max-name-bytes",
             "8",
             "--max-path-bytes",
@@ -391,7 +394,7 @@ mod tests {
         assert_eq!((limits.claim_hold, limits.max_claim_segments), (Duration::from_secs(6), 7));
         assert_eq!((limits.max_name_bytes, limits.max_path_bytes, limits.max_path_depth), (8, 90, 10));
         assert_eq!((limits.manifest_cache_shares, limits.manifest_cache_records), (11, 12));
-        assert_eq!(limits.reserve_below, 13);
+        assert_eq!((limits.reserve_below, limits.max_counter_hints), (13, 14));
     }
 }
 

@@ -69,7 +69,10 @@ mod view;
 
 pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::{KeptPack, PACK_MAX_BYTES};
-pub use ledger::{DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_RESERVE_BELOW, DownloadClaim};
+pub use ledger::{
+    DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_COUNTER_HINTS, DEFAULT_RESERVE_BELOW,
+    DownloadClaim,
+};
 pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
 pub use sweep::{Removal, Sweep};
@@ -193,6 +196,8 @@ pub struct Limits {
     /// Downloads left to a budgeted file at or below which each download claims its place
     /// before its `150`; above it, downloads from byte 0 are counted at their end.
     pub reserve_below: u64,
+    /// Budget counters whose count the server keeps in memory.
+    pub max_counter_hints: usize,
     /// Most shares' manifests kept in memory.
     pub manifest_cache_shares: usize,
     /// Most manifest records kept in memory over the shares cached; one share's are kept whole.
@@ -215,6 +220,7 @@ impl Default for Limits {
             claim_hold: ledger::DEFAULT_CLAIM_HOLD,
             max_claim_segments: ledger::DEFAULT_MAX_CLAIM_SEGMENTS,
             reserve_below: ledger::DEFAULT_RESERVE_BELOW,
+            max_counter_hints: ledger::DEFAULT_MAX_COUNTER_HINTS,
             manifest_cache_shares: manifest::DEFAULT_MANIFEST_CACHE_SHARES,
             manifest_cache_records: manifest::DEFAULT_MANIFEST_CACHE_RECORDS,
             free_space,

@@ -54,6 +54,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
+pub use names::DEFAULT_MAX_COUNTER_HINTS;
 pub(super) use names::{CounterHints, Names, append, count, create_link, read_number};
 use names::{covers, exists, fewer_than};
 
@@ -429,7 +430,7 @@ impl DownloadClaim {
                 other => break other?,
             }
         }
-        hints.set(first, number + 1);
+        hints.set(first, number + 1, self.share.store.limits.max_counter_hints);
         self.spend_if_last(number + 1, &|j| names.finished(j))?;
         Ok(true)
     }

@@ -249,6 +249,16 @@ impl Names {
     }
 }
 
+/// Lock files a share's budget decisions are spread over.
+const BUDGET_LOCKS: u64 = 16;
+/// FNV-1a, which picks a file's lock the same on every server and every version.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
+
+/// Counters whose count a server keeps; past it, all are forgotten at once
+/// (`--max-counter-hints`).
+pub const DEFAULT_MAX_COUNTER_HINTS: usize = 16_384;
+
 /// Whether another open file description holds a lock on `path` (a missing file, or a link
 /// to none, holds none).
 pub(in crate::server::store) fn locked(path: &Path) -> Result<bool> {
@@ -348,18 +358,9 @@ pub(in crate::server::store) fn fewer_than(
 
 /// How many names counters were seen to hold, by the path of their first name: a count only
 /// grows (names are never removed but with their share), so a count seen is where the next
-/// name of the counter is tried, with no lookups. At most [`MAX_COUNTER_HINTS`] are kept.
+/// name of the counter is tried, with no lookups. At most `--max-counter-hints` are kept.
 #[derive(Debug, Default)]
 pub(in crate::server::store) struct CounterHints(Mutex<HashMap<PathBuf, u64>>);
-
-/// Lock files a share's budget decisions are spread over.
-const BUDGET_LOCKS: u64 = 16;
-/// FNV-1a, which picks a file's lock the same on every server and every version.
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-/// Counters whose count a server keeps; past it, all are forgotten at once.
-const MAX_COUNTER_HINTS: usize = 16_384;
 
 impl CounterHints {
     /// The count of the counter whose first name is `first`, once seen.
@@ -367,10 +368,10 @@ impl CounterHints {
         self.0.lock().unwrap_or_else(PoisonError::into_inner).get(first).copied()
     }
 
-    /// Keeps `count` for the counter whose first name is `first`.
-    pub(in crate::server::store) fn set(&self, first: PathBuf, count: u64) {
+    /// Keeps `count` for the counter whose first name is `first`, among at most `most`.
+    pub(in crate::server::store) fn set(&self, first: PathBuf, count: u64, most: usize) {
         let mut hints = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if hints.len() >= MAX_COUNTER_HINTS && !hints.contains_key(&first) {
+        if hints.len() >= most && !hints.contains_key(&first) {
             hints.clear();
         }
         let kept = hints.entry(first).or_insert(count);
