@@ -24,6 +24,7 @@ even on an error or Ctrl-C, and every file written lives in a temporary folder r
 
 import argparse
 import hashlib
+import multiprocessing
 import os
 import platform
 import resource
@@ -210,7 +211,7 @@ def session_cpu_seconds(sid):
 
 def clients_cpu_seconds(in_harness=False):
     """CPU seconds of the clients this process ran and waited for; with `in_harness`, of its
-    own threads too (the connect workloads' clients are threads of the harness)."""
+    own threads too (the connect burst's clients are threads of the harness)."""
     total = 0.0
     for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF) if in_harness else (resource.RUSAGE_CHILDREN,):
         usage = resource.getrusage(who)
@@ -880,10 +881,15 @@ def login_and_quit(server, timeout):
 
 
 class Connects:
-    """N clients, each on its own thread: connect, log in, QUIT. With no `at_once` they are all
-    released together (a burst); with `at_once` that many threads take the N clients in turn.
-    Timed from the release until the last one is done. A client's socket waits at most
-    --login-timeout for the connection and for each reply."""
+    """N clients: connect, log in, QUIT. With no `at_once` they are all released together (a
+    burst), each on a thread of its own; with `at_once` that many processes take the N clients
+    in turn. Timed from the release until the last one is done. A client's socket waits at most
+    --login-timeout for the connection and for each reply.
+
+    The paced clients are processes, not threads: 16 threads of one Python process share its
+    lock on the interpreter, and against a server that answers within microseconds they spent
+    their time handing it to each other (the harness's voluntary context switches rose from
+    about 4 to 15-23 per login, its CPU doubled), so the row measured the harness."""
 
     def __init__(self, ctx, at_once=None):
         self.ctx = ctx
@@ -896,8 +902,10 @@ class Connects:
         pass
 
     def run(self, server, round_no):
+        if self.at_once is not None:
+            return self.run_paced(server)
         n = self.ctx.connects
-        workers = self.at_once or n
+        workers = n
         gate = threading.Barrier(workers + 1)
         failures = []
         left = iter(range(n))
@@ -924,8 +932,44 @@ class Connects:
         seconds = time.perf_counter() - start
         return Sample(seconds, failures=len(failures) + sum(t.is_alive() for t in threads))
 
+    def run_paced(self, server):
+        """`at_once` processes, forked before the release, take the N clients in turn."""
+        forked = multiprocessing.get_context("fork")
+        left, failed = forked.Value("i", self.ctx.connects), forked.Value("i", 0)
+        gate = forked.Barrier(self.at_once + 1)
+        timeout = self.ctx.args.login_timeout
+
+        def worker():
+            gate.wait()
+            while True:
+                with left.get_lock():
+                    if left.value == 0:
+                        return
+                    left.value -= 1
+                try:
+                    login_and_quit(server, timeout)
+                except (OSError, ConnectionError):
+                    with failed.get_lock():
+                        failed.value += 1
+
+        processes = [forked.Process(target=worker, daemon=True) for _ in range(self.at_once)]
+        for p in processes:
+            p.start()
+        gate.wait()
+        start = time.perf_counter()
+        for p in processes:
+            p.join(RUN_DEADLINE)
+        seconds = time.perf_counter() - start
+        stuck = 0
+        for p in processes:
+            if p.is_alive():
+                stuck += 1
+                p.kill()
+                p.join()
+        return Sample(seconds, failures=failed.value + stuck)
+
     def commands(self):
-        how = "all at once" if self.at_once is None else f"{self.at_once} threads taking them in turn"
+        how = "all at once, threads" if self.at_once is None else f"{self.at_once} processes taking them in turn"
         return [f"{self.ctx.connects} clients of bench.py, {how}, each: connect, read 220, "
                 f"USER anonymous, (PASS if 331), QUIT, read 221; {self.ctx.args.login_timeout:g} s socket timeout"]
 
@@ -1375,8 +1419,9 @@ def workload_tables(ctx, main, peers):
         out.append("CPU seconds (user + system) per run, median, as **server + clients**: on two cores "
                    "what one side burns the other cannot use. A server's figure counts every process "
                    "in its session (forks included, from `/proc/PID/stat`), the clients' what the "
-                   "harness waited for (`getrusage(RUSAGE_CHILDREN)`; the connect rows' clients are "
-                   "threads of the harness, so theirs includes it).")
+                   "harness waited for (`getrusage(RUSAGE_CHILDREN)`; the connect burst's clients are "
+                   "threads of the harness, so theirs includes it, and the paced connects' are "
+                   "processes it forked).")
         out.append("")
         out.append(table(["workload", "anonshare", *peers], cpu_rows(main)))
         out.append("")

@@ -173,6 +173,20 @@ pub fn make_accepted_blocking(stream: &TcpStream) -> io::Result<()> {
     stream.set_nonblocking(false)
 }
 
+/// Lets the kernel hold at most about `bytes` of a socket's data not yet sent
+/// (`TCP_NOTSENT_LOWAT`): a send waits until what is queued went out, while the bytes in flight
+/// stay bounded by the congestion window alone, as before.
+#[cfg(target_os = "linux")]
+pub fn limit_unsent(socket: &TcpStream, bytes: u32) -> io::Result<()> {
+    socket2::SockRef::from(socket).set_tcp_notsent_lowat(bytes)
+}
+
+/// Elsewhere the kernel's own send buffer decides.
+#[cfg(not(target_os = "linux"))]
+pub fn limit_unsent(_socket: &TcpStream, _bytes: u32) -> io::Result<()> {
+    Ok(())
+}
+
 /// Reads up to `buffer.len()` bytes of `file` from `offset`, in one call, leaving the file's
 /// position alone.
 #[cfg(unix)]
@@ -452,6 +466,15 @@ mod tests {
         assert_eq!(stream.read_timeout().unwrap(), Some(timeout));
         assert_eq!(stream.write_timeout().unwrap(), Some(timeout));
         assert_eq!(stream.peer_addr().unwrap(), address);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_socket_with_an_unsent_limit_keeps_it() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let stream = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        limit_unsent(&stream, 48 * 1024).unwrap();
+        assert_eq!(socket2::SockRef::from(&stream).tcp_notsent_lowat().unwrap(), 48 * 1024);
     }
 
     #[cfg(unix)]

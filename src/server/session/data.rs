@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::common::chunks::chunk_size;
 use crate::common::expiry::format_duration;
-use crate::common::platform::{make_accepted_blocking, wait_for_connection};
+use crate::common::platform::{limit_unsent, make_accepted_blocking, wait_for_connection};
 use crate::log_event;
 use crate::proto::line::{Line, LineBuffer};
 use crate::proto::{
@@ -41,6 +41,11 @@ const RETR_SLICE_BYTES: usize = 1 << 20;
 /// How long a transfer may block on its data connection before it looks at the control
 /// connection again; `--data-timeout` counts how long it may go without progress.
 const WATCH_INTERVAL: Duration = Duration::from_millis(200);
+/// Most bytes of a plain data connection the kernel holds not yet sent (`TCP_NOTSENT_LOWAT`;
+/// the bytes in flight are not counted). Without it a download's `sendfile` queues up to the
+/// autotuned send buffer (4 MiB here), and the client's acknowledgements then send it in small
+/// pieces: measured with 64 clients at once, the clients' CPU fell by about a third.
+const DATA_UNSENT_BYTES: u32 = 64 * 1024;
 
 /// Why a transfer stopped before its end.
 pub(super) enum Stop {
@@ -340,6 +345,11 @@ impl Session<'_> {
             Ok(data) => data,
             Err(refusal) => return self.refuse(refusal),
         };
+        // Plain only: after an ABOR a TLS connection still writes its close_notify behind the
+        // unsent bytes, which needs room in the socket. A kernel without the option sends as before.
+        if let DataStream::Plain(socket) = &data {
+            let _ = limit_unsent(socket, DATA_UNSENT_BYTES);
+        }
         let mut watch = ControlWatch {
             control: &mut self.control,
             lines: &mut self.lines,
