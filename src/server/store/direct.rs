@@ -42,7 +42,7 @@ impl DirectWrites {
     /// Writes `bytes`, the file's bytes from `offset`: as many as one aligned direct write
     /// takes, the rest through `file`, whose position ends after them.
     pub(super) fn write(&mut self, file: &mut File, bytes: &[u8], offset: u64) -> io::Result<()> {
-        let direct = self.write_direct(bytes, offset)?;
+        let direct = self.write_direct(bytes, offset);
         if direct > 0 {
             self.behind = true;
         }
@@ -56,24 +56,25 @@ impl DirectWrites {
     }
 
     /// Writes as many of `bytes` as one direct write takes: none when they are not aligned in
-    /// memory, in length and in the file. A filesystem that refuses the write loses the
-    /// descriptor, and every later byte goes through the page cache.
-    fn write_direct(&mut self, bytes: &[u8], offset: u64) -> io::Result<usize> {
-        let Some(file) = &self.file else { return Ok(0) };
+    /// memory, in length and in the file. A direct write that fails (a filesystem that refuses
+    /// them says `EINVAL`, a network one may say more) loses the descriptor, and this and every
+    /// later byte go through the page cache, whose write reports a failure that is the disk's.
+    fn write_direct(&mut self, bytes: &[u8], offset: u64) -> usize {
+        let Some(file) = &self.file else { return 0 };
         let aligned = |n: usize| n.is_multiple_of(DIRECT_ALIGN);
         if bytes.is_empty()
             || !aligned(bytes.len())
             || !aligned(bytes.as_ptr() as usize)
             || !offset.is_multiple_of(DIRECT_ALIGN as u64)
         {
-            return Ok(0);
+            return 0;
         }
         match write_at(file, bytes, offset) {
-            Err(err) if err.kind() == io::ErrorKind::InvalidInput => {
+            Ok(written) => written,
+            Err(_) => {
                 self.file = None;
-                Ok(0)
+                0
             }
-            written => written,
         }
     }
 }
@@ -87,6 +88,14 @@ mod tests {
     use crate::common::digest::Sha256Digest;
     use crate::server::store::test_support::{rel, temp_store};
     use crate::server::store::{Expected, Limits, Start, Upload, unix_now};
+
+    /// Whether the filesystem under `probe` takes an aligned write past the page cache.
+    fn takes_direct_writes(probe: &Path) -> bool {
+        fs::write(probe, b"").unwrap();
+        let block = vec![7u8; 2 * DIRECT_ALIGN];
+        let start = block.as_ptr().align_offset(DIRECT_ALIGN);
+        open_direct(probe).is_some_and(|file| write_at(&file, &block[start..start + DIRECT_ALIGN], 0).is_ok())
+    }
 
     /// Fills buffers the upload lends with `bytes`, `size` at a time, and hands them back as
     /// the session does; returns whether the last whole buffer went past the page cache.
@@ -107,9 +116,7 @@ mod tests {
     fn a_large_announced_upload_writes_whole_buffers_past_the_page_cache() {
         let (store, _root) = temp_store(Limits::default());
         let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
-        let probe = share.dir.join("probe");
-        fs::write(&probe, b"").unwrap();
-        let takes_direct = open_direct(&probe).is_some();
+        let takes_direct = takes_direct_writes(&share.dir.join("probe"));
         let size = 1 << 20;
         let whole: Vec<u8> = (0..3 * size + 4321).map(|i| (i * 7 % 251) as u8).collect();
         let expected = Expected { sha256: Some(Sha256Digest::of(&whole)), size: Some(whole.len() as u64) };
@@ -142,5 +149,22 @@ mod tests {
         // A small announced upload does not open its file twice.
         let small = Expected { sha256: None, size: Some(DIRECT_MIN_BYTES - 1) };
         assert!(!share.begin_upload(&rel("small"), small, Start::Fresh).unwrap().writes_direct());
+    }
+
+    #[test]
+    fn a_refused_direct_write_goes_through_the_page_cache_and_loses_nothing() {
+        let (_store, root) = temp_store(Limits::default());
+        let path = root.0.join("file");
+        let mut file =
+            fs::OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path).unwrap();
+        // A descriptor that cannot write stands for a filesystem that refuses direct writes.
+        let mut direct = DirectWrites { file: Some(File::open(&path).unwrap()), behind: false };
+        let bytes: Vec<u8> = (0..3 * DIRECT_ALIGN).map(|i| (i % 13) as u8).collect();
+        let start = bytes.as_ptr().align_offset(DIRECT_ALIGN);
+        let block = &bytes[start..start + DIRECT_ALIGN];
+        direct.write(&mut file, block, 0).unwrap();
+        assert!(!direct.is_on(), "the refusing descriptor is dropped");
+        direct.write(&mut file, block, DIRECT_ALIGN as u64).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), [block, block].concat());
     }
 }
