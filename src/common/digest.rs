@@ -4,6 +4,7 @@
 
 use std::fmt;
 use std::io;
+use std::ops::Range;
 use std::str::FromStr;
 use std::sync::mpsc::{Receiver, Sender, channel};
 use std::thread::{self, JoinHandle};
@@ -195,12 +196,18 @@ impl StreamHasher {
 
     /// Hashes the first `len` bytes of `buffer`, one that [`buffer`](Self::buffer) lent.
     pub fn hash_filled(&mut self, buffer: Vec<u8>, len: usize) {
+        self.hash_part(buffer, 0..len);
+    }
+
+    /// Hashes the bytes `part` of `buffer`, one that [`buffer`](Self::buffer) lent: a reader
+    /// that needs its bytes at an aligned address fills them from past its start.
+    pub fn hash_part(&mut self, buffer: Vec<u8>, part: Range<usize>) {
         match self {
             StreamHasher::Inline(hasher, spare) => {
-                hasher.update(&buffer[..len]);
+                hasher.update(&buffer[part]);
                 *spare = buffer;
             }
-            StreamHasher::Background(background) => background.hand_over(buffer, len),
+            StreamHasher::Background(background) => background.hand_over(buffer, part),
         }
     }
 
@@ -213,8 +220,8 @@ impl StreamHasher {
     }
 }
 
-/// A buffer and how many of its first bytes are the stream's.
-type Filled = (Vec<u8>, usize);
+/// A buffer and which of its bytes are the stream's.
+type Filled = (Vec<u8>, Range<usize>);
 
 /// A [`Hasher`] fed on a thread of its own.
 pub struct BackgroundHasher {
@@ -236,8 +243,8 @@ impl BackgroundHasher {
         let (chunks, incoming) = channel::<Filled>();
         let (give_back, spare) = channel();
         let thread = thread::Builder::new().name("sha256".into()).spawn(move || {
-            for (chunk, len) in incoming {
-                hasher.update(&chunk[..len]);
+            for (chunk, part) in incoming {
+                hasher.update(&chunk[part]);
                 // The other end is gone only once the stream is finished.
                 let _ = give_back.send(chunk);
             }
@@ -260,7 +267,7 @@ impl BackgroundHasher {
             buffer.resize(bytes.len(), 0);
         }
         buffer[..bytes.len()].copy_from_slice(bytes);
-        self.hand_over(buffer, bytes.len());
+        self.hand_over(buffer, 0..bytes.len());
     }
 
     /// A buffer back from the thread, or a new one while fewer than [`BACKGROUND_BUFFERS`]
@@ -280,12 +287,12 @@ impl BackgroundHasher {
         buffer
     }
 
-    /// Gives the thread the first `len` bytes of `buffer` to hash.
-    fn hand_over(&mut self, buffer: Vec<u8>, len: usize) {
-        self.len += len as u64;
+    /// Gives the thread the bytes `part` of `buffer` to hash.
+    fn hand_over(&mut self, buffer: Vec<u8>, part: Range<usize>) {
+        self.len += part.len() as u64;
         if let Some(chunks) = &self.chunks {
             self.with_thread += 1;
-            let _ = chunks.send((buffer, len));
+            let _ = chunks.send((buffer, part));
         }
     }
 

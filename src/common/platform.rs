@@ -203,6 +203,41 @@ pub fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Resu
     reader.read(buffer)
 }
 
+/// What a write that bypasses the page cache must be aligned to: the address of its bytes,
+/// its place in the file and its length are multiples of this.
+pub const DIRECT_ALIGN: usize = 4096;
+
+/// Opens `path` again for writes that go from memory straight to the disk (`O_DIRECT`), with
+/// no copy into the page cache; `None` where that is not supported.
+#[cfg(target_os = "linux")]
+pub fn open_direct(path: &Path) -> Option<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let direct = rustix::fs::OFlags::DIRECT.bits() as i32;
+    std::fs::OpenOptions::new().write(true).custom_flags(direct).open(path).ok()
+}
+
+/// Elsewhere every write goes through the page cache.
+#[cfg(not(target_os = "linux"))]
+pub fn open_direct(_path: &Path) -> Option<std::fs::File> {
+    None
+}
+
+/// Writes up to `bytes.len()` bytes to `file` at `offset`, in one call, leaving the file's
+/// position alone.
+#[cfg(unix)]
+pub fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<usize> {
+    std::os::unix::fs::FileExt::write_at(file, bytes, offset)
+}
+
+/// Elsewhere a seek and a write.
+#[cfg(not(unix))]
+pub fn write_at(file: &std::fs::File, bytes: &[u8], offset: u64) -> io::Result<usize> {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut writer = file;
+    writer.seek(SeekFrom::Start(offset))?;
+    writer.write(bytes)
+}
+
 /// Listens on `address` (`HOST:PORT`) with room for `backlog` connections not yet accepted, so a
 /// burst of clients waits in the queue instead of retrying its handshake a second later.
 pub fn listen(address: &str, backlog: u32) -> io::Result<TcpListener> {

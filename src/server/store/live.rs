@@ -157,3 +157,43 @@ impl Share {
         live.entry(self.code.to_string()).or_default().clone()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::server::store::test_support::{leftovers, rel, temp_store};
+    use crate::server::store::{Expected, Start, unix_now};
+
+    #[test]
+    fn the_free_disk_floor_is_kept() {
+        fn tiny_disk(_: &Path) -> Option<u64> {
+            Some(1000)
+        }
+        let limits = Limits { min_free_disk: 900, free_space: tiny_disk, ..Limits::default() };
+        let (store, _root) = temp_store(limits);
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        let mut pending = share.begin_upload(&rel("x"), Expected::default(), Start::Fresh).unwrap();
+        let chunk = vec![0; 1 << 20];
+        let mut written = 0;
+        let err = loop {
+            match pending.write_chunk(&chunk) {
+                Ok(()) => written += chunk.len() as u64,
+                Err(err) => break err,
+            }
+            assert!(written <= 2 * FREE_SPACE_CHECK_BYTES, "the floor was never enforced");
+        };
+        assert!(matches!(err, StoreError::DiskFull { floor: 900 }), "{err}");
+        pending.discard();
+        assert_eq!(leftovers(&share), 0);
+        let full = Limits { min_free_disk: 1000, free_space: tiny_disk, ..Limits::default() };
+        let (store, _root) = temp_store(full);
+        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
+        assert!(
+            matches!(
+                share.begin_upload(&rel("x"), Expected::default(), Start::Fresh),
+                Err(StoreError::DiskFull { .. })
+            ),
+            "refused before writing"
+        );
+    }
+}

@@ -55,6 +55,7 @@ use crate::common::secret::{OwnerToken, ShareCode};
 
 mod claims;
 mod contents;
+mod direct;
 mod ledger;
 mod live;
 mod manifest;

@@ -4,22 +4,23 @@
 //! SHA-256 and syncing its bytes. It never replaces a stored file.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::io::{self, Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, PoisonError};
 
 use super::contents::PACK_MAX_BYTES;
+use super::direct::DirectWrites;
 use super::live::{LiveShare, Receiving, Reservation};
 use super::manifest::{FileEntry, Node, Place, append_line};
 use super::sync::Flusher;
 use super::{Result, Share, StoreError, unix_now};
 use crate::common::digest::{BACKGROUND_HASH_BYTES, Hasher, Sha256Digest, StreamHasher};
-use crate::common::platform::sync_dir;
+use crate::common::platform::{DIRECT_ALIGN, sync_dir};
 use crate::common::secret::ShareCode;
 
 /// A large upload starts writing its bytes to disk each time this many more arrived.
-const FLUSH_BYTES: u64 = 32 << 20;
+const FLUSH_BYTES: u64 = 8 << 20;
 
 /// What the uploader said the file will be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -70,6 +71,8 @@ enum Sink {
         /// Writes a large upload's bytes to disk while more arrive, so the sync before its
         /// `226` has little left to do.
         flusher: Option<Flusher>,
+        /// Whole aligned buffers of a large announced upload go straight to the disk.
+        direct: DirectWrites,
     },
     /// A small file, held until it is appended to the pack. A cut loses it; sending it again
     /// costs little.
@@ -180,7 +183,9 @@ impl Share {
             StoreError::Io,
         )?;
         file.seek(SeekFrom::Start(offset))?;
-        let sink = Sink::Partial { file, path, flusher: None };
+        let to_come = expected.size.map_or(0, |size| size.saturating_sub(offset));
+        let direct = DirectWrites::open(&path, to_come);
+        let sink = Sink::Partial { file, path, flusher: None, direct };
         self.new_upload(rel, expected, (offset, hasher), sink, (room, reservation))
     }
 
@@ -280,6 +285,17 @@ impl Upload {
         self.size.map(|size| size.saturating_sub(self.received()))
     }
 
+    /// Whether whole aligned buffers of this upload go straight to the disk, past the page cache.
+    pub fn writes_direct(&self) -> bool {
+        matches!(&self.sink, Sink::Partial { direct, .. } if direct.is_on())
+    }
+
+    /// Whether the last bytes written went past the page cache.
+    #[cfg(test)]
+    pub(super) fn last_went_direct(&self) -> bool {
+        matches!(&self.sink, Sink::Partial { direct, .. } if direct.last_went_direct())
+    }
+
     /// Whether fewer bytes came than the uploader announced: the upload was cut.
     pub fn is_short(&self) -> bool {
         self.size.is_some_and(|size| self.received() < size)
@@ -307,17 +323,20 @@ impl Upload {
         Ok(())
     }
 
-    /// A buffer of `size` bytes to fill with the next bytes of the file and hand to
-    /// [`Upload::write_buffer`]: the digest's own, which its thread hashes without a copy.
-    pub fn buffer(&mut self, size: usize) -> Vec<u8> {
-        self.hasher.buffer(size)
+    /// A buffer to fill with the next bytes of the file and hand to [`Upload::write_buffer`]:
+    /// the digest's own, which its thread hashes without a copy. The bytes go in `size` bytes
+    /// from the start returned, aligned so that a full buffer can go straight to the disk.
+    pub fn buffer(&mut self, size: usize) -> (Vec<u8>, usize) {
+        let buffer = self.hasher.buffer(size + DIRECT_ALIGN);
+        let start = buffer.as_ptr().align_offset(DIRECT_ALIGN).min(DIRECT_ALIGN);
+        (buffer, start)
     }
 
-    /// Takes the first `len` bytes of `buffer` as the next bytes of the file: they are
-    /// written, then hashed, from the same memory.
-    pub fn write_buffer(&mut self, buffer: Vec<u8>, len: usize) -> Result<()> {
-        self.store_bytes(&buffer[..len])?;
-        self.hasher.hash_filled(buffer, len);
+    /// Takes the bytes `part` of `buffer` as the next bytes of the file: they are written,
+    /// then hashed, from the same memory.
+    pub fn write_buffer(&mut self, buffer: Vec<u8>, part: std::ops::Range<usize>) -> Result<()> {
+        self.store_bytes(&buffer[part.clone()])?;
+        self.hasher.hash_part(buffer, part);
         self.hash_in_background_once_large();
         Ok(())
     }
@@ -341,8 +360,8 @@ impl Upload {
         self.check_free_space(incoming)?;
         let before = self.received();
         match &mut self.sink {
-            Sink::Partial { file, flusher, .. } => {
-                file.write_all(bytes)?;
+            Sink::Partial { file, flusher, direct, .. } => {
+                direct.write(file, bytes, before)?;
                 if (before + incoming) / FLUSH_BYTES != before / FLUSH_BYTES {
                     if flusher.is_none() {
                         *flusher = Some(Flusher::start(file)?);
@@ -423,7 +442,7 @@ impl Upload {
 
     /// Syncs the partial file and renames it into `blobs/` under a random name.
     fn store_blob(&mut self, syncs: &LiveShare) -> Result<Place> {
-        let Sink::Partial { file, path, flusher } = &mut self.sink else { panic!("a partial file") };
+        let Sink::Partial { file, path, flusher, .. } = &mut self.sink else { panic!("a partial file") };
         if let Some(flusher) = flusher.take() {
             flusher.stop();
         }
@@ -723,42 +742,6 @@ mod tests {
             Err(StoreError::TooManyFiles(3))
         ));
         assert_eq!(leftovers(&share), 0);
-    }
-
-    #[test]
-    fn the_free_disk_floor_is_kept() {
-        fn tiny_disk(_: &Path) -> Option<u64> {
-            Some(1000)
-        }
-        let limits = Limits { min_free_disk: 900, free_space: tiny_disk, ..Limits::default() };
-        let (store, _root) = temp_store(limits);
-        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
-        let mut pending = share.begin_upload(&rel("x"), Expected::default(), Start::Fresh).unwrap();
-        let chunk = vec![0; 1 << 20];
-        let mut written = 0;
-        let err = loop {
-            match pending.write_chunk(&chunk) {
-                Ok(()) => written += chunk.len() as u64,
-                Err(err) => break err,
-            }
-            assert!(
-                written <= 2 * super::super::live::FREE_SPACE_CHECK_BYTES,
-                "the floor was never enforced"
-            );
-        };
-        assert!(matches!(err, StoreError::DiskFull { floor: 900 }), "{err}");
-        pending.discard();
-        assert_eq!(leftovers(&share), 0);
-        let full = Limits { min_free_disk: 1000, free_space: tiny_disk, ..Limits::default() };
-        let (store, _root) = temp_store(full);
-        let (share, _) = store.create_share(unix_now() + 60, None).unwrap();
-        assert!(
-            matches!(
-                share.begin_upload(&rel("x"), Expected::default(), Start::Fresh),
-                Err(StoreError::DiskFull { .. })
-            ),
-            "refused before writing"
-        );
     }
 
     #[test]
