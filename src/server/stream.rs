@@ -134,6 +134,20 @@ impl DataStream {
         Ok(DataStream::Tls(Box::new(StreamOwned::new(connection, socket)), Vec::new()))
     }
 
+    /// The TCP socket under it, for options.
+    pub fn socket(&self) -> &TcpStream {
+        match self {
+            DataStream::Plain(stream) => stream,
+            #[cfg(feature = "tls")]
+            DataStream::Tls(stream, _) => &stream.sock,
+        }
+    }
+
+    /// Whether the connection is protected by TLS.
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, DataStream::Plain(_))
+    }
+
     /// The TLS state of a protected connection.
     #[cfg(feature = "tls")]
     pub fn tls_connection(&self) -> Option<&ServerConnection> {

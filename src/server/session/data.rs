@@ -367,8 +367,8 @@ impl Session<'_> {
         };
         // Plain only: after an ABOR a TLS connection still writes its close_notify behind the
         // unsent bytes, which needs room in the socket. A kernel without the option sends as before.
-        if let DataStream::Plain(socket) = &data {
-            let _ = limit_unsent(socket, DATA_UNSENT_BYTES);
+        if !data.is_tls() {
+            let _ = limit_unsent(data.socket(), DATA_UNSENT_BYTES);
         }
         let mut watch = ControlWatch {
             control: &mut self.control,
