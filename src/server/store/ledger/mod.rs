@@ -13,8 +13,8 @@
 //! address with no claim of the file makes no claim: before its last byte, under the file's
 //! budget lock, it is counted with one name, `u<i>` (numbered without gaps), if the finished
 //! downloads and the claims that keep a place leave room, and else refused its last byte. That
-//! name is a hard link to `budget/anchor`: it costs a directory entry, no inode, which on ext4
-//! is most of a name's cost (past the anchor's most links, 65,000 on ext4, a symbolic link
+//! name is a hard link to one of 16 anchors, `budget/anchor.<n>`: it costs a directory entry,
+//! no inode, which on ext4 is most of a name's cost (past the anchor's most links, 65,000 on ext4, a symbolic link
 //! instead). Such a download cut short makes a claim then, holding its bytes' place for the
 //! resume. A crash before the count leaves nothing: the bytes it sent count for nothing, as a
 //! claim's bytes not yet recorded do.

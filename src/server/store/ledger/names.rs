@@ -67,11 +67,7 @@ impl Names {
     /// the file's place alike on every server, so that decisions about different files seldom
     /// wait for each other. The first to need one makes it (and `budget/`).
     pub(in crate::server::store) fn lock(&self) -> Result<File> {
-        let stripe = self
-            .place
-            .bytes()
-            .fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME));
-        let path = self.dir.join(format!("lock.{}", stripe % BUDGET_LOCKS));
+        let path = self.dir.join(format!("lock.{}", self.stripe()));
         let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
         let lock = match open() {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
@@ -88,16 +84,26 @@ impl Names {
         Ok(lock)
     }
 
+    /// Which of the [`BUDGET_LOCKS`] locks and anchors the file's names use.
+    fn stripe(&self) -> u64 {
+        let hash = self
+            .place
+            .bytes()
+            .fold(FNV_OFFSET, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(FNV_PRIME));
+        hash % BUDGET_LOCKS
+    }
+
     /// The `i`-th download counted at its end, having taken no place before: a link to the
     /// budget's anchor.
     pub(in crate::server::store) fn unreserved(&self, i: u64) -> PathBuf {
         self.name(&format!("u{i}"))
     }
 
-    /// Creates `path` exclusively as a hard link to `budget/anchor`, made by the first: a
+    /// Creates `path` exclusively as a hard link to the file's `budget/anchor.<n>`, made by the first: a
     /// name that needs no payload costs no inode.
     pub(in crate::server::store) fn link_to_anchor(&self, path: &Path) -> Result<()> {
-        let anchor = self.dir.join("anchor");
+        // One anchor per lock: 16 times the links one file takes (65,000 on ext4).
+        let anchor = self.dir.join(format!("anchor.{}", self.stripe()));
         let mut made = false;
         loop {
             match fs::hard_link(&anchor, path) {
@@ -236,7 +242,7 @@ impl Names {
         Ok(true)
     }
 
-    /// Creates the next of `name(0)`, `name(1)`, ... as a link to `budget/anchor`: its number.
+    /// Creates the next of `name(0)`, `name(1)`, ... as a link to the anchor: its number.
     /// For counters only counted, never read.
     pub(in crate::server::store) fn append_to_anchor(&self, name: impl Fn(u64) -> PathBuf) -> Result<u64> {
         let mut number = count(&name)?;
