@@ -401,6 +401,13 @@ pub fn upload(server: &Server, cwd: &Path, args: &[&str]) -> String {
 }
 
 /// The share code of a share URL.
+/// Whether `text` shows `code` as a reply code would stand: a word of its own. A port or a
+/// share code that holds its digits (`45207`, `ab452c`) does not count.
+pub fn shows_reply_code(text: &str, code: u16) -> bool {
+    let code = code.to_string();
+    text.split(|c: char| c.is_whitespace() || "()[]\"':,;.".contains(c)).any(|word| word == code)
+}
+
 pub fn code_of(url: &str) -> String {
     let url = url.split('#').next().unwrap();
     url.trim_end_matches('/').rsplit('/').next().unwrap().to_owned()
