@@ -316,3 +316,38 @@ fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9(
         });
     }
 }
+
+/// A budgeted download cut by a `kill -9` while it was being sent, then resumed from where its
+/// client got to: the resume sends the rest, and the download counts once it reached the end,
+/// although no record shows who sent the first part. Once with the place claimed before the
+/// `150`, once counted at the end (`--reserve-below 0`).
+#[test]
+fn a_budgeted_download_cut_by_a_kill_9_and_resumed_counts_once() {
+    for mode in [&[][..], &["--reserve-below", "0"][..]] {
+        let mut server = Server::start_with(mode);
+        let dir = TempDir::new();
+        // Larger than the loopback buffers: the kill comes while the server still sends.
+        let bytes = random_bytes(24 << 20, 95);
+        dir.file("big.bin", &bytes);
+        let code = code_of(&upload(&server, dir.path(), &["big.bin", "--max-downloads", "2"]));
+        let path = format!("/{code}/big.bin");
+        let mut control = Control::login(&server.addr);
+        let mut data = crate::support::data_connection(&mut control);
+        assert!(control.command(&format!("RETR {path}")).starts_with("150 "), "{mode:?}");
+        let mut first = vec![0; 1 << 20];
+        data.read_exact(&mut first).unwrap();
+        server = server.restart(mode);
+        let mut again = Control::login(&server.addr);
+        assert!(again.command("TYPE I").starts_with("200 "));
+        let mut data = crate::support::data_connection(&mut again);
+        assert!(again.command(&format!("REST {}", first.len())).starts_with("350 "));
+        assert!(again.command(&format!("RETR {path}")).starts_with("150 "), "{mode:?}");
+        let mut rest = Vec::new();
+        data.read_to_end(&mut rest).unwrap();
+        assert!(again.reply()[0].starts_with("226 "), "{mode:?}");
+        first.extend_from_slice(&rest);
+        assert!(first == bytes, "{mode:?}: the file whole");
+        let info = site_info(&mut again, &format!("{code}/big.bin")).unwrap();
+        assert_eq!(info_value(&info, "downloads-left"), "1", "{mode:?}: counted once");
+    }
+}

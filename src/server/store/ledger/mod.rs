@@ -16,8 +16,9 @@
 //! name is a hard link to one of 16 anchors, `budget/anchor.<n>`: it costs a directory entry,
 //! no inode, which on ext4 is most of a name's cost (past the anchor's most links, 65,000 on ext4, a symbolic link
 //! instead). Such a download cut short makes a claim then, holding its bytes' place for the
-//! resume. A crash before the count leaves nothing: the bytes it sent count for nothing, as a
-//! claim's bytes not yet recorded do.
+//! resume. A crash before the count leaves nothing; a resume past byte 0 with no record of the
+//! bytes before it (a crash cut the first `RETR`, or its claim gave its place up, or it took
+//! none) records them as its client's, so that it counts when it reaches the end.
 //!
 //! A download that claims its place and one `RETR` from byte 0 sends whole makes five names:
 //! `head`, the claim, the address's claim number, the finished number and `done`; four
@@ -151,6 +152,11 @@ impl Share {
                 now < names.last_activity(number)?.max(counted) + self.store.limits.claim_hold_secs()
             };
             if (late || names.is_live(number)) && (offset > 0 || !names.sent_from_start(number)?) {
+                // Made from byte 0, nothing of it recorded, and nobody sending it: the RETR
+                // that made it ended in a crash, after sending the bytes this one resumes from.
+                if offset > 0 && !late && !names.has_ranges(number)? && !names.is_held(number)? {
+                    names.record_held_before(number, offset, now)?;
+                }
                 return Ok(Some(DownloadClaim::held(self, entry, room, client, number, &names, offset)?));
             }
         }
@@ -160,8 +166,16 @@ impl Share {
         if offset > 0 {
             self.claim_room()?;
         }
+        // A resume whose bytes before no claim holds: its client's claim gave its place up, or
+        // the download went without one (many places left) and a crash kept it from counting.
+        let resumed = offset > 0
+            && (own > 0 && names.is_released(read_number(&names.of_client(client, own - 1))?)
+                || self.counts_at_end(&names, client, room)?);
         let number = names.make_claim(client, now)?;
         append(|g| names.of_client(client, g), &number.to_string())?;
+        if resumed {
+            names.record_held_before(number, offset, now)?;
+        }
         Ok(Some(DownloadClaim::held(self, entry, room, client, number, &names, offset)?))
     }
 

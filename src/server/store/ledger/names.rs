@@ -147,6 +147,23 @@ impl Names {
         self.name(&format!("a{client}.{g}"))
     }
 
+    /// Whether claim `k` gave its place up.
+    pub(in crate::server::store) fn is_released(&self, k: u64) -> bool {
+        exists(&self.released_mark(k))
+    }
+
+    /// Whether claim `k` has a range recorded, or a connection past byte 0 joined it.
+    pub(in crate::server::store) fn has_ranges(&self, k: u64) -> Result<bool> {
+        Ok(exists(&self.segment(k, 0)) || exists(&self.tail(k)))
+    }
+
+    /// Records that claim `k`'s client holds the bytes before `offset`: the range a `RETR` past
+    /// byte 0 says it resumes from, when no record shows who sent them.
+    pub(in crate::server::store) fn record_held_before(&self, k: u64, offset: u64, now: i64) -> Result<()> {
+        append(|i| self.segment(k, i), &format!("0-{offset}@{now}"))?;
+        Ok(())
+    }
+
     /// Whether claim `k` neither counted nor gave its place up.
     pub(in crate::server::store) fn is_live(&self, k: u64) -> bool {
         !exists(&self.done(k)) && !exists(&self.released_mark(k))

@@ -391,3 +391,45 @@ fn a_server_whose_count_is_behind_asks_for_a_place_again_at_each_name_it_finds_t
     let names = Names::of(&share, &entry.place);
     assert_eq!(count(|i| names.unreserved(i)).unwrap(), 2);
 }
+
+#[test]
+fn a_resume_whose_first_bytes_no_record_holds_counts_when_it_reaches_the_end() {
+    let (store, _root) = temp_store(Limits::default());
+    let budgeted = |downloads| {
+        let (mut share, _) = store.create_share(unix_now() + 60, Some(downloads)).unwrap();
+        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+        share.seal().unwrap();
+        (share, entry)
+    };
+    let one = "10.0.0.1";
+    // A crash while a claim's first RETR sent: nothing recorded, and nobody holds it now.
+    let (share, entry) = budgeted(1);
+    drop(share.claim_download(&entry, one, 0).unwrap().unwrap());
+    let resume = share.claim_download(&entry, one, 4).unwrap().unwrap();
+    assert!(resume.credit(4, 8).unwrap(), "the resume sent the rest of what the crash cut");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    // A client back after its claim gave its place up.
+    let (share, entry) = budgeted(1);
+    let now = unix_now();
+    let cut = share.claim_download_at(&entry, one, 0, now).unwrap().unwrap();
+    assert!(!cut.count(0, 4, now).unwrap());
+    drop(cut);
+    let later = now + DEFAULT_CLAIM_HOLD.as_secs() as i64;
+    let back = share.claim_download_at(&entry, one, 4, later).unwrap().unwrap();
+    assert!(back.count(4, 8, later).unwrap(), "the bytes before came under the place it gave up");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+    // A download that took no place, cut by a crash before it counted.
+    let (share, entry) = budgeted(DEFAULT_RESERVE_BELOW + 5);
+    drop(share.claim_download(&entry, one, 0).unwrap().unwrap());
+    let resume = share.claim_download(&entry, one, 4).unwrap().unwrap();
+    assert!(resume.credit(4, 8).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(DEFAULT_RESERVE_BELOW + 4));
+    // With few places left, a segment past byte 0 that comes first waits for the bytes before
+    // it (lftp `pget`), and the RETR from byte 0 that follows joins it.
+    let (share, entry) = budgeted(2);
+    let segment = share.claim_download(&entry, one, 4).unwrap().unwrap();
+    assert!(!segment.credit(4, 8).unwrap());
+    drop(segment);
+    assert!(share.claim_download(&entry, one, 0).unwrap().unwrap().credit(0, 4).unwrap());
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
+}
