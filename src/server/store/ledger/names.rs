@@ -27,6 +27,15 @@ impl Names {
         self.dir.join(format!("{}.{rest}", self.place))
     }
 
+    /// Makes `budget/` if it is not there. Never `create_dir_all`: a share removed meanwhile
+    /// must not come back as a folder.
+    fn make_folder(&self) -> io::Result<()> {
+        match fs::create_dir(&self.dir) {
+            Err(err) if err.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            other => other,
+        }
+    }
+
     /// Claim `k`: `client@made` (servers before it wrote a file of two lines).
     pub(in crate::server::store) fn claim(&self, k: u64) -> PathBuf {
         self.name(&format!("c{k}"))
@@ -71,11 +80,7 @@ impl Names {
         let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
         let lock = match open() {
             Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                // Never `create_dir_all`: a share removed meanwhile must not come back.
-                match fs::create_dir(&self.dir) {
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                    other => other?,
-                }
+                self.make_folder()?;
                 open()?
             }
             other => other?,
@@ -108,11 +113,7 @@ impl Names {
         loop {
             match fs::hard_link(&anchor, path) {
                 Err(err) if err.kind() == io::ErrorKind::NotFound && !made => {
-                    // Never `create_dir_all`: a share removed meanwhile must not come back.
-                    match fs::create_dir(&self.dir) {
-                        Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                        other => other?,
-                    }
+                    self.make_folder()?;
                     OpenOptions::new().create(true).truncate(false).write(true).open(&anchor)?;
                     made = true;
                 }
@@ -190,12 +191,8 @@ impl Names {
                 if err.kind() != io::ErrorKind::NotFound {
                     return Err(err.into());
                 }
-                // The share's first claim makes the folder. Never `create_dir_all`: a share
-                // removed meanwhile must not come back as a folder.
-                match fs::create_dir(&self.dir) {
-                    Err(err) if err.kind() == io::ErrorKind::AlreadyExists => {}
-                    other => other?,
-                }
+                // The share's first claim makes the folder.
+                self.make_folder()?;
                 continue;
             }
             match create_link(&self.claim(number), &format!("{client}@{now}")) {
@@ -262,13 +259,7 @@ impl Names {
     /// Creates the next of `name(0)`, `name(1)`, ... as a link to the anchor: its number.
     /// For counters only counted, never read.
     pub(in crate::server::store) fn append_to_anchor(&self, name: impl Fn(u64) -> PathBuf) -> Result<u64> {
-        let mut number = count(&name)?;
-        loop {
-            match self.link_to_anchor(&name(number)) {
-                Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
-                other => return other.map(|()| number),
-            }
-        }
+        append_made_by(name, |path| self.link_to_anchor(path))
     }
 }
 
@@ -404,9 +395,15 @@ impl CounterHints {
 
 /// Creates the next of `name(0)`, `name(1)`, ... holding `payload`: its number.
 pub(in crate::server::store) fn append(name: impl Fn(u64) -> PathBuf, payload: &str) -> Result<u64> {
+    append_made_by(name, |path| create_link(path, payload))
+}
+
+/// Creates the next of `name(0)`, `name(1)`, ... with `make`, which fails with `AlreadyExists`
+/// where another made that number first: its number.
+fn append_made_by(name: impl Fn(u64) -> PathBuf, make: impl Fn(&Path) -> Result<()>) -> Result<u64> {
     let mut number = count(&name)?;
     loop {
-        match create_link(&name(number), payload) {
+        match make(&name(number)) {
             Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
             other => return other.map(|()| number),
         }

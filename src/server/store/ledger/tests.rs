@@ -63,9 +63,7 @@ fn a_download_counts_once_one_client_was_sent_every_byte() {
 #[test]
 fn a_client_that_left_keeps_its_place_for_a_while_and_then_spent_nothing() {
     let (store, _root) = temp_store(Limits::default());
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 1);
     let now = unix_now();
     let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
     // The client was sent half and its connections all left (a pget segment reconnecting).
@@ -98,9 +96,7 @@ fn a_client_that_left_keeps_its_place_for_a_while_and_then_spent_nothing() {
 #[test]
 fn two_claims_of_one_address_that_cover_the_file_together_count_once() {
     let (store, _root) = temp_store(Limits::default());
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 2);
     let one = "10.0.0.1";
     // Two connections from byte 0 at once: two claims (two people behind one address).
     let first = share.claim_download(&entry, one, 0).unwrap().unwrap();
@@ -122,9 +118,7 @@ fn two_claims_of_one_address_that_cover_the_file_together_count_once() {
 #[test]
 fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
     let (store, _root) = temp_store(Limits::default());
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 1);
     let now = unix_now();
     let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
     let claim = |client: &str, offset: u64, at: i64| share.claim_download_at(&entry, client, offset, at);
@@ -144,9 +138,7 @@ fn a_connection_past_byte_0_keeps_its_claims_place_while_it_sends() {
 #[test]
 fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it() {
     let (store, _root) = temp_store(Limits::default());
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 2);
     let now = unix_now();
     let hold = DEFAULT_CLAIM_HOLD.as_secs() as i64;
     let whole = share.claim_download_at(&entry, "10.0.0.1", 0, now).unwrap().unwrap();
@@ -166,9 +158,7 @@ fn a_retr_that_completes_its_claim_records_no_segment_and_late_segments_join_it(
 #[test]
 fn a_claim_file_of_servers_before_is_read_and_its_lock_seen() {
     let (store, _root) = temp_store(Limits::default());
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 1);
     let names = Names::of(&share, &entry.place);
     fs::create_dir(&names.dir).unwrap();
     let made = unix_now() - 5;
@@ -203,6 +193,14 @@ fn counters_are_names_without_gaps() {
     assert!(covers(&[], 0));
 }
 
+/// A sealed share of one file, `f`, that may be downloaded `downloads` times.
+fn budgeted_file(store: &Store, downloads: u64) -> (Share, FileEntry) {
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(downloads)).unwrap();
+    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
+    share.seal().unwrap();
+    (share, entry)
+}
+
 fn budget_names(share: &Share) -> Vec<String> {
     let mut names: Vec<_> = match fs::read_dir(share.dir.join("budget")) {
         Ok(entries) => entries.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect(),
@@ -218,9 +216,7 @@ fn budget_names(share: &Share) -> Vec<String> {
 fn with_many_downloads_left_a_download_takes_no_place_and_counts_at_its_end_with_one_link() {
     let limits = Limits { reserve_below: 2, ..Limits::default() };
     let (store, _root) = temp_store(limits);
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(4)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 4);
     let first = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
     assert_eq!(first.number, None, "no place taken before the 150");
     assert!(budget_names(&share).is_empty(), "nothing made: {:?}", budget_names(&share));
@@ -253,9 +249,7 @@ fn with_many_downloads_left_a_download_takes_no_place_and_counts_at_its_end_with
 fn a_download_counted_at_its_end_gets_no_last_byte_when_the_places_went_meanwhile() {
     let limits = Limits { reserve_below: 0, ..Limits::default() };
     let (store, _root) = temp_store(limits);
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 2);
     // Three clients start while two places are left; the third to reach its end is refused.
     let [one, two, three] = ["10.0.0.1", "10.0.0.2", "10.0.0.3"]
         .map(|client| share.claim_download(&entry, client, 0).unwrap().unwrap());
@@ -275,9 +269,7 @@ fn a_download_counted_at_its_end_gets_no_last_byte_when_the_places_went_meanwhil
 fn a_download_counted_at_its_end_that_was_cut_keeps_a_place_for_its_resume() {
     let limits = Limits { reserve_below: 0, ..Limits::default() };
     let (store, _root) = temp_store(limits);
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 1);
     let cut = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
     assert!(!cut.credit(0, 5).unwrap());
     drop(cut);
@@ -347,9 +339,7 @@ fn downloads_counted_at_their_end_by_two_servers_number_without_gaps_and_stay_in
 fn downloads_count_where_the_anchor_takes_no_more_links() {
     let limits = Limits { reserve_below: 0, ..Limits::default() };
     let (store, _root) = temp_store(limits);
-    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
-    let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-    share.seal().unwrap();
+    let (share, entry) = budgeted_file(&store, 2);
     // Past 65,000 links (ext4) no link can be made to the anchor, as here where it is a folder:
     // the share's other files' downloads linked it that often.
     for stripe in 0..16 {
@@ -395,12 +385,7 @@ fn a_server_whose_count_is_behind_asks_for_a_place_again_at_each_name_it_finds_t
 #[test]
 fn a_resume_whose_first_bytes_no_record_holds_counts_when_it_reaches_the_end() {
     let (store, _root) = temp_store(Limits::default());
-    let budgeted = |downloads| {
-        let (mut share, _) = store.create_share(unix_now() + 60, Some(downloads)).unwrap();
-        let entry = upload_announced(&share, "f", b"budgeted").unwrap();
-        share.seal().unwrap();
-        (share, entry)
-    };
+    let budgeted = |downloads| budgeted_file(&store, downloads);
     let one = "10.0.0.1";
     // A crash while a claim's first RETR sent: nothing recorded, and nobody holds it now.
     let (share, entry) = budgeted(1);
