@@ -7,6 +7,7 @@ use std::io::{Read, Write};
 use std::thread;
 
 use anonshare::common::digest::Sha256Digest;
+use anonshare::server::store::COUNTED_TAIL_BYTES;
 
 use crate::support::{
     Control, Server, TempDir, announce, client, code_of, data_connection, events, fetch, info_value,
@@ -340,9 +341,10 @@ fn a_connection_that_read_a_budgeted_share_finds_it_gone_once_another_spent_it()
 }
 
 /// With more downloads left than `--reserve-below`, two clients start on the last download;
-/// the first to reach its end has it, the other is refused there, with every byte but the last.
+/// the first to reach its end has it, the other is refused there, with every byte but the last
+/// ones.
 #[test]
-fn a_download_counted_at_its_end_is_refused_its_last_byte_when_another_took_the_last_place() {
+fn a_download_counted_at_its_end_is_refused_its_last_bytes_when_another_took_the_last_place() {
     let server = Server::start_with(&["--reserve-below", "0"]);
     let mut owner = Control::login(&server.addr);
     assert!(owner.command("TYPE I").starts_with("200 "));
@@ -370,7 +372,8 @@ fn a_download_counted_at_its_end_is_refused_its_last_byte_when_another_took_the_
     second_data.read_to_end(&mut partial).unwrap();
     let refused = second.reply().remove(0);
     assert!(refused.starts_with("550 ") && refused.ends_with("[not-found]"), "{refused}");
-    assert_eq!(partial.len(), bytes.len() - 1, "all but the last byte");
-    assert!(partial[..] == bytes[..bytes.len() - 1]);
+    let kept = bytes.len() - COUNTED_TAIL_BYTES as usize;
+    assert_eq!(partial.len(), kept, "all but the bytes that leave once counted");
+    assert!(partial[..] == bytes[..kept]);
     assert!(second.command(&format!("SIZE /{code}/big.bin")).starts_with("550 "), "spent");
 }

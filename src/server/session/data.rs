@@ -23,7 +23,7 @@ use crate::server::session::replies::{binary_only, store_refusal};
 use crate::server::session::rules::{UploadVerb, Written};
 use crate::server::session::{Next, Session};
 use crate::server::shutdown::Shutdown as ServerShutdown;
-use crate::server::store::{StoreError, Upload};
+use crate::server::store::{COUNTED_TAIL_BYTES, StoreError, Upload};
 use crate::server::stream::{ControlStream, DataStream};
 
 /// Bytes of an upload written, then handed to the hashing thread, at a time, filled by as many
@@ -424,7 +424,7 @@ impl Session<'_> {
     pub(super) fn retr(&mut self, argument: &str) -> io::Result<Next> {
         let offset = self.pending.take_download_offset();
         let path = self.resolve(argument);
-        let found = self.lookup_file(&path).and_then(|(share, entry)| {
+        let found = self.lookup_file_to_download(&path).and_then(|(share, entry)| {
             let file = share.open_file_keeping(&entry, &mut self.kept_pack.borrow_mut())?;
             Ok((file, share, entry))
         });
@@ -444,9 +444,12 @@ impl Session<'_> {
         if self.passive.is_none() {
             return self.refuse(no_passive());
         }
-        // REST <size> sends nothing, so it claims nothing either.
+        // REST <size> sends nothing, so it claims nothing either; a spent file is not there.
         let claim = match offset == entry.size && entry.size > 0 {
-            true => Ok(None),
+            true => match share.downloads_left(&entry) {
+                Ok(Some(0)) => Err(StoreError::NotFound),
+                other => other.map(|_| None),
+            },
             false => share.claim_download(&entry, &self.peer.ip().to_string(), offset),
         };
         let claim = match claim {
@@ -459,13 +462,13 @@ impl Session<'_> {
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
             let end = start + entry.size;
             let mut position = start + offset;
-            // A budgeted file's last byte leaves only once the download counted, so a crash
+            // A budgeted file's last bytes leave only once the download counted, so a crash
             // never lets a client have every byte uncounted: before the count its claim keeps
-            // its place, after it a resume for the last byte joins the counted claim (one
+            // its place, after it a resume for the last bytes joins the counted claim (one
             // counted at its end has none: its resume needs a place of its own).
             let held_back = match &claim {
-                Some(_) if end > position => end - 1,
-                _ => end,
+                Some(_) => end - (end - position).min(COUNTED_TAIL_BYTES),
+                None => end,
             };
             let mut sent = send_range(&file, &mut position, held_back, data, watch);
             // The bytes handed to the network count towards the client's claim however the
@@ -488,7 +491,7 @@ impl Session<'_> {
             if let (Ok(()), Err(StoreError::NotFound)) = (&sent, &counted) {
                 log_event!("conn={id} peer={peer} event=download-refused-at-end {}", LoggedPath(&path));
                 let text =
-                    format!("{path}: its downloads were used up while it was sent; its last byte was kept");
+                    format!("{path}: its downloads were used up while it was sent; its last bytes were kept");
                 return Ok(Refusal::new(Reason::NotFound, text).to_reply());
             }
             sent?;

@@ -543,11 +543,13 @@ impl<'a> Session<'a> {
     /// The file at `path`, or why there is none.
     fn lookup_file(&self, path: &VirtualPath) -> Result<(Share, FileEntry), StoreError> {
         let (share, manifest, rel) = self.lookup(path)?;
-        match manifest.lookup(&rel) {
-            Some(Node::File(entry)) => Ok((share, entry.clone())),
-            Some(Node::Folder) => Err(StoreError::IsAFolder),
-            None => Err(StoreError::NotFound),
-        }
+        file_of(share, manifest.lookup(&rel))
+    }
+
+    /// The file at `path` for a download: a spent one too, which the download's claim refuses.
+    fn lookup_file_to_download(&self, path: &VirtualPath) -> Result<(Share, FileEntry), StoreError> {
+        let (share, manifest, rel) = self.lookup(path)?;
+        file_of(share, manifest.lookup_to_download(&rel))
     }
 
     fn cwd(&mut self, argument: &str) -> io::Result<Next> {
@@ -636,5 +638,14 @@ impl<'a> Session<'a> {
             }
             Err(err) => self.store_error(err),
         }
+    }
+}
+
+/// The file a lookup found, or why there is none.
+fn file_of(share: Share, node: Option<Node<'_>>) -> Result<(Share, FileEntry), StoreError> {
+    match node {
+        Some(Node::File(entry)) => Ok((share, entry.clone())),
+        Some(Node::Folder) => Err(StoreError::IsAFolder),
+        None => Err(StoreError::NotFound),
     }
 }

@@ -52,6 +52,12 @@ impl Manifest {
         }
     }
 
+    /// What `rel` names for a download, a spent file too: a download's claim refuses a spent
+    /// file under the file's lock, so a lookup here would only ask twice.
+    pub fn lookup_to_download(&self, rel: &[String]) -> Option<Node<'_>> {
+        self.records.lookup(rel)
+    }
+
     /// The entries directly inside the folder `rel`, sorted by name.
     pub fn children(&self, rel: &[String]) -> Vec<Child> {
         let nodes = self.records.child_nodes(rel).into_iter();

@@ -78,6 +78,10 @@ pub const DEFAULT_CLAIM_HOLD: Duration = Duration::from_secs(300);
 /// its place first, so a client that was answered `150` is never refused at its end when the
 /// downloads in flight are fewer than this (`--reserve-below`).
 pub const DEFAULT_RESERVE_BELOW: u64 = 64;
+/// Most bytes at a budgeted file's end that leave only once its download counted, sent then
+/// in one go: a file this small is counted before its first byte, and its client gets its
+/// bytes in one piece rather than all but the last and then the last.
+pub const COUNTED_TAIL_BYTES: u64 = 64 * 1024;
 
 /// Whether a download from byte 0 takes its place before its `150`.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -433,19 +437,25 @@ impl DownloadClaim {
             Some(seen) => seen,
             None => count(|i| names.unreserved(i))?,
         };
-        loop {
+        let roomy = loop {
             // Every number below ours is a download counted: a name found made by another
             // server is one more.
-            if !self.share.has_place(&names, self.room.saturating_sub(number), now)? {
+            let left = self.room.saturating_sub(number);
+            // Claims, finished ones among them, fewer than the places left but one: one is
+            // this download's, and it is not the last. Else they are counted.
+            let roomy = fewer_than(left.saturating_sub(1), &[&|k| names.claim(k)])?;
+            if !roomy && !self.share.has_place(&names, left, now)? {
                 return Err(StoreError::NotFound);
             }
             match names.link_to_anchor(&names.unreserved(number)) {
                 Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => number += 1,
-                other => break other?,
+                other => break other.map(|()| roomy)?,
             }
-        }
+        };
         hints.set(first, number + 1, self.share.store.limits.max_counter_hints);
-        self.spend_if_last(number + 1, &|j| names.finished(j))?;
+        if !roomy {
+            self.spend_if_last(number + 1, &|j| names.finished(j))?;
+        }
         Ok(true)
     }
 
