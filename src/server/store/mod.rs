@@ -266,6 +266,8 @@ pub struct Store {
     disk: Arc<Disk>,
     /// How many names budget counters were seen to hold.
     counter_hints: Arc<ledger::CounterHints>,
+    /// The budget lock files this server keeps open.
+    budget_locks: Arc<ledger::LockFiles>,
 }
 
 /// A share that exists and has not expired, as of the moment it was opened.
@@ -304,6 +306,7 @@ impl Store {
             live: Arc::default(),
             disk: Arc::default(),
             counter_hints: Arc::default(),
+            budget_locks: Arc::default(),
         })
     }
 

@@ -8,22 +8,37 @@
 use std::io;
 use std::path::{Path, PathBuf};
 
-use super::ledger::{Names, append, count, read_number};
+use super::ledger::{Names, append, count, exists, read_number};
 use super::manifest::{Checked, FileEntry, SpentTally};
 use super::{Result, Share, ShareMeta, Store, StoreError};
 use crate::common::secret::ShareCode;
 
 impl Share {
-    /// Marks `entry` spent, once, and counts it among the share's spent files.
-    pub(super) fn mark_spent(&self, entry: &FileEntry) -> Result<()> {
+    /// Marks `entry` spent, once, and counts it among the share's spent files: whether this
+    /// call marked it. The share's mark that some file may be spent comes first, so a file
+    /// marked or counted spent is never in a share without it.
+    pub(super) fn mark_spent(&self, entry: &FileEntry) -> Result<bool> {
         let names = Names::of(self, &entry.place);
         let share_budget = self.dir.join("budget");
+        match names.link_to_anchor(&some_spent_mark(&share_budget)) {
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => {}
+            other => other?,
+        }
         match names.link_to_anchor(&names.spent_mark()) {
-            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::AlreadyExists => return Ok(false),
             other => other?,
         }
         append(|j| spent_count(&share_budget, j), &entry.size.to_string())?;
-        Ok(())
+        Ok(true)
+    }
+
+    /// Whether a file of the share may be spent: it has the mark that comes before any file's,
+    /// or a spent count (servers before the mark made only the count). Without either no file
+    /// is spent, but one whose last download a crash kept from being marked (its next download
+    /// refused marks it).
+    pub(super) fn may_have_spent(&self) -> bool {
+        let dir = self.dir.join("budget");
+        exists(&some_spent_mark(&dir)) || exists(&spent_count(&dir, 0))
     }
 
     /// The files the share's spent count names, and their bytes: the tally kept with the
@@ -49,6 +64,11 @@ impl Share {
 /// The `j`-th spent file of a share, under its `budget/`: the file's size.
 fn spent_count(dir: &Path, j: u64) -> PathBuf {
     dir.join(format!("spent.{j}"))
+}
+
+/// Made, under its `budget/`, before the first file of a share is marked spent.
+fn some_spent_mark(dir: &Path) -> PathBuf {
+    dir.join("spent.some")
 }
 
 impl Store {
@@ -107,7 +127,7 @@ impl Share {
         match (self.read_records(), self.finished_downloads()) {
             (Ok(records), Ok(finished)) => {
                 !records.files.is_empty()
-                    && records.files.values().all(|f| finished.is_spent(&f.place, budget))
+                    && records.files.values().all(|f| finished.is_spent_exactly(&f.place, budget))
             }
             _ => false,
         }

@@ -56,8 +56,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 pub use names::DEFAULT_MAX_COUNTER_HINTS;
-pub(super) use names::{CounterHints, Names, append, count, create_link, read_number};
-use names::{covers, exists, fewer_than};
+#[cfg(test)]
+use names::locked;
+pub(super) use names::{CounterHints, LockFiles, Names, append, count, create_link, exists, read_number};
+use names::{covers, fewer_than};
 
 use super::manifest::{FileEntry, Place, whole_lines};
 use super::{Result, Share, StoreError, unix_now};
@@ -144,6 +146,10 @@ impl Share {
         let _lock = names.lock()?;
         let unreserved = count(|i| names.unreserved(i))?;
         if unreserved + count(|j| names.finished(j))? >= room {
+            // Spent: a crash may have kept the download that spent it from marking it.
+            if self.mark_spent(entry)? {
+                self.delete_contents(entry)?;
+            }
             return Err(StoreError::NotFound);
         }
         let own = count(|g| names.of_client(client, g))?;
@@ -250,7 +256,11 @@ impl Share {
     /// Finished downloads of budgeted files: the lines of the `downloads` file and the `.done`
     /// claims under `reading/` of older servers, and the numbered finished downloads.
     pub(super) fn finished_downloads(&self) -> Result<Finished> {
-        Ok(Finished { share: self.clone(), legacy: self.legacy_downloads()? })
+        Ok(Finished {
+            share: self.clone(),
+            legacy: self.legacy_downloads()?,
+            may_have_spent: OnceLock::new(),
+        })
     }
 
     /// What servers before `budget/` left: one line per finished download in `downloads`, and
@@ -462,8 +472,7 @@ impl DownloadClaim {
     /// After a download counted, `known` of the file's downloads and those of the counter
     /// `rest`: the one that used the budget up marks the file spent and deletes its contents.
     fn spend_if_last(&self, known: u64, rest: &dyn Fn(u64) -> PathBuf) -> Result<()> {
-        if !fewer_than(self.room.saturating_sub(known), &[rest])? {
-            self.share.mark_spent(&self.entry)?;
+        if !fewer_than(self.room.saturating_sub(known), &[rest])? && self.share.mark_spent(&self.entry)? {
             self.share.delete_contents(&self.entry)?;
         }
         Ok(())
@@ -488,13 +497,25 @@ impl Legacy {
 pub(super) struct Finished {
     share: Share,
     legacy: Arc<Legacy>,
+    /// Whether a file of the share may be spent, asked once.
+    may_have_spent: OnceLock<bool>,
 }
 
 impl Finished {
+    /// Whether the file stored at `place` is spent, as readers see it: with no file of the
+    /// share marked spent, none is (one name lookup for the share), unless a crash kept the
+    /// download that spent it from marking it; its next download marks it.
+    pub(super) fn is_spent(&self, place: &Place, budget: u64) -> bool {
+        let room = budget.saturating_sub(self.legacy.of(place));
+        room == 0
+            || *self.may_have_spent.get_or_init(|| self.share.may_have_spent())
+                && self.is_spent_exactly(place, budget)
+    }
+
     /// Whether the file stored at `place` was downloaded completely `budget` times, asked
     /// with a name lookup per counter while it is far from it; one that cannot be looked up
     /// is not spent.
-    pub(super) fn is_spent(&self, place: &Place, budget: u64) -> bool {
+    pub(super) fn is_spent_exactly(&self, place: &Place, budget: u64) -> bool {
         let names = Names::of(&self.share, place);
         let room = budget.saturating_sub(self.legacy.of(place));
         !fewer_than(room, &[&|j| names.finished(j), &|i| names.unreserved(i)]).unwrap_or(true)

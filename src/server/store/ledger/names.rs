@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::super::manifest::Place;
 use super::super::{Result, Share, StoreError};
@@ -16,11 +16,19 @@ use crate::common::platform::{create_marker, read_marker};
 pub(in crate::server::store) struct Names {
     pub(in crate::server::store) dir: PathBuf,
     place: String,
+    locks: Arc<LockFiles>,
+    /// The file's lock file, once asked for.
+    lock_file: OnceLock<Arc<LockFile>>,
 }
 
 impl Names {
     pub(in crate::server::store) fn of(share: &Share, place: &Place) -> Names {
-        Names { dir: share.dir.join("budget"), place: place.to_string() }
+        Names {
+            dir: share.dir.join("budget"),
+            place: place.to_string(),
+            locks: share.store.budget_locks.clone(),
+            lock_file: OnceLock::new(),
+        }
     }
 
     pub(in crate::server::store) fn name(&self, rest: &str) -> PathBuf {
@@ -75,22 +83,22 @@ impl Names {
     /// Locks (exclusively) the file's budget: one of [`BUDGET_LOCKS`] lock files, picked by
     /// the file's place alike on every server, so that decisions about different files seldom
     /// wait for each other. The first to need one makes it (and `budget/`).
-    pub(in crate::server::store) fn lock(&self) -> Result<File> {
-        let path = self.dir.join(format!("lock.{}", self.stripe()));
-        let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
-        let lock = match open() {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                self.make_folder()?;
-                open()?
+    pub(in crate::server::store) fn lock(&self) -> Result<BudgetLock<'_>> {
+        let lock = match self.lock_file.get() {
+            Some(lock) => lock,
+            None => {
+                let path = self.dir.join(format!("lock.{}", self.stripe()));
+                let opened = self.locks.open(path, || self.make_folder())?;
+                self.lock_file.get_or_init(|| opened)
             }
-            other => other?,
         };
-        lock.lock()?;
-        Ok(lock)
+        let turn = lock.turn.lock().unwrap_or_else(PoisonError::into_inner);
+        lock.file.lock()?;
+        Ok(BudgetLock { file: &lock.file, _turn: turn })
     }
 
     /// Which of the [`BUDGET_LOCKS`] locks and anchors the file's names use.
-    fn stripe(&self) -> u64 {
+    pub(in crate::server::store) fn stripe(&self) -> u64 {
         let hash = self
             .place
             .bytes()
@@ -272,6 +280,62 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 /// Counters whose count a server keeps; past it, all are forgotten at once
 /// (`--max-counter-hints`).
 pub const DEFAULT_MAX_COUNTER_HINTS: usize = 16_384;
+
+/// Budget lock files this server keeps open, by path: most budget decisions then take a lock
+/// with one `flock` and no `open`. At most [`MAX_OPEN_BUDGET_LOCKS`]; past it all are
+/// forgotten at once (one still held stays open until released: another open of the same file
+/// waits for its `flock` like another server's would).
+#[derive(Debug, Default)]
+pub(in crate::server::store) struct LockFiles(Mutex<HashMap<PathBuf, Arc<LockFile>>>);
+
+/// Lock files kept open by one server (a share's budget has 16).
+const MAX_OPEN_BUDGET_LOCKS: usize = 1024;
+
+/// One open lock file. A `flock` is held by an open file description, which this server's
+/// threads share: `turn` keeps them to one at a time.
+#[derive(Debug)]
+pub(in crate::server::store) struct LockFile {
+    file: File,
+    turn: Mutex<()>,
+}
+
+impl LockFiles {
+    /// The lock file at `path`, opened (and made) the first time; `make_folder` when its
+    /// folder is not there yet.
+    fn open(&self, path: PathBuf, make_folder: impl Fn() -> io::Result<()>) -> io::Result<Arc<LockFile>> {
+        if let Some(open) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&path) {
+            return Ok(open.clone());
+        }
+        let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
+        let file = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                make_folder()?;
+                open()?
+            }
+            other => other?,
+        };
+        let made = Arc::new(LockFile { file, turn: Mutex::new(()) });
+        let mut files = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        if files.len() >= MAX_OPEN_BUDGET_LOCKS {
+            files.clear();
+        }
+        Ok(files.entry(path).or_insert(made).clone())
+    }
+}
+
+/// A budget lock held: by this thread among the server's, by this server among those on the
+/// root. Released when dropped, the `flock` first.
+pub(in crate::server::store) struct BudgetLock<'a> {
+    file: &'a File,
+    _turn: MutexGuard<'a, ()>,
+}
+
+impl Drop for BudgetLock<'_> {
+    fn drop(&mut self) {
+        // Unlocking fails only for a descriptor that is not open.
+        let _ = self.file.unlock();
+    }
+}
 
 /// Whether another open file description holds a lock on `path` (a missing file, or a link
 /// to none, holds none).

@@ -418,3 +418,80 @@ fn a_resume_whose_first_bytes_no_record_holds_counts_when_it_reaches_the_end() {
     assert!(share.claim_download(&entry, one, 0).unwrap().unwrap().credit(0, 4).unwrap());
     assert_eq!(share.downloads_left(&entry).unwrap(), Some(1));
 }
+
+#[test]
+fn a_files_lock_is_one_threads_at_a_time_and_one_servers_while_held() {
+    let (store, _root) = temp_store(Limits::default());
+    let (share, entry) = budgeted_file(&store, 2);
+    let names = Names::of(&share, &entry.place);
+    let held = names.lock().unwrap();
+    let path = names.dir.join(format!("lock.{}", names.stripe()));
+    assert!(locked(&path).unwrap(), "another open of the file, as another server's, sees it locked");
+    let (got, waiting) = std::sync::mpsc::channel();
+    let other = share.clone();
+    let place = entry.place.clone();
+    let thread = std::thread::spawn(move || {
+        let names = Names::of(&other, &place);
+        let _held = names.lock().unwrap();
+        got.send(()).unwrap();
+    });
+    let wait = std::time::Duration::from_millis(200);
+    assert!(waiting.recv_timeout(wait).is_err(), "another thread waits while it is held");
+    drop(held);
+    waiting
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the other thread takes it once released");
+    thread.join().unwrap();
+    assert!(!locked(&path).unwrap(), "released, kept open");
+}
+
+#[test]
+fn threads_of_one_server_counting_and_claiming_at_once_stay_in_the_budget() {
+    let limits = Limits { reserve_below: 0, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (share, entry) = budgeted_file(&store, 5);
+    let counted: u64 = std::thread::scope(|scope| {
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let (share, entry) = (&share, &entry);
+                scope.spawn(move || {
+                    let mut counted = 0;
+                    for i in 0..4 {
+                        let client = format!("10.0.{t}.{i}");
+                        let reserve = if (t + i) % 2 == 0 { Reserve::Now } else { Reserve::WhenFewLeft };
+                        let claim = match share.claim_or_reserve(entry, &client, 0, unix_now(), reserve) {
+                            Ok(claim) => claim.unwrap(),
+                            Err(StoreError::NotFound) => continue,
+                            Err(err) => panic!("{err}"),
+                        };
+                        match claim.credit(0, 8) {
+                            Ok(true) => counted += 1,
+                            Ok(false) | Err(StoreError::NotFound) => {}
+                            Err(err) => panic!("{err}"),
+                        }
+                    }
+                    counted
+                })
+            })
+            .collect();
+        threads.into_iter().map(|thread| thread.join().unwrap()).sum()
+    });
+    assert_eq!(counted, 5, "every place used, none twice");
+    assert_eq!(share.downloads_left(&entry).unwrap(), Some(0));
+}
+
+#[test]
+fn a_file_a_crash_kept_from_being_marked_spent_is_marked_by_its_next_download() {
+    let (store, _root) = temp_store(Limits::default());
+    let (share, entry) = budgeted_file(&store, 1);
+    // Its one download counted, and the server died before the mark: no file of the share is
+    // marked, so readers are not told it is spent.
+    let names = Names::of(&share, &entry.place);
+    names.link_to_anchor(&names.unreserved(0)).unwrap();
+    assert!(share.manifest().unwrap().lookup(&rel("f")).is_some());
+    assert!(matches!(share.claim_download(&entry, "10.0.0.1", 0), Err(StoreError::NotFound)));
+    assert!(share.manifest().unwrap().lookup(&rel("f")).is_none(), "marked by the refused download");
+    let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
+    assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
+    assert_eq!(share.manifest().unwrap().totals().unwrap(), (0, 0), "counted spent");
+}
