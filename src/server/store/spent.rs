@@ -80,10 +80,18 @@ impl Store {
     /// kept until the count or the files change: the count alone could name a file that a
     /// stale manifest does not show yet.
     pub(super) fn is_spent(&self, name: &str, meta: &ShareMeta) -> bool {
+        if meta.downloads.is_none() || !meta.sealed {
+            return false;
+        }
+        let budget = self.shares_dir().join(name).join("budget");
+        let counted = count(|j| spent_count(&budget, j));
+        // No file counted spent, none ever was: a share judged spent had its count then.
+        if let Ok(0) = counted {
+            return false;
+        }
         let Some(share) = self.spendable(name, meta) else {
             return false;
         };
-        let counted = count(|j| spent_count(&share.dir.join("budget"), j));
         let known = share.cached(|cached| (cached.checked, cached.records.files.len()));
         match (counted, known) {
             (_, Ok((Checked::AllSpent, _))) => true,
