@@ -10,9 +10,10 @@
 //! before it). It never reads a stored file's contents.
 //!
 //! While more downloads than `--reserve-below` are left to a file, a `RETR` from byte 0 of an
-//! address with no claim of the file makes no claim: before its last byte, under the file's
-//! budget lock, it is counted with one name, `u<i>` (numbered without gaps), if the finished
-//! downloads and the claims that keep a place leave room, and else refused its last byte. That
+//! address with no claim of the file makes no claim: before its last bytes
+//! ([`COUNTED_TAIL_BYTES`]), under the file's budget lock, it is counted with one name, `u<i>`
+//! (numbered without gaps), if the finished downloads and the claims that keep a place leave
+//! room, and else refused those bytes. That
 //! name is a hard link to one of 16 anchors, `budget/anchor.<n>`: it costs a directory entry,
 //! no inode, which on ext4 is most of a name's cost (past the anchor's most links, 65,000 on ext4, a symbolic link
 //! instead). Such a download cut short makes a claim then, holding its bytes' place for the
@@ -196,6 +197,10 @@ impl Share {
         let Some(bound) = room.checked_sub(self.store.limits.reserve_below) else {
             return Ok(false);
         };
+        // No claim of the file was ever made (most budgeted files): none of the address's.
+        if !exists(&names.claim(0)) {
+            return Ok(fewer_than(bound, &[&|i| names.unreserved(i)])?);
+        }
         if exists(&names.of_client(client, 0)) {
             return Ok(false);
         }
@@ -423,8 +428,8 @@ impl DownloadClaim {
         Ok(true)
     }
 
-    /// Counts a download that took no place, once it was sent every byte but the last, if a
-    /// place is left then (past the budget it is `NotFound`, and the last byte is never sent).
+    /// Counts a download that took no place, once it was sent every byte but its last ones, if
+    /// a place is left then (past the budget it is `NotFound`, and those bytes are never sent).
     /// One cut short takes a place now, as a claim with its range recorded, so that its
     /// client's resume joins it; with no place left its bytes stay uncounted, and its resume
     /// is refused.
