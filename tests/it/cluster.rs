@@ -937,7 +937,7 @@ fn a_once_file_fetched_in_segments_through_both_servers_goes_to_one_client_whole
         for (client, segments) in got.iter().enumerate().filter(|(c, _)| *c != whole[0]) {
             assert!(segments.iter().all(Vec::is_empty), "round {round}: client {client} gets no byte");
         }
-        let counted: usize = servers.iter().map(|s| s.log().matches("event=download-counted").count()).sum();
+        let counted: usize = servers.iter().map(|s| s.downloads_counted()).sum();
         assert_eq!(counted, round + 1, "one download a round, over both servers");
         for server in servers {
             let mut control = Control::login(&server.addr);

@@ -143,6 +143,15 @@ impl Server {
         fs::read_to_string(&self.log).unwrap_or_default()
     }
 
+    /// Budgeted downloads the server counted so far: told on their `retr` line, or on a line of
+    /// their own when the send failed after the count.
+    pub fn downloads_counted(&self) -> usize {
+        let log = self.log();
+        log.lines()
+            .filter(|line| line.contains(" event=download-counted ") || line.ends_with(" counted=yes"))
+            .count()
+    }
+
     /// Kills the server with SIGKILL and hands back its folder for a restart.
     pub fn kill(mut self) -> TempDir {
         self.child.kill().unwrap();

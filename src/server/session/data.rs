@@ -484,7 +484,8 @@ impl Session<'_> {
                 Some(claim) => claim.credit(offset, position - start),
                 None => Ok(false),
             };
-            if let Ok(true) = counted {
+            // A count is told on the `retr` line; one whose send then failed on a line of its own.
+            if let (Ok(true), Err(_)) = (&counted, &sent) {
                 log_event!("conn={id} peer={peer} event=download-counted {}", LoggedPath(&path));
             }
             // Counted at its end with no place left: the budget went to other downloads meanwhile.
@@ -495,9 +496,12 @@ impl Session<'_> {
                 return Ok(Refusal::new(Reason::NotFound, text).to_reply());
             }
             sent?;
-            counted.map_err(Stop::Store)?;
+            let counted = if counted.map_err(Stop::Store)? { " counted=yes" } else { "" };
             let sent = position - start - offset;
-            log_event!("conn={id} peer={peer} event=retr {} offset={offset} bytes={sent}", LoggedPath(&path));
+            log_event!(
+                "conn={id} peer={peer} event=retr {} offset={offset} bytes={sent}{counted}",
+                LoggedPath(&path)
+            );
             Ok(Reply::new(226, format!("Transfer complete, {sent} bytes, SHA-256 {}", entry.sha256)))
         })
     }
