@@ -23,6 +23,31 @@ pub fn free_space(path: &Path) -> Option<u64> {
     Some(stats.f_bavail.saturating_mul(stats.f_frsize))
 }
 
+/// File descriptors this process may have open (its soft limit); `None` when unlimited or
+/// unknown.
+#[cfg(unix)]
+pub fn open_files_limit() -> Option<u64> {
+    rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+}
+
+#[cfg(not(unix))]
+pub fn open_files_limit() -> Option<u64> {
+    None
+}
+
+/// Whether `err` says the process or the system has no file descriptor left to open.
+#[cfg(unix)]
+pub fn is_out_of_descriptors(err: &io::Error) -> bool {
+    use rustix::io::Errno;
+    err.raw_os_error()
+        .is_some_and(|code| code == Errno::MFILE.raw_os_error() || code == Errno::NFILE.raw_os_error())
+}
+
+#[cfg(not(unix))]
+pub fn is_out_of_descriptors(_err: &io::Error) -> bool {
+    false
+}
+
 /// Without a portable way to ask, the free-space floor is not enforced.
 #[cfg(not(unix))]
 pub fn free_space(_path: &Path) -> Option<u64> {

@@ -18,8 +18,9 @@ use crate::server::public::PublicHost;
 use crate::server::store::{
     DEFAULT_CLAIM_HOLD, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES,
     DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_COUNTER_HINTS, DEFAULT_MAX_FILE_SIZE,
-    DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_SHARE_SIZE, DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME,
-    DEFAULT_RESERVE_BELOW, MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH,
+    DEFAULT_MAX_FILES_PER_SHARE, DEFAULT_MAX_OPEN_BUDGET_LOCKS, DEFAULT_MAX_SHARE_SIZE,
+    DEFAULT_MIN_FREE_DISK, DEFAULT_PARTIAL_LIFETIME, DEFAULT_RESERVE_BELOW, MAX_NAME_BYTES, MAX_PATH_BYTES,
+    MAX_PATH_DEPTH,
 };
 
 /// Address the server listens on unless told otherwise.
@@ -136,6 +137,7 @@ pub struct Config {
     pub max_claim_segments: u64,
     pub reserve_below: u64,
     pub max_counter_hints: usize,
+    pub max_open_budget_locks: usize,
     pub max_name_bytes: usize,
     pub max_path_bytes: usize,
     pub max_path_depth: usize,
@@ -182,6 +184,7 @@ impl Default for Config {
             max_claim_segments: DEFAULT_MAX_CLAIM_SEGMENTS,
             reserve_below: DEFAULT_RESERVE_BELOW,
             max_counter_hints: DEFAULT_MAX_COUNTER_HINTS,
+            max_open_budget_locks: DEFAULT_MAX_OPEN_BUDGET_LOCKS,
             max_name_bytes: MAX_NAME_BYTES,
             max_path_bytes: MAX_PATH_BYTES,
             max_path_depth: MAX_PATH_DEPTH,
@@ -253,12 +256,13 @@ Options:
                            a whole download [default: {segments}]
   --reserve-below N        downloads left to a budgeted file at or below which each download
                            takes its place before its 150; with more left, a download is
-                           counted when it has been sent every byte but the last (a
-                           download refused there is one the budget had no place for)
-                           [default: {reserve}]
+                           counted before its last 64 KiB are sent (a download refused
+                           there is one the budget had no place for) [default: {reserve}]
   --max-counter-hints N    budget counters whose count the server keeps in memory (about
                            100 bytes each), so a download counted at its end needs no
                            lookups to find its name; past it all are forgotten [default: {hints}]
+  --max-open-budget-locks N  budget lock files the server keeps open (16 per budgeted share
+                           downloaded from); past it all are closed [default: {locks}]
   --max-name-bytes N       longest file or folder name (553) [default: {name_bytes}]
   --max-path-bytes N       longest path inside a share (553) [default: {path_bytes}]
   --max-path-depth N       deepest folder nesting inside a share (553) [default: {path_depth}]
@@ -323,6 +327,7 @@ at once by a second signal.
         segments = d.max_claim_segments,
         reserve = d.reserve_below,
         hints = d.max_counter_hints,
+        locks = d.max_open_budget_locks,
         name_bytes = d.max_name_bytes,
         path_bytes = d.max_path_bytes,
         path_depth = d.max_path_depth,
@@ -396,6 +401,9 @@ pub fn parse_args(args: impl IntoIterator<Item = OsString>) -> Result<Invocation
             "--max-claim-segments" => config.max_claim_segments = args.parsed(&flag, "a number of RETRs")?,
             "--reserve-below" => config.reserve_below = args.parsed(&flag, "a number of downloads")?,
             "--max-counter-hints" => config.max_counter_hints = args.parsed(&flag, "a number of counters")?,
+            "--max-open-budget-locks" => {
+                config.max_open_budget_locks = args.parsed(&flag, "a number of lock files")?
+            }
             "--max-name-bytes" => config.max_name_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-bytes" => config.max_path_bytes = args.parsed(&flag, "a number of bytes")?,
             "--max-path-depth" => config.max_path_depth = args.parsed(&flag, "a number of folders")?,

@@ -275,6 +275,7 @@ fn limits_of(config: &Config) -> Limits {
         max_claim_segments: config.max_claim_segments,
         reserve_below: config.reserve_below,
         max_counter_hints: config.max_counter_hints,
+        max_open_budget_locks: config.max_open_budget_locks,
         manifest_cache_shares: config.manifest_cache_shares,
         manifest_cache_records: config.manifest_cache_records,
         ..Limits::default()
@@ -370,6 +371,8 @@ mod tests {
             "13",
             "--max-counter-hints",
             "14",
+            "--max-open-budget-locks",
+            "15",
             "--max-name-bytes",
             "8",
             "--max-path-bytes",
@@ -394,7 +397,10 @@ mod tests {
         assert_eq!((limits.claim_hold, limits.max_claim_segments), (Duration::from_secs(6), 7));
         assert_eq!((limits.max_name_bytes, limits.max_path_bytes, limits.max_path_depth), (8, 90, 10));
         assert_eq!((limits.manifest_cache_shares, limits.manifest_cache_records), (11, 12));
-        assert_eq!((limits.reserve_below, limits.max_counter_hints), (13, 14));
+        assert_eq!(
+            (limits.reserve_below, limits.max_counter_hints, limits.max_open_budget_locks),
+            (13, 14, 15)
+        );
     }
 }
 

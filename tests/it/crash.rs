@@ -289,7 +289,7 @@ impl XorShift {
 
 /// A download of a file that may be downloaded once, killed with SIGKILL the moment its client
 /// holds every byte: the download was counted already, so after the restart the file is gone
-/// (the last byte leaves only after the count). Half the rounds reserve the place before the
+/// (its last bytes leave only after the count). Half the rounds reserve the place before the
 /// `150`, half count the download at its end (`--reserve-below 0`).
 #[test]
 fn a_budgeted_download_whose_client_holds_every_byte_is_counted_before_a_kill_9() {

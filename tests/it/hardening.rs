@@ -736,3 +736,25 @@ fn running_out_of_file_descriptors_pauses_the_accept_loop_instead_of_spinning() 
     assert!(events(&log, "accept-error") <= 3, "{} accept-error lines", events(&log, "accept-error"));
     assert!(log.contains("Too many open files") || log.contains("os error 24"), "{log}");
 }
+
+/// Each budgeted share a server downloads from has budget lock files it keeps open: with few
+/// descriptors to spare, downloads from many shares one after another go on being served.
+#[test]
+fn budget_lock_files_kept_open_never_starve_the_server_of_descriptors() {
+    let server = Server::start_with_open_files(48, &["--reserve-below", "0"]);
+    let mut owner = Control::login(&server.addr);
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    for i in 0..80u64 {
+        let created = owner.command("SITE MKSHARE 600 DOWNLOADS=5");
+        assert!(created.starts_with("257 "), "share {i}: {created}");
+        let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+        let bytes = random_bytes(100, i);
+        assert!(store(&mut owner, &format!("/{code}/f.bin"), &bytes).starts_with("226 "));
+        let sealed = owner.command("SITE SEAL");
+        assert!(sealed.starts_with("200 "), "share {i}: {sealed}");
+        let got = fetch(&mut reader, &format!("/{code}/f.bin"));
+        assert!(got.as_ref() == Ok(&bytes), "download {i}: {got:?}\n{}", server.log());
+    }
+}

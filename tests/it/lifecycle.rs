@@ -377,3 +377,43 @@ fn a_download_counted_at_its_end_is_refused_its_last_bytes_when_another_took_the
     assert!(partial[..] == bytes[..kept]);
     assert!(second.command(&format!("SIZE /{code}/big.bin")).starts_with("550 "), "spent");
 }
+
+/// A spent file whose bytes a crash kept (put back here, as the crash between its last count
+/// and their deletion would leave them) answers like a file that never existed to every RETR,
+/// also one a refusal would otherwise stop before its claim, and the next refusal deletes them.
+#[test]
+fn a_spent_file_whose_bytes_are_still_there_answers_like_one_that_never_existed() {
+    let server = Server::start();
+    let mut owner = Control::login(&server.addr);
+    let (code, _) = sealed_share(&mut owner, " DOWNLOADS=1");
+    let blobs = server.root.join("shares").join(&code).join("blobs");
+    let kept: Vec<_> = fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).collect();
+    let kept: Vec<_> = kept.into_iter().map(|path| (fs::read(&path).unwrap(), path)).collect();
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    assert_eq!(fetch(&mut reader, &format!("/{code}/a.txt")).unwrap(), b"first\n");
+    for (bytes, path) in &kept {
+        if !path.exists() {
+            fs::write(path, bytes).unwrap();
+        }
+    }
+    let gone = |reply: &str| reply.starts_with("550 ") && reply.ends_with("[not-found]");
+    let rest = |control: &mut Control, offset: &str| {
+        assert!(control.command(&format!("REST {offset}")).starts_with("350 "));
+        fetch(control, &format!("/{code}/a.txt")).unwrap_err()
+    };
+    let past_the_end = rest(&mut reader, "1000");
+    assert!(gone(&past_the_end), "{past_the_end}");
+    let at_the_end = rest(&mut reader, "6");
+    assert!(gone(&at_the_end), "{at_the_end}");
+    assert!(reader.command("TYPE A").starts_with("200 "));
+    let ascii = fetch(&mut reader, &format!("/{code}/a.txt")).unwrap_err();
+    assert!(gone(&ascii), "{ascii}");
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    let whole = fetch(&mut reader, &format!("/{code}/a.txt")).unwrap_err();
+    assert!(gone(&whole), "{whole}");
+    assert!(
+        kept.iter().filter(|(_, path)| path.exists()).count() < kept.len(),
+        "the refusal deleted its bytes"
+    );
+}

@@ -432,17 +432,25 @@ impl Session<'_> {
             Ok(found) => found,
             Err(err) => return self.file_error(&path, err),
         };
-        if self.transfer_type == TransferType::Ascii {
-            return self.refuse(binary_only());
-        }
-        if offset > entry.size {
-            let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
-            return self.refuse(Refusal::new(Reason::BadOffset, text));
-        }
         // A RETR that will be refused for want of a data connection claims no place of a
         // budget (a client whose EPSV was refused sent its RETR in the same write).
-        if self.passive.is_none() {
-            return self.refuse(no_passive());
+        let refusal = if self.transfer_type == TransferType::Ascii {
+            Some(binary_only())
+        } else if offset > entry.size {
+            let text = format!("REST {offset} is past the end of the file ({} bytes)", entry.size);
+            Some(Refusal::new(Reason::BadOffset, text))
+        } else if self.passive.is_none() {
+            Some(no_passive())
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            // Only the claim asks whether a file is spent: a refusal before it must not tell
+            // that a spent file is there.
+            if let Ok(Some(0)) = share.downloads_left(&entry) {
+                return self.file_error(&path, StoreError::NotFound);
+            }
+            return self.refuse(refusal);
         }
         // REST <size> sends nothing, so it claims nothing either; a spent file is not there.
         let claim = match offset == entry.size && entry.size > 0 {

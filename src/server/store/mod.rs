@@ -72,7 +72,7 @@ pub use crate::common::names::{MAX_NAME_BYTES, MAX_PATH_BYTES, MAX_PATH_DEPTH};
 pub use contents::{KeptPack, PACK_MAX_BYTES};
 pub use ledger::{
     COUNTED_TAIL_BYTES, DEFAULT_CLAIM_HOLD, DEFAULT_MAX_CLAIM_SEGMENTS, DEFAULT_MAX_COUNTER_HINTS,
-    DEFAULT_RESERVE_BELOW, DownloadClaim,
+    DEFAULT_MAX_OPEN_BUDGET_LOCKS, DEFAULT_RESERVE_BELOW, DownloadClaim,
 };
 pub use manifest::{Child, DEFAULT_MANIFEST_CACHE_RECORDS, DEFAULT_MANIFEST_CACHE_SHARES, FileEntry, Node};
 pub use meta::ShareMeta;
@@ -199,6 +199,8 @@ pub struct Limits {
     pub reserve_below: u64,
     /// Budget counters whose count the server keeps in memory.
     pub max_counter_hints: usize,
+    /// Budget lock files the server keeps open.
+    pub max_open_budget_locks: usize,
     /// Most shares' manifests kept in memory.
     pub manifest_cache_shares: usize,
     /// Most manifest records kept in memory over the shares cached; one share's are kept whole.
@@ -222,6 +224,7 @@ impl Default for Limits {
             max_claim_segments: ledger::DEFAULT_MAX_CLAIM_SEGMENTS,
             reserve_below: ledger::DEFAULT_RESERVE_BELOW,
             max_counter_hints: ledger::DEFAULT_MAX_COUNTER_HINTS,
+            max_open_budget_locks: ledger::DEFAULT_MAX_OPEN_BUDGET_LOCKS,
             manifest_cache_shares: manifest::DEFAULT_MANIFEST_CACHE_SHARES,
             manifest_cache_records: manifest::DEFAULT_MANIFEST_CACHE_RECORDS,
             free_space,
@@ -306,7 +309,7 @@ impl Store {
             live: Arc::default(),
             disk: Arc::default(),
             counter_hints: Arc::default(),
-            budget_locks: Arc::default(),
+            budget_locks: Arc::new(ledger::LockFiles::new(limits.max_open_budget_locks)),
         })
     }
 

@@ -56,10 +56,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-pub use names::DEFAULT_MAX_COUNTER_HINTS;
 #[cfg(test)]
 use names::locked;
 pub(super) use names::{CounterHints, LockFiles, Names, append, count, create_link, exists, read_number};
+pub use names::{DEFAULT_MAX_COUNTER_HINTS, DEFAULT_MAX_OPEN_BUDGET_LOCKS};
 use names::{covers, fewer_than};
 
 use super::manifest::{FileEntry, Place, whole_lines};
@@ -76,8 +76,8 @@ pub const DEFAULT_MAX_CLAIM_SEGMENTS: u64 = 256;
 /// After that a new client may take the place, and the claim spent nothing (`--claim-hold`).
 pub const DEFAULT_CLAIM_HOLD: Duration = Duration::from_secs(300);
 /// While more downloads than this are left to a budgeted file, a download from byte 0 takes no
-/// place before its `150`: it is counted when it has been sent every byte but the last, with
-/// one name and no inode, if a place is still left then. At or below it, each download claims
+/// place before its `150`: it is counted before its last bytes ([`COUNTED_TAIL_BYTES`]) are
+/// sent, with one name and no inode, if a place is still left then. At or below it, each download claims
 /// its place first, so a client that was answered `150` is never refused at its end when the
 /// downloads in flight are fewer than this (`--reserve-below`).
 pub const DEFAULT_RESERVE_BELOW: u64 = 64;
@@ -147,10 +147,11 @@ impl Share {
         let _lock = names.lock()?;
         let unreserved = count(|i| names.unreserved(i))?;
         if unreserved + count(|j| names.finished(j))? >= room {
-            // Spent: a crash may have kept the download that spent it from marking it.
-            if self.mark_spent(entry)? {
-                self.delete_contents(entry)?;
-            }
+            // Spent: a crash may have kept the download that spent it from marking it, or
+            // from deleting its bytes. Either is done here if it can be; the answer is the
+            // same as for a file that never existed whatever happens.
+            let _ = self.mark_spent(entry);
+            let _ = self.delete_contents(entry);
             return Err(StoreError::NotFound);
         }
         let own = count(|g| names.of_client(client, g))?;
@@ -363,10 +364,15 @@ impl DownloadClaim {
     /// the claim's ranges cover the file, or when the ranges of all the address's claims that
     /// keep a place do (its other claims then give their places up); the last download a
     /// budget allows deletes the file's contents. Returns whether this credit counted it. A
-    /// share deleted or swept meanwhile has nothing left to count.
+    /// share deleted or swept meanwhile has nothing left to count: a download that kept a
+    /// place is done, one that took none is `NotFound`, and gets no last bytes (it would be a
+    /// download past the budget that swept the share).
     pub fn credit(&self, start: u64, end: u64) -> Result<bool> {
         match self.count(start, end, unix_now()) {
-            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(StoreError::Io(err)) if err.kind() == io::ErrorKind::NotFound => match self.number {
+                Some(_) => Ok(false),
+                None => Err(StoreError::NotFound),
+            },
             other => other,
         }
     }
@@ -457,7 +463,9 @@ impl DownloadClaim {
             // server is one more.
             let left = self.room.saturating_sub(number);
             // Claims, finished ones among them, fewer than the places left but one: one is
-            // this download's, and it is not the last. Else they are counted.
+            // this download's, and it is not the last. Else they are counted. (A crash that
+            // counted a claim twice leaves more finished downloads than claims: then the file
+            // may miss its spent mark, never go past its budget.)
             let roomy = fewer_than(left.saturating_sub(1), &[&|k| names.claim(k)])?;
             if !roomy && !self.share.has_place(&names, left, now)? {
                 return Err(StoreError::NotFound);

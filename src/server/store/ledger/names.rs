@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError};
 
 use super::super::manifest::Place;
 use super::super::{Result, Share, StoreError};
-use crate::common::platform::{create_marker, read_marker};
+use crate::common::platform::{create_marker, is_out_of_descriptors, open_files_limit, read_marker};
 
 /// The names of one budgeted file's entries under `budget/`.
 pub(in crate::server::store) struct Names {
@@ -94,7 +94,7 @@ impl Names {
         };
         let turn = lock.turn.lock().unwrap_or_else(PoisonError::into_inner);
         lock.file.lock()?;
-        Ok(BudgetLock { file: &lock.file, _turn: turn })
+        Ok(BudgetLock { lock, files: &self.locks, _turn: turn })
     }
 
     /// Which of the [`BUDGET_LOCKS`] locks and anchors the file's names use.
@@ -282,58 +282,102 @@ const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 pub const DEFAULT_MAX_COUNTER_HINTS: usize = 16_384;
 
 /// Budget lock files this server keeps open, by path: most budget decisions then take a lock
-/// with one `flock` and no `open`. At most [`MAX_OPEN_BUDGET_LOCKS`]; past it all are
-/// forgotten at once (one still held stays open until released: another open of the same file
-/// waits for its `flock` like another server's would).
-#[derive(Debug, Default)]
-pub(in crate::server::store) struct LockFiles(Mutex<HashMap<PathBuf, Arc<LockFile>>>);
+/// with one `flock` and no `open`. At most `--max-open-budget-locks` (and an eighth of the
+/// process's descriptors); past it, or when the
+/// process runs out of descriptors, all are closed at once (one still held stays open until
+/// released: another open of the same file waits for its `flock` like another server's would).
+#[derive(Debug)]
+pub(in crate::server::store) struct LockFiles {
+    open: Mutex<HashMap<PathBuf, Arc<LockFile>>>,
+    most: usize,
+}
 
-/// Lock files kept open by one server (a share's budget has 16).
-const MAX_OPEN_BUDGET_LOCKS: usize = 1024;
+/// Budget lock files a server keeps open by default (`--max-open-budget-locks`): a share's
+/// budget has 16.
+pub const DEFAULT_MAX_OPEN_BUDGET_LOCKS: usize = 64;
 
 /// One open lock file. A `flock` is held by an open file description, which this server's
 /// threads share: `turn` keeps them to one at a time.
 #[derive(Debug)]
 pub(in crate::server::store) struct LockFile {
+    path: PathBuf,
     file: File,
     turn: Mutex<()>,
 }
 
 impl LockFiles {
+    /// At most `most`, and never more than an eighth of the descriptors the process may open.
+    pub(in crate::server::store) fn new(most: usize) -> LockFiles {
+        let spare =
+            open_files_limit().map_or(usize::MAX, |limit| usize::try_from(limit / 8).unwrap_or(usize::MAX));
+        LockFiles { open: Mutex::default(), most: most.min(spare) }
+    }
+
+    fn files(&self) -> MutexGuard<'_, HashMap<PathBuf, Arc<LockFile>>> {
+        self.open.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
     /// The lock file at `path`, opened (and made) the first time; `make_folder` when its
     /// folder is not there yet.
     fn open(&self, path: PathBuf, make_folder: impl Fn() -> io::Result<()>) -> io::Result<Arc<LockFile>> {
-        if let Some(open) = self.0.lock().unwrap_or_else(PoisonError::into_inner).get(&path) {
+        if let Some(open) = self.files().get(&path) {
             return Ok(open.clone());
         }
         let open = || OpenOptions::new().create(true).truncate(false).write(true).open(&path);
-        let file = match open() {
-            Err(err) if err.kind() == io::ErrorKind::NotFound => {
-                make_folder()?;
-                open()?
+        let opened = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => make_folder().and_then(|()| open()),
+            Err(err) if is_out_of_descriptors(&err) => {
+                self.close_all();
+                open()
             }
-            other => other?,
+            other => other,
         };
-        let made = Arc::new(LockFile { file, turn: Mutex::new(()) });
-        let mut files = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        if files.len() >= MAX_OPEN_BUDGET_LOCKS {
-            files.clear();
-        }
-        Ok(files.entry(path).or_insert(made).clone())
+        let made = Arc::new(LockFile { path: path.clone(), file: opened?, turn: Mutex::new(()) });
+        let mut files = self.files();
+        // Closed outside the lock: a close may wait on a distributed filesystem.
+        let mut closed = match files.len() >= self.most && !files.contains_key(&path) {
+            true => std::mem::take(&mut *files),
+            false => HashMap::new(),
+        };
+        let kept = files.entry(path).or_insert_with(|| made.clone()).clone();
+        drop(files);
+        closed.clear();
+        Ok(kept)
+    }
+
+    /// Closes every lock file not held now.
+    fn close_all(&self) {
+        let closed = std::mem::take(&mut *self.files());
+        drop(closed);
+    }
+
+    /// Forgets `lock`, closed once no thread uses it.
+    fn forget(&self, lock: &LockFile) {
+        let mut files = self.files();
+        let forgotten = match files.get(&lock.path) {
+            Some(open) if std::ptr::eq(&**open, lock) => files.remove(&lock.path),
+            _ => None,
+        };
+        drop(files);
+        drop(forgotten);
     }
 }
 
 /// A budget lock held: by this thread among the server's, by this server among those on the
 /// root. Released when dropped, the `flock` first.
 pub(in crate::server::store) struct BudgetLock<'a> {
-    file: &'a File,
+    lock: &'a LockFile,
+    files: &'a LockFiles,
     _turn: MutexGuard<'a, ()>,
 }
 
 impl Drop for BudgetLock<'_> {
     fn drop(&mut self) {
-        // Unlocking fails only for a descriptor that is not open.
-        let _ = self.file.unlock();
+        // A file whose lock could not be released (its filesystem went away) is closed, which
+        // releases it, once nobody uses it.
+        if self.lock.file.unlock().is_err() {
+            self.files.forget(self.lock);
+        }
     }
 }
 

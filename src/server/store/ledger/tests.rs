@@ -495,3 +495,49 @@ fn a_file_a_crash_kept_from_being_marked_spent_is_marked_by_its_next_download() 
     assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
     assert_eq!(share.manifest().unwrap().totals().unwrap(), (0, 0), "counted spent");
 }
+
+#[test]
+fn a_download_counted_at_its_end_gets_no_last_bytes_once_its_spent_share_was_swept() {
+    let limits = || Limits { reserve_below: 0, ..Limits::default() };
+    let (one, root) = temp_store(limits());
+    let two = Store::open(&root.0, limits()).unwrap();
+    // The budget used up through another server, by a download counted at its end, and by one
+    // that took its place first on this one.
+    for reserve in [Reserve::WhenFewLeft, Reserve::Now] {
+        let (share, entry) = budgeted_file(&one, 1);
+        let slow = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+        assert_eq!(slow.number, None, "counted at its end");
+        let spender = match reserve {
+            Reserve::WhenFewLeft => two.share(&share.code, unix_now()).unwrap(),
+            Reserve::Now => share.clone(),
+        };
+        let fast = spender.claim_or_reserve(&entry, "10.0.0.2", 0, unix_now(), reserve).unwrap().unwrap();
+        assert!(fast.credit(0, entry.size).unwrap());
+        drop(fast);
+        assert_eq!(one.sweep(unix_now()).codes(), vec![share.code.to_string()]);
+        let counted = slow.credit(0, entry.size);
+        assert!(matches!(counted, Err(StoreError::NotFound)), "no last bytes past the budget: {counted:?}");
+    }
+}
+
+#[test]
+fn a_file_with_no_claim_asks_two_names_before_its_150_and_one_with_claims_asks_the_address() {
+    let limits = Limits { reserve_below: 2, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (share, entry) = budgeted_file(&store, 5);
+    let names = Names::of(&share, &entry.place);
+    // No claim ever: counted at its end.
+    assert!(share.counts_at_end(&names, "10.0.0.1", 5).unwrap());
+    assert!(!share.counts_at_end(&names, "10.0.0.1", 2).unwrap(), "at --reserve-below: a place first");
+    // A claim of one address: that address joins it, another is counted at its end.
+    let now = unix_now();
+    let claim = share.claim_or_reserve(&entry, "10.0.0.1", 0, now, Reserve::Now).unwrap().unwrap();
+    assert!(!claim.count(0, 4, now).unwrap());
+    assert!(!share.counts_at_end(&names, "10.0.0.1", 5).unwrap(), "its address has a claim");
+    assert!(share.counts_at_end(&names, "10.0.0.2", 5).unwrap());
+    // Downloads counted at their end up to the bound: no more.
+    for i in 0..2 {
+        names.link_to_anchor(&names.unreserved(i)).unwrap();
+    }
+    assert!(!share.counts_at_end(&names, "10.0.0.2", 5).unwrap(), "one claim and two counted leave 2");
+}
