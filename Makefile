@@ -31,8 +31,8 @@ test: test-deps lint test-core test-minimal lint-gui test-gui
 	@if [ "$$(id -u)" = 0 ] && [ -e /dev/fuse ]; then $(MAKE) --no-print-directory test-cluster; \
 	 else echo "make test: SKIPPED the cluster tests: they need root and /dev/fuse (make test-cluster)" >&2; fi
 
-# The unit tests, and the integration tests that run the real binaries against curl, lftp,
-# tnftp, ncftp and python3's ftplib as peers: the quick loop while working.
+# The unit tests, and the integration tests that run the real binaries against curl, wget,
+# rclone, lftp, tnftp, ncftp and python3's ftplib as peers: the quick loop while working.
 test-core: test-deps
 	$(CARGO) test --all-targets
 
@@ -53,11 +53,12 @@ test-gui:
 	$(CARGO) test --features gui --lib gui::
 	$(CARGO) test --features gui --test gui
 
-# The stock FTP clients the tests use as peers; lftp, tnftp and ncftp come from Debian packages
-# when missing, Python's ftputil from PyPI (or Debian's python3-ftputil when pip is missing).
+# The stock FTP clients the tests use as peers; lftp, tnftp, ncftp, wget and rclone come from
+# Debian packages when missing, Python's ftputil from PyPI (or Debian's python3-ftputil when pip
+# is missing).
 test-deps:
 	@command -v curl >/dev/null && command -v python3 >/dev/null || { echo "the tests need curl and python3" >&2; exit 1; }
-	@missing=""; for tool in lftp:lftp tnftp:tnftp ncftpget:ncftp; do \
+	@missing=""; for tool in lftp:lftp tnftp:tnftp ncftpget:ncftp wget:wget rclone:rclone; do \
 	  command -v $${tool%%:*} >/dev/null || missing="$$missing $${tool#*:}"; done; \
 	  [ -z "$$missing" ] || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; }
 	@python3 -c 'import ftputil' >/dev/null 2>&1 \

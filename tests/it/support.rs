@@ -257,7 +257,8 @@ pub fn curl(args: &[&str]) -> (Run, Vec<u8>) {
     (Run::from(output), bytes)
 }
 
-fn wait_output(child: Child, what: &str) -> Run {
+/// Waits for a child's exit and what it wrote, killing it past a minute.
+pub fn wait_output(child: Child, what: &str) -> Run {
     Run::from(wait_child(child, what))
 }
 
