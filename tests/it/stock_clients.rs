@@ -2,8 +2,8 @@
 //! and ncftpls list recursively, and segmented downloads (lftp `pget -n 4`, curl ranges) of a
 //! budgeted file count one download per client, exactly, round after round. Clients on
 //! 127.0.0.2, .3, ... stand for different hosts: one address is one client. wget and rclone
-//! mirror a share, wget resumes with `-c` and exits 8 on a spent file, and rclone's writes into
-//! a share are refused with replies it shows.
+//! mirror a share; wget resumes with `-c`, a cut budgeted download too, in the place it holds,
+//! and exits 8 on a spent file; rclone's writes into a share are refused with replies it shows.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 
 use crate::support::{
     Control, Run, Server, TempDir, code_of, curl, events, info_value, listing, random_bytes, site_info,
-    upload, wait_output,
+    upload, wait_output, wait_until,
 };
 
 /// Runs `program` with `args` in `cwd`, feeding `stdin`.
@@ -438,4 +438,45 @@ fn rclone_cannot_write_into_a_share_and_changes_nothing() {
     let got = rclone(dir.path(), &["copy", &rclone_remote(&server, &code), "got"]);
     assert_eq!(got.code, 0, "{}", got.stderr);
     assert!(tree_of(&dir.path().join("got")) == files, "the share is as it was");
+}
+
+#[test]
+fn wget_c_resumes_a_cut_budgeted_download_in_the_place_it_holds() {
+    let server = Server::start();
+    let dir = TempDir::new();
+    // Larger than the socket buffers can hold: the server is still sending when wget is cut.
+    let bytes = random_bytes(24 << 20, 84);
+    dir.file("once.bin", &bytes);
+    let url = upload(&server, dir.path(), &["--once", "once.bin"]) + "once.bin";
+    for host in ["first", "second"] {
+        fs::create_dir(dir.path().join(host)).unwrap();
+    }
+    let got = dir.path().join("first/once.bin");
+
+    // wget from 127.0.0.2, slowed to 2 MB/s, is killed once it holds 512 KiB.
+    let mut slow = Command::new("wget")
+        .args(["--no-config", "--tries=1", "--timeout=20", "--quiet", "--limit-rate=2m"])
+        .args(["--bind-address", "127.0.0.2", &url])
+        .current_dir(dir.path().join("first"))
+        .spawn()
+        .expect("wget is installed");
+    wait_until("wget holds 512 KiB", || fs::metadata(&got).is_ok_and(|meta| meta.len() >= 512 << 10));
+    slow.kill().unwrap();
+    slow.wait().unwrap();
+    let cut = fs::metadata(&got).unwrap().len();
+    assert!(cut < bytes.len() as u64, "cut before its end: {cut}");
+
+    // Its place is kept: another host gets nothing meanwhile, and the first one resumes.
+    let other = wget(&dir.path().join("second"), &["--bind-address", "127.0.0.3", &url]);
+    assert_eq!(other.code, 8, "{}", other.stderr);
+    assert_eq!(names_in(&dir.path().join("second")), Vec::<String>::new());
+    let resumed = wget(&dir.path().join("first"), &["-c", "--bind-address", "127.0.0.2", &url]);
+    assert_eq!(resumed.code, 0, "{}\n{}", resumed.stderr, server.log());
+    assert!(fs::read(&got).unwrap() == bytes);
+    assert!(server.log().contains(&format!(" offset={cut} bytes={}", bytes.len() as u64 - cut)));
+    assert_eq!(server.downloads_counted(), 1);
+
+    let late = wget(&dir.path().join("second"), &["--bind-address", "127.0.0.3", &url]);
+    assert_eq!(late.code, 8, "{}", late.stderr);
+    assert_eq!(names_in(&dir.path().join("second")), Vec::<String>::new());
 }
