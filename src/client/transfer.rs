@@ -361,7 +361,9 @@ fn upload_one(
     let mut sending = SentFile {
         source: Exactly::new(source, file.size - offset.min(file.size)),
         // Hashed on a second thread while this one reads and sends.
-        digest: declared.is_none().then(|| StreamHasher::new(Hasher::new(), file.size)),
+        digest: declared
+            .is_none()
+            .then(|| StreamHasher::with_buffers(Hasher::new(), file.size, SEND_BUFFERS)),
         spare: Vec::new(),
         remote,
         progress: &mut progress,
@@ -387,6 +389,10 @@ fn upload_one(
 /// so larger chunks only mean fewer calls (measured: a 1 GiB upload's client and server each
 /// take less CPU than with 64 KiB).
 const SEND_CHUNK_BYTES: usize = 256 * 1024;
+
+/// Chunks read ahead of the digest's thread at most: 4 MiB. Reading and sending cost less than
+/// hashing, so the sender waits for buffers; a lead keeps the receiver fed meanwhile.
+const SEND_BUFFERS: usize = 16;
 
 /// A local file being sent by `STOR`. Each chunk is read once, into the digest's own buffer,
 /// sent from it, and then hashed from it on the digest's thread: the digest is of exactly the
