@@ -118,10 +118,9 @@ impl Hasher {
 /// starting the thread costs more than it saves.
 pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
 
-/// Buffers a background hasher holds at most (queued, being hashed, or spare) unless its
-/// stream asks for more: with 64 KiB chunks, 256 KiB per stream; with the server's 1 MiB
-/// buffers or a download's 1 MiB reads, 4 MiB.
-pub const BACKGROUND_BUFFERS: usize = 4;
+/// Buffers a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
+/// chunks, 256 KiB per stream; with an upload's or a download's 1 MiB ones, 4 MiB.
+const BACKGROUND_BUFFERS: usize = 4;
 
 /// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
 /// file). For a long stream the hashing runs on a second thread, so that on a machine with
@@ -140,15 +139,9 @@ impl StreamHasher {
     /// Continues `hasher` over `to_come` more bytes: in the background when they are many and a
     /// thread can be started, in the caller's thread otherwise.
     pub fn new(hasher: Hasher, to_come: u64) -> StreamHasher {
-        StreamHasher::with_buffers(hasher, to_come, BACKGROUND_BUFFERS)
-    }
-
-    /// The same, with at most `buffers` buffers (at least one) when it hashes on a thread: the
-    /// more, the further the mover may run ahead of the hashing.
-    pub fn with_buffers(hasher: Hasher, to_come: u64, buffers: usize) -> StreamHasher {
         let mut stream = StreamHasher::Inline(hasher, Vec::new());
         if to_come >= BACKGROUND_HASH_BYTES {
-            stream.start_background(buffers);
+            stream.go_background();
         }
         stream
     }
@@ -156,12 +149,8 @@ impl StreamHasher {
     /// Hashes on a thread of its own from now on, if one can be started: for a stream whose
     /// length was not known and that turned out long.
     pub fn go_background(&mut self) {
-        self.start_background(BACKGROUND_BUFFERS);
-    }
-
-    fn start_background(&mut self, buffers: usize) {
         if let StreamHasher::Inline(hasher, _) = self
-            && let Ok(background) = BackgroundHasher::start(hasher.clone(), buffers)
+            && let Ok(background) = BackgroundHasher::start(hasher.clone())
         {
             *self = StreamHasher::Background(background);
         }
@@ -271,9 +260,8 @@ impl Relay {
 pub struct BackgroundHasher {
     chunks: Option<Sender<Filled>>,
     spare: Receiver<Vec<u8>>,
-    /// Buffers made so far, at most `most` unless a lent one was dropped.
+    /// Buffers made so far, at most [`BACKGROUND_BUFFERS`] unless a lent one was dropped.
     buffers: usize,
-    most: usize,
     /// Buffers with the thread, not yet given back.
     with_thread: usize,
     /// Bytes handed over so far, those of the hasher it continues included.
@@ -282,8 +270,8 @@ pub struct BackgroundHasher {
 }
 
 impl BackgroundHasher {
-    /// Starts the thread that continues `hasher`, with at most `buffers` buffers.
-    pub fn start(mut hasher: Hasher, buffers: usize) -> io::Result<BackgroundHasher> {
+    /// Starts the thread that continues `hasher`.
+    pub fn start(mut hasher: Hasher) -> io::Result<BackgroundHasher> {
         let len = hasher.len();
         let (chunks, incoming) = channel::<Filled>();
         let (give_back, spare) = channel();
@@ -299,7 +287,6 @@ impl BackgroundHasher {
             chunks: Some(chunks),
             spare,
             buffers: 0,
-            most: buffers.max(1),
             with_thread: 0,
             len,
             thread: Some(thread),
@@ -316,12 +303,13 @@ impl BackgroundHasher {
         self.hand_over(buffer, 0..bytes.len());
     }
 
-    /// A buffer back from the thread, or a new one while fewer than `most` exist (or none is with the thread: a lent one was dropped), or else the next one the
+    /// A buffer back from the thread, or a new one while fewer than [`BACKGROUND_BUFFERS`]
+    /// exist (or none is with the thread: a lent one was dropped), or else the next one the
     /// thread gives back.
     fn spare_buffer(&mut self) -> Vec<u8> {
         let buffer = match self.spare.try_recv() {
             Ok(buffer) => buffer,
-            Err(_) if self.buffers < self.most || self.with_thread == 0 => {
+            Err(_) if self.buffers < BACKGROUND_BUFFERS || self.with_thread == 0 => {
                 self.buffers += 1;
                 return Vec::new();
             }
@@ -449,11 +437,8 @@ mod tests {
     #[test]
     fn filled_buffers_are_hashed_up_to_their_length_and_reused() {
         let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 17 % 253) as u8).collect();
-        let long = bytes.len() as u64;
-        for (to_come, buffers, most_buffers) in
-            [(0, BACKGROUND_BUFFERS, 1), (long, BACKGROUND_BUFFERS, BACKGROUND_BUFFERS + 1), (long, 16, 17)]
-        {
-            let mut stream = StreamHasher::with_buffers(Hasher::new(), to_come, buffers);
+        for (to_come, most_buffers) in [(0, 1), (bytes.len() as u64, BACKGROUND_BUFFERS + 1)] {
+            let mut stream = StreamHasher::new(Hasher::new(), to_come);
             let mut seen = std::collections::HashSet::new();
             for chunk in bytes.chunks(100_000) {
                 let mut buffer = stream.buffer(128 * 1024);
