@@ -1,12 +1,12 @@
-//! Writes of a large upload into its partial file, and their syncs while it arrives ([`Flusher`]):
-//! whole aligned buffers go from memory straight
-//! to the disk (`O_DIRECT`), without the copy into the page cache that was a third of the
-//! server's CPU for a big upload; a tail, bytes after a pause, and every byte on a filesystem
-//! that refuses such writes go through the page cache. A direct write waits for the disk, so
-//! buffers handed over whole are written by a thread of their own ([`DirectWrites::write_behind`])
-//! while the session receives the next ones, and that thread then hands each buffer to the
-//! digest's. It decides neither what is written nor when it is durable: the upload's syncs do,
-//! the same either way, after every write handed over has ended.
+//! Writes of a large upload into its partial file, and their syncs while it arrives
+//! ([`Flusher`]): whole aligned buffers go from memory straight to the disk (`O_DIRECT`), without
+//! the copy into the page cache that was a third of the server's CPU for a big upload; a tail,
+//! bytes after a pause, and every byte on a filesystem that refuses such writes go through the
+//! page cache. A direct write waits for the disk, so the buffers the session hands over are
+//! written by a thread of their own ([`DirectWrites::write_behind`]) while it receives the next
+//! ones, and that thread then hands each buffer to the digest's. It decides neither what is
+//! written nor when it is durable: the upload's syncs do, the same either way, after every write
+//! handed over has ended.
 
 use std::fs::File;
 use std::io::{self, Seek, SeekFrom, Write};
