@@ -384,9 +384,11 @@ fn upload_one(
 }
 
 /// Bytes per read and send of an upload: a chunk crosses to the digest's thread without a copy,
-/// so larger chunks only mean fewer calls (measured: a 1 GiB upload's client and server each
-/// take less CPU than with 64 KiB).
-const SEND_CHUNK_BYTES: usize = 256 * 1024;
+/// so larger chunks only mean fewer calls, and the digest's 4 buffers let the sender run 4 MiB
+/// ahead of the hashing. A server that receives as the bytes come is woken once per send
+/// (measured: a 1 GiB upload's client and server take less CPU than with 64 KiB, and less
+/// time than with 256 KiB).
+const SEND_CHUNK_BYTES: usize = 1024 * 1024;
 
 /// A local file being sent by `STOR`. Each chunk is read once, into the digest's own buffer,
 /// sent from it, and then hashed from it on the digest's thread: the digest is of exactly the

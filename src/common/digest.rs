@@ -119,7 +119,7 @@ impl Hasher {
 pub const BACKGROUND_HASH_BYTES: u64 = 1 << 20;
 
 /// Buffers a background hasher holds at most (queued, being hashed, or spare): with 64 KiB
-/// chunks, 256 KiB per stream; with an upload's 256 KiB ones, 1 MiB; with a download's 1 MiB reads, 4 MiB.
+/// chunks, 256 KiB per stream; with an upload's or a download's 1 MiB ones, 4 MiB.
 const BACKGROUND_BUFFERS: usize = 4;
 
 /// A running SHA-256 of a stream whose bytes the caller also moves somewhere (a socket, a
@@ -211,6 +211,26 @@ impl StreamHasher {
         }
     }
 
+    /// A handle through which another thread hands this stream's buffers to its hashing
+    /// thread, when it hashes on one. While a relay is in use, every buffer must go through it,
+    /// in order, each counted here with [`relayed`](Self::relayed) when it is handed to that
+    /// thread; the stream finishes only once every relay is dropped.
+    pub fn relay(&self) -> Option<Relay> {
+        match self {
+            StreamHasher::Inline(..) => None,
+            StreamHasher::Background(background) => background.chunks.clone().map(Relay),
+        }
+    }
+
+    /// Counts the `len` bytes of a buffer this stream lent that goes to its hashing thread
+    /// through a [`Relay`].
+    pub fn relayed(&mut self, len: usize) {
+        if let StreamHasher::Background(background) = self {
+            background.len += len as u64;
+            background.with_thread += 1;
+        }
+    }
+
     /// The hasher once every byte fed so far is in it.
     pub fn into_hasher(self) -> Hasher {
         match self {
@@ -222,6 +242,19 @@ impl StreamHasher {
 
 /// A buffer and which of its bytes are the stream's.
 type Filled = (Vec<u8>, Range<usize>);
+
+/// Hands buffers of a [`StreamHasher`] to its hashing thread from another thread: one that
+/// first writes them somewhere, for instance.
+pub struct Relay(Sender<Filled>);
+
+impl Relay {
+    /// Hashes the bytes `part` of `buffer`, one its stream lent and counted as
+    /// [`relayed`](StreamHasher::relayed).
+    pub fn hash_part(&self, buffer: Vec<u8>, part: Range<usize>) {
+        // The thread is gone only once its stream finished, which waits for every relay.
+        let _ = self.0.send((buffer, part));
+    }
+}
 
 /// A [`Hasher`] fed on a thread of its own.
 pub struct BackgroundHasher {
@@ -418,6 +451,30 @@ mod tests {
             assert_eq!(stream.len(), bytes.len() as u64);
             assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(&bytes));
         }
+    }
+
+    #[test]
+    fn buffers_relayed_from_another_thread_are_hashed_in_order() {
+        let bytes: Vec<u8> = (0..3 * BACKGROUND_HASH_BYTES + 7).map(|i| (i * 13 % 251) as u8).collect();
+        let mut stream = StreamHasher::new(Hasher::new(), bytes.len() as u64);
+        let relay = stream.relay().expect("a long stream hashes on a thread of its own");
+        let (to_relay, relaying) = channel::<(Vec<u8>, usize)>();
+        let relayer = thread::spawn(move || {
+            for (buffer, len) in relaying {
+                relay.hash_part(buffer, 0..len);
+            }
+        });
+        for chunk in bytes.chunks(100_000) {
+            let mut buffer = stream.buffer(chunk.len());
+            buffer[..chunk.len()].copy_from_slice(chunk);
+            stream.relayed(chunk.len());
+            to_relay.send((buffer, chunk.len())).unwrap();
+        }
+        drop(to_relay);
+        relayer.join().unwrap();
+        assert_eq!(stream.len(), bytes.len() as u64);
+        assert_eq!(stream.into_hasher().finish(), Sha256Digest::of(&bytes));
+        assert!(StreamHasher::new(Hasher::new(), 3).relay().is_none(), "an inline stream has no thread");
     }
 
     #[test]

@@ -13,14 +13,10 @@ use super::contents::PACK_MAX_BYTES;
 use super::direct::DirectWrites;
 use super::live::{LiveShare, Receiving, Reservation};
 use super::manifest::{FileEntry, Node, Place, append_line};
-use super::sync::Flusher;
 use super::{Result, Share, StoreError, unix_now};
 use crate::common::digest::{BACKGROUND_HASH_BYTES, Hasher, Sha256Digest, StreamHasher};
 use crate::common::platform::{DIRECT_ALIGN, sync_dir};
 use crate::common::secret::ShareCode;
-
-/// A large upload starts writing its bytes to disk each time this many more arrived.
-const FLUSH_BYTES: u64 = 8 << 20;
 
 /// What the uploader said the file will be.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -68,10 +64,8 @@ enum Sink {
     Partial {
         file: File,
         path: PathBuf,
-        /// Writes a large upload's bytes to disk while more arrive, so the sync before its
-        /// `226` has little left to do.
-        flusher: Option<Flusher>,
-        /// Whole aligned buffers of a large announced upload go straight to the disk.
+        /// Whole aligned buffers of a large announced upload go straight to the disk, and a
+        /// large upload's bytes are synced while more arrive.
         direct: DirectWrites,
     },
     /// A small file, held until it is appended to the pack. A cut loses it; sending it again
@@ -185,7 +179,7 @@ impl Share {
         file.seek(SeekFrom::Start(offset))?;
         let to_come = expected.size.map_or(0, |size| size.saturating_sub(offset));
         let direct = DirectWrites::open(&path, to_come);
-        let sink = Sink::Partial { file, path, flusher: None, direct };
+        let sink = Sink::Partial { file, path, direct };
         self.new_upload(rel, expected, (offset, hasher), sink, (room, reservation))
     }
 
@@ -292,8 +286,11 @@ impl Upload {
 
     /// Whether the last bytes written went past the page cache.
     #[cfg(test)]
-    pub(super) fn last_went_direct(&self) -> bool {
-        matches!(&self.sink, Sink::Partial { direct, .. } if direct.last_went_direct())
+    pub(super) fn last_went_direct(&mut self) -> bool {
+        match &mut self.sink {
+            Sink::Partial { direct, .. } => direct.last_went_direct(),
+            _ => false,
+        }
     }
 
     /// Whether fewer bytes came than the uploader announced: the upload was cut.
@@ -317,7 +314,9 @@ impl Upload {
 
     /// Takes the next bytes of the file.
     pub fn write_chunk(&mut self, bytes: &[u8]) -> Result<()> {
-        self.store_bytes(bytes)?;
+        let before = self.admit(bytes.len() as u64)?;
+        self.place(bytes, before)?;
+        self.arrived(bytes.len() as u64, before)?;
         self.hasher.update(bytes);
         self.hash_in_background_once_large();
         Ok(())
@@ -333,10 +332,22 @@ impl Upload {
     }
 
     /// Takes the bytes `part` of `buffer` as the next bytes of the file: they are written,
-    /// then hashed, from the same memory.
+    /// then hashed, from the same memory; a large upload's by a thread that writes them while
+    /// the next arrive.
     pub fn write_buffer(&mut self, buffer: Vec<u8>, part: std::ops::Range<usize>) -> Result<()> {
-        self.store_bytes(&buffer[part.clone()])?;
-        self.hasher.hash_part(buffer, part);
+        let incoming = part.len() as u64;
+        let before = self.admit(incoming)?;
+        let left = match &mut self.sink {
+            Sink::Partial { file, direct, .. } => {
+                direct.write_behind(file, buffer, part.clone(), before, &mut self.hasher)?
+            }
+            _ => Some(buffer),
+        };
+        if let Some(buffer) = left {
+            self.place(&buffer[part.clone()], before)?;
+            self.hasher.hash_part(buffer, part);
+        }
+        self.arrived(incoming, before)?;
         self.hash_in_background_once_large();
         Ok(())
     }
@@ -349,31 +360,33 @@ impl Upload {
         }
     }
 
-    /// Writes the next bytes of the file where they go, within the limits; the caller hashes
-    /// them.
-    fn store_bytes(&mut self, bytes: &[u8]) -> Result<()> {
-        let incoming = bytes.len() as u64;
+    /// Refuses `incoming` more bytes that would cross a limit or the free-disk floor; else
+    /// returns where in the file they go.
+    fn admit(&mut self, incoming: u64) -> Result<u64> {
         if self.received() + incoming > self.allowance {
             let (what, limit) = self.limit;
             return Err(StoreError::TooLarge { what, limit });
         }
         self.check_free_space(incoming)?;
-        let before = self.received();
+        Ok(self.received())
+    }
+
+    /// Writes `bytes`, the file's from `before`, in this thread; the caller hashes them.
+    fn place(&mut self, bytes: &[u8], before: u64) -> Result<()> {
         match &mut self.sink {
-            Sink::Partial { file, flusher, direct, .. } => {
-                direct.write(file, bytes, before)?;
-                if (before + incoming) / FLUSH_BYTES != before / FLUSH_BYTES {
-                    if flusher.is_none() {
-                        *flusher = Some(Flusher::start(file)?);
-                    }
-                    flusher.as_ref().expect("flusher just started").flush();
-                }
-            }
+            Sink::Partial { file, direct, .. } => direct.write(file, bytes, before)?,
             // Held bytes are on no disk yet: their reservation stays until the upload ends.
             Sink::Memory { bytes: held, .. } => held.extend_from_slice(bytes),
             Sink::Done => panic!("upload not committed"),
         }
-        if let Sink::Partial { .. } = self.sink {
+        Ok(())
+    }
+
+    /// Counts `incoming` bytes from `before` as arrived: they leave the reservation, and every
+    /// [`FLUSH_BYTES`] a sync of what was written starts.
+    fn arrived(&mut self, incoming: u64, before: u64) -> Result<()> {
+        if let Sink::Partial { file, direct, .. } = &mut self.sink {
+            direct.arrived(file, before, incoming)?;
             self.reservation.arrived(incoming);
         }
         Ok(())
@@ -393,7 +406,10 @@ impl Upload {
     /// record's append; the syncs happen outside it, so uploads to one share in parallel sync
     /// together instead of in turn.
     fn try_commit(&mut self) -> Result<FileEntry> {
-        // Waits for the hashing thread, if any, to reach the last byte.
+        // Waits for the writes handed over, then for the hashing thread to reach the last byte.
+        if let Sink::Partial { direct, .. } = &mut self.sink {
+            direct.settle()?;
+        }
         let hasher = std::mem::replace(&mut self.hasher, StreamHasher::new(Hasher::new(), 0)).into_hasher();
         let sha256 = hasher.clone().finish();
         self.hasher = StreamHasher::new(hasher, 0);
@@ -442,10 +458,8 @@ impl Upload {
 
     /// Syncs the partial file and renames it into `blobs/` under a random name.
     fn store_blob(&mut self, syncs: &LiveShare) -> Result<Place> {
-        let Sink::Partial { file, path, flusher, .. } = &mut self.sink else { panic!("a partial file") };
-        if let Some(flusher) = flusher.take() {
-            flusher.stop();
-        }
+        let Sink::Partial { file, path, direct } = &mut self.sink else { panic!("a partial file") };
+        direct.finish()?;
         file.sync_data()?;
         let path = path.clone();
         let blob = ShareCode::generate()?.to_string();
@@ -494,7 +508,8 @@ impl Upload {
     }
 
     fn delete_partial(&mut self) {
-        if let Sink::Partial { path, .. } = &self.sink {
+        if let Sink::Partial { path, direct, .. } = &mut self.sink {
+            let _ = direct.settle();
             // Under the share's lock and still holding the file's own lock, so no other upload
             // of this path opens the file meanwhile.
             let _lock = self.share.lock();
@@ -507,10 +522,8 @@ impl Upload {
 impl Drop for Upload {
     fn drop(&mut self) {
         // Neither committed nor discarded: the connection was cut. The bytes stay for a resume.
-        if let Sink::Partial { file, flusher, .. } = &mut self.sink {
-            if let Some(flusher) = flusher.take() {
-                flusher.stop();
-            }
+        if let Sink::Partial { file, direct, .. } = &mut self.sink {
+            let _ = direct.finish();
             let _ = file.sync_data();
         }
     }
@@ -519,6 +532,7 @@ impl Drop for Upload {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::server::store::direct::FLUSH_BYTES;
     use crate::server::store::test_support::{leftovers, rel, temp_store, upload, upload_announced};
     use crate::server::store::{Limits, unix_now};
 
@@ -757,7 +771,7 @@ mod tests {
             whole.update(&chunk);
         }
         assert!(
-            matches!(pending.sink, Sink::Partial { flusher: Some(_), .. }),
+            matches!(&pending.sink, Sink::Partial { direct, .. } if direct.is_flushing()),
             "past {FLUSH_BYTES} bytes a flusher runs"
         );
         let entry = pending.commit().unwrap();
