@@ -228,6 +228,31 @@ pub fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Resu
     reader.read(buffer)
 }
 
+/// Opens `path` for reading only if it is a plain file: a symbolic link is not followed and a
+/// pipe's writer is not waited for (`O_NOFOLLOW`, `O_NONBLOCK`); either is `None`, as is
+/// anything else that is not a plain file. One open and one `fstat`, with no lookup before.
+#[cfg(unix)]
+pub fn open_plain_file(path: &Path) -> io::Result<Option<std::fs::File>> {
+    use rustix::fs::OFlags;
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
+    let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
+        Ok(file) => file,
+        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => return Ok(None),
+        Err(err) => return Err(err),
+    };
+    Ok(file.metadata()?.is_file().then_some(file))
+}
+
+/// Elsewhere a look at the name first, then the open.
+#[cfg(not(unix))]
+pub fn open_plain_file(path: &Path) -> io::Result<Option<std::fs::File>> {
+    match std::fs::symlink_metadata(path)?.is_file() {
+        true => std::fs::File::open(path).map(Some),
+        false => Ok(None),
+    }
+}
+
 /// What a write that bypasses the page cache must be aligned to: the address of its bytes,
 /// its place in the file and its length are multiples of this.
 pub const DIRECT_ALIGN: usize = 4096;

@@ -827,12 +827,22 @@ fn killing_either_server_mid_upload_loses_nothing_acknowledged() {
 const RACING_DOWNLOADERS: usize = 8;
 
 /// Each budget raced with its places claimed before the `150`, then counted at the end
-/// (`--reserve-below 0`), where the refused downloads are those that reach their end last.
+/// (`--reserve-below 0`), where the refused downloads are those that reach their end last; and
+/// a small file in a pack, whose last count punches its bytes out of the pack another server
+/// may be sending them from.
 #[test]
 fn download_budgets_raced_over_both_servers_are_exact() {
     let roots = Roots::new();
     let modes: [&[&str]; 2] = [&[], &["--reserve-below", "0"]];
-    for (budget, mode) in [(1, modes[0]), (3, modes[0]), (1, modes[1]), (3, modes[1])] {
+    let (big, small) = (150_000, 4_000);
+    let races = [
+        (1, modes[0], big),
+        (3, modes[0], big),
+        (1, modes[1], big),
+        (3, modes[1], big),
+        (3, modes[0], small),
+    ];
+    for (budget, mode, size) in races {
         let (a, b) = roots.servers(mode);
         let addrs = [a.addr.as_str(), b.addr.as_str()];
         let mut maker = Control::login(&a.addr);
@@ -840,10 +850,15 @@ fn download_budgets_raced_over_both_servers_are_exact() {
         let created = maker.command(&format!("SITE MKSHARE 600 DOWNLOADS={budget}"));
         assert!(created.starts_with("257 "), "{created}");
         let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
-        let bytes = random_bytes(150_000, seed(budget as usize, 60));
+        let bytes = random_bytes(size, seed(budget as usize, 60));
         let path = format!("/{code}/budgeted.bin");
+        if size == small {
+            announce(&mut maker, &bytes);
+        }
         assert!(store(&mut maker, &path, &bytes).starts_with("226 "));
         assert!(maker.command("SITE SEAL").starts_with("200 "));
+        let blobs = fs::read_dir(a.root.join("shares").join(&code).join("blobs")).unwrap().count();
+        assert_eq!(blobs, usize::from(size == big), "{size} B: a blob, or a stretch of the pack");
         for addr in addrs {
             let mut control = Control::login(addr);
             wait_until_sealed(&mut control, &code);
@@ -881,7 +896,10 @@ fn download_budgets_raced_over_both_servers_are_exact() {
                 .collect();
             downloaders.into_iter().map(|d| d.join().expect("downloader thread")).sum::<u64>()
         });
-        assert_eq!(completed, budget, "DOWNLOADS={budget} {mode:?}: completed downloads over both servers");
+        assert_eq!(
+            completed, budget,
+            "DOWNLOADS={budget} {mode:?} {size} B: completed downloads over both servers"
+        );
     }
 }
 

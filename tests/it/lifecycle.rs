@@ -386,16 +386,20 @@ fn a_spent_file_whose_bytes_are_still_there_answers_like_one_that_never_existed(
     let server = Server::start();
     let mut owner = Control::login(&server.addr);
     let (code, _) = sealed_share(&mut owner, " DOWNLOADS=1");
-    let blobs = server.root.join("shares").join(&code).join("blobs");
-    let kept: Vec<_> = fs::read_dir(&blobs).unwrap().map(|e| e.unwrap().path()).collect();
-    let kept: Vec<_> = kept.into_iter().map(|path| (fs::read(&path).unwrap(), path)).collect();
+    // The files that hold the share's bytes: blobs, and packs (a spent file's bytes are a blob
+    // deleted or a hole punched in its pack).
+    let dir = server.root.join("shares").join(&code);
+    let blobs = fs::read_dir(dir.join("blobs")).unwrap().map(|e| e.unwrap().path());
+    let packs = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path());
+    let packs = packs.filter(|path| path.file_name().unwrap().to_string_lossy().starts_with("pack."));
+    let kept: Vec<_> = blobs.chain(packs).map(|path| (fs::read(&path).unwrap(), path)).collect();
     let mut reader = Control::login(&server.addr);
     assert!(reader.command("TYPE I").starts_with("200 "));
     assert_eq!(fetch(&mut reader, &format!("/{code}/a.txt")).unwrap(), b"first\n");
+    let deleted = || kept.iter().filter(|(bytes, path)| fs::read(path).ok().as_ref() != Some(bytes)).count();
+    assert_eq!(deleted(), 1, "the download that spent it deleted its bytes");
     for (bytes, path) in &kept {
-        if !path.exists() {
-            fs::write(path, bytes).unwrap();
-        }
+        fs::write(path, bytes).unwrap();
     }
     let gone = |reply: &str| reply.starts_with("550 ") && reply.ends_with("[not-found]");
     let rest = |control: &mut Control, offset: &str| {
@@ -412,8 +416,5 @@ fn a_spent_file_whose_bytes_are_still_there_answers_like_one_that_never_existed(
     assert!(reader.command("TYPE I").starts_with("200 "));
     let whole = fetch(&mut reader, &format!("/{code}/a.txt")).unwrap_err();
     assert!(gone(&whole), "{whole}");
-    assert!(
-        kept.iter().filter(|(_, path)| path.exists()).count() < kept.len(),
-        "the refusal deleted its bytes"
-    );
+    assert_eq!(deleted(), 1, "the refusal deleted its bytes");
 }

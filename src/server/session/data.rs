@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::{IpAddr, SocketAddrV4, TcpStream};
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::common::chunks::chunk_size;
@@ -136,10 +137,33 @@ impl ControlWatch<'_> {
     }
 }
 
-/// Sends `file` from `position` to `end` on the data connection, moving `position` past every
-/// byte handed to the network, also when the transfer stops early.
+/// Where a download's bytes are read from.
+enum Source {
+    /// The stored file, at its own positions.
+    File(Rc<std::fs::File>),
+    /// A copy of the stored bytes from position `first` on, read before the download's claim.
+    Held { bytes: Vec<u8>, first: u64 },
+}
+
+impl Source {
+    /// Sends up to `count` bytes from `*position`, advancing it by what was sent.
+    fn send(&self, data: &mut DataStream, position: &mut u64, count: usize) -> io::Result<usize> {
+        match self {
+            Source::File(file) => data.send_file(file, position, count),
+            Source::Held { bytes, first } => {
+                let from = usize::try_from(*position - first).unwrap_or(usize::MAX).min(bytes.len());
+                let sent = data.write(&bytes[from..bytes.len().min(from + count)])?;
+                *position += sent as u64;
+                Ok(sent)
+            }
+        }
+    }
+}
+
+/// Sends `source` from `position` to `end` on the data connection, moving `position` past
+/// every byte handed to the network, also when the transfer stops early.
 fn send_range(
-    file: &std::fs::File,
+    source: &Source,
     position: &mut u64,
     end: u64,
     data: &mut DataStream,
@@ -154,7 +178,7 @@ fn send_range(
             watch.check()?;
         }
         let slice = RETR_SLICE_BYTES.min((end - *position) as usize);
-        match data.send_file(file, position, slice) {
+        match source.send(data, position, slice) {
             Ok(0) => {
                 let short = io::Error::new(io::ErrorKind::UnexpectedEof, "file shorter than its record");
                 return Err(Stop::Data(short));
@@ -452,6 +476,11 @@ impl Session<'_> {
             }
             return self.refuse(refusal);
         }
+        // A budgeted file in a pack is read before its claim, which then vouches for the bytes.
+        let held = match share.read_if_punchable(&entry, &file.0, file.1, offset) {
+            Ok(held) => held,
+            Err(err) => return self.file_error(&path, err),
+        };
         // REST <size> sends nothing, so it claims nothing either; a spent file is not there.
         let claim = match offset == entry.size && entry.size > 0 {
             true => match share.downloads_left(&entry) {
@@ -467,6 +496,10 @@ impl Session<'_> {
         let remaining = entry.size - offset;
         let (id, peer) = (self.id, self.peer);
         let (file, start) = file;
+        let source = match held {
+            Some(bytes) => Source::Held { bytes, first: start + offset },
+            None => Source::File(file),
+        };
         self.with_data(format!("Sending {path} ({remaining} bytes)"), move |data, watch| {
             let end = start + entry.size;
             let mut position = start + offset;
@@ -478,14 +511,14 @@ impl Session<'_> {
                 Some(_) => end - (end - position).min(COUNTED_TAIL_BYTES),
                 None => end,
             };
-            let mut sent = send_range(&file, &mut position, held_back, data, watch);
+            let mut sent = send_range(&source, &mut position, held_back, data, watch);
             // The bytes handed to the network count towards the client's claim however the
             // transfer ended: a client could otherwise read them all and then reset.
             let counted = match &claim {
                 Some(claim) if sent.is_ok() && held_back < end => {
                     let counted = claim.credit(offset, entry.size);
                     if counted.is_ok() {
-                        sent = send_range(&file, &mut position, end, data, watch);
+                        sent = send_range(&source, &mut position, end, data, watch);
                     }
                     counted
                 }

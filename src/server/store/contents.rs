@@ -5,7 +5,7 @@
 //! deletes a file's bytes (a blob, or a hole punched in the pack). It never changes the bytes of
 //! a file that is stored, and never follows a planted link.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -15,7 +15,7 @@ use std::sync::PoisonError;
 use super::live::LiveShare;
 use super::manifest::{FileEntry, Place};
 use super::{Result, Share, StoreError, remove_any};
-use crate::common::platform::{punch_hole, sync_dir};
+use crate::common::platform::{open_plain_file, punch_hole, read_at, sync_dir};
 
 /// A pack a connection opened for a sealed share, kept for the next files it reads from it.
 #[derive(Debug)]
@@ -29,16 +29,14 @@ pub struct KeptPack {
 fn open_contents(path: PathBuf) -> Result<File> {
     // Blobs and packs are never replaced: `ESTALE` means another server removed the file
     // (its last budgeted download, or its share's deletion) since this name was looked up.
-    let gone = |err: &io::Error| {
-        matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle)
-    };
-    match fs::symlink_metadata(&path) {
-        Ok(meta) if meta.is_file() => {}
-        Ok(_) => return Err(StoreError::NotFound),
-        Err(err) if gone(&err) => return Err(StoreError::NotFound),
-        Err(err) => return Err(err.into()),
+    match open_plain_file(&path) {
+        Ok(Some(file)) => Ok(file),
+        Ok(None) => Err(StoreError::NotFound),
+        Err(err) if matches!(err.kind(), io::ErrorKind::NotFound | io::ErrorKind::StaleNetworkFileHandle) => {
+            Err(StoreError::NotFound)
+        }
+        Err(err) => Err(err.into()),
     }
-    File::open(path).map_err(|err| if gone(&err) { StoreError::NotFound } else { StoreError::Io(err) })
 }
 
 /// A fresh upload announced with `ALLO` at no more than this size is held in memory and
@@ -75,6 +73,39 @@ impl Share {
         let file = Rc::new(open_contents(path.clone())?);
         *kept = Some(KeptPack { path, file: Rc::clone(&file) });
         Ok((file, offset))
+    }
+
+    /// The bytes of a budgeted file kept in a pack, from byte `offset` of it to its end, read
+    /// now from `file` (its first byte at `start`); `None` for any other file. The download that
+    /// uses a budget up punches a hole in the pack, which may be while another download still
+    /// sends these bytes (a blob's pages outlive its name; a hole's do not). Read before the
+    /// download's claim, they are the file's whenever the claim finds a place: a hole is
+    /// punched only once every place was taken.
+    pub fn read_if_punchable(
+        &self,
+        entry: &FileEntry,
+        file: &File,
+        start: u64,
+        offset: u64,
+    ) -> Result<Option<Vec<u8>>> {
+        if self.meta.downloads.is_none() || !matches!(entry.place, Place::Packed { .. }) {
+            return Ok(None);
+        }
+        let mut bytes = vec![0; usize::try_from(entry.size.saturating_sub(offset)).unwrap_or(usize::MAX)];
+        let mut read = 0;
+        while read < bytes.len() {
+            match read_at(file, &mut bytes[read..], start + offset + read as u64) {
+                Ok(0) => {
+                    return Err(
+                        io::Error::new(io::ErrorKind::UnexpectedEof, "pack shorter than its record").into()
+                    );
+                }
+                Ok(n) => read += n,
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(Some(bytes))
     }
 
     /// The file that holds `entry`'s bytes, and the offset of its first byte in it.
@@ -134,6 +165,8 @@ impl Share {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
     use crate::server::store::test_support::{temp_store, upload, upload_announced};
     use crate::server::store::{Limits, unix_now};

@@ -108,9 +108,6 @@ impl Share {
         };
         let packed = start == Start::Fresh
             && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES)
-            // A budgeted file's bytes go once its last download is counted, which can be before
-            // sendfile has sent them all: such a file gets a blob, whose pages outlive its name.
-            && self.meta.downloads.is_none()
             // A plain STOR starts a kept upload over, under that upload's lock.
             && !path.exists();
         if packed {

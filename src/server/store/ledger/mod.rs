@@ -7,7 +7,7 @@
 //! a file that another server may have changed, and several servers on one root (also on a
 //! distributed filesystem whose reads may be a second stale) keep a budget exact. Every name is
 //! created, and every decision made, under the file's budget lock (the disk's free space is asked
-//! before it). It never reads a stored file's contents.
+//! before a claim). It never reads a stored file's contents.
 //!
 //! While more downloads than `--reserve-below` are left to a file, a `RETR` from byte 0 of an
 //! address with no claim of the file makes no claim: before its last bytes
@@ -137,12 +137,13 @@ impl Share {
         let names = Names::of(self, &entry.place);
         // What older servers counted is read once: only they add to it.
         let room = budget.saturating_sub(self.legacy_downloads()?.of(&entry.place));
-        // A RETR from byte 0 most likely makes a new claim: the disk is asked before the lock.
+        // A RETR from byte 0 that takes no place makes no name before its end. One that does
+        // most likely makes a new claim: the disk is asked before the lock.
         if offset == 0 {
-            self.claim_room()?;
             if reserve == Reserve::WhenFewLeft && self.counts_at_end(&names, client, room)? {
                 return Ok(Some(DownloadClaim::at_end(self, entry, room, client)));
             }
+            self.claim_room()?;
         }
         let _lock = names.lock()?;
         let unreserved = count(|i| names.unreserved(i))?;

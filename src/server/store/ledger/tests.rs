@@ -9,11 +9,11 @@ fn a_download_counts_once_one_client_was_sent_every_byte() {
     let (store, _root) = temp_store(Limits::default());
     let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
     let entry = upload(&share, "f", b"budgeted").unwrap();
-    // Announced small files get blobs too: a spent file's bytes go while sendfile may still
-    // be sending them, and only a blob's pages outlive its name.
+    // Announced small files go to the pack, budget or not (a download reads them before its
+    // claim: `Share::read_if_punchable`).
     let small = upload_announced(&share, "g", b"small").unwrap();
     let empty = upload_announced(&share, "h", b"").unwrap();
-    assert!(matches!((&small.place, &empty.place), (Place::Blob(_), Place::Blob(_))));
+    assert!(matches!((&small.place, &empty.place), (Place::Packed { .. }, Place::Packed { .. })));
     share.seal().unwrap();
     let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
     let (one, two, three) = ("10.0.0.1", "10.0.0.2", "10.0.0.3");
@@ -199,6 +199,17 @@ fn budgeted_file(store: &Store, downloads: u64) -> (Share, FileEntry) {
     let entry = upload_announced(&share, "f", b"budgeted").unwrap();
     share.seal().unwrap();
     (share, entry)
+}
+
+/// Whether `entry`'s bytes are deleted: its blob gone, or its stretch of the pack a hole.
+fn bytes_gone(share: &Share, entry: &FileEntry) -> bool {
+    match &entry.place {
+        Place::Blob(blob) => !share.dir.join("blobs").join(blob).exists(),
+        Place::Packed { instance, offset } => {
+            let pack = fs::read(share.dir.join(Place::pack_file(instance.as_deref()))).unwrap();
+            pack[*offset as usize..][..entry.size as usize].iter().all(|&byte| byte == 0)
+        }
+    }
 }
 
 fn budget_names(share: &Share) -> Vec<String> {
@@ -491,8 +502,7 @@ fn a_file_a_crash_kept_from_being_marked_spent_is_marked_by_its_next_download() 
     assert!(share.manifest().unwrap().lookup(&rel("f")).is_some());
     assert!(matches!(share.claim_download(&entry, "10.0.0.1", 0), Err(StoreError::NotFound)));
     assert!(share.manifest().unwrap().lookup(&rel("f")).is_none(), "marked by the refused download");
-    let Place::Blob(blob) = &entry.place else { panic!("{:?}", entry.place) };
-    assert!(!share.dir.join("blobs").join(blob).exists(), "its bytes are gone");
+    assert!(bytes_gone(&share, &entry), "its bytes are gone");
     assert_eq!(share.manifest().unwrap().totals().unwrap(), (0, 0), "counted spent");
 }
 
@@ -540,4 +550,43 @@ fn a_file_with_no_claim_asks_two_names_before_its_150_and_one_with_claims_asks_t
         names.link_to_anchor(&names.unreserved(i)).unwrap();
     }
     assert!(!share.counts_at_end(&names, "10.0.0.2", 5).unwrap(), "one claim and two counted leave 2");
+}
+
+#[test]
+fn a_packed_file_read_before_its_claim_is_sent_whole_though_its_last_count_punched_it_out() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let bytes = b"packed and budgeted";
+    let size = bytes.len() as u64;
+    let entry = upload_announced(&share, "p", bytes).unwrap();
+    let blob = upload(&share, "b", bytes).unwrap();
+    assert!(matches!(entry.place, Place::Packed { .. }), "{:?}", entry.place);
+    share.seal().unwrap();
+    let (file, start) = share.open_file(&entry).unwrap();
+    let (blob_file, blob_start) = share.open_file(&blob).unwrap();
+    assert!(
+        share.read_if_punchable(&blob, &blob_file, blob_start, 0).unwrap().is_none(),
+        "a blob is sent itself"
+    );
+    assert_eq!(share.read_if_punchable(&entry, &file, start, 5).unwrap().unwrap(), &bytes[5..]);
+    // The last of two downloads reads the bytes, claims, and is counted after the other.
+    let held = share.read_if_punchable(&entry, &file, start, 0).unwrap().unwrap();
+    let last = share.claim_download(&entry, "10.0.0.1", 0).unwrap().unwrap();
+    let other = share.claim_download(&entry, "10.0.0.2", 0).unwrap().unwrap();
+    assert!(other.credit(0, size).unwrap());
+    assert!(last.credit(0, size).unwrap(), "the last place");
+    let mut stored = vec![1; bytes.len()];
+    crate::common::platform::read_at(&file, &mut stored, start).unwrap();
+    assert!(stored.iter().all(|&b| b == 0), "its bytes are punched out of the pack: {stored:?}");
+    assert_eq!(held, bytes, "the copy read before the claim is the file's");
+    // A download after it reads the hole, and its claim refuses it: none of that is sent.
+    let late = share.read_if_punchable(&entry, &file, start, 0).unwrap().unwrap();
+    assert!(late.iter().all(|&b| b == 0));
+    assert!(matches!(share.claim_download(&entry, "10.0.0.3", 0), Err(StoreError::NotFound)));
+    // Without a budget nothing is read ahead.
+    let (mut free, _) = store.create_share(unix_now() + 60, None).unwrap();
+    let unbudgeted = upload_announced(&free, "p", bytes).unwrap();
+    free.seal().unwrap();
+    let (file, start) = free.open_file(&unbudgeted).unwrap();
+    assert!(free.read_if_punchable(&unbudgeted, &file, start, 0).unwrap().is_none());
 }
