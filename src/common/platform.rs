@@ -229,8 +229,9 @@ pub fn read_at(file: &std::fs::File, buffer: &mut [u8], offset: u64) -> io::Resu
 }
 
 /// Opens `path` for reading only if it is a plain file: a symbolic link is not followed and a
-/// pipe's writer is not waited for (`O_NOFOLLOW`, `O_NONBLOCK`); either is `None`, as is
-/// anything else that is not a plain file. One open and one `fstat`, with no lookup before.
+/// pipe's writer is not waited for (`O_NOFOLLOW`, `O_NONBLOCK`, cleared again once the file is
+/// known to be plain); anything else is `None`. One open and one `fstat` with no lookup before;
+/// an open that fails looks at the name, since systems differ in what a refused link is.
 #[cfg(unix)]
 pub fn open_plain_file(path: &Path) -> io::Result<Option<std::fs::File>> {
     use rustix::fs::OFlags;
@@ -238,10 +239,19 @@ pub fn open_plain_file(path: &Path) -> io::Result<Option<std::fs::File>> {
     let flags = (OFlags::NOFOLLOW | OFlags::NONBLOCK).bits() as i32;
     let file = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(path) {
         Ok(file) => file,
-        Err(err) if err.raw_os_error() == Some(rustix::io::Errno::LOOP.raw_os_error()) => return Ok(None),
-        Err(err) => return Err(err),
+        Err(err) if err.kind() == io::ErrorKind::NotFound => return Err(err),
+        Err(err) => {
+            return match std::fs::symlink_metadata(path) {
+                Ok(meta) if !meta.is_file() => Ok(None),
+                _ => Err(err),
+            };
+        }
     };
-    Ok(file.metadata()?.is_file().then_some(file))
+    if !file.metadata()?.is_file() {
+        return Ok(None);
+    }
+    rustix::fs::fcntl_setfl(&file, OFlags::empty())?;
+    Ok(Some(file))
 }
 
 /// Elsewhere a look at the name first, then the open.

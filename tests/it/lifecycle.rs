@@ -418,3 +418,23 @@ fn a_spent_file_whose_bytes_are_still_there_answers_like_one_that_never_existed(
     assert!(gone(&whole), "{whole}");
     assert_eq!(deleted(), 1, "the refusal deleted its bytes");
 }
+
+#[test]
+fn downloading_an_empty_file_spends_no_other_file() {
+    let server = Server::start();
+    let mut owner = Control::login(&server.addr);
+    assert!(owner.command("TYPE I").starts_with("200 "));
+    let created = owner.command("SITE MKSHARE 600 DOWNLOADS=1");
+    assert!(created.starts_with("257 "), "{created}");
+    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
+    for (name, bytes) in [("empty", &b""[..]), ("next", &b"never downloaded\n"[..])] {
+        announce(&mut owner, bytes);
+        assert!(store(&mut owner, &format!("/{code}/{name}"), bytes).starts_with("226 "));
+    }
+    assert!(owner.command("SITE SEAL").starts_with("200 "));
+    let mut reader = Control::login(&server.addr);
+    assert!(reader.command("TYPE I").starts_with("200 "));
+    assert_eq!(fetch(&mut reader, &format!("/{code}/empty")).unwrap(), b"");
+    let next = fetch(&mut reader, &format!("/{code}/next"));
+    assert_eq!(next.as_deref(), Ok(&b"never downloaded\n"[..]), "its one download is still there");
+}

@@ -15,6 +15,7 @@ use std::sync::PoisonError;
 use super::live::LiveShare;
 use super::manifest::{FileEntry, Place};
 use super::{Result, Share, StoreError, remove_any};
+use crate::common::digest::Sha256Digest;
 use crate::common::platform::{open_plain_file, punch_hole, read_at, sync_dir};
 
 /// A pack a connection opened for a sealed share, kept for the next files it reads from it.
@@ -76,11 +77,12 @@ impl Share {
     }
 
     /// The bytes of a budgeted file kept in a pack, from byte `offset` of it to its end, read
-    /// now from `file` (its first byte at `start`); `None` for any other file. The download that
-    /// uses a budget up punches a hole in the pack, which may be while another download still
-    /// sends these bytes (a blob's pages outlive its name; a hole's do not). Read before the
-    /// download's claim, they are the file's whenever the claim finds a place: a hole is
-    /// punched only once every place was taken.
+    /// now from `file` (its first byte at `start`) and checked against the file's SHA-256;
+    /// `None` for any other file. The count that uses a budget up punches the file's bytes out
+    /// of the pack, which may be while another download still sends them (a blob's pages
+    /// outlive its name; a hole's do not), so such a download sends this copy. Bytes already
+    /// punched out are `NotFound`, as the file is; other bytes that do not match the record are
+    /// an error of the store.
     pub fn read_if_punchable(
         &self,
         entry: &FileEntry,
@@ -91,10 +93,15 @@ impl Share {
         if self.meta.downloads.is_none() || !matches!(entry.place, Place::Packed { .. }) {
             return Ok(None);
         }
-        let mut bytes = vec![0; usize::try_from(entry.size.saturating_sub(offset)).unwrap_or(usize::MAX)];
+        if entry.size > PACK_MAX_BYTES {
+            return Err(
+                io::Error::other(format!("a packed file of {} bytes in its record", entry.size)).into()
+            );
+        }
+        let mut bytes = vec![0; entry.size as usize];
         let mut read = 0;
         while read < bytes.len() {
-            match read_at(file, &mut bytes[read..], start + offset + read as u64) {
+            match read_at(file, &mut bytes[read..], start + read as u64) {
                 Ok(0) => {
                     return Err(
                         io::Error::new(io::ErrorKind::UnexpectedEof, "pack shorter than its record").into()
@@ -105,6 +112,13 @@ impl Share {
                 Err(err) => return Err(err.into()),
             }
         }
+        if Sha256Digest::of(&bytes) != entry.sha256 {
+            return match bytes.iter().all(|&byte| byte == 0) {
+                true => Err(StoreError::NotFound),
+                false => Err(io::Error::other("a packed file's bytes differ from its record").into()),
+            };
+        }
+        bytes.drain(..offset.min(entry.size) as usize);
         Ok(Some(bytes))
     }
 

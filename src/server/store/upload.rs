@@ -108,6 +108,9 @@ impl Share {
         };
         let packed = start == Start::Fresh
             && expected.size.is_some_and(|size| size <= PACK_MAX_BYTES)
+            // An empty file would have the place of the next one in the pack, and a download
+            // budget is kept by place: in a budgeted share it gets an (empty) blob.
+            && (expected.size != Some(0) || self.meta.downloads.is_none())
             // A plain STOR starts a kept upload over, under that upload's lock.
             && !path.exists();
         if packed {

@@ -10,10 +10,11 @@ fn a_download_counts_once_one_client_was_sent_every_byte() {
     let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
     let entry = upload(&share, "f", b"budgeted").unwrap();
     // Announced small files go to the pack, budget or not (a download reads them before its
-    // claim: `Share::read_if_punchable`).
+    // claim: `Share::read_if_punchable`), but for an empty one: it would have the place of the
+    // next file in the pack, and a budget is kept by place.
     let small = upload_announced(&share, "g", b"small").unwrap();
     let empty = upload_announced(&share, "h", b"").unwrap();
-    assert!(matches!((&small.place, &empty.place), (Place::Packed { .. }, Place::Packed { .. })));
+    assert!(matches!((&small.place, &empty.place), (Place::Packed { .. }, Place::Blob(_))));
     share.seal().unwrap();
     let lookup = |share: &Share| share.manifest().unwrap().lookup(&rel("f")).is_some();
     let (one, two, three) = ("10.0.0.1", "10.0.0.2", "10.0.0.3");
@@ -579,9 +580,8 @@ fn a_packed_file_read_before_its_claim_is_sent_whole_though_its_last_count_punch
     crate::common::platform::read_at(&file, &mut stored, start).unwrap();
     assert!(stored.iter().all(|&b| b == 0), "its bytes are punched out of the pack: {stored:?}");
     assert_eq!(held, bytes, "the copy read before the claim is the file's");
-    // A download after it reads the hole, and its claim refuses it: none of that is sent.
-    let late = share.read_if_punchable(&entry, &file, start, 0).unwrap().unwrap();
-    assert!(late.iter().all(|&b| b == 0));
+    // A download after it finds the hole before its claim: the copy is checked.
+    assert!(matches!(share.read_if_punchable(&entry, &file, start, 0), Err(StoreError::NotFound)));
     assert!(matches!(share.claim_download(&entry, "10.0.0.3", 0), Err(StoreError::NotFound)));
     // Without a budget nothing is read ahead.
     let (mut free, _) = store.create_share(unix_now() + 60, None).unwrap();
@@ -589,4 +589,59 @@ fn a_packed_file_read_before_its_claim_is_sent_whole_though_its_last_count_punch
     free.seal().unwrap();
     let (file, start) = free.open_file(&unbudgeted).unwrap();
     assert!(free.read_if_punchable(&unbudgeted, &file, start, 0).unwrap().is_none());
+}
+
+#[test]
+fn an_empty_file_shares_no_budget_with_the_file_after_it() {
+    let (store, _root) = temp_store(Limits::default());
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(1)).unwrap();
+    let empty = upload_announced(&share, "e", b"").unwrap();
+    let next = upload_announced(&share, "n", b"not downloaded yet").unwrap();
+    share.seal().unwrap();
+    assert_ne!(empty.place, next.place);
+    let download = share.claim_download(&empty, "10.0.0.1", 0).unwrap().unwrap();
+    assert!(download.credit(0, 0).unwrap(), "the empty file counted");
+    assert!(share.manifest().unwrap().lookup(&rel("n")).is_some(), "n was never downloaded");
+    // Nor does a resume of n join the empty file's counted claim: it takes n's place.
+    let size = next.size;
+    let resume = share.claim_download(&next, "10.0.0.1", 1).unwrap().unwrap();
+    assert!(!resume.credit(1, size).unwrap(), "n's bytes from 1 on wait for its first");
+    assert!(matches!(share.claim_download(&next, "10.0.0.2", 0), Err(StoreError::NotFound)), "its place");
+    let head = share.claim_download(&next, "10.0.0.1", 0).unwrap().unwrap();
+    assert!(head.credit(0, 1).unwrap(), "n counted once it was sent whole");
+}
+
+#[test]
+fn a_packed_file_punched_out_by_a_claim_a_crash_counted_twice_is_sent_to_nobody() {
+    let limits = Limits { reserve_below: 0, ..Limits::default() };
+    let (store, _root) = temp_store(limits);
+    let (mut share, _) = store.create_share(unix_now() + 60, Some(2)).unwrap();
+    let bytes = b"packed and budgeted";
+    let size = bytes.len() as u64;
+    let entry = upload_announced(&share, "p", bytes).unwrap();
+    share.seal().unwrap();
+    let names = Names::of(&share, &entry.place);
+    // Client 1 takes a place and is counted; a kill -9 between its finished number and its
+    // `done` leaves the number without the mark (as `finish` says it may).
+    let claim = share.claim_or_reserve(&entry, "10.0.0.1", 0, unix_now(), Reserve::Now).unwrap().unwrap();
+    assert!(claim.credit(0, size).unwrap());
+    drop(claim);
+    fs::remove_file(names.done(0)).unwrap();
+    // Client 2 opened the pack meanwhile.
+    let (file, start) = share.open_file(&entry).unwrap();
+    // Client 1's resume of its last byte counts it again: the budget's names are used up and
+    // the bytes punched out, though client 2 could still count at its end.
+    let resume = share.claim_download(&entry, "10.0.0.1", size - 1).unwrap().unwrap();
+    assert!(resume.credit(size - 1, size).unwrap());
+    assert!(bytes_gone(&share, &entry), "punched");
+    // Client 2's copy is checked against the file's SHA-256 before any claim: a hole is no file.
+    assert!(matches!(share.read_if_punchable(&entry, &file, start, 0), Err(StoreError::NotFound)));
+    // Bytes changed otherwise are an error of the store, not a missing file.
+    let pack = share.dir.join(Place::pack_file(match &entry.place {
+        Place::Packed { instance, .. } => instance.as_deref(),
+        Place::Blob(_) => unreachable!(),
+    }));
+    crate::common::platform::write_at(&fs::OpenOptions::new().write(true).open(pack).unwrap(), b"x", start)
+        .unwrap();
+    assert!(matches!(share.read_if_punchable(&entry, &file, start, 0), Err(StoreError::Io(_))));
 }
