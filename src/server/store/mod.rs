@@ -468,6 +468,8 @@ impl Share {
         if manifest.entries() >= self.store.limits.max_files_per_share {
             return Err(StoreError::TooManyFiles(self.store.limits.max_files_per_share));
         }
+        // Not held past the checks: see `begin_upload`.
+        drop(manifest);
         self.claim_folder(rel)?;
         let manifest =
             append_line(&self.dir.join("manifest"), &format!("D\t{}\t{}", unix_now(), rel.join("/")))?;

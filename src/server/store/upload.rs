@@ -100,6 +100,9 @@ impl Share {
         }
         let live = self.live();
         let taken = manifest.totals().1 + partial_bytes + live.coming.load(Ordering::SeqCst);
+        // Let go of the records at once: a commit that parses new ones meanwhile would copy
+        // them all while this still holds the old version.
+        drop(manifest);
         let share_room = limits.max_share_size.saturating_sub(taken);
         let room = if share_room < limits.max_file_size {
             (share_room, ("the share", limits.max_share_size))
