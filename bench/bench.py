@@ -211,7 +211,7 @@ def session_cpu_seconds(sid):
 
 def clients_cpu_seconds(in_harness=False):
     """CPU seconds of the clients this process ran and waited for; with `in_harness`, of its
-    own threads too (the connect burst's clients are threads of the harness)."""
+    own too (the connect burst's clients run in the harness's own thread)."""
     total = 0.0
     for who in (resource.RUSAGE_CHILDREN, resource.RUSAGE_SELF) if in_harness else (resource.RUSAGE_CHILDREN,):
         usage = resource.getrusage(who)
@@ -1486,9 +1486,9 @@ def workload_tables(ctx, main, peers):
         out.append("CPU seconds (user + system) per run, median, as **server + clients**: on two cores "
                    "what one side burns the other cannot use. A server's figure counts every process "
                    "in its session (forks included, from `/proc/PID/stat`), the clients' what the "
-                   "harness waited for (`getrusage(RUSAGE_CHILDREN)`; the connect burst's clients are "
-                   "threads of the harness, so theirs includes it, and the paced connects' are "
-                   "processes it forked).")
+                   "harness waited for (`getrusage(RUSAGE_CHILDREN)`; the connect burst's clients run in "
+                   "the harness's own thread, so theirs is the harness's, and the paced connects' "
+                   "are processes it forked).")
         out.append("")
         out.append(table(["workload", "anonshare", *peers], cpu_rows(main)))
         out.append("")
