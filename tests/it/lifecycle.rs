@@ -287,12 +287,18 @@ fn a_download_budget_has_a_ceiling_with_a_flag() {
 
 /// A sealed share `owner` made with `a.txt` and `b.txt` in its pack, and its code and owner token.
 fn sealed_share(owner: &mut Control, budget: &str) -> (String, String) {
+    sealed_share_of(owner, budget, &[("a.txt", b"first\n"), ("b.txt", b"other\n")])
+}
+
+/// A sealed share of `files`, each announced with `ALLO`, made with `budget` after
+/// `SITE MKSHARE 600`: its code and owner token.
+fn sealed_share_of(owner: &mut Control, budget: &str, files: &[(&str, &[u8])]) -> (String, String) {
     assert!(owner.command("TYPE I").starts_with("200 "));
     let created = owner.command(&format!("SITE MKSHARE 600{budget}"));
     assert!(created.starts_with("257 "), "{created}");
     let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
     let token = created.rsplit(' ').next().unwrap().to_owned();
-    for (name, bytes) in [("a.txt", b"first\n"), ("b.txt", b"other\n")] {
+    for (name, bytes) in files {
         announce(owner, bytes);
         assert!(store(owner, &format!("/{code}/{name}"), bytes).starts_with("226 "));
     }
@@ -423,15 +429,8 @@ fn a_spent_file_whose_bytes_are_still_there_answers_like_one_that_never_existed(
 fn downloading_an_empty_file_spends_no_other_file() {
     let server = Server::start();
     let mut owner = Control::login(&server.addr);
-    assert!(owner.command("TYPE I").starts_with("200 "));
-    let created = owner.command("SITE MKSHARE 600 DOWNLOADS=1");
-    assert!(created.starts_with("257 "), "{created}");
-    let code = created.split('"').nth(1).unwrap().trim_start_matches('/').to_owned();
-    for (name, bytes) in [("empty", &b""[..]), ("next", &b"never downloaded\n"[..])] {
-        announce(&mut owner, bytes);
-        assert!(store(&mut owner, &format!("/{code}/{name}"), bytes).starts_with("226 "));
-    }
-    assert!(owner.command("SITE SEAL").starts_with("200 "));
+    let files: [(&str, &[u8]); 2] = [("empty", b""), ("next", b"never downloaded\n")];
+    let (code, _) = sealed_share_of(&mut owner, " DOWNLOADS=1", &files);
     let mut reader = Control::login(&server.addr);
     assert!(reader.command("TYPE I").starts_with("200 "));
     assert_eq!(fetch(&mut reader, &format!("/{code}/empty")).unwrap(), b"");
