@@ -476,7 +476,8 @@ impl Session<'_> {
             }
             return self.refuse(refusal);
         }
-        // A budgeted file in a pack is read before its claim, which then vouches for the bytes.
+        // A budgeted file in a pack is read, and checked against its SHA-256, before its claim:
+        // the count that uses its budget up punches its bytes out of the pack.
         let held = match share.read_if_punchable(&entry, &file.0, file.1, offset) {
             Ok(held) => held,
             Err(err) => return self.file_error(&path, err),
